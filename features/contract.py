@@ -1,0 +1,539 @@
+"""The denial data contract: the one table every part of the project speaks.
+
+Column names, types, allowed values and rules are declared once in :data:`COLUMNS`; loading,
+coercion, validation, writing and the JSON Schema of the scoring fields are all derived from
+that declaration, so the generator, ingestion, training and the API cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+PAYER_TYPES = (
+    "medicare",
+    "medicare_advantage",
+    "medicaid",
+    "medicaid_managed_care",
+    "commercial",
+    "workers_comp",
+    "other",
+)
+CLAIM_TYPES = ("professional", "institutional")
+GROUP_CODES = ("CO", "PR", "OA", "PI", "CR")
+ROOT_CAUSES = (
+    "eligibility_registration",
+    "coordination_of_benefits",
+    "authorization_referral",
+    "coding",
+    "medical_necessity_documentation",
+    "missing_invalid_claim_data",
+    "timely_filing",
+    "duplicate",
+    "non_covered_service",
+    "payer_error_pricing",
+)
+RESOLUTIONS = (
+    "overturned_on_appeal",
+    "paid_after_correction",
+    "written_off",
+    "billed_to_patient",
+    "open",
+)
+LIST_SEPARATOR = "|"
+CARC_PATTERN = r"(?:CO|PR|OA|PI|CR)-[A-Z]?\d{1,3}"
+RARC_PATTERN = r"(?:MA|M|N)\d{1,4}"
+
+
+class Kind(StrEnum):
+    STRING = "string"
+    DATE = "date"
+    DECIMAL = "decimal"
+    INTEGER = "integer"
+    BOOLEAN = "boolean"
+    STRING_LIST = "list of string"
+
+
+class Role(StrEnum):
+    REQUIRED = "required"  # needed for scoring and training
+    OPTIONAL = "optional"  # used when present
+    LABEL = "label"  # outcome labels of history
+
+
+@dataclass(frozen=True)
+class Column:
+    """One contract column and its single-column rules."""
+
+    name: str
+    kind: Kind
+    role: Role
+    description: str
+    allowed: tuple[str, ...] | None = None
+    pattern: str | None = None  # whole-value pattern for strings, per item for lists
+    minimum: float | None = None
+    exclusive_minimum: bool = False
+
+
+def _col(name: str, kind: Kind, role: Role, description: str, **rules: object) -> Column:
+    return Column(name, kind, role, description, **rules)  # type: ignore[arg-type]
+
+
+R, OPT, L = Role.REQUIRED, Role.OPTIONAL, Role.LABEL
+COLUMNS: tuple[Column, ...] = (
+    _col("denial_id", Kind.STRING, R, "Unique id of the denial in the table."),
+    _col("claim_id", Kind.STRING, R, "The provider's claim id (835 CLP01)."),
+    _col("payer_id", Kind.STRING, R, "Payer identifier."),
+    _col("payer_type", Kind.STRING, R, "Kind of payer.", allowed=PAYER_TYPES),
+    _col("claim_type", Kind.STRING, R, "Professional or institutional.", allowed=CLAIM_TYPES),
+    _col("service_date", Kind.DATE, R, "Date of service; on or before denial_date."),
+    _col("denial_date", Kind.DATE, R, "Date of the remittance that denied it."),
+    _col("billed_amount", Kind.DECIMAL, R, "Billed amount.", minimum=0),
+    _col(
+        "denied_amount",
+        Kind.DECIMAL,
+        R,
+        "Denied amount; at most billed_amount.",
+        minimum=0,
+        exclusive_minimum=True,
+    ),
+    _col(
+        "carc_codes",
+        Kind.STRING_LIST,
+        R,
+        "Adjustments as GROUP-CODE, primary (largest amount) first.",
+        pattern=CARC_PATTERN,
+    ),
+    _col("rarc_codes", Kind.STRING_LIST, OPT, "Remark codes.", pattern=RARC_PATTERN),
+    _col("paid_amount", Kind.DECIMAL, OPT, "Paid on the claim or line.", minimum=0),
+    _col("submission_date", Kind.DATE, OPT, "Claim submitted to the payer."),
+    _col("provider_npi", Kind.STRING, OPT, "Rendering or billing NPI.", pattern=r"\d{10}"),
+    _col("specialty", Kind.STRING, OPT, "Provider specialty."),
+    _col("facility_id", Kind.STRING, OPT, "Site or location."),
+    _col("place_of_service", Kind.STRING, OPT, "Two-digit place of service or bill type."),
+    _col("procedure_code", Kind.STRING, OPT, "CPT/HCPCS or revenue code."),
+    _col("modifiers", Kind.STRING_LIST, OPT, "Procedure modifiers."),
+    _col("diagnosis_codes", Kind.STRING_LIST, OPT, "ICD-10-CM codes, primary first."),
+    _col("units", Kind.INTEGER, OPT, "Units of service.", minimum=0),
+    _col("prior_auth_on_file", Kind.BOOLEAN, OPT, "An authorization number was on the claim."),
+    _col("eligibility_verified", Kind.BOOLEAN, OPT, "Eligibility was checked before service."),
+    _col("submission_attempt", Kind.INTEGER, OPT, "1 for the first submission.", minimum=1),
+    _col("as_of_date", Kind.DATE, OPT, "Scoring date for aging and deadlines; default today."),
+    _col("root_cause", Kind.STRING, L, "True root-cause category.", allowed=ROOT_CAUSES),
+    _col("preventable", Kind.BOOLEAN, L, "A front-end or billing step could have avoided it."),
+    _col("resolution", Kind.STRING, L, "How the denial ended.", allowed=RESOLUTIONS),
+    _col(
+        "recovered_amount",
+        Kind.DECIMAL,
+        L,
+        "Recovered; at most denied_amount, 0 when nothing recovered.",
+        minimum=0,
+    ),
+    _col("resolved_date", Kind.DATE, L, "When the resolution happened; empty while open."),
+)
+COLUMN_BY_NAME = {column.name: column for column in COLUMNS}
+REQUIRED_COLUMNS = tuple(c.name for c in COLUMNS if c.role is Role.REQUIRED)
+SCORING_COLUMNS = tuple(c.name for c in COLUMNS if c.role is not Role.LABEL)
+LABEL_COLUMNS = tuple(c.name for c in COLUMNS if c.role is Role.LABEL)
+LIST_COLUMNS = tuple(c.name for c in COLUMNS if c.kind is Kind.STRING_LIST)
+_TRUE = {"true", "t", "yes", "y", "1"}
+_FALSE = {"false", "f", "no", "n", "0"}
+
+
+@dataclass(frozen=True)
+class RowError:
+    """One rule a row breaks. ``row`` is the 1-based data row (the CSV header is not counted);
+    ``None`` means the whole table (a missing required column)."""
+
+    row: int | None
+    column: str
+    reason: str
+
+    def __str__(self) -> str:
+        where = "table" if self.row is None else f"row {self.row}"
+        return f"{where}, column {self.column}: {self.reason}"
+
+
+@dataclass
+class ValidationResult:
+    """Every row as loaded and coerced, with every rule it breaks. Nothing is dropped here."""
+
+    frame: pd.DataFrame
+    errors: list[RowError]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def bad_rows(self) -> set[int]:
+        """1-based numbers of rows with at least one error."""
+        return {e.row for e in self.errors if e.row is not None}
+
+    def valid_rows(self) -> pd.DataFrame:
+        """The rows that break no rule; callers decide what to do with the others."""
+        if any(e.row is None for e in self.errors):
+            return self.frame.iloc[0:0]
+        keep = np.ones(len(self.frame), dtype=bool)
+        keep[[row - 1 for row in self.bad_rows]] = False
+        return self.frame[keep].reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+class ContractFileError(ValueError):
+    """The file cannot be read as a table at all (missing, unknown extension, corrupt)."""
+
+
+def read_raw(path: Path) -> pd.DataFrame:
+    """Read a Parquet or CSV file (chosen by extension) without interpreting values."""
+    suffix = path.suffix.lower()
+    if not path.exists():
+        raise ContractFileError(f"{path}: no such file")
+    try:
+        if suffix == ".parquet":
+            return pd.read_parquet(path).reset_index(drop=True)
+        if suffix == ".csv":
+            return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    except (OSError, ValueError) as exc:
+        raise ContractFileError(f"{path}: cannot be read as {suffix[1:]}: {exc}") from exc
+    raise ContractFileError(f"{path}: unknown extension {suffix!r}; use .parquet or .csv")
+
+
+def load_denials(path: Path | str) -> ValidationResult:
+    """Load a contract file, coerce every column to its type and check every rule."""
+    return validate(read_raw(Path(path)))
+
+
+def validate(raw: pd.DataFrame) -> ValidationResult:
+    """Coerce a frame of contract columns and report every broken rule, row by row."""
+    frame = raw.reset_index(drop=True).copy()
+    errors = [
+        RowError(None, name, "required column is missing")
+        for name in REQUIRED_COLUMNS
+        if name not in frame.columns
+    ]
+    for column in COLUMNS:
+        if column.name in frame.columns:
+            frame[column.name] = _coerce_column(frame[column.name], column, errors)
+    if not any(e.row is None for e in errors):
+        errors.extend(_cross_column_errors(frame))
+    errors.sort(key=lambda e: (e.row or 0, e.column))
+    return ValidationResult(frame, errors)
+
+
+def _coerce_column(values: pd.Series, column: Column, errors: list[RowError]) -> pd.Series:
+    coercer = _COERCERS[column.kind]
+    coerced, unparseable = coercer(values)
+    _report(errors, unparseable, column.name, f"not a valid {column.kind}")
+    present = coerced.notna().to_numpy() if column.kind is not Kind.STRING_LIST else None
+    if column.role is Role.REQUIRED and present is not None:
+        _report(errors, ~present & ~unparseable, column.name, "required value is empty")
+    if column.kind is Kind.STRING_LIST:
+        _check_list(coerced, column, errors)
+    elif column.kind is Kind.STRING:
+        _check_string(coerced, column, errors)
+    elif column.minimum is not None:
+        _check_minimum(coerced, column, errors)
+    return coerced
+
+
+def _report(errors: list[RowError], mask: np.ndarray, column: str, reason: str) -> None:
+    errors.extend(RowError(int(i) + 1, column, reason) for i in np.flatnonzero(mask))
+
+
+def _as_text(values: pd.Series) -> pd.Series:
+    """Values as stripped strings, with blanks as missing."""
+    text = values.astype("string").str.strip()
+    return text.mask(text == "")
+
+
+def _coerce_string(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    return _as_text(values).astype(object).where(lambda s: s.notna(), None), _no_errors(values)
+
+
+def _coerce_date(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    if pd.api.types.is_datetime64_any_dtype(values):
+        dates = values.dt.tz_localize(None) if values.dt.tz is not None else values
+        return dates.dt.normalize().astype("datetime64[s]"), _no_errors(values)
+    text = _as_text(values)
+    dates = pd.to_datetime(text, errors="coerce", format="ISO8601")
+    return dates.dt.normalize().astype("datetime64[s]"), (text.notna() & dates.isna()).to_numpy()
+
+
+def _coerce_decimal(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    numbers = pd.to_numeric(_as_text(values) if values.dtype == object else values, "coerce")
+    numbers = numbers.astype("float64")
+    bad = (pd.notna(values) & numbers.isna()).to_numpy() & _not_blank(values)
+    return numbers.round(2), bad
+
+
+def _coerce_integer(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    numbers, bad = _coerce_decimal(values)
+    fractional = numbers.notna() & (numbers != np.floor(numbers))
+    bad = bad | fractional.to_numpy()
+    return numbers.where(~fractional).astype("Int64"), bad
+
+
+def _coerce_boolean(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    if pd.api.types.is_bool_dtype(values):
+        return values.astype("boolean"), _no_errors(values)
+    text = _as_text(values).str.lower()
+    parsed = pd.Series(pd.NA, index=values.index, dtype="boolean")
+    parsed[text.isin(_TRUE).fillna(False)] = True
+    parsed[text.isin(_FALSE).fillna(False)] = False
+    return parsed, (text.notna() & parsed.isna()).to_numpy()
+
+
+def _coerce_list(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    lists = [_to_list(value) for value in values]
+    return pd.Series(lists, index=values.index, dtype=object), _no_errors(values)
+
+
+def _to_list(value: object) -> list[str]:
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return []
+    if isinstance(value, str):
+        items: Iterable[object] = value.split(LIST_SEPARATOR)
+    else:
+        items = value  # a Parquet list arrives as an array
+    return [text for text in (str(item).strip() for item in items) if text]
+
+
+def _no_errors(values: pd.Series) -> np.ndarray:
+    return np.zeros(len(values), dtype=bool)
+
+
+def _not_blank(values: pd.Series) -> np.ndarray:
+    if values.dtype == object or pd.api.types.is_string_dtype(values):
+        return _as_text(values).notna().to_numpy()
+    return np.ones(len(values), dtype=bool)
+
+
+_COERCERS = {
+    Kind.STRING: _coerce_string,
+    Kind.DATE: _coerce_date,
+    Kind.DECIMAL: _coerce_decimal,
+    Kind.INTEGER: _coerce_integer,
+    Kind.BOOLEAN: _coerce_boolean,
+    Kind.STRING_LIST: _coerce_list,
+}
+
+
+# ---------------------------------------------------------------------------- rules
+
+
+def _check_string(values: pd.Series, column: Column, errors: list[RowError]) -> None:
+    present = values.notna()
+    if column.allowed is not None:
+        bad = present & ~values.isin(column.allowed)
+        _report(errors, bad.to_numpy(), column.name, f"must be one of {', '.join(column.allowed)}")
+    if column.pattern is not None:
+        matches = values[present].astype(str).str.fullmatch(column.pattern)
+        bad = present.copy()
+        bad[present] = ~matches
+        _report(errors, bad.to_numpy(), column.name, f"must match {column.pattern}")
+
+
+def _check_list(values: pd.Series, column: Column, errors: list[RowError]) -> None:
+    if column.role is Role.REQUIRED:
+        empty = values.map(len).to_numpy() == 0
+        _report(errors, empty, column.name, "needs at least one code")
+    if column.pattern is None:
+        return
+    items = values.explode().dropna()
+    wrong = items[~items.astype(str).str.fullmatch(column.pattern)]
+    for position, group in wrong.groupby(level=0, sort=True):
+        codes = ", ".join(repr(code) for code in group)
+        reason = f"{codes} must match {column.pattern}"
+        errors.append(RowError(int(position) + 1, column.name, reason))
+
+
+def _check_minimum(values: pd.Series, column: Column, errors: list[RowError]) -> None:
+    limit = column.minimum
+    if column.exclusive_minimum:
+        bad, reason = values <= limit, f"must be > {limit:g}"
+    else:
+        bad, reason = values < limit, f"must be >= {limit:g}"
+    _report(errors, bad.fillna(False).to_numpy(dtype=bool), column.name, reason)
+
+
+def _cross_column_errors(frame: pd.DataFrame) -> list[RowError]:
+    errors: list[RowError] = []
+    duplicated = frame["denial_id"].notna() & frame["denial_id"].duplicated(keep="first")
+    _report(errors, duplicated.to_numpy(), "denial_id", "duplicate of an earlier row")
+    late = frame["service_date"] > frame["denial_date"]
+    _report(errors, late.fillna(False).to_numpy(bool), "service_date", "after denial_date")
+    over = frame["denied_amount"] > frame["billed_amount"]
+    _report(errors, over.fillna(False).to_numpy(bool), "denied_amount", "exceeds billed_amount")
+    if "recovered_amount" in frame:
+        over = frame["recovered_amount"] > frame["denied_amount"]
+        reason = "exceeds denied_amount"
+        _report(errors, over.fillna(False).to_numpy(bool), "recovered_amount", reason)
+    if "resolved_date" in frame:
+        errors.extend(_resolution_errors(frame))
+    return errors
+
+
+def _resolution_errors(frame: pd.DataFrame) -> list[RowError]:
+    errors: list[RowError] = []
+    resolved = frame["resolved_date"]
+    early = resolved < frame["denial_date"]
+    _report(errors, early.fillna(False).to_numpy(bool), "resolved_date", "before denial_date")
+    if "resolution" in frame:
+        dated_open = (frame["resolution"] == "open").fillna(False) & resolved.notna()
+        _report(errors, dated_open.to_numpy(bool), "resolved_date", "must be empty while open")
+    return errors
+
+
+# ---------------------------------------------------------------------------- writing
+
+
+def to_arrow_schema(frame: pd.DataFrame) -> object:
+    """The Arrow schema of a contract frame; extra columns keep the type pandas gives them."""
+    import pyarrow as pa
+
+    arrow_types = {
+        Kind.STRING: pa.string(),
+        Kind.DATE: pa.date32(),
+        Kind.DECIMAL: pa.float64(),
+        Kind.INTEGER: pa.int64(),
+        Kind.BOOLEAN: pa.bool_(),
+        Kind.STRING_LIST: pa.list_(pa.string()),
+    }
+    inferred = pa.Schema.from_pandas(frame, preserve_index=False)
+    fields = [
+        pa.field(name, arrow_types[COLUMN_BY_NAME[name].kind])
+        if name in COLUMN_BY_NAME
+        else inferred.field(name)
+        for name in frame.columns
+    ]
+    return pa.schema(fields)
+
+
+def to_csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy ready for CSV: lists joined with ``|``, dates as ISO text."""
+    out = frame.copy()
+    for name in frame.columns:
+        column = COLUMN_BY_NAME.get(name)
+        if column is None:
+            continue
+        if column.kind is Kind.STRING_LIST:
+            out[name] = [LIST_SEPARATOR.join(items) for items in frame[name]]
+        elif column.kind is Kind.DATE:
+            out[name] = pd.to_datetime(frame[name]).dt.strftime("%Y-%m-%d")
+    return out
+
+
+def write_denials(frame: pd.DataFrame, path: Path | str) -> Path:
+    """Write a contract frame to Parquet or CSV (chosen by extension)."""
+    with DenialWriter(Path(path)) as writer:
+        writer.write(frame)
+    return Path(path)
+
+
+class DenialWriter:
+    """Writes a contract table chunk by chunk, so memory stays bounded for large tables."""
+
+    def __init__(self, path: Path) -> None:
+        if path.suffix.lower() not in {".parquet", ".csv"}:
+            raise ContractFileError(f"{path}: unknown extension; use .parquet or .csv")
+        self.path = path
+        self.rows_written = 0
+        self._parquet: object | None = None
+
+    def __enter__(self) -> DenialWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.unlink(missing_ok=True)
+        return self
+
+    def write(self, chunk: pd.DataFrame) -> None:
+        if self.path.suffix.lower() == ".csv":
+            to_csv_frame(chunk).to_csv(
+                self.path, mode="a", header=self.rows_written == 0, index=False
+            )
+        else:
+            self._write_parquet(chunk)
+        self.rows_written += len(chunk)
+
+    def _write_parquet(self, chunk: pd.DataFrame) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        schema = to_arrow_schema(chunk)
+        table = pa.Table.from_pandas(chunk, schema=schema, preserve_index=False)
+        if self._parquet is None:
+            self._parquet = pq.ParquetWriter(self.path, schema, compression="zstd")
+        self._parquet.write_table(table)  # type: ignore[attr-defined]
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._parquet is not None:
+            self._parquet.close()  # type: ignore[attr-defined]
+        elif self.rows_written == 0 and exc_info[0] is None:
+            self.path.touch()
+
+
+# ---------------------------------------------------------------------------- JSON Schema
+
+
+def scoring_json_schema() -> dict[str, object]:
+    """JSON Schema (2020-12) of one denial as sent for scoring: required and optional fields."""
+    properties = {
+        column.name: _json_property(column) for column in COLUMNS if column.role is not Role.LABEL
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "Denial",
+        "description": (
+            "One denial to score. Cross-field rules: service_date <= denial_date, "
+            "denied_amount <= billed_amount, denial_id unique within a request."
+        ),
+        "type": "object",
+        "properties": properties,
+        "required": list(REQUIRED_COLUMNS),
+        "additionalProperties": True,
+    }
+
+
+def _json_property(column: Column) -> dict[str, object]:
+    prop: dict[str, object] = {"description": column.description}
+    if column.kind is Kind.STRING_LIST:
+        item: dict[str, object] = {"type": "string"}
+        if column.pattern:
+            item["pattern"] = f"^{column.pattern}$"
+        prop.update(type="array", items=item)
+        if column.role is Role.REQUIRED:
+            prop["minItems"] = 1
+        return prop
+    json_types = {
+        Kind.STRING: "string",
+        Kind.DATE: "string",
+        Kind.DECIMAL: "number",
+        Kind.INTEGER: "integer",
+        Kind.BOOLEAN: "boolean",
+    }
+    prop["type"] = (
+        json_types[column.kind]
+        if column.role is Role.REQUIRED
+        else [
+            json_types[column.kind],
+            "null",
+        ]
+    )
+    if column.kind is Kind.DATE:
+        prop["format"] = "date"
+    if column.allowed:
+        prop["enum"] = list(column.allowed) + ([] if column.role is Role.REQUIRED else [None])
+    if column.pattern:
+        prop["pattern"] = f"^{column.pattern}$"
+    if column.kind is Kind.STRING and column.role is Role.REQUIRED:
+        prop["minLength"] = 1
+    if column.minimum is not None:
+        key = "exclusiveMinimum" if column.exclusive_minimum else "minimum"
+        prop[key] = column.minimum
+    return prop
