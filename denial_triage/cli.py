@@ -4,9 +4,27 @@ from __future__ import annotations
 
 import typer
 
+from denial_triage.commands import codes, data, mapping
+
 app = typer.Typer(
     name="denial-triage",
     help="Triage medical billing denials: root cause, recovery likelihood, preventability.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+app.command()(data.generate)
+app.command()(data.validate)
+app.command()(data.schema)
+app.add_typer(codes.app, name="codes", help="CARC and RARC reference: labels and official lists.")
+app.add_typer(mapping.app, name="mapping")
+
+
+@app.command()
+def quickstart(
+    rows: int = typer.Option(200_000, min=1, help="Denials to generate."),
+    seed: int = typer.Option(7, help="Random seed."),
+) -> None:
+    """The main job on embedded defaults: generate a history, then validate it."""
+    path = data.default_history_path()
+    data.generate(rows=rows, seed=seed, out=path)
+    data.validate(path=path, max_errors=20)

@@ -56,11 +56,13 @@ GROUP_CODES: dict[str, GroupCode] = {
 # (group, CARC) pairs that are routine arithmetic of a paid claim, never a denial. The CARC
 # numbers follow the X12 list: 1/2/3 deductible, coinsurance, copay; 66 blood deductible;
 # 45 charge over the fee schedule; 42 charge over the usual and customary; 253 sequestration;
-# 131 negotiated discount; 144 incentive; A2 contractual adjustment; 23 prior payer's share.
+# 131 negotiated discount; 144 incentive; A2 contractual adjustment; 23 prior payer's share;
+# 246 a code reported for information only. 42 and A2 are retired but still seen in old files.
 NON_DENIAL_ADJUSTMENTS: frozenset[tuple[str, str]] = frozenset(
     [("PR", code) for code in ("1", "2", "3", "66")]
     + [(group, code) for group in ("CO", "PI", "OA") for code in ("45", "253", "131", "144")]
     + [("CO", "42"), ("PI", "42"), ("CO", "A2"), ("OA", "A2"), ("OA", "23"), ("CO", "23")]
+    + [(group, "246") for group in ("CO", "OA", "PI")]
 )
 
 

@@ -1,0 +1,93 @@
+"""Data commands: generate a synthetic history, validate a contract file, export the schema."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from denial_triage.settings import get_settings
+from features.contract import ContractFileError, ValidationResult, load_denials, scoring_json_schema
+from training.synthetic import generate_history
+
+console = Console(stderr=True)
+
+
+def default_history_path() -> Path:
+    """Where the main job writes its generated history."""
+    return get_settings().history_dir / "history.parquet"
+
+
+def generate(
+    rows: int = typer.Option(200_000, min=1, help="Number of denials to generate."),
+    seed: int = typer.Option(7, help="Random seed: the same seed gives the same history."),
+    out: Path = typer.Option(
+        None, help="Output .parquet or .csv [default: DATA_DIR/history/history.parquet]."
+    ),
+) -> None:
+    """Generate a realistic synthetic denial history that meets the data contract."""
+    target = out or default_history_path()
+    started = time.perf_counter()
+    with _progress() as progress:
+        task = progress.add_task("generating", total=rows)
+        generate_history(rows, seed, target, on_chunk=lambda n: progress.advance(task, n))
+    seconds = time.perf_counter() - started
+    typer.echo(f"wrote {rows:,} denials to {target} in {seconds:.1f} s (seed {seed})")
+
+
+def validate(
+    path: Path = typer.Argument(..., help="Contract file, .parquet or .csv."),
+    max_errors: int = typer.Option(0, min=0, help="Print at most this many errors (0: all)."),
+) -> None:
+    """Check every row of a contract file; exit 1 if any row breaks a rule."""
+    result = _load_or_exit(path)
+    report_validation(path, result, max_errors)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def report_validation(path: Path, result: ValidationResult, max_errors: int = 0) -> None:
+    """Print each error as ``file: row N, column C: reason`` and a one-line summary."""
+    shown = result.errors if max_errors == 0 else result.errors[:max_errors]
+    for error in shown:
+        typer.echo(f"{path}: {error}")
+    if len(shown) < len(result.errors):
+        typer.echo(f"... {len(result.errors) - len(shown):,} more errors not shown")
+    bad = len(result.bad_rows)
+    typer.echo(
+        f"{path}: {len(result.frame):,} rows, {len(result.frame) - bad:,} valid, "
+        f"{bad:,} with errors ({len(result.errors):,} errors)"
+    )
+
+
+def schema(out: Path = typer.Option(None, help="Write to this file instead of stdout.")) -> None:
+    """Print the JSON Schema of the fields a denial carries for scoring."""
+    text = json.dumps(scoring_json_schema(), indent=2)
+    if out is None:
+        typer.echo(text)
+    else:
+        out.write_text(text + "\n")
+        typer.echo(f"wrote {out}")
+
+
+def _load_or_exit(path: Path) -> ValidationResult:
+    try:
+        return load_denials(path)
+    except ContractFileError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
