@@ -14,6 +14,7 @@ app = typer.Typer(
 )
 app.command()(data.generate)
 app.command()(data.validate)
+app.command()(data.profile)
 app.command()(data.schema)
 app.add_typer(codes.app, name="codes", help="CARC and RARC reference: labels and official lists.")
 app.add_typer(mapping.app, name="mapping")
@@ -24,7 +25,7 @@ def quickstart(
     rows: int = typer.Option(200_000, min=1, help="Denials to generate."),
     seed: int = typer.Option(7, help="Random seed."),
 ) -> None:
-    """The main job on embedded defaults: generate a history, then validate it."""
+    """The main job on embedded defaults: generate a history, validate and profile it."""
     path = data.default_history_path()
     data.generate(rows=rows, seed=seed, out=path)
-    data.validate(path=path, max_errors=20)
+    data.profile(path=path)

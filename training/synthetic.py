@@ -83,7 +83,7 @@ def build_world(
     payers = _draw_payers(rng)
     habits = {cause: _draw_habits(rng, cause, len(payers)) for cause in ROOT_CAUSES}
     npis, facilities = _draw_providers(rng)
-    start = (pd.Timestamp(end) - pd.DateOffset(months=months) + pd.Timedelta(days=1)).date()
+    start = (pd.Period(end, "M") - (months - 1)).start_time.date()
     return SyntheticWorld(
         payers=payers,
         code_habits=habits,

@@ -11,7 +11,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from denial_triage.settings import get_settings
-from features.contract import ContractFileError, ValidationResult, load_denials, scoring_json_schema
+from features.contract import (
+    LABEL_COLUMNS,
+    ContractFileError,
+    ValidationResult,
+    load_denials,
+    scoring_json_schema,
+)
+from features.mapping import load_mapping
+from training.profile import profile_history
 from training.synthetic import generate_history
 
 console = Console(stderr=True)
@@ -62,6 +70,20 @@ def report_validation(path: Path, result: ValidationResult, max_errors: int = 0)
         f"{path}: {len(result.frame):,} rows, {len(result.frame) - bad:,} valid, "
         f"{bad:,} with errors ({len(result.errors):,} errors)"
     )
+
+
+def profile(path: Path = typer.Argument(..., help="Labelled contract file.")) -> None:
+    """Profile a labelled history: root-cause mix, rates, and how far a code lookup gets."""
+    result = _load_or_exit(path)
+    if not result.ok:
+        report_validation(path, result, max_errors=20)
+        raise typer.Exit(1)
+    missing = [name for name in LABEL_COLUMNS if name not in result.frame]
+    if missing:
+        typer.echo(f"error: {path} has no label columns {', '.join(missing)}", err=True)
+        raise typer.Exit(1)
+    mapping = load_mapping(get_settings().mapping_overrides)
+    typer.echo(json.dumps(profile_history(result.frame, mapping).as_dict(), indent=2))
 
 
 def schema(out: Path = typer.Option(None, help="Write to this file instead of stdout.")) -> None:
