@@ -509,6 +509,8 @@ def _json_property(column: Column) -> dict[str, object]:
         prop.update(type="array", items=item)
         if column.role is Role.REQUIRED:
             prop["minItems"] = 1
+        else:
+            prop["type"] = ["array", "null"]  # like every optional field, null means absent
         return prop
     json_types = {
         Kind.STRING: "string",

@@ -34,7 +34,8 @@ ACTION_PATHS = (
     "write_off_approval",
     "patient_billing",
 )
-CARC_CODE_PATTERN = r"[A-Z]?\d{1,3}"
+# CARC letter prefixes are A, B and P (D, W and Y are retired); M and N begin RARCs.
+CARC_CODE_PATTERN = r"[ABDPWY]?\d{1,3}"
 ROUTE_FIELDS = ("root_cause", "action_path", "owner_queue", "owner", "reviewed_on")
 ENTRY_FIELDS = frozenset({"carc", "group", "rarc", "note", *ROUTE_FIELDS})
 TOP_LEVEL_FIELDS = frozenset({"version", "owner_queues", "root_causes", "fallback", "entries"})
@@ -175,9 +176,17 @@ class _Document:
     entry_lines: list[int]
 
 
+class _TextDatesLoader(yaml.SafeLoader):
+    """Safe loading that keeps dates as text, so a bad date is reported at its entry instead of
+    failing the whole file (``2026-13-01``) or slipping through as a datetime."""
+
+
+_TextDatesLoader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_yaml_str)
+
+
 def _read_document(text: str, source: str) -> _Document:
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_TextDatesLoader)  # a SafeLoader subclass
         root = yaml.compose(text)
     except yaml.YAMLError as exc:
         raise MappingError([MappingProblem(source, "file", f"not valid YAML: {exc}")]) from exc
@@ -246,7 +255,8 @@ def _build(documents: list[_Document]) -> CodeMapping:
     queues = tuple(q for doc in documents for q in doc.data.get("owner_queues") or ())
     policies = {
         name: RootCausePolicy(str(p["prevention_owner"]), bool(p["human_review"]))
-        for name, p in base["root_causes"].items()
+        for doc in documents
+        for name, p in (doc.data.get("root_causes") or {}).items()
     }
     fallback_entry = base["fallback"]
     routes: dict[Key, Route] = {}
@@ -296,12 +306,14 @@ def _structural_problems(documents: list[_Document]) -> list[MappingProblem]:
     problems: list[MappingProblem] = []
     queues = {q for doc in documents for q in doc.data.get("owner_queues") or ()}
     for index, document in enumerate(documents):
-        problems.extend(_top_level_problems(document, is_base=index == 0))
+        problems.extend(_top_level_problems(document, queues, is_base=index == 0))
         problems.extend(_entries_problems(document, queues))
     return problems
 
 
-def _top_level_problems(document: _Document, *, is_base: bool) -> list[MappingProblem]:
+def _top_level_problems(
+    document: _Document, queues: set[str], *, is_base: bool
+) -> list[MappingProblem]:
     data, source = document.data, document.source
     problems = [
         MappingProblem(source, "file", f"unknown top-level field {name!r}")
@@ -311,17 +323,19 @@ def _top_level_problems(document: _Document, *, is_base: bool) -> list[MappingPr
         problems.append(MappingProblem(source, "file", "the file needs a non-empty 'version'"))
     if not isinstance(data.get("entries"), list):
         problems.append(MappingProblem(source, "file", "'entries' must be a list"))
-    if is_base:
-        problems.extend(_root_cause_policy_problems(data.get("root_causes"), source))
-        if not isinstance(data.get("fallback"), dict):
-            problems.append(MappingProblem(source, "file", "the shipped mapping needs 'fallback'"))
+    if is_base or "root_causes" in data:
+        # An override may restate some policies; the shipped file must state them all.
+        problems.extend(_root_cause_policy_problems(data.get("root_causes"), source, is_base))
+    if is_base and not isinstance(data.get("fallback"), dict):
+        problems.append(MappingProblem(source, "file", "the shipped mapping needs 'fallback'"))
     if isinstance(data.get("fallback"), dict):
-        queues = set(data.get("owner_queues") or ())
         problems.extend(_entry_problems(data["fallback"], source, "fallback", queues, True))
     return problems
 
 
-def _root_cause_policy_problems(policies: object, source: str) -> list[MappingProblem]:
+def _root_cause_policy_problems(
+    policies: object, source: str, complete: bool
+) -> list[MappingProblem]:
     if not isinstance(policies, dict):
         return [MappingProblem(source, "root_causes", "must map each root cause to its policy")]
     problems = [
@@ -332,7 +346,7 @@ def _root_cause_policy_problems(policies: object, source: str) -> list[MappingPr
     problems += [
         MappingProblem(source, "root_causes", f"no policy for root cause {name!r}")
         for name in ROOT_CAUSES
-        if name not in policies
+        if complete and name not in policies
     ]
     for name, policy in policies.items():
         if not isinstance(policy, dict) or not {"prevention_owner", "human_review"} <= set(policy):

@@ -21,6 +21,8 @@ import yaml
 from features.contract import PAYER_TYPES
 
 DEADLINE_KINDS = ("timely_filing", "appeal")
+SECTIONS = ("version", "defaults", "payers")
+SHIPPED_RULES = "features/reference/payer_rules.yaml"
 
 
 @dataclass(frozen=True)
@@ -91,11 +93,11 @@ class PayerRules:
 def load_payer_rules(overrides: Path | None = None) -> PayerRules:
     """The shipped defaults, with a site override file layered on top when given."""
     shipped = resources.files("features.reference").joinpath("payer_rules.yaml").read_text()
-    documents = [("features/reference/payer_rules.yaml", yaml.safe_load(shipped))]
+    documents = [(SHIPPED_RULES, _read_document(shipped, SHIPPED_RULES))]
     if overrides is not None:
         if not overrides.exists():
             raise PayerRulesError(f"{overrides}: payer rules override file does not exist")
-        documents.append((str(overrides), yaml.safe_load(overrides.read_text()) or {}))
+        documents.append((str(overrides), _read_document(overrides.read_text(), str(overrides))))
     by_type: dict[str, dict[str, DeadlineRule]] = {}
     by_payer: dict[str, dict[str, DeadlineRule]] = {}
     for source, document in documents:
@@ -104,6 +106,20 @@ def load_payer_rules(overrides: Path | None = None) -> PayerRules:
     _require_complete_defaults(by_type)
     version = "+".join(str(doc.get("version", "unversioned")) for _, doc in documents)
     return PayerRules(version, by_type, by_payer)
+
+
+def _read_document(text: str, source: str) -> dict[str, Any]:
+    try:
+        document = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise PayerRulesError(f"{source}: not valid YAML: {exc}") from exc
+    if not isinstance(document, dict):
+        raise PayerRulesError(f"{source}: must be a mapping of {', '.join(SECTIONS)}")
+    # A misspelt section would otherwise drop every override in it without a word.
+    for name in document:
+        if name not in SECTIONS:
+            raise PayerRulesError(f"{source}: unknown section {name!r}; use {', '.join(SECTIONS)}")
+    return document
 
 
 def _merge(
@@ -124,6 +140,9 @@ def _parse_section(section: Any, source: str, scope: str) -> dict[str, dict[str,
         if scope == "payer_type" and owner not in PAYER_TYPES:
             raise PayerRulesError(f"{source}: unknown payer type {owner!r}")
         prefix = owner if scope == "payer_type" else f"payer:{owner}"
+        if not isinstance(rules or {}, dict):
+            kinds = ", ".join(DEADLINE_KINDS)
+            raise PayerRulesError(f"{source}: {prefix}: must map rule kinds ({kinds}) to rules")
         parsed[owner] = {
             kind: _parse_rule(value, source, f"{prefix}.{kind}")
             for kind, value in (rules or {}).items()
@@ -135,11 +154,12 @@ def _parse_rule(value: Any, source: str, name: str) -> DeadlineRule:
     kind = name.rsplit(".", 1)[1]
     if kind not in DEADLINE_KINDS:
         raise PayerRulesError(f"{source}: {name}: unknown rule; use {', '.join(DEADLINE_KINDS)}")
-    if not isinstance(value, dict) or not isinstance(value.get("days"), int) or value["days"] <= 0:
+    days = value.get("days") if isinstance(value, dict) else None
+    if not isinstance(days, int) or isinstance(days, bool) or days <= 0:
         raise PayerRulesError(f"{source}: {name}: needs a positive whole number of 'days'")
     if not str(value.get("source") or "").strip():
         raise PayerRulesError(f"{source}: {name}: needs a 'source' saying where the days come from")
-    return DeadlineRule(name=name, days=value["days"], source=str(value["source"]))
+    return DeadlineRule(name=name, days=days, source=str(value["source"]))
 
 
 def _require_complete_defaults(by_type: dict[str, dict[str, DeadlineRule]]) -> None:

@@ -1,0 +1,468 @@
+"""The data contract: every rule rejects a bad row by number, column and reason; nothing is
+dropped; CSV and Parquet round-trip; the scoring JSON Schema agrees with the contract."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from jsonschema import Draft202012Validator
+
+from features.contract import (
+    COLUMNS,
+    LABEL_COLUMNS,
+    REQUIRED_COLUMNS,
+    SCORING_COLUMNS,
+    ContractFileError,
+    Kind,
+    Role,
+    RowError,
+    ValidationResult,
+    load_denials,
+    scoring_json_schema,
+    validate,
+    write_denials,
+)
+
+CONTRACT_DOC = Path(__file__).resolve().parents[2] / ".." / "shared" / "docs" / "data-contract.md"
+
+# One denial as a worklist export would carry it: every contract column, plus a site column.
+GOOD_ROW: dict[str, str] = {
+    "denial_id": "D1",
+    "claim_id": "CLM-0001",
+    "payer_id": "87726",
+    "payer_type": "commercial",
+    "claim_type": "professional",
+    "service_date": "2026-01-05",
+    "denial_date": "2026-02-01",
+    "billed_amount": "250.00",
+    "denied_amount": "180.50",
+    "carc_codes": "CO-197|CO-16",
+    "rarc_codes": "N54|M127",
+    "paid_amount": "0",
+    "submission_date": "2026-01-10",
+    "provider_npi": "1234567893",
+    "specialty": "orthopedics",
+    "facility_id": "MAIN",
+    "place_of_service": "11",
+    "procedure_code": "29881",
+    "modifiers": "RT|59",
+    "diagnosis_codes": "M23.221|M25.561",
+    "units": "1",
+    "prior_auth_on_file": "false",
+    "eligibility_verified": "true",
+    "submission_attempt": "1",
+    "as_of_date": "2026-02-10",
+    "root_cause": "authorization_referral",
+    "preventable": "true",
+    "resolution": "open",
+    "recovered_amount": "0",
+    "resolved_date": "",
+    "site_worklist": "ortho-west",
+}
+
+
+def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def denial(denial_id: str, **changes: str) -> dict[str, str]:
+    return {**GOOD_ROW, "denial_id": denial_id, **changes}
+
+
+def load_rows(tmp_path: Path, rows: list[dict[str, str]]) -> ValidationResult:
+    return load_denials(write_csv(tmp_path / "denials.csv", rows))
+
+
+# ---------------------------------------------------------------------------- row rules
+
+ENUM_REASON = "must be one of"
+BAD_ROWS = [
+    # (case, changes to a good row, column, reason the row is rejected for)
+    ("unknown payer_type", {"payer_type": "blue_cross"}, "payer_type", ENUM_REASON),
+    ("payer_type in capitals", {"payer_type": "Medicare"}, "payer_type", ENUM_REASON),
+    ("unknown claim_type", {"claim_type": "dental"}, "claim_type", ENUM_REASON),
+    ("empty payer_id", {"payer_id": ""}, "payer_id", "required value is empty"),
+    ("blank claim_id", {"claim_id": "   "}, "claim_id", "required value is empty"),
+    ("empty denial_date", {"denial_date": ""}, "denial_date", "required value is empty"),
+    ("empty billed_amount", {"billed_amount": ""}, "billed_amount", "required value is empty"),
+    ("service after denial", {"service_date": "2026-02-02"}, "service_date", "after denial_date"),
+    ("negative billed", {"billed_amount": "-1"}, "billed_amount", "must be >= 0"),
+    ("zero denied", {"denied_amount": "0"}, "denied_amount", "must be > 0"),
+    ("negative denied", {"denied_amount": "-5"}, "denied_amount", "must be > 0"),
+    ("denied over billed", {"denied_amount": "250.01"}, "denied_amount", "exceeds billed_amount"),
+    ("carc bad group", {"carc_codes": "XX-16"}, "carc_codes", "'XX-16' must match"),
+    ("carc no dash", {"carc_codes": "CO-197|CO16"}, "carc_codes", "'CO16' must match"),
+    ("carc lower case", {"carc_codes": "co-16"}, "carc_codes", "'co-16' must match"),
+    ("empty carc list", {"carc_codes": ""}, "carc_codes", "needs at least one code"),
+    ("carc list of blanks", {"carc_codes": " | "}, "carc_codes", "needs at least one code"),
+    ("bad rarc", {"rarc_codes": "N54|X12"}, "rarc_codes", "'X12' must match"),
+    ("npi 9 digits", {"provider_npi": "123456789"}, "provider_npi", "must match"),
+    ("npi 11 digits", {"provider_npi": "12345678901"}, "provider_npi", "must match"),
+    ("npi letters", {"provider_npi": "12345ABCDE"}, "provider_npi", "must match"),
+    ("negative units", {"units": "-1"}, "units", "must be >= 0"),
+    ("fractional units", {"units": "1.5"}, "units", "not a valid integer"),
+    ("submission attempt 0", {"submission_attempt": "0"}, "submission_attempt", "must be >= 1"),
+    ("impossible date", {"service_date": "2026-02-30"}, "service_date", "not a valid date"),
+    ("non-ISO date", {"denial_date": "02/01/2026"}, "denial_date", "not a valid date"),
+    ("unparseable decimal", {"billed_amount": "lots"}, "billed_amount", "not a valid decimal"),
+    ("thousands separator", {"paid_amount": "1,000.00"}, "paid_amount", "not a valid decimal"),
+    ("negative paid", {"paid_amount": "-0.01"}, "paid_amount", "must be >= 0"),
+    ("unparseable integer", {"units": "two"}, "units", "not a valid integer"),
+    ("unparseable boolean", {"prior_auth_on_file": "maybe"}, "prior_auth_on_file", "boolean"),
+    ("duplicate denial_id", {"denial_id": "D1"}, "denial_id", "duplicate of an earlier row"),
+    ("recovered over denied", {"recovered_amount": "180.51"}, "recovered_amount", "exceeds"),
+    ("negative recovered", {"recovered_amount": "-1"}, "recovered_amount", "must be >= 0"),
+    (
+        "resolved while open",
+        {"resolution": "open", "resolved_date": "2026-03-01"},
+        "resolved_date",
+        "must be empty while open",
+    ),
+    (
+        "resolved before denial",
+        {"resolution": "written_off", "resolved_date": "2026-01-31"},
+        "resolved_date",
+        "before denial_date",
+    ),
+    ("unknown root_cause", {"root_cause": "bad_luck"}, "root_cause", ENUM_REASON),
+    ("unknown resolution", {"resolution": "pending"}, "resolution", ENUM_REASON),
+    ("unparseable preventable", {"preventable": "sometimes"}, "preventable", "boolean"),
+]
+
+
+@pytest.mark.parametrize(
+    ("changes", "column", "reason"),
+    [pytest.param(*case[1:], id=case[0]) for case in BAD_ROWS],
+)
+def test_bad_row_is_reported_by_row_column_and_reason(
+    tmp_path: Path, changes: dict[str, str], column: str, reason: str
+) -> None:
+    rows = [denial("D1"), {**denial("D2"), **changes}, denial("D3")]
+    result = load_rows(tmp_path, rows)
+    located = [e for e in result.errors if (e.row, e.column) == (2, column)]
+    assert located, f"no error at row 2, column {column}: {result.errors}"
+    assert any(reason in e.reason for e in located), located
+    assert result.bad_rows == {2}
+    assert str(located[0]).startswith(f"row 2, column {column}: ")
+
+
+def test_a_good_row_breaks_no_rule(tmp_path: Path) -> None:
+    result = load_rows(tmp_path, [denial("D1"), denial("D2")])
+    assert result.ok, result.errors
+    assert result.errors == []
+
+
+def test_a_row_breaking_several_rules_reports_each(tmp_path: Path) -> None:
+    bad = denial("D2", payer_type="blue_cross", units="1.5", carc_codes="XX-16")
+    result = load_rows(tmp_path, [denial("D1"), bad])
+    assert [(e.row, e.column) for e in result.errors] == [
+        (2, "carc_codes"),
+        (2, "payer_type"),
+        (2, "units"),
+    ]
+
+
+def test_duplicate_keeps_the_first_and_flags_every_later_copy(tmp_path: Path) -> None:
+    result = load_rows(tmp_path, [denial("D1"), denial("D2"), denial("D1"), denial("D1")])
+    duplicates = [e.row for e in result.errors if e.column == "denial_id"]
+    assert duplicates == [3, 4]
+
+
+def test_closed_denial_with_resolution_date_and_recovery_is_valid(tmp_path: Path) -> None:
+    closed = denial(
+        "D2",
+        resolution="overturned_on_appeal",
+        resolved_date="2026-04-15",
+        recovered_amount="180.50",
+    )
+    assert load_rows(tmp_path, [closed]).ok
+
+
+# ---------------------------------------------------------------------------- table rules
+
+
+@pytest.mark.parametrize("missing", REQUIRED_COLUMNS)
+def test_missing_required_column_is_a_table_error(tmp_path: Path, missing: str) -> None:
+    rows = [{k: v for k, v in denial(f"D{i}").items() if k != missing} for i in (1, 2)]
+    result = load_rows(tmp_path, rows)
+    assert result.errors == [RowError(None, missing, "required column is missing")]
+    assert str(result.errors[0]) == f"table, column {missing}: required column is missing"
+    assert len(result.frame) == 2
+    assert result.valid_rows().empty
+
+
+def test_optional_and_label_columns_may_be_absent(tmp_path: Path) -> None:
+    rows = [{name: denial(f"D{i}")[name] for name in REQUIRED_COLUMNS} for i in (1, 2)]
+    result = load_rows(tmp_path, rows)
+    assert result.ok, result.errors
+    assert list(result.frame.columns) == list(REQUIRED_COLUMNS)
+
+
+def test_good_rows_are_all_kept_and_no_row_is_dropped(tmp_path: Path) -> None:
+    rows = [
+        denial("D1"),
+        denial("D2", denied_amount="0"),
+        denial("D3"),
+        denial("D4"),
+        denial("D5", carc_codes="CO16", units="-2"),
+        denial("D6"),
+    ]
+    result = load_rows(tmp_path, rows)
+    assert result.bad_rows == {2, 5}
+    assert list(result.frame["denial_id"]) == ["D1", "D2", "D3", "D4", "D5", "D6"]
+    valid = result.valid_rows()
+    assert list(valid["denial_id"]) == ["D1", "D3", "D4", "D6"]
+    assert list(valid.index) == [0, 1, 2, 3]
+    assert valid["carc_codes"].iloc[0] == ["CO-197", "CO-16"]
+
+
+def test_validate_counts_rows_from_one_whatever_the_frame_index() -> None:
+    raw = pd.DataFrame([denial("D1"), denial("D2", claim_type="dental")], index=[40, 7])
+    result = validate(raw)
+    assert [(e.row, e.column) for e in result.errors] == [(2, "claim_type")]
+    assert list(result.frame.index) == [0, 1]
+
+
+def test_extra_columns_are_kept(tmp_path: Path) -> None:
+    result = load_rows(tmp_path, [denial("D1"), denial("D2", site_worklist="ortho-east")])
+    assert result.ok
+    assert list(result.frame["site_worklist"]) == ["ortho-west", "ortho-east"]
+
+
+# ---------------------------------------------------------------------------- types
+
+
+def test_values_are_coerced_to_contract_types(tmp_path: Path) -> None:
+    row = load_rows(tmp_path, [denial("D1", eligibility_verified="", units="")]).frame.iloc[0]
+    assert row["service_date"] == pd.Timestamp("2026-01-05")
+    assert row["denied_amount"] == pytest.approx(180.50)
+    assert row["carc_codes"] == ["CO-197", "CO-16"]
+    assert row["modifiers"] == ["RT", "59"]
+    assert bool(row["prior_auth_on_file"]) is False
+    assert pd.isna(row["eligibility_verified"])
+    assert pd.isna(row["units"])
+    assert row["submission_attempt"] == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("true", True), ("Yes", True), ("Y", True), ("1", True), ("FALSE", False), ("n", False)],
+)
+def test_boolean_spellings(tmp_path: Path, text: str, value: bool) -> None:
+    result = load_rows(tmp_path, [denial("D1", prior_auth_on_file=text)])
+    assert result.ok
+    assert bool(result.frame["prior_auth_on_file"].iloc[0]) is value
+
+
+def frame_with_gaps() -> pd.DataFrame:
+    """A validated contract frame with lists, dates, booleans and integers, some missing."""
+    rows = [
+        denial("D1"),
+        denial("D2", rarc_codes="", modifiers="", prior_auth_on_file="", units=""),
+        denial(
+            "D3",
+            carc_codes="PR-96",
+            eligibility_verified="",
+            submission_attempt="",
+            submission_date="",
+            resolution="billed_to_patient",
+            resolved_date="2026-03-01",
+            recovered_amount="180.50",
+        ),
+    ]
+    result = validate(pd.DataFrame(rows))
+    assert result.ok, result.errors
+    return result.frame
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_write_then_load_round_trips(tmp_path: Path, suffix: str) -> None:
+    frame = frame_with_gaps()
+    path = write_denials(frame, tmp_path / f"denials{suffix}")
+    loaded = load_denials(path)
+    assert loaded.ok, loaded.errors
+    pd.testing.assert_frame_equal(loaded.frame, frame, check_dtype=True)
+    assert loaded.frame["rarc_codes"].iloc[1] == []
+    assert pd.isna(loaded.frame["prior_auth_on_file"].iloc[1])
+    assert pd.isna(loaded.frame["units"].iloc[1])
+    assert pd.isna(loaded.frame["submission_date"].iloc[2])
+
+
+def test_csv_lists_are_pipe_separated(tmp_path: Path) -> None:
+    path = write_denials(frame_with_gaps(), tmp_path / "denials.csv")
+    with path.open(encoding="utf-8") as handle:
+        first = next(csv.DictReader(handle))
+    assert first["carc_codes"] == "CO-197|CO-16"
+    assert first["diagnosis_codes"] == "M23.221|M25.561"
+    assert first["service_date"] == "2026-01-05"
+
+
+def test_csv_and_parquet_load_to_equal_frames(tmp_path: Path) -> None:
+    frame = frame_with_gaps()
+    from_csv = load_denials(write_denials(frame, tmp_path / "d.csv")).frame
+    from_parquet = load_denials(write_denials(frame, tmp_path / "d.parquet")).frame
+    pd.testing.assert_frame_equal(from_csv, from_parquet)
+
+
+def test_empty_required_value_in_parquet_is_reported(tmp_path: Path) -> None:
+    frame = frame_with_gaps()
+    frame.loc[1, "billed_amount"] = float("nan")
+    loaded = load_denials(write_denials(frame, tmp_path / "d.parquet"))
+    assert loaded.errors == [RowError(2, "billed_amount", "required value is empty")]
+
+
+def test_missing_file_and_unknown_extension_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(ContractFileError, match=r"nope\.csv: no such file"):
+        load_denials(tmp_path / "nope.csv")
+    sheet = tmp_path / "denials.xlsx"
+    sheet.write_text("not a table")
+    with pytest.raises(ContractFileError, match=r"denials\.xlsx: unknown extension '\.xlsx'"):
+        load_denials(sheet)
+    with pytest.raises(ContractFileError, match="unknown extension"):
+        write_denials(frame_with_gaps(), tmp_path / "out.json")
+
+
+def test_corrupt_parquet_is_a_file_error(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"PAR1 not really parquet")
+    with pytest.raises(ContractFileError, match=r"broken\.parquet: cannot be read as parquet"):
+        load_denials(broken)
+
+
+# ---------------------------------------------------------------------------- JSON Schema
+
+GOOD_DENIAL: dict[str, Any] = {
+    "denial_id": "D1",
+    "claim_id": "CLM-0001",
+    "payer_id": "87726",
+    "payer_type": "commercial",
+    "claim_type": "professional",
+    "service_date": "2026-01-05",
+    "denial_date": "2026-02-01",
+    "billed_amount": 250.0,
+    "denied_amount": 180.5,
+    "carc_codes": ["CO-197", "CO-16"],
+    "rarc_codes": ["N54", "M127"],
+    "paid_amount": 0,
+    "submission_date": "2026-01-10",
+    "provider_npi": "1234567893",
+    "specialty": "orthopedics",
+    "facility_id": "MAIN",
+    "place_of_service": "11",
+    "procedure_code": "29881",
+    "modifiers": ["RT", "59"],
+    "diagnosis_codes": ["M23.221"],
+    "units": 1,
+    "prior_auth_on_file": False,
+    "eligibility_verified": True,
+    "submission_attempt": 1,
+    "as_of_date": "2026-02-10",
+}
+
+
+@pytest.fixture(scope="module")
+def schema_validator() -> Draft202012Validator:
+    schema = scoring_json_schema()
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def test_schema_covers_every_scoring_column_and_no_label() -> None:
+    schema = scoring_json_schema()
+    assert set(schema["properties"]) == set(SCORING_COLUMNS)
+    assert schema["required"] == list(REQUIRED_COLUMNS)
+    assert not set(LABEL_COLUMNS) & set(schema["properties"])
+    assert set(GOOD_DENIAL) == set(SCORING_COLUMNS)
+
+
+def test_schema_accepts_a_good_denial(schema_validator: Draft202012Validator) -> None:
+    assert list(schema_validator.iter_errors(GOOD_DENIAL)) == []
+
+
+def test_schema_accepts_required_fields_only_and_null_optionals(
+    schema_validator: Draft202012Validator,
+) -> None:
+    required_only = {name: GOOD_DENIAL[name] for name in REQUIRED_COLUMNS}
+    assert schema_validator.is_valid(required_only)
+    optional_nulls = {name: None for name in SCORING_COLUMNS if name not in REQUIRED_COLUMNS}
+    assert list(schema_validator.iter_errors({**required_only, **optional_nulls})) == []
+    assert schema_validator.is_valid({**GOOD_DENIAL, "site_worklist": "ortho-west"})
+
+
+@pytest.mark.parametrize("missing", REQUIRED_COLUMNS)
+def test_schema_rejects_a_missing_required_field(
+    schema_validator: Draft202012Validator, missing: str
+) -> None:
+    body = {k: v for k, v in GOOD_DENIAL.items() if k != missing}
+    assert [e.validator for e in schema_validator.iter_errors(body)] == ["required"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("denial_id", ""),
+        ("payer_type", "blue_cross"),
+        ("claim_type", "dental"),
+        ("service_date", "2026-02-30"),
+        ("denial_date", "02/01/2026"),
+        ("billed_amount", -1),
+        ("billed_amount", "250.00"),
+        ("denied_amount", 0),
+        ("carc_codes", []),
+        ("carc_codes", ["CO16"]),
+        ("carc_codes", ["XX-16"]),
+        ("carc_codes", "CO-16"),
+        ("rarc_codes", ["X12"]),
+        ("provider_npi", "123456789"),
+        ("units", 1.5),
+        ("units", -1),
+        ("submission_attempt", 0),
+        ("prior_auth_on_file", "yes"),
+        ("as_of_date", "soon"),
+    ],
+)
+def test_schema_rejects_a_bad_field(
+    schema_validator: Draft202012Validator, field: str, value: object
+) -> None:
+    errors = list(schema_validator.iter_errors({**GOOD_DENIAL, field: value}))
+    assert errors
+    assert {tuple(e.absolute_path)[:1] for e in errors} == {(field,)}
+
+
+DOC_KINDS = {
+    "string": Kind.STRING,
+    "date": Kind.DATE,
+    "decimal": Kind.DECIMAL,
+    "integer": Kind.INTEGER,
+    "boolean": Kind.BOOLEAN,
+    "list of string": Kind.STRING_LIST,
+}
+DOC_ROLES = {"Required": Role.REQUIRED, "Optional": Role.OPTIONAL, "Outcome": Role.LABEL}
+
+
+def documented_columns(text: str) -> dict[str, tuple[Kind, Role]]:
+    columns: dict[str, tuple[Kind, Role]] = {}
+    role = None
+    for line in text.splitlines():
+        if line.startswith("## "):
+            role = DOC_ROLES.get(line[3:].split()[0])
+        row = re.match(r"\| (\w+) \| ([a-z ]+) \|", line)
+        if row and role is not None and row[1] != "column":
+            columns[row[1]] = (DOC_KINDS[row[2]], role)
+    return columns
+
+
+@pytest.mark.skipif(not CONTRACT_DOC.is_file(), reason="../shared/docs is not checked out")
+def test_columns_match_the_contract_document() -> None:
+    documented = documented_columns(CONTRACT_DOC.read_text(encoding="utf-8"))
+    declared = {c.name: (c.kind, c.role) for c in COLUMNS}
+    assert declared == documented

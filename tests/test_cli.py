@@ -1,0 +1,182 @@
+"""The console command end to end: validate, schema, generate and the mapping check."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from denial_triage.cli import app
+from denial_triage.commands import mapping as mapping_command
+from denial_triage.settings import get_settings
+from features.contract import REQUIRED_COLUMNS
+from features.mapping import check_mapping
+
+TODAY = dt.date(2026, 11, 26)
+GOOD_ROW = {
+    "denial_id": "D1",
+    "claim_id": "CLM-0001",
+    "payer_id": "87726",
+    "payer_type": "commercial",
+    "claim_type": "professional",
+    "service_date": "2026-01-05",
+    "denial_date": "2026-02-01",
+    "billed_amount": "250.00",
+    "denied_amount": "180.50",
+    "carc_codes": "CO-197|CO-16",
+    "rarc_codes": "N54",
+}
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Settings from a clean environment, with data under tmp_path and a fixed review date."""
+    monkeypatch.chdir(tmp_path)  # no stray .env is read
+    for name in ("MAPPING_OVERRIDES", "PAYER_RULES_OVERRIDES", "MAPPING_MAX_REVIEW_AGE_DAYS"):
+        monkeypatch.delenv(f"DENIAL_TRIAGE_{name}", raising=False)
+    monkeypatch.setenv("DENIAL_TRIAGE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr(mapping_command, "check_mapping", partial(check_mapping, today=TODAY))
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+# ---------------------------------------------------------------------------- validate
+
+
+def test_validate_accepts_a_good_file(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "good.csv", [GOOD_ROW, {**GOOD_ROW, "denial_id": "D2"}])
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 0, result.output
+    assert f"{path}: 2 rows, 2 valid, 0 with errors (0 errors)" in result.output
+
+
+def test_validate_reports_each_bad_row_and_exits_1(tmp_path: Path) -> None:
+    rows = [
+        GOOD_ROW,
+        {**GOOD_ROW, "denial_id": "D2", "carc_codes": "CO16"},
+        {**GOOD_ROW, "denial_id": "D3", "denied_amount": "300"},
+    ]
+    path = write_csv(tmp_path / "bad.csv", rows)
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 1
+    assert f"{path}: row 2, column carc_codes: 'CO16' must match" in result.output
+    assert f"{path}: row 3, column denied_amount: exceeds billed_amount" in result.output
+    assert f"{path}: 3 rows, 1 valid, 2 with errors (2 errors)" in result.output
+
+
+def test_validate_reports_a_missing_column_for_the_table(tmp_path: Path) -> None:
+    row = {k: v for k, v in GOOD_ROW.items() if k != "carc_codes"}
+    result = runner.invoke(app, ["validate", str(write_csv(tmp_path / "bad.csv", [row]))])
+    assert result.exit_code == 1
+    assert "table, column carc_codes: required column is missing" in result.output
+
+
+def test_validate_caps_the_listed_errors(tmp_path: Path) -> None:
+    rows = [{**GOOD_ROW, "denial_id": f"D{i}", "claim_type": "dental"} for i in range(5)]
+    path = write_csv(tmp_path / "bad.csv", rows)
+    result = runner.invoke(app, ["validate", str(path), "--max-errors", "2"])
+    assert result.exit_code == 1
+    assert result.output.count("column claim_type") == 2
+    assert "... 3 more errors not shown" in result.output
+
+
+def test_validate_missing_file_exits_1_with_a_message(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["validate", str(tmp_path / "nope.csv")])
+    assert result.exit_code == 1
+    assert "nope.csv: no such file" in result.output
+
+
+def test_validate_unknown_extension_exits_1_with_a_message(tmp_path: Path) -> None:
+    path = tmp_path / "denials.xlsx"
+    path.write_text("x")
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 1
+    assert "unknown extension '.xlsx'; use .parquet or .csv" in result.output
+
+
+# ---------------------------------------------------------------------------- schema, generate
+
+
+def test_schema_prints_json_of_the_scoring_fields() -> None:
+    result = runner.invoke(app, ["schema"])
+    assert result.exit_code == 0, result.output
+    schema = json.loads(result.stdout)
+    assert schema["required"] == list(REQUIRED_COLUMNS)
+    assert "root_cause" not in schema["properties"]
+
+
+def test_schema_writes_to_a_file(tmp_path: Path) -> None:
+    out = tmp_path / "denial.schema.json"
+    result = runner.invoke(app, ["schema", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["title"] == "Denial"
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_generated_history_validates(tmp_path: Path, suffix: str) -> None:
+    out = tmp_path / "tmp" / f"x{suffix}"
+    generated = runner.invoke(app, ["generate", "--rows", "500", "--seed", "3", "--out", str(out)])
+    assert generated.exit_code == 0, generated.output
+    assert "wrote 500 denials" in generated.output
+    validated = runner.invoke(app, ["validate", str(out)])
+    assert validated.exit_code == 0, validated.output
+    assert "500 rows, 500 valid, 0 with errors" in validated.output
+
+
+# ---------------------------------------------------------------------------- mapping
+
+
+def test_mapping_check_passes_for_the_shipped_mapping() -> None:
+    result = runner.invoke(app, ["mapping", "check"])
+    assert result.exit_code == 0, result.output
+    assert "mapping 2026.11.0#" in result.output
+    assert "no problems" in result.output
+
+
+def test_mapping_check_fails_on_a_defective_override(tmp_path: Path) -> None:
+    override = tmp_path / "site_mapping.yaml"
+    override.write_text(
+        'version: "site-1"\nentries:\n'
+        '  - {carc: "16", rarc: N54, root_cause: bad_luck, action_path: coding_review,'
+        " owner_queue: coding, owner: coder, reviewed_on: 2026-11-20}\n",
+        encoding="utf-8",
+    )
+    result = runner.invoke(app, ["mapping", "check", "--overrides", str(override)])
+    assert result.exit_code == 1
+    assert f"{override}: entry 1 (line 3): unknown root cause 'bad_luck'" in result.output
+    assert "1 problem(s) found" in result.output
+
+
+def test_mapping_check_reads_the_override_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    override = tmp_path / "site_mapping.yaml"
+    override.write_text('version: "site-1"\nentries: [{carc: "16"}]\n', encoding="utf-8")
+    monkeypatch.setenv("DENIAL_TRIAGE_MAPPING_OVERRIDES", str(override))
+    get_settings.cache_clear()
+    result = runner.invoke(app, ["mapping", "check"])
+    assert result.exit_code == 1
+    assert f"{override}: entry 1 (line 2): missing root_cause" in result.output
+
+
+def test_mapping_check_flags_stale_reviews_with_a_tighter_limit() -> None:
+    result = runner.invoke(app, ["mapping", "check", "--max-age-days", "5"])
+    assert result.exit_code == 1
+    assert "review is stale: last reviewed 2026-11-20 (6 days ago, limit 5)" in result.output
