@@ -1,0 +1,125 @@
+"""Fitting the triage model: time-based splits, three LightGBM models, Platt calibration.
+
+The newest months are held out for testing; within the training months, the newest share is
+held out again to calibrate the binary models, so no probability is calibrated on rows its
+model learned from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+
+from features.contract import ROOT_CAUSES
+from features.pipeline import DenialFeatures
+from training.specs import ModelSpec
+from training.triage_model import PlattCalibration, TriageModel
+
+DEFAULT_TEST_MONTHS = 4
+
+
+@dataclass(frozen=True)
+class TimeSplit:
+    """Positional row indices of the training and test months, and the cut date."""
+
+    train: np.ndarray
+    test: np.ndarray
+    cutoff: pd.Timestamp
+
+
+def time_split(frame: pd.DataFrame, test_months: int = DEFAULT_TEST_MONTHS) -> TimeSplit:
+    """Train on older denial dates, test on the newest ``test_months`` months."""
+    dates = pd.to_datetime(frame["denial_date"])
+    cutoff = (dates.max().to_period("M") - (test_months - 1)).start_time
+    is_test = (dates >= cutoff).to_numpy()
+    if is_test.all() or not is_test.any():
+        raise ValueError(
+            f"history spans too few months for a {test_months}-month test window "
+            f"({dates.min().date()} to {dates.max().date()})"
+        )
+    return TimeSplit(np.flatnonzero(~is_test), np.flatnonzero(is_test), cutoff)
+
+
+def newest_share(frame: pd.DataFrame, share: float) -> np.ndarray:
+    """Boolean mask of the newest ``share`` of rows by denial date (ties stay together)."""
+    dates = pd.to_datetime(frame["denial_date"])
+    return (dates >= dates.quantile(1.0 - share)).to_numpy()
+
+
+def recovered_target(frame: pd.DataFrame) -> np.ndarray:
+    return (frame["recovered_amount"].fillna(0.0) > 0).to_numpy()
+
+
+def resolved_rows(frame: pd.DataFrame) -> np.ndarray:
+    """Rows that carry a recovery label: every resolution but ``open``."""
+    return (frame["resolution"] != "open").to_numpy()
+
+
+def fit_triage_model(
+    frame: pd.DataFrame, specs: dict[str, ModelSpec], *, seed: int = 7, n_jobs: int = 2
+) -> TriageModel:
+    """Fit the feature pipeline and all three models on a labelled training frame."""
+    features = DenialFeatures().fit(frame)
+    matrix = features.transform(frame)
+    categorical = features.categorical_indices
+    fit = _Fitter(seed, n_jobs, categorical)
+    resolved = resolved_rows(frame)
+    recovery, recovery_calibration = fit.calibrated_binary(
+        specs["recovery"], matrix[resolved], recovered_target(frame)[resolved], frame[resolved]
+    )
+    preventable, preventable_calibration = fit.calibrated_binary(
+        specs["preventable"], matrix, frame["preventable"].astype(bool).to_numpy(), frame
+    )
+    return TriageModel(
+        features=features,
+        root_cause_model=fit.root_cause(specs["root_cause"], matrix, frame["root_cause"]),
+        recovery_model=recovery,
+        recovery_calibration=recovery_calibration,
+        recovery_share_model=fit.recovered_share(specs["recovery"], matrix, frame),
+        preventable_model=preventable,
+        preventable_calibration=preventable_calibration,
+    )
+
+
+@dataclass(frozen=True)
+class _Fitter:
+    seed: int
+    n_jobs: int
+    categorical: list[int]
+
+    def _common(self) -> dict[str, object]:
+        return {"random_state": self.seed, "n_jobs": self.n_jobs, "verbose": -1}
+
+    def root_cause(
+        self, spec: ModelSpec, matrix: np.ndarray, labels: pd.Series
+    ) -> lgb.LGBMClassifier:
+        # Classes are the contract's category indices, so probabilities line up with ROOT_CAUSES.
+        target = labels.map({cause: i for i, cause in enumerate(ROOT_CAUSES)}).to_numpy()
+        model = lgb.LGBMClassifier(objective="multiclass", **spec.hyperparameters, **self._common())
+        return model.fit(matrix, target, categorical_feature=self.categorical)
+
+    def calibrated_binary(
+        self, spec: ModelSpec, matrix: np.ndarray, target: np.ndarray, frame: pd.DataFrame
+    ) -> tuple[lgb.LGBMClassifier, PlattCalibration]:
+        holdout = newest_share(frame, spec.calibration_share)
+        model = lgb.LGBMClassifier(objective="binary", **spec.hyperparameters, **self._common())
+        model.fit(matrix[~holdout], target[~holdout], categorical_feature=self.categorical)
+        margin = model.predict(matrix[holdout], raw_score=True).reshape(-1, 1)
+        platt = LogisticRegression(C=1e6).fit(margin, target[holdout])
+        return model, PlattCalibration(float(platt.coef_[0, 0]), float(platt.intercept_[0]))
+
+    def recovered_share(
+        self, spec: ModelSpec, matrix: np.ndarray, frame: pd.DataFrame
+    ) -> lgb.LGBMRegressor:
+        """Share of the denied amount recovered, learned on recovered denials only."""
+        recovered = recovered_target(frame) & resolved_rows(frame)
+        share = (frame["recovered_amount"] / frame["denied_amount"]).to_numpy()[recovered]
+        params = spec.share_hyperparameters or {}
+        model = lgb.LGBMRegressor(objective="cross_entropy", **params, **self._common())
+        return model.fit(
+            matrix[recovered], np.clip(share, 0.0, 1.0), categorical_feature=self.categorical
+        )

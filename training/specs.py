@@ -1,0 +1,60 @@
+"""Declarative model specs (``models/*.yaml``): target, rows, hyperparameters and gates."""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+TASKS = ("root_cause", "recovery", "preventable")
+
+
+class Gate(BaseModel):
+    """A bound a metric must respect for the model to be promoted."""
+
+    model_config = ConfigDict(extra="forbid")
+    min: float | None = None
+    max: float | None = None
+
+    def failure(self, metric: str, value: float | None) -> str | None:
+        """Why the value fails the gate, or None when it passes."""
+        if value is None:
+            return f"{metric} was not measured"
+        if self.min is not None and value < self.min:
+            return f"{metric} {value:.4f} is below the gate {self.min}"
+        if self.max is not None and value > self.max:
+            return f"{metric} {value:.4f} is above the gate {self.max}"
+        return None
+
+
+class ModelSpec(BaseModel):
+    """One task's spec, as written in ``models/<task>.yaml``."""
+
+    model_config = ConfigDict(extra="forbid")
+    task: Literal["root_cause", "recovery", "preventable"]
+    kind: Literal["multiclass", "binary"]
+    target: str
+    rows: Literal["all labelled", "resolved"]
+    features: Literal["all"] = "all"
+    estimator: Literal["lightgbm"] = "lightgbm"
+    calibration: Literal["sigmoid", "none"] = "none"
+    calibration_share: float = Field(0.15, gt=0, lt=0.5)
+    hyperparameters: dict[str, Any]
+    share_hyperparameters: dict[str, Any] | None = None
+    gates: dict[str, Gate]
+
+    def gate_failures(self, metrics: dict[str, float]) -> list[str]:
+        """Every gate the metrics fail, in the words a reviewer reads."""
+        failures = (gate.failure(name, metrics.get(name)) for name, gate in self.gates.items())
+        return [f"{self.task}: {failure}" for failure in failures if failure]
+
+
+def load_specs() -> dict[str, ModelSpec]:
+    """The three specs shipped in ``models/``."""
+    folder = resources.files("models")
+    return {
+        task: ModelSpec.model_validate(yaml.safe_load(folder.joinpath(f"{task}.yaml").read_text()))
+        for task in TASKS
+    }
