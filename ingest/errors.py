@@ -1,0 +1,48 @@
+"""The one error the remittance parser raises, and the findings it reports without stopping.
+
+Messages name the file, the segment number (1-based position in the file, ISA = 1, as
+editors and pyx12 count) and what is wrong. They never quote patient or member segments
+(NM1*QC, NM1*IL): a message may name a segment id or an element position, not its value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class RemittanceError(Exception):
+    """A remittance file cannot be read as an 835: truncated, bad envelope, missing claim
+    elements, or not X12 at all. The only exception the parser raises.
+
+    ``segment_number`` is the 1-based segment position in the file, or ``None`` when the
+    problem is the file as a whole (unreadable, empty).
+    """
+
+    def __init__(self, file: Path | str, segment_number: int | None, message: str) -> None:
+        self.file = Path(file)
+        self.segment_number = segment_number
+        self.message = message
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = f", segment {self.segment_number}" if self.segment_number is not None else ""
+        return f"{self.file}{where}: {self.message}"
+
+    def __reduce__(self) -> tuple[type[RemittanceError], tuple[Path, int | None, str]]:
+        return (type(self), (self.file, self.segment_number, self.message))
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something worth telling the user that does not stop the file: a code that does not fit
+    the contract, a denial that cannot become a contract row, a count mismatch when told to
+    tolerate it."""
+
+    file: Path
+    segment_number: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f", segment {self.segment_number}" if self.segment_number is not None else ""
+        return f"{self.file}{where}: {self.message}"
