@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from denial_triage.commands import codes, data, mapping
+from denial_triage.commands import codes, data, mapping, train
+from training.fit import DEFAULT_MATURITY_DAYS, DEFAULT_TEST_MONTHS
 
 app = typer.Typer(
     name="denial-triage",
@@ -16,6 +17,9 @@ app.command()(data.generate)
 app.command()(data.validate)
 app.command()(data.profile)
 app.command()(data.schema)
+app.command()(train.train)
+app.command()(train.evaluate)
+app.command()(train.promote)
 app.add_typer(codes.app, name="codes", help="CARC and RARC reference: labels and official lists.")
 app.add_typer(mapping.app, name="mapping")
 
@@ -25,7 +29,20 @@ def quickstart(
     rows: int = typer.Option(200_000, min=1, help="Denials to generate."),
     seed: int = typer.Option(7, help="Random seed."),
 ) -> None:
-    """The main job on embedded defaults: generate a history, validate and profile it."""
+    """The main job on embedded defaults: generate a history, then train, evaluate, promote."""
     path = data.default_history_path()
     data.generate(rows=rows, seed=seed, out=path)
     data.profile(path=path)
+    train.train(
+        data=path,
+        experiment="denial-triage",
+        seed=seed,
+        test_months=DEFAULT_TEST_MONTHS,
+        maturity_days=DEFAULT_MATURITY_DAYS,
+    )
+    train.promote(
+        data=path,
+        version=None,
+        test_months=DEFAULT_TEST_MONTHS,
+        maturity_days=DEFAULT_MATURITY_DAYS,
+    )

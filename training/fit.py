@@ -22,26 +22,46 @@ from training.triage_model import PlattCalibration, TriageModel
 DEFAULT_TEST_MONTHS = 4
 
 
+DEFAULT_MATURITY_DAYS = 180
+
+
 @dataclass(frozen=True)
 class TimeSplit:
-    """Positional row indices of the training and test months, and the cut date."""
+    """Positional row indices of the training and test months, and the dates that cut them."""
 
     train: np.ndarray
     test: np.ndarray
-    cutoff: pd.Timestamp
+    cutoff: pd.Timestamp  # first day of the test months
+    matured_by: pd.Timestamp  # denials after this are too recent for their outcome to be known
+    immature_rows: int
 
 
-def time_split(frame: pd.DataFrame, test_months: int = DEFAULT_TEST_MONTHS) -> TimeSplit:
-    """Train on older denial dates, test on the newest ``test_months`` months."""
+def time_split(
+    frame: pd.DataFrame,
+    test_months: int = DEFAULT_TEST_MONTHS,
+    maturity_days: int = DEFAULT_MATURITY_DAYS,
+) -> TimeSplit:
+    """Train on older denial dates, test on the newest months whose outcomes have matured.
+
+    A denial's outcome takes months to arrive: among the newest denials only the quick ones
+    (mostly corrections that paid) are resolved yet, so measuring on them would flatter
+    recovery. Denials from the last ``maturity_days`` of the history are therefore left out of
+    both training and testing; the test months are the ``test_months`` before them.
+    """
     dates = pd.to_datetime(frame["denial_date"])
-    cutoff = (dates.max().to_period("M") - (test_months - 1)).start_time
-    is_test = (dates >= cutoff).to_numpy()
-    if is_test.all() or not is_test.any():
+    matured_by = dates.max() - pd.Timedelta(days=maturity_days)
+    cutoff = (matured_by.to_period("M") - (test_months - 1)).start_time
+    mature = (dates <= matured_by).to_numpy()
+    is_test = mature & (dates >= cutoff).to_numpy()
+    is_train = mature & ~is_test
+    if not is_test.any() or not is_train.any():
         raise ValueError(
-            f"history spans too few months for a {test_months}-month test window "
-            f"({dates.min().date()} to {dates.max().date()})"
+            f"history from {dates.min().date()} to {dates.max().date()} is too short for "
+            f"{test_months} test months after leaving out the last {maturity_days} days"
         )
-    return TimeSplit(np.flatnonzero(~is_test), np.flatnonzero(is_test), cutoff)
+    return TimeSplit(
+        np.flatnonzero(is_train), np.flatnonzero(is_test), cutoff, matured_by, int((~mature).sum())
+    )
 
 
 def newest_share(frame: pd.DataFrame, share: float) -> np.ndarray:

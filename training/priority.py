@@ -1,13 +1,15 @@
-"""The priority score: expected net recovery per hour of work, weighted by deadline urgency.
+"""The priority score: expected net recovery, weighted by deadline urgency.
 
 One formula for training evaluation, batch scoring and the API:
 
     expected_recovered_dollars = recovery_probability * expected_recovered_share * denied_amount
-    net = expected_recovered_dollars - cost_to_work
-    priority_score = net * urgency / effort_hours
+    priority_score = (expected_recovered_dollars - cost_to_work) * urgency
 
-so a worklist sorted by ``priority_score`` works first what brings back the most money per
-hour, sooner when its deadline is close, and last what costs more to work than it can return.
+where ``cost_to_work`` prices the effort of the denial's action path (``effort_hours`` is
+reported beside it). A worklist sorted by ``priority_score`` works first what brings back the
+most money net of the work, sooner when its deadline is close, and last what costs more to work
+than it can return. Team capacity is counted in denials worked, so effort enters as cost rather
+than as a divisor: dividing by hours would rank a $40 correction above a $4,000 appeal.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ WORK_COST = {
 REFILE_PATHS = frozenset(
     {"eligibility_correction", "corrected_claim_resubmission", "coding_review"}
 )
-URGENCY_BOOST = 1.0  # a denial due today weighs twice one with no deadline pressure
+URGENCY_BOOST = 0.5  # a denial due today weighs 1.5 times one with no deadline pressure
 URGENCY_SCALE_DAYS = 30.0
 PASSED_DEADLINE_URGENCY = 0.2  # still workable only by exception (proof of timely filing)
 
@@ -103,5 +105,5 @@ def priority_parts(
         deadline_rule=rule,
         days_to_deadline=days_left,
         urgency=urgency,
-        priority_score=np.round((expected - cost) * urgency / hours, 4),
+        priority_score=np.round((expected - cost) * urgency, 4),
     )

@@ -1,0 +1,139 @@
+"""Model commands: train, evaluate and promote."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from mlflow.exceptions import MlflowException
+from rich.console import Console
+
+from denial_triage.settings import get_settings
+from training.fit import DEFAULT_MATURITY_DAYS, DEFAULT_TEST_MONTHS
+from training.run import TrainingDataError, TrainingOptions, evaluation_on
+from training.run import train as run_training
+from training.specs import load_specs
+from training.tracking import (
+    CHAMPION,
+    MODEL_NAME,
+    alias_version,
+    configure_tracking,
+    latest_version,
+    load_triage_model,
+)
+from training.tracking import (
+    promote as promote_version,
+)
+
+console = Console(stderr=True)
+DATA_HELP = "Labelled contract history (.parquet or .csv)."
+
+
+def _options(
+    data: Path, experiment: str, seed: int, test_months: int, maturity_days: int
+) -> TrainingOptions:
+    return TrainingOptions(
+        data=data,
+        data_dir=get_settings().data_dir,
+        experiment=experiment,
+        seed=seed,
+        test_months=test_months,
+        maturity_days=maturity_days,
+    )
+
+
+def train(
+    data: Path = typer.Option(..., exists=True, help=DATA_HELP),
+    experiment: str = typer.Option("denial-triage", help="MLflow experiment name."),
+    seed: int = typer.Option(7, help="Random seed for the models."),
+    test_months: int = typer.Option(
+        DEFAULT_TEST_MONTHS, min=1, help="Newest matured months held out."
+    ),
+    maturity_days: int = typer.Option(
+        DEFAULT_MATURITY_DAYS,
+        min=0,
+        help="Newest days left out: their outcomes are still arriving.",
+    ),
+) -> None:
+    """Fit the three models, evaluate them against baselines, log to MLflow and register."""
+    options = _options(data, experiment, seed, test_months, maturity_days)
+    try:
+        with console.status("training") as status:
+            result = run_training(options, progress=lambda step: status.update(step))
+    except (TrainingDataError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    report = result.evaluation.report
+    typer.echo(f"registered {result.record.model_uri} (run {result.record.run_id})")
+    typer.echo(_summary(report))
+    failures = result.evaluation.gate_failures(load_specs())
+    typer.echo("gates: all pass" if not failures else "gates failing:\n  " + "\n  ".join(failures))
+    typer.echo(f"next: denial-triage promote --data {data}")
+
+
+def evaluate(
+    data: Path = typer.Option(..., exists=True, help=DATA_HELP),
+    model: str = typer.Option(f"models:/{MODEL_NAME}@{CHAMPION}", help="Model URI to evaluate."),
+    test_months: int = typer.Option(DEFAULT_TEST_MONTHS, min=1),
+    maturity_days: int = typer.Option(DEFAULT_MATURITY_DAYS, min=0),
+    as_json: bool = typer.Option(False, "--json", help="Print the full evaluation as JSON."),
+) -> None:
+    """Evaluate a registered model on the test months of a history, beside the baselines."""
+    configure_tracking(get_settings().data_dir)
+    options = _options(data, "", 7, test_months, maturity_days)
+    try:
+        evaluation = evaluation_on(data, options)(load_triage_model(model))
+    except (TrainingDataError, ValueError, MlflowException, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(json.dumps(evaluation.report, indent=2) if as_json else _summary(evaluation.report))
+
+
+def promote(
+    data: Path = typer.Option(
+        ..., exists=True, help="History whose test months both models are measured on."
+    ),
+    version: str = typer.Option(None, help="Model version to promote [default: the newest]."),
+    test_months: int = typer.Option(DEFAULT_TEST_MONTHS, min=1),
+    maturity_days: int = typer.Option(DEFAULT_MATURITY_DAYS, min=0),
+) -> None:
+    """Make a version champion if its gates pass and it beats the champion, else challenger."""
+    configure_tracking(get_settings().data_dir)
+    candidate = version or latest_version()
+    if candidate is None:
+        typer.echo(
+            f"error: no {MODEL_NAME} model is registered; run `denial-triage train` first", err=True
+        )
+        raise typer.Exit(1)
+    options = _options(data, "", 7, test_months, maturity_days)
+    try:
+        decision = promote_version(candidate, load_specs(), evaluation_on(data, options))
+    except (TrainingDataError, ValueError, MlflowException) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"version {decision.version} is now {decision.alias}")
+    for reason in decision.reasons:
+        typer.echo(f"  {reason}")
+    typer.echo(f"champion: version {alias_version(CHAMPION)}")
+
+
+def _summary(report: dict) -> str:
+    root, recovery, preventable = report["root_cause"], report["recovery"], report["preventable"]
+    lookup = root["baselines"]["best_code_lookup"]["accuracy"]
+    ranking = report["prioritization"]["rankings"]
+    lines = [
+        f"root cause   accuracy {root['accuracy']:.3f}  macro-F1 {root['macro_f1']:.3f}  "
+        f"(best code lookup {lookup:.3f}, governed mapping "
+        f"{root['baselines']['governed_mapping']['accuracy']:.3f}, "
+        f"logistic regression {root['baselines']['logistic_regression']['accuracy']:.3f})",
+        f"recovery     ROC AUC {recovery['roc_auc']:.3f}  Brier {recovery['brier']:.3f}  "
+        f"ECE {recovery['expected_calibration_error']:.3f}",
+        f"preventable  ROC AUC {preventable['roc_auc']:.3f}  Brier {preventable['brier']:.3f}  "
+        f"ECE {preventable['expected_calibration_error']:.3f}",
+        "share of the oracle's recovered dollars when working the top 10% / 20% / 30%:",
+    ]
+    for name, shares in ranking.items():
+        parts = " / ".join(f"{v['share_of_oracle']:.1%}" for v in shares.values())
+        lines.append(f"  {name:<24} {parts}")
+    return "\n".join(lines)

@@ -1,0 +1,171 @@
+"""The training job: load, split by time, fit, evaluate, log and register.
+
+``denial-triage train`` is a thin shell over :func:`train`; the steps report progress through a
+callback so the command can show them.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from features.contract import LABEL_COLUMNS, load_denials
+from training.evaluate import Evaluation, evaluate_model, write_figures
+from training.fit import (
+    DEFAULT_MATURITY_DAYS,
+    DEFAULT_TEST_MONTHS,
+    TimeSplit,
+    fit_triage_model,
+    time_split,
+)
+from training.specs import ModelSpec, load_specs
+from training.tracking import (
+    TrainingRecord,
+    configure_tracking,
+    file_digest,
+    git_commit,
+    log_training_run,
+)
+from training.triage_model import TriageModel
+
+Progress = Callable[[str], None]
+
+
+class TrainingDataError(ValueError):
+    """The history cannot be trained on; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    data: Path
+    data_dir: Path
+    experiment: str = "denial-triage"
+    seed: int = 7
+    test_months: int = DEFAULT_TEST_MONTHS
+    maturity_days: int = DEFAULT_MATURITY_DAYS
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    record: TrainingRecord
+    evaluation: Evaluation
+    split: TimeSplit
+
+
+def load_history(path: Path) -> pd.DataFrame:
+    """A labelled, contract-valid history, or a :class:`TrainingDataError` naming the problem."""
+    result = load_denials(path)
+    if not result.ok:
+        shown = "\n".join(f"  {e}" for e in result.errors[:20])
+        raise TrainingDataError(
+            f"{path}: {len(result.bad_rows):,} rows break the data contract "
+            f"(run `denial-triage validate {path}` for all of them):\n{shown}"
+        )
+    missing = [name for name in LABEL_COLUMNS if name not in result.frame]
+    if missing:
+        raise TrainingDataError(f"{path}: training needs the label columns {', '.join(missing)}")
+    unlabelled = int(
+        result.frame["root_cause"].isna().sum() + result.frame["preventable"].isna().sum()
+    )
+    if unlabelled:
+        raise TrainingDataError(f"{path}: {unlabelled:,} root_cause/preventable labels are empty")
+    return result.frame
+
+
+def split_history(
+    frame: pd.DataFrame, options: TrainingOptions
+) -> tuple[pd.DataFrame, pd.DataFrame, TimeSplit]:
+    split = time_split(frame, options.test_months, options.maturity_days)
+    train = frame.iloc[split.train].reset_index(drop=True)
+    test = frame.iloc[split.test].reset_index(drop=True)
+    return train, test, split
+
+
+def train(options: TrainingOptions, progress: Progress = lambda _: None) -> TrainingResult:
+    """Run the whole job and return what was registered and measured."""
+    specs = load_specs()
+    progress(f"loading {options.data}")
+    frame = load_history(options.data)
+    train_rows, test_rows, split = split_history(frame, options)
+    progress(f"fitting on {len(train_rows):,} denials before {split.cutoff.date()}")
+    model = fit_triage_model(train_rows, specs, seed=options.seed)
+    model.metadata.update(_metadata(options, split, len(train_rows), len(test_rows)))
+    progress(f"evaluating on {len(test_rows):,} denials from {split.cutoff.date()}")
+    evaluation = evaluate_model(model, train_rows, test_rows, seed=options.seed)
+    progress("logging to MLflow and registering the model")
+    record = _log(model, evaluation, test_rows, options, specs)
+    return TrainingResult(record, evaluation, split)
+
+
+def _metadata(
+    options: TrainingOptions, split: TimeSplit, train_rows: int, test_rows: int
+) -> dict[str, object]:
+    return {
+        "data_path": str(options.data),
+        "data_digest": file_digest(options.data),
+        "train_rows": train_rows,
+        "test_rows": test_rows,
+        "test_from": str(split.cutoff.date()),
+        "matured_by": str(split.matured_by.date()),
+        "seed": options.seed,
+        "git_commit": git_commit(),
+    }
+
+
+def _log(
+    model: TriageModel,
+    evaluation: Evaluation,
+    test_rows: pd.DataFrame,
+    options: TrainingOptions,
+    specs: dict[str, ModelSpec],
+) -> TrainingRecord:
+    configure_tracking(options.data_dir)
+    with tempfile.TemporaryDirectory() as folder:
+        figures = write_figures(model, evaluation, test_rows, Path(folder))
+        return log_training_run(
+            model,
+            evaluation,
+            experiment=options.experiment,
+            artifact_root=options.data_dir / "mlartifacts",
+            params=_params(options, specs, model),
+            tags=_tags(model),
+            figures=figures,
+            input_example=test_rows.head(3),
+        )
+
+
+def _params(
+    options: TrainingOptions, specs: dict[str, ModelSpec], model: TriageModel
+) -> dict[str, object]:
+    params: dict[str, object] = {
+        "seed": options.seed,
+        "test_months": options.test_months,
+        "maturity_days": options.maturity_days,
+        "train_rows": model.metadata["train_rows"],
+        "test_rows": model.metadata["test_rows"],
+        "features": len(model.features.feature_names_),
+    }
+    for task, spec in specs.items():
+        params.update({f"{task}.{k}": v for k, v in spec.hyperparameters.items()})
+    return params
+
+
+def _tags(model: TriageModel) -> dict[str, str]:
+    return {
+        "git_commit": str(model.metadata["git_commit"]),
+        "mapping_version": model.mapping_version,
+        "payer_rules_version": model.features.payer_rules_.version,
+        "data_digest": str(model.metadata["data_digest"]),
+        "data_path": str(model.metadata["data_path"]),
+        "test_from": str(model.metadata["test_from"]),
+    }
+
+
+def evaluation_on(data: Path, options: TrainingOptions) -> Callable[[TriageModel], Evaluation]:
+    """An evaluator of any model on the test months of ``data`` (used by promote/evaluate)."""
+    train_rows, test_rows, _ = split_history(load_history(data), options)
+    return lambda model: evaluate_model(model, train_rows, test_rows, seed=options.seed)

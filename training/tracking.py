@@ -1,0 +1,241 @@
+"""MLflow tracking, the model registry and promotion by alias.
+
+Every training run logs its parameters, metrics, data digest and row counts, git commit,
+mapping version, figures and evaluation JSON, and registers one pyfunc model version under
+``denial-triage``. Promotion moves the ``champion`` alias only when the specs' gates pass and the
+candidate beats the current champion on the same test data; otherwise the candidate becomes
+``challenger`` and the reason is recorded on the version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Any
+
+import joblib
+import mlflow
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature, infer_signature
+from mlflow.tracking import MlflowClient
+from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
+from mlflow.types.schema import Array
+
+from features.contract import COLUMNS, Kind, Role, to_csv_frame
+from training.evaluate import PROMOTION_METRIC, Evaluation
+from training.pyfunc import ARTIFACT_KEY, TriagePyfunc, serializable_scores
+from training.specs import ModelSpec
+from training.triage_model import TriageModel
+
+MODEL_NAME = "denial-triage"
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+DEFAULT_EXPERIMENT = "denial-triage"
+RUNTIME_PACKAGES = ("lightgbm", "scikit-learn", "pandas", "numpy", "pyarrow", "joblib", "pyyaml")
+
+
+def configure_tracking(data_dir: Path) -> str:
+    """Point MLflow at ``MLFLOW_TRACKING_URI``, else a SQLite database in the data directory."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(data_dir / 'mlflow.db').resolve()}"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri
+
+
+def experiment_id(name: str, artifact_root: Path) -> str:
+    """The experiment's id, creating it with artifacts under the data directory."""
+    existing = mlflow.get_experiment_by_name(name)
+    if existing is not None:
+        return existing.experiment_id
+    location = (artifact_root / name).resolve().as_uri()
+    return mlflow.create_experiment(name, artifact_location=location)
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a data file (of every file, in order, for a folder)."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        with file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def git_commit() -> str:
+    try:
+        completed = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return completed.stdout.strip()
+
+
+# ---------------------------------------------------------------------------- logging
+
+
+@dataclass(frozen=True)
+class TrainingRecord:
+    run_id: str
+    model_version: str
+    model_uri: str
+
+
+def log_training_run(
+    model: TriageModel,
+    evaluation: Evaluation,
+    *,
+    experiment: str,
+    artifact_root: Path,
+    params: dict[str, Any],
+    tags: dict[str, str],
+    figures: list[Path],
+    input_example: pd.DataFrame,
+) -> TrainingRecord:
+    """Log one training run and register its model as a new version of ``denial-triage``."""
+    with mlflow.start_run(experiment_id=experiment_id(experiment, artifact_root)) as run:
+        mlflow.log_params(params)
+        mlflow.log_metrics(evaluation.flat_metrics())
+        mlflow.set_tags(tags)
+        mlflow.log_dict(evaluation.report, "evaluation.json")
+        for figure in figures:
+            mlflow.log_artifact(str(figure), artifact_path="figures")
+        info = _log_pyfunc(model, input_example)
+    version = str(info.registered_model_version)
+    return TrainingRecord(run.info.run_id, version, f"models:/{MODEL_NAME}/{version}")
+
+
+def _log_pyfunc(model: TriageModel, input_example: pd.DataFrame) -> Any:
+    with tempfile.TemporaryDirectory() as folder:
+        bundle = Path(folder) / "triage_model.joblib"
+        joblib.dump(model, bundle)
+        example = example_payload(input_example)
+        output = serializable_scores(model.score(input_example))
+        return mlflow.pyfunc.log_model(
+            name="model",
+            python_model=TriagePyfunc(),
+            artifacts={ARTIFACT_KEY: str(bundle)},
+            signature=model_signature(output),
+            input_example=example,
+            registered_model_name=MODEL_NAME,
+            pip_requirements=[f"{name}=={package_version(name)}" for name in RUNTIME_PACKAGES],
+        )
+
+
+def example_payload(frame: pd.DataFrame) -> pd.DataFrame:
+    """Contract rows as a JSON client sends them: ISO dates, lists, no pandas NA."""
+    scoring = [c.name for c in COLUMNS if c.role is not Role.LABEL and c.name in frame]
+    payload = to_csv_frame(frame[scoring])
+    for column in COLUMNS:
+        if column.kind is Kind.STRING_LIST and column.name in frame:
+            payload[column.name] = [list(items) for items in frame[column.name]]
+    return payload.astype(object).where(payload.notna(), None)
+
+
+_MLFLOW_TYPES = {
+    Kind.STRING: DataType.string,
+    Kind.DATE: DataType.string,
+    Kind.DECIMAL: DataType.double,
+    Kind.INTEGER: DataType.long,
+    Kind.BOOLEAN: DataType.boolean,
+}
+
+
+def model_signature(output: pd.DataFrame) -> ModelSignature:
+    """Input schema from the data contract (optional fields optional), output inferred."""
+    inputs = Schema(
+        [
+            ColSpec(
+                Array(DataType.string) if c.kind is Kind.STRING_LIST else _MLFLOW_TYPES[c.kind],
+                c.name,
+                required=c.role is Role.REQUIRED,
+            )
+            for c in COLUMNS
+            if c.role is not Role.LABEL
+        ]
+    )
+    params = ParamSchema(
+        [ParamSpec("explain", DataType.boolean, False), ParamSpec("top", DataType.long, 5)]
+    )
+    return ModelSignature(inputs=inputs, outputs=infer_signature(output).inputs, params=params)
+
+
+# ---------------------------------------------------------------------------- registry
+
+
+def load_triage_model(uri: str) -> TriageModel:
+    """The :class:`TriageModel` inside a registered pyfunc (``models:/denial-triage@champion``)."""
+    return mlflow.pyfunc.load_model(uri).unwrap_python_model().triage
+
+
+def alias_version(alias: str) -> str | None:
+    """The version an alias points to, or None when no version carries it."""
+    try:
+        return MlflowClient().get_model_version_by_alias(MODEL_NAME, alias).version
+    except MlflowException:
+        return None
+
+
+def latest_version() -> str | None:
+    versions = MlflowClient().search_model_versions(f"name='{MODEL_NAME}'")
+    return max((v.version for v in versions), key=int, default=None)
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    version: str
+    alias: str
+    reasons: list[str]
+    candidate_metric: float
+    champion_version: str | None
+    champion_metric: float | None
+
+
+def promote(
+    version: str, specs: dict[str, ModelSpec], evaluate: Callable[[TriageModel], Evaluation]
+) -> PromotionDecision:
+    """Champion if the gates pass and it beats the champion on the same data, else challenger."""
+    candidate = evaluate(load_triage_model(f"models:/{MODEL_NAME}/{version}"))
+    candidate_metric = candidate.flat_metrics()[PROMOTION_METRIC]
+    champion = alias_version(CHAMPION)
+    failures = candidate.gate_failures(specs)
+    champion_metric = None
+    if not failures and champion is not None and champion != version:
+        champion_metric = evaluate(
+            load_triage_model(f"models:/{MODEL_NAME}@{CHAMPION}")
+        ).flat_metrics()[PROMOTION_METRIC]
+        if candidate_metric <= champion_metric:
+            failures.append(
+                f"recovered dollars at 20% capacity ${candidate_metric:,.0f} do not beat "
+                f"champion version {champion}'s ${champion_metric:,.0f} on the same test data"
+            )
+    alias = CHALLENGER if failures else CHAMPION
+    reasons = failures or [_win_reason(champion, candidate_metric, champion_metric)]
+    _set_alias(version, alias, reasons)
+    return PromotionDecision(version, alias, reasons, candidate_metric, champion, champion_metric)
+
+
+def _win_reason(champion: str | None, candidate: float, incumbent: float | None) -> str:
+    if champion is None or incumbent is None:
+        return f"all gates pass and there was no champion (${candidate:,.0f} at 20% capacity)"
+    return (
+        f"all gates pass and recovered dollars at 20% capacity ${candidate:,.0f} beat "
+        f"champion version {champion}'s ${incumbent:,.0f}"
+    )
+
+
+def _set_alias(version: str, alias: str, reasons: list[str]) -> None:
+    client = MlflowClient()
+    client.set_registered_model_alias(MODEL_NAME, alias, version)
+    client.set_model_version_tag(
+        MODEL_NAME, version, "promotion", f"{alias}: " + " | ".join(reasons)
+    )
