@@ -25,6 +25,7 @@ from training import synthetic_world as world_params
 from training.synthetic_world import CODE_OPTIONS, PROCEDURE_FAMILIES, SPECIALTIES
 
 CHUNK_ROWS = 100_000  # fixed so that a seed gives the same table whatever the row count
+BACKLOG_SHARE = 0.15  # assumption: about one denial in seven waits in a backlog
 DEFAULT_END_DATE = dt.date(2026, 9, 30)
 DEFAULT_MONTHS = 30
 AUTH_FAMILIES = frozenset(
@@ -308,7 +309,17 @@ def _sample_dates(draw: _Draw, frame: pd.DataFrame) -> None:
     denial = frame["denial_date"].to_numpy().astype("datetime64[D]")
     submission = denial - adjudication_lag.astype(int).astype("timedelta64[D]")
     service = submission - submit_lag.astype(int).astype("timedelta64[D]")
-    queue_delay = rng.gamma(1.5, 4.0, draw.rows).astype(int)
+    # Most denials are triaged within days; a backlog share waits for months (the widely
+    # repeated "most denials are never reworked" figure, domain.md section 4), often past the
+    # appeal window.
+    backlog = rng.random(draw.rows) < BACKLOG_SHARE
+    queue_delay = np.where(
+        backlog, rng.uniform(20, 240, draw.rows), rng.gamma(1.5, 4.0, draw.rows)
+    ).astype(int)
+    appeal_days = np.array([draw.rules.by_payer_type[t]["appeal"].days for t in PAYER_TYPES])[
+        pd.Categorical(frame["payer_type"], categories=PAYER_TYPES).codes
+    ]
+    frame["_appeal_expired"] = queue_delay > appeal_days
     frame["service_date"] = service
     frame["submission_date"] = submission
     frame["as_of_date"] = denial + queue_delay.astype("timedelta64[D]")
@@ -396,7 +407,8 @@ def _sample_outcomes(draw: _Draw, frame: pd.DataFrame) -> None:
     share = np.where(rng.random(draw.rows) < full, 1.0, rng.beta(2.5, 2.0, draw.rows))
     resolution = _resolution(rng, frame, recovered)
     mean_days = pd.Series(resolution).map(world_params.MEAN_DAYS_TO_RESOLVE).to_numpy()
-    lag = rng.gamma(2.0, mean_days / 2.0).astype(int) + 1
+    # Work starts when the denial is triaged, so its outcome comes after the queue delay.
+    lag = frame["_queue_delay"].to_numpy() + rng.gamma(2.0, mean_days / 2.0).astype(int) + 1
     resolved = frame["denial_date"].to_numpy().astype("datetime64[D]") + lag.astype(
         "timedelta64[D]"
     )
@@ -419,8 +431,10 @@ def _recovery_probability(draw: _Draw, frame: pd.DataFrame) -> np.ndarray:
     )
     logit += world.specialty_effect[frame["_specialty"].to_numpy()]
     logit += 0.2 * frame["_log_charge_ratio"].to_numpy()  # bigger claims get worked harder
-    logit -= 0.03 * frame["_queue_delay"].to_numpy()  # denials that sat in a queue recover less
-    slack = frame["_filing_slack"].to_numpy()
+    logit -= 0.01 * np.minimum(frame["_queue_delay"].to_numpy(), 60)  # stale denials recover less
+    by_appeal = np.isin(cause, [ROOT_CAUSES.index(c) for c in world_params.APPEAL_CAUSES])
+    logit -= 2.0 * (by_appeal & frame["_appeal_expired"].to_numpy())  # too late to appeal
+    slack = frame["_filing_slack"].to_numpy() - frame["_queue_delay"].to_numpy()
     needs_refile = np.isin(cause, [ROOT_CAUSES.index(c) for c in CORRECTION_CAUSES])
     logit -= np.where(
         needs_refile & (slack < 0), 2.5, np.where(needs_refile & (slack < 30), 1.0, 0.0)
