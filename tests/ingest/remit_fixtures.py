@@ -51,9 +51,9 @@ def header(
 ) -> list[str]:
     """BPR to the first LX: payer (loop 1000A with REF*2U), payee (1000B) with its NPI."""
     return [
-        f"BPR*I*100.00*C*ACH*CCP*01*999999999*DA*123456*1{payer_id}00**01*888888888*DA*98765"
+        f"BPR*I*100.00*C*ACH*CCP*01*999999999*DA*123456*1{payer_id}0000**01*888888888*DA*98765"
         f"*{date}",
-        f"TRN*1*{trace}*1{payer_id}00",
+        f"TRN*1*{trace}*1{payer_id}0000",
         f"DTM*405*{date}",
         f"N1*PR*{payer}",
         "N3*1 PAYER WAY",
@@ -113,7 +113,7 @@ def partially_paid_claim(claim_id: str = "PCN2001") -> list[str]:
 def paid_claim(claim_id: str = "PCN3001", status: str = "1", paid: str = "120.00") -> list[str]:
     """Paid with a deductible and a fee-schedule reduction only: not a denial."""
     return [
-        f"CLP*{claim_id}*{status}*200.00*{paid}*40.00*CI*ICN9003*11*1",
+        f"CLP*{claim_id}*{status}*200.00*{paid}*40.00*15*ICN9003*11*1",
         *patient(3),
         "DTM*232*20240903",
         f"SVC*HC:99213*200.00*{paid}**1",
@@ -128,13 +128,13 @@ def reversal_and_correction(claim_id: str = "PCN4001") -> list[str]:
     adjustments negated) and pays the claim again, corrected."""
     return [
         f"CLP*{claim_id}*22*-300.00*-180.00*0*12*ICN9004*11*1",
-        *patient(4),
         "CAS*CO*16*-60.00",
         "CAS*CO*45*-60.00",
+        *patient(4),
         "DTM*232*20240815",
         f"CLP*{claim_id}*1*300.00*240.00*0*12*ICN9005*11*1",
-        *patient(4),
         "CAS*CO*45*60.00",
+        *patient(4),
         "DTM*232*20240815",
     ]
 

@@ -117,13 +117,13 @@ def _malformed(body: list[str]) -> str:
         (_malformed(paid_claim()).replace("IEA*1*000000001", "IEA*1*7"), 24, "IEA02"),
         (_malformed(paid_claim()).replace("SE*20*0001", "SE*20*0002"), 22, "SE02"),
         (
-            _malformed(paid_claim()).replace("*200.00*120.00*40.00*CI", "**120.00*40.00*CI"),
+            _malformed(paid_claim()).replace("*200.00*120.00*40.00*15", "**120.00*40.00*15"),
             14,
             "CLP03",
         ),
         (_malformed(paid_claim()).replace("PCN3001*1*", "PCN3001**"), 14, "CLP02"),
         (
-            _malformed(paid_claim()).replace("*120.00*40.00*CI", "*abc*40.00*CI"),
+            _malformed(paid_claim()).replace("*120.00*40.00*15", "*abc*40.00*15"),
             14,
             "CLP04 .claim payment. 'abc' is not an amount",
         ),

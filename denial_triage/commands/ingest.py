@@ -1,0 +1,130 @@
+"""Remittance commands: ingest 835 files into contract denials, link later payments to them.
+
+Thin commands over :func:`ingest.batch.ingest` and :func:`ingest.outcomes.link_outcomes`.
+Exit status: 0 when every file was read; 1 when a file failed (it is reported with its
+segment number, and everything from the good files is still written), when the output or the
+denials table cannot be used, or, with ``--strict``, when there were findings; 2 for usage.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from features.contract import ContractFileError
+from ingest.batch import FileOutcome, IngestReport
+from ingest.batch import ingest as ingest_files
+from ingest.outcomes import DenialsTableError, LinkReport
+from ingest.outcomes import link_outcomes as link_files
+from ingest.validate import ValidatorUnavailable, validate_file
+
+app = typer.Typer(
+    help="835 remittances: ingest denials, link outcomes.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+def ingest(
+    paths: list[Path] = typer.Argument(..., help="835 files, or folders of them (recursive)."),
+    out: Path = typer.Option(..., "--out", help="Output contract table, .parquet or .csv."),
+    validate: bool = typer.Option(
+        False,
+        "--validate",
+        help="Run full TR3 validation with pyx12 first (slow); a file "
+        "that fails it is not ingested.",
+    ),
+    tolerate_counts: bool = typer.Option(
+        False, "--tolerate-counts", help="Report wrong SE/GE/IEA counts instead of failing."
+    ),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 when there are findings too."),
+    show: int = typer.Option(10, "--show", min=0, help="Findings printed per file."),
+) -> None:
+    """Read 835 remittances and write one contract row per denial."""
+    try:
+        report = ingest_files(
+            paths,
+            out,
+            validator=validate_file if validate else None,
+            tolerate_counts=tolerate_counts,
+            progress=lambda outcome: _print_outcome(outcome, show),
+        )
+    except (ContractFileError, ValidatorUnavailable) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(_ingest_summary(report))
+    findings = sum(len(outcome.findings) + outcome.suppressed_findings for outcome in report.files)
+    if report.failed or (strict and findings):
+        raise typer.Exit(1)
+
+
+def link_outcomes(
+    denials: Path = typer.Option(..., "--denials", help="Denials table from ingest."),
+    remits: list[Path] = typer.Option(
+        ..., "--remits", help="Later 835 files or folders (list them after --remits)."
+    ),
+    out: Path = typer.Option(..., "--out", help="Output history, .parquet or .csv."),
+    more_remits: list[Path] = typer.Argument(None, hidden=True),
+    tolerate_counts: bool = typer.Option(
+        False, "--tolerate-counts", help="Report wrong SE/GE/IEA counts instead of failing."
+    ),
+    show: int = typer.Option(10, "--show", min=0, help="Findings printed per file."),
+) -> None:
+    """Give earlier denials recovered_amount, resolution and resolved_date from later 835s."""
+    try:
+        report = link_files(
+            denials,
+            [*remits, *(more_remits or [])],
+            out,
+            tolerate_counts=tolerate_counts,
+            progress=lambda outcome: _print_outcome(outcome, show),
+        )
+    except (ContractFileError, DenialsTableError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(_link_summary(report))
+    if report.failed:
+        raise typer.Exit(1)
+
+
+app.command("ingest")(ingest)
+app.command("link-outcomes")(link_outcomes)
+
+
+def _print_outcome(outcome: FileOutcome, show: int) -> None:
+    """One line per file as it is read, then its first findings."""
+    if outcome.error is not None:
+        typer.echo(f"FAILED {outcome.error}", err=True)
+    elif outcome.stats is not None:
+        stats = outcome.stats
+        duplicates = f", {outcome.duplicates} duplicates skipped" if outcome.duplicates else ""
+        typer.echo(
+            f"ok {outcome.path}: {stats.claims} claims ({stats.denied_claims} denied, "
+            f"{stats.reversals} reversals), {outcome.rows_written} rows{duplicates}",
+            err=True,
+        )
+    for finding in outcome.findings[:show]:
+        typer.echo(f"  finding: {finding}", err=True)
+    hidden = len(outcome.findings) - min(show, len(outcome.findings))
+    hidden += outcome.suppressed_findings
+    if hidden:
+        typer.echo(f"  ... {hidden} more findings in {outcome.path}", err=True)
+
+
+def _ingest_summary(report: IngestReport) -> str:
+    skipped = f"; skipped {len(report.skipped)} non-remittance files" if report.skipped else ""
+    return (
+        f"read {len(report.files)} files ({len(report.failed)} failed{skipped}): "
+        f"{report.total('claims'):,} claims, {report.total('denied_claims'):,} denied "
+        f"(CLP02 = 4), {report.total('reversals'):,} reversals; wrote {report.rows_written:,} "
+        f"denial rows to {report.output}"
+    )
+
+
+def _link_summary(report: LinkReport) -> str:
+    return (
+        f"read {len(report.files)} remittance files ({len(report.failed)} failed): "
+        f"{report.recovered:,} of {report.denials:,} denials recovered "
+        f"({report.recovered_amount:,.2f}); wrote {report.output}"
+    )
