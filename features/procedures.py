@@ -52,7 +52,7 @@ def procedure_family(code: str | None) -> str:
         return "unknown"
     code = code.strip().upper()
     if re.fullmatch(r"0\d{3}", code):
-        return _REVENUE_GROUPS.get(code[1:3], "revenue_other")
+        return _REVENUE_GROUPS.get(code[:2], "revenue_other")
     if re.fullmatch(r"\d{5}", code):
         # E/M sits inside the medicine range numerically, so it is checked first.
         number = int(code)

@@ -36,3 +36,39 @@ def shared_dir() -> Path:
     if not path.is_dir():
         pytest.skip("../shared is not present")
     return path
+
+
+@pytest.fixture(scope="session")
+def split_history(history: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The generated history split by time into training and test months."""
+    from training.fit import time_split
+
+    split = time_split(history)
+    train = history.iloc[split.train].reset_index(drop=True)
+    test = history.iloc[split.test].reset_index(drop=True)
+    return train, test
+
+
+@pytest.fixture(scope="session")
+def triage_model(split_history: tuple[pd.DataFrame, pd.DataFrame]):
+    """The triage model fitted once per session on training months, with the shipped specs."""
+    from training.fit import fit_triage_model
+    from training.specs import load_specs
+
+    train = split_history[0]
+    return fit_triage_model(
+        train.sample(min(len(train), 25_000), random_state=3), load_specs(), seed=3
+    )
+
+
+def small_specs(rounds: int = 30):
+    """The shipped specs with fewer boosting rounds, for tests that fit several models."""
+    from training.specs import load_specs
+
+    specs = load_specs()
+    return {
+        task: spec.model_copy(
+            update={"hyperparameters": {**spec.hyperparameters, "n_estimators": rounds}}
+        )
+        for task, spec in specs.items()
+    }

@@ -3,13 +3,15 @@
 One formula for training evaluation, batch scoring and the API:
 
     expected_recovered_dollars = recovery_probability * expected_recovered_share * denied_amount
-    priority_score = (expected_recovered_dollars - cost_to_work) * urgency
+    net = expected_recovered_dollars - cost_to_work
+    priority_score = net * urgency when net > 0, else net
 
 where ``cost_to_work`` prices the effort of the denial's action path (``effort_hours`` is
 reported beside it). A worklist sorted by ``priority_score`` works first what brings back the
 most money net of the work, sooner when its deadline is close, and last what costs more to work
-than it can return. Team capacity is counted in denials worked, so effort enters as cost rather
-than as a divisor: dividing by hours would rank a $40 correction above a $4,000 appeal.
+than it can return (urgency never makes a losing denial look better or worse). Team capacity
+is counted in denials worked, so effort enters as cost rather than as a divisor: dividing by
+hours would rank a $40 correction above a $4,000 appeal.
 """
 
 from __future__ import annotations
@@ -105,5 +107,7 @@ def priority_parts(
         deadline_rule=rule,
         days_to_deadline=days_left,
         urgency=urgency,
-        priority_score=np.round((expected - cost) * urgency, 4),
+        priority_score=np.round(
+            np.where(expected > cost, (expected - cost) * urgency, expected - cost), 4
+        ),
     )

@@ -1,0 +1,168 @@
+"""The triage model: additive explanations, behaviour a reviewer expects, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import shap
+from conftest import small_specs
+
+from features.contract import REQUIRED_COLUMNS, ROOT_CAUSES
+from training.fit import fit_triage_model
+from training.triage_model import TriageModel
+
+
+@pytest.fixture(scope="module")
+def rows(split_history: tuple[pd.DataFrame, pd.DataFrame]) -> pd.DataFrame:
+    return split_history[1].sample(400, random_state=2).reset_index(drop=True)
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    return np.log(p / (1 - p))
+
+
+def test_scores_are_probabilities_with_routing_and_priority(
+    triage_model: TriageModel, rows: pd.DataFrame
+) -> None:
+    scores = triage_model.score(rows)
+    probabilities = scores[[f"p_{c}" for c in ROOT_CAUSES]].to_numpy()
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-6)
+    assert scores["root_cause"].isin(ROOT_CAUSES).all()
+    for name in ("recovery_probability", "preventable_probability", "expected_recovered_share"):
+        assert scores[name].between(0, 1).all()
+    expected = (
+        scores["recovery_probability"] * scores["expected_recovered_share"] * rows["denied_amount"]
+    )
+    np.testing.assert_allclose(scores["expected_recovered_dollars"], expected, atol=0.01)
+    assert scores["owner_queue"].notna().all() and scores["action_path"].notna().all()
+    assert (scores["requires_human_review"] == scores["review_reasons"].map(bool)).all()
+
+
+@pytest.mark.parametrize("task", ["root_cause", "recovery", "preventable"])
+def test_explanations_add_up_to_the_score(
+    triage_model: TriageModel, rows: pd.DataFrame, task: str
+) -> None:
+    sample = rows.head(50)
+    explanations = [row[task] for row in triage_model.explain(sample, top=5)]
+    totals = np.array(
+        [
+            e.base_value + sum(c["contribution"] for c in e.contributions) + e.rest
+            for e in explanations
+        ]
+    )
+    outputs = np.array([e.output for e in explanations])
+    np.testing.assert_allclose(totals, outputs, rtol=1e-9, atol=1e-9)
+    scores = triage_model.score(sample)
+    if task == "root_cause":
+        raw = triage_model.root_cause_model.predict(
+            triage_model.features.transform(sample), raw_score=True
+        )
+        expected = raw.max(axis=1)
+    else:
+        expected = logit(scores[f"{task}_probability"].to_numpy())
+    np.testing.assert_allclose(outputs, expected, rtol=1e-6, atol=1e-6)
+    assert all(len(e.contributions) <= 5 for e in explanations)
+
+
+def test_contributions_equal_shap_tree_explainer(
+    triage_model: TriageModel, rows: pd.DataFrame
+) -> None:
+    matrix = triage_model.features.transform(rows.head(20))
+    native = np.asarray(triage_model.preventable_model.predict(matrix, pred_contrib=True))
+    explainer = shap.TreeExplainer(triage_model.preventable_model.booster_)
+    values = explainer.shap_values(matrix)
+    np.testing.assert_allclose(native[:, :-1], values, atol=1e-6)
+    np.testing.assert_allclose(native[:, -1], explainer.expected_value, atol=1e-6)
+
+
+def test_missing_authorization_moves_towards_authorization_referral(
+    triage_model: TriageModel, rows: pd.DataFrame
+) -> None:
+    sample = rows.head(200).copy()
+    sample["carc_codes"] = [["CO-197"]] * len(sample)
+    sample["rarc_codes"] = [[]] * len(sample)
+    without = sample.assign(prior_auth_on_file=False)
+    with_auth = sample.assign(prior_auth_on_file=True)
+    ambiguous = sample.assign(carc_codes=[["CO-16"]] * len(sample), prior_auth_on_file=False)
+    p_without = triage_model.score(without)["p_authorization_referral"].mean()
+    assert p_without > triage_model.score(with_auth)["p_authorization_referral"].mean() + 0.05
+    assert p_without > triage_model.score(ambiguous)["p_authorization_referral"].mean() + 0.2
+
+
+def test_an_expired_appeal_deadline_lowers_recovery(
+    triage_model: TriageModel, rows: pd.DataFrame
+) -> None:
+    appeals = rows[
+        rows["carc_codes"].map(lambda c: c[0] in {"CO-197", "CO-50", "CO-59", "CO-96"})
+    ].head(150)
+    fresh = appeals.assign(as_of_date=appeals["denial_date"])
+    expired = appeals.assign(as_of_date=appeals["denial_date"] + pd.Timedelta(days=200))
+    fresh_scores, expired_scores = triage_model.score(fresh), triage_model.score(expired)
+    assert (
+        expired_scores["recovery_probability"].mean()
+        < fresh_scores["recovery_probability"].mean() - 0.05
+    )
+    assert (expired_scores["days_to_deadline"] < fresh_scores["days_to_deadline"]).all()
+
+
+def test_a_closer_deadline_raises_urgency_and_priority(
+    triage_model: TriageModel, rows: pd.DataFrame
+) -> None:
+    sample = rows.head(100)
+    scores = triage_model.score(sample)
+    sooner = triage_model.score(
+        sample.assign(as_of_date=sample["as_of_date"] + pd.Timedelta(days=1))
+    )
+    open_deadline = (scores["days_to_deadline"] > 1).to_numpy()
+    same_dollars = np.isclose(
+        sooner["expected_recovered_dollars"], scores["expected_recovered_dollars"], rtol=0, atol=0
+    )
+    check = open_deadline & same_dollars
+    assert check.sum() > 10
+    assert (sooner["urgency"].to_numpy()[check] > scores["urgency"].to_numpy()[check]).all()
+    assert (
+        sooner["priority_score"].to_numpy()[check] >= scores["priority_score"].to_numpy()[check]
+    ).all()
+
+
+def test_changing_the_denial_id_changes_nothing(
+    triage_model: TriageModel, rows: pd.DataFrame
+) -> None:
+    sample = rows.head(100)
+    renamed = sample.assign(denial_id=[f"other-{i}" for i in range(len(sample))])
+    pd.testing.assert_frame_equal(triage_model.score(sample), triage_model.score(renamed))
+
+
+def test_codes_never_seen_in_training_are_scored_and_flagged(
+    triage_model: TriageModel, rows: pd.DataFrame
+) -> None:
+    sample = rows.head(3).assign(carc_codes=[["CO-777"]] * 3)
+    scores = triage_model.score(sample)
+    assert scores["recovery_probability"].between(0, 1).all()
+    assert scores["requires_human_review"].all()
+    assert all("codes never seen in training: CO-777" in r for r in scores["review_reasons"])
+
+
+def test_same_seed_gives_the_same_model(split_history: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    train, test = split_history
+    subset = train.sample(8_000, random_state=4).reset_index(drop=True)
+    first = fit_triage_model(subset, small_specs(), seed=5).score(test.head(200))
+    second = fit_triage_model(subset, small_specs(), seed=5).score(test.head(200))
+    pd.testing.assert_frame_equal(first, second)
+
+
+def test_a_history_with_only_the_required_fields_trains(
+    split_history: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    """Any contract-valid history trains, not only the generator's rich one."""
+    train, test = split_history
+    labels = ["root_cause", "preventable", "resolution", "recovered_amount", "resolved_date"]
+    minimal = train.sample(6_000, random_state=6)[[*REQUIRED_COLUMNS, *labels]].reset_index(
+        drop=True
+    )
+    minimal["payer_id"] = "P-" + minimal["payer_id"].str[::-1]  # payer ids of another site
+    model = fit_triage_model(minimal, small_specs(), seed=1)
+    scores = model.score(test[list(REQUIRED_COLUMNS)].head(50))
+    assert scores["root_cause"].isin(ROOT_CAUSES).all()
+    assert scores["recovery_probability"].between(0, 1).all()
