@@ -79,6 +79,28 @@ def resolved_rows(frame: pd.DataFrame) -> np.ndarray:
     return (frame["resolution"] != "open").to_numpy()
 
 
+def root_cause_codes(labels: pd.Series) -> np.ndarray:
+    """Contract category indices, so class probabilities line up with ``ROOT_CAUSES``."""
+    return labels.map({cause: i for i, cause in enumerate(ROOT_CAUSES)}).to_numpy()
+
+
+def preventable_target(frame: pd.DataFrame) -> np.ndarray:
+    """The preventable label as booleans."""
+    return frame["preventable"].astype(bool).to_numpy()
+
+
+def recovered_share(frame: pd.DataFrame) -> np.ndarray:
+    """Share of the denied amount recovered, clipped to [0, 1]."""
+    share = (frame["recovered_amount"] / frame["denied_amount"]).to_numpy()
+    return np.clip(share, 0.0, 1.0)
+
+
+def platt_calibration(margin: np.ndarray, target: np.ndarray) -> PlattCalibration:
+    """Platt scaling of a binary model's raw margin, fitted on rows it did not learn from."""
+    platt = LogisticRegression(C=1e6).fit(np.reshape(margin, (-1, 1)), target)
+    return PlattCalibration(float(platt.coef_[0, 0]), float(platt.intercept_[0]))
+
+
 def fit_triage_model(
     frame: pd.DataFrame, specs: dict[str, ModelSpec], *, seed: int = 7, n_jobs: int = 2
 ) -> TriageModel:
@@ -92,7 +114,7 @@ def fit_triage_model(
         specs["recovery"], matrix[resolved], recovered_target(frame)[resolved], frame[resolved]
     )
     preventable, preventable_calibration = fit.calibrated_binary(
-        specs["preventable"], matrix, frame["preventable"].astype(bool).to_numpy(), frame
+        specs["preventable"], matrix, preventable_target(frame), frame
     )
     return TriageModel(
         features=features,
@@ -117,10 +139,8 @@ class _Fitter:
     def root_cause(
         self, spec: ModelSpec, matrix: np.ndarray, labels: pd.Series
     ) -> lgb.LGBMClassifier:
-        # Classes are the contract's category indices, so probabilities line up with ROOT_CAUSES.
-        target = labels.map({cause: i for i, cause in enumerate(ROOT_CAUSES)}).to_numpy()
         model = lgb.LGBMClassifier(objective="multiclass", **spec.hyperparameters, **self._common())
-        return model.fit(matrix, target, categorical_feature=self.categorical)
+        return model.fit(matrix, root_cause_codes(labels), categorical_feature=self.categorical)
 
     def calibrated_binary(
         self, spec: ModelSpec, matrix: np.ndarray, target: np.ndarray, frame: pd.DataFrame
@@ -128,18 +148,15 @@ class _Fitter:
         holdout = newest_share(frame, spec.calibration_share)
         model = lgb.LGBMClassifier(objective="binary", **spec.hyperparameters, **self._common())
         model.fit(matrix[~holdout], target[~holdout], categorical_feature=self.categorical)
-        margin = model.predict(matrix[holdout], raw_score=True).reshape(-1, 1)
-        platt = LogisticRegression(C=1e6).fit(margin, target[holdout])
-        return model, PlattCalibration(float(platt.coef_[0, 0]), float(platt.intercept_[0]))
+        margin = model.predict(matrix[holdout], raw_score=True)
+        return model, platt_calibration(margin, target[holdout])
 
     def recovered_share(
         self, spec: ModelSpec, matrix: np.ndarray, frame: pd.DataFrame
     ) -> lgb.LGBMRegressor:
         """Share of the denied amount recovered, learned on recovered denials only."""
         recovered = recovered_target(frame) & resolved_rows(frame)
-        share = (frame["recovered_amount"] / frame["denied_amount"]).to_numpy()[recovered]
         params = spec.share_hyperparameters or {}
         model = lgb.LGBMRegressor(objective="cross_entropy", **params, **self._common())
-        return model.fit(
-            matrix[recovered], np.clip(share, 0.0, 1.0), categorical_feature=self.categorical
-        )
+        share = recovered_share(frame)[recovered]
+        return model.fit(matrix[recovered], share, categorical_feature=self.categorical)
