@@ -26,7 +26,7 @@ from ingest.denials import CONTRACT_ROW_COLUMNS, could_be_denial, denial_rows
 from ingest.errors import Finding, RemittanceError
 from ingest.remit835 import FindingLog, ParseStats, RemittanceParser
 
-CHUNK_ROWS = 50_000
+CHUNK_ROWS = 10_000  # rows of a file held in memory before spilling; bounds peak memory
 # Extensions that are clearly not remittances; skipped (and listed) when reading a folder.
 NOT_REMITTANCES = frozenset(
     {".csv", ".tsv", ".parquet", ".md", ".json", ".yaml", ".yml", ".html", ".pdf", ".zip"}
@@ -126,19 +126,11 @@ def ingest(
     """
     files, skipped = find_remittances(paths)
     report = IngestReport(Path(out), skipped=skipped)
-    committed: set[int] = set()
     with DenialWriter(Path(out)) as writer:
         with tempfile.TemporaryDirectory(prefix=".ingest-", dir=Path(out).parent) as spill:
-            for index, path in enumerate(files):
-                outcome = _ingest_file(
-                    path,
-                    writer,
-                    Path(spill) / f"file{index}",
-                    committed,
-                    validator,
-                    tolerate_counts,
-                    chunk_rows,
-                )
+            run = _Run(writer, Path(spill), validator, tolerate_counts, chunk_rows)
+            for path in files:
+                outcome = run.ingest_file(path)
                 report.files.append(outcome)
                 if progress is not None:
                     progress(outcome)
@@ -147,40 +139,49 @@ def ingest(
     return report
 
 
-def _ingest_file(
-    path: Path,
-    writer: DenialWriter,
-    spill: Path,
-    committed: set[int],
-    validator: Validator | None,
-    tolerate_counts: bool,
-    chunk_rows: int,
-) -> FileOutcome:
-    outcome = FileOutcome(path)
-    if validator is not None:
-        problems = validator(path)
+@dataclass
+class _Run:
+    """One ingest run: where rows go, and the ids already written (to skip copies)."""
+
+    writer: DenialWriter
+    spill: Path
+    validator: Validator | None
+    tolerate_counts: bool
+    chunk_rows: int
+    committed: set[int] = field(default_factory=set)
+    files_read: int = 0
+
+    def ingest_file(self, path: Path) -> FileOutcome:
+        """Read one file; its rows are written only if all of it reads."""
+        self.files_read += 1
+        outcome = FileOutcome(path)
+        if self.validator is not None and self._vetoed(outcome):
+            return outcome
+        parser = RemittanceParser(path, tolerate_counts=self.tolerate_counts)
+        stage = _FileStage(self.spill / f"file{self.files_read}", self.committed, self.chunk_rows)
+        try:
+            for claim in parser.claims(screen=could_be_denial):
+                for row in denial_rows(claim, parser.findings):
+                    stage.add(row, parser.findings)
+            outcome.rows_written = stage.commit(self.writer, parser.findings)
+            outcome.stats = parser.stats
+        except RemittanceError as error:
+            outcome.error = error
+        finally:
+            stage.discard()
+        outcome.duplicates = stage.duplicates
+        outcome.findings = parser.findings.items
+        outcome.suppressed_findings = parser.findings.suppressed
+        return outcome
+
+    def _vetoed(self, outcome: FileOutcome) -> bool:
+        assert self.validator is not None
+        problems = self.validator(outcome.path)
         if problems:
             outcome.findings = problems
-            outcome.error = RemittanceError(
-                path, problems[0].segment_number, f"TR3 validation failed ({len(problems)} issues)"
-            )
-            return outcome
-    parser = RemittanceParser(path, tolerate_counts=tolerate_counts)
-    stage = _FileStage(spill, committed, chunk_rows)
-    try:
-        for claim in parser.claims(screen=could_be_denial):
-            for row in denial_rows(claim, parser.findings):
-                stage.add(row, parser.findings)
-        outcome.rows_written = stage.commit(writer, parser.findings)
-        outcome.stats = parser.stats
-    except RemittanceError as error:
-        outcome.error = error
-    finally:
-        stage.discard()
-    outcome.duplicates = stage.duplicates
-    outcome.findings = parser.findings.items
-    outcome.suppressed_findings = parser.findings.suppressed
-    return outcome
+            message = f"TR3 validation failed ({len(problems)} issues)"
+            outcome.error = RemittanceError(outcome.path, problems[0].segment_number, message)
+        return bool(problems)
 
 
 class _FileStage:

@@ -45,6 +45,8 @@ class ClaimReader:
         self.component = component
         self._code_fits: dict[tuple[str, str], bool] = {}
         self._remark_fits: dict[str, bool] = {}
+        self._screened: dict[str, bool] = {}  # "CO*45" -> whether the screen flags it
+        self._cas_patterns: dict[str, re.Pattern[str]] = {}
         self._claim: Claim | None = None
         self._line: ServiceLine | None = None
         self._handlers: dict[str, Callable[[int, list[str]], None]] = {
@@ -59,6 +61,18 @@ class ClaimReader:
 
     # ------------------------------------------------------------------ the claim
 
+    def check(self, number: int, elements: list[str]) -> str:
+        """Check a CLP segment's required elements (CLP01-04); returns CLP02, the status."""
+        padded = elements + _PAD if len(elements) < 5 else elements
+        if not padded[1].strip():
+            raise self._error(number, "CLP01 (claim id) is missing")
+        status = padded[2].strip()
+        if not status:
+            raise self._error(number, "CLP02 (claim status) is missing")
+        self._required_amount(number, padded[3], "CLP03 (total claim charge)")
+        self._required_amount(number, padded[4], "CLP04 (claim payment)")
+        return status
+
     def open(
         self,
         remittance: Remittance,
@@ -67,22 +81,17 @@ class ClaimReader:
         elements: list[str],
         institutional: bool,
     ) -> Claim:
-        """A claim from its CLP segment; CLP01-04 are required."""
+        """A claim from its CLP segment, once :meth:`check` has passed it."""
         padded = elements + _PAD if len(elements) < 12 else elements
-        claim_id, status = padded[1].strip(), padded[2].strip()
-        if not claim_id:
-            raise self._error(number, "CLP01 (claim id) is missing")
-        if not status:
-            raise self._error(number, "CLP02 (claim status) is missing")
         filing = padded[6].strip()
         return Claim(
             remittance=remittance,
             segment_number=number,
             ordinal=ordinal,
-            claim_id=claim_id,
-            status=status,
-            billed=self._required_amount(number, padded[3], "CLP03 (total claim charge)"),
-            paid=self._required_amount(number, padded[4], "CLP04 (claim payment)"),
+            claim_id=padded[1].strip(),
+            status=padded[2].strip(),
+            billed=float(padded[3]),
+            paid=float(padded[4]),
             patient_responsibility=_amount(padded[5]),
             filing_indicator=filing,
             payer_claim_number=padded[7].strip(),
@@ -93,27 +102,38 @@ class ClaimReader:
         )
 
     def worth_reading(
-        self, claim: Claim, segments: list[str], separators: Separators, screen: Screen
+        self, status: str, segments: list[str], separators: Separators, screen: Screen
     ) -> tuple[bool, int]:
         """Whether a claim could be a denial (CLP02 = 4, or an adjustment ``screen`` flags),
         and, when it could not, how many service lines it has. Works on the claim's text with
-        string searches, splitting only its CAS segments: most claims stop here."""
-        if claim.status == "4":
+        one regular-expression pass, so most claims are judged without splitting a segment."""
+        if status == "4":
             return True, 0
         terminator, element = separators.segment, separators.element
         text = terminator + terminator.join(segments)
-        marker = f"{terminator}CAS{element}"
-        start = text.find(marker)
-        while start >= 0:
-            end = text.find(terminator, start + 1)
-            elements = text[start + 1 : end if end >= 0 else None].split(element)
-            group = elements[1]
-            # Unstripped on purpose: a code with blanks does not fit, so the claim gets read.
-            for code in elements[2:20:3]:
-                if code and screen(group, code):
-                    return True, 0
-            start = text.find(marker, end) if end >= 0 else -1
+        for adjustment in self._adjustments(separators).findall(text):
+            if adjustment.count(element) == 2:  # one triplet, the usual case
+                key = adjustment.rpartition(element)[0]  # "CO*45"
+                flagged = self._screened.get(key)
+                if flagged is None:
+                    group, _, code = key.partition(element)
+                    flagged = self._screened[key] = bool(code) and screen(group, code)
+            else:
+                elements = adjustment.split(element)
+                flagged = any(code and screen(elements[0], code) for code in elements[1:19:3])
+            if flagged:
+                return True, 0
         return False, text.count(f"{terminator}SVC{element}")
+
+    def _adjustments(self, separators: Separators) -> re.Pattern[str]:
+        """Finds the text after ``CAS*`` of every CAS segment in a claim's text."""
+        terminator, element = re.escape(separators.segment), re.escape(separators.element)
+        key = separators.segment + separators.element
+        pattern = self._cas_patterns.get(key)
+        if pattern is None:
+            pattern = re.compile(f"{terminator}CAS{element}([^{terminator}]*)")
+            self._cas_patterns[key] = pattern
+        return pattern
 
     def read(self, claim: Claim, segments: list[str], element: str) -> Claim:
         """Fill a claim from the segments that follow its CLP (numbered from CLP + 1)."""

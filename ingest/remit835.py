@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 from ingest.claim_loop import SEGMENT_ID, ClaimReader, Screen
 from ingest.errors import Finding, RemittanceError
@@ -85,7 +86,7 @@ class RemittanceParser:
         self._envelope: Envelope | None = None
         self._claim_reader: ClaimReader | None = None
         self._remittance: Remittance | None = None
-        self._claim: Claim | None = None
+        self._claim: _OpenClaim | None = None
         self._claim_segments: list[str] | None = None
         self._party = ""  # N1 entity of the header loop being read (PR, PE)
         self._lx_institutional = False
@@ -316,35 +317,48 @@ class RemittanceParser:
     def _clp(self, number: int, elements: list[str]) -> Claim | None:
         done = self._close_claim()
         assert self._remittance is not None and self._claim_reader is not None
+        status = self._claim_reader.check(number, elements)
         self._ordinal += 1
-        self._claim = self._claim_reader.open(
-            self._remittance, self._ordinal, number, elements, self._lx_institutional
-        )
+        # The Claim object is built when the claim closes, and only if it is worth reading.
+        self._claim = _OpenClaim(number, elements, self._ordinal, self._lx_institutional, status)
         self._claim_segments = []
         self.stats.claims += 1
-        if self._claim.status == "4":
+        if status == "4":
             self.stats.denied_claims += 1
-        elif self._claim.status == "22":
+        elif status == "22":
             self.stats.reversals += 1
         return done
 
     def _close_claim(self) -> Claim | None:
-        claim, segments = self._claim, self._claim_segments
-        if claim is None or segments is None:
+        opened, segments = self._claim, self._claim_segments
+        if opened is None or segments is None:
             return None
         self._claim = self._claim_segments = None
-        assert self._claim_reader is not None
+        reader = self._claim_reader
+        assert reader is not None and self._remittance is not None
         if self._screen is not None:
             assert self._reader is not None and self._reader.separators is not None
-            worth, lines = self._claim_reader.worth_reading(
-                claim, segments, self._reader.separators, self._screen
-            )
+            separators = self._reader.separators
+            worth, lines = reader.worth_reading(opened.status, segments, separators, self._screen)
             if not worth:
                 self.stats.service_lines += lines
                 return None
-        self._claim_reader.read(claim, segments, self._element)
+        claim = reader.open(
+            self._remittance, opened.ordinal, opened.number, opened.elements, opened.institutional
+        )
+        reader.read(claim, segments, self._element)
         self.stats.service_lines += len(claim.lines)
         return claim
+
+
+class _OpenClaim(NamedTuple):
+    """A claim whose CLP has been read and checked, waiting for the rest of its loop."""
+
+    number: int
+    elements: list[str]
+    ordinal: int
+    institutional: bool
+    status: str
 
 
 def _ignore(number: int, elements: list[str]) -> None:

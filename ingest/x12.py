@@ -23,6 +23,7 @@ import codecs
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from ingest.errors import RemittanceError
 
@@ -33,6 +34,7 @@ MAX_SEGMENT_CHARS = 1 << 20
 _HEAD_CHARS = 512  # enough for any ISA, even one padded or wrapped
 _ISA_ELEMENTS = 16
 _LINE_BREAKS = "\r\n"
+_BLANKS = " \t"
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +169,6 @@ class SegmentReader:
         self.path = Path(path)
         self.chunk_size = max(1, chunk_size)
         self.separators: Separators | None = None
-        self.bytes_read = 0
 
     def batches(self) -> Iterator[list[str]]:
         """Lists of segment texts in file order; empty segments are dropped."""
@@ -203,17 +204,19 @@ class SegmentReader:
         self.separators = separators
         return separators
 
-    def _batches(self, stream: object) -> Iterator[list[str]]:
+    def _batches(self, stream: BinaryIO) -> Iterator[list[str]]:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        head = self._read_head(stream, decoder)  # type: ignore[arg-type]
+        head = self._read_head(stream, decoder)
         self.separators = detect_separators(head, self.path)
         terminator = self.separators.segment
-        removed = self.separators.removed_line_breaks
-        pending = _strip(head, removed)
+        # A byte order mark can also sit mid-file, where files were concatenated.
+        removed = self.separators.removed_line_breaks + "\ufeff"
+        pending = ""
+        decoded, at_end = head, False  # the head goes through the same path as every chunk
         while True:
-            raw = stream.read(self.chunk_size)  # type: ignore[attr-defined]
-            self.bytes_read += len(raw)
-            text = pending + _strip(decoder.decode(raw, final=not raw), removed)
+            text = pending + _strip(decoded, removed)
+            if not pending:
+                text = text.lstrip(_BLANKS)  # a segment starts here
             parts = _unindent(text, terminator).split(terminator)
             pending = parts.pop()
             if len(pending) > MAX_SEGMENT_CHARS:
@@ -227,25 +230,27 @@ class SegmentReader:
                 parts = [part for part in parts if part]
             if parts:
                 yield parts
-            if not raw:
+            if at_end:
                 break
+            raw = stream.read(self.chunk_size)
+            at_end = not raw
+            decoded = decoder.decode(raw, final=at_end)
         if pending.strip():
             # Some senders omit the last terminator; whether anything is missing is for the
             # envelope check to decide.
             yield [pending]
 
-    def _read_head(self, stream: object, decoder: codecs.IncrementalDecoder) -> str:
+    def _read_head(self, stream: BinaryIO, decoder: codecs.IncrementalDecoder) -> str:
         """The first characters of the file, BOM and leading blanks removed."""
-        raw = b""
         text = ""
+        first = True
         while len(text) < _HEAD_CHARS:
-            more = stream.read(self.chunk_size)  # type: ignore[attr-defined]
-            self.bytes_read += len(more)
-            if not raw and more[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            more = stream.read(self.chunk_size)
+            if first and more[:2] in (b"\xff\xfe", b"\xfe\xff"):
                 raise RemittanceError(
                     self.path, None, "UTF-16 encoded; X12 files must be ASCII or UTF-8"
                 )
-            raw += more
+            first = False
             text += decoder.decode(more, final=not more)
             if not more:
                 break
@@ -254,7 +259,7 @@ class SegmentReader:
 
 def _unindent(text: str, terminator: str) -> str:
     """Remove blanks at the start of segments (left by wrapping or indenting)."""
-    for blank in (" ", "\t"):
+    for blank in _BLANKS:
         while terminator + blank in text:
             text = text.replace(terminator + blank, terminator)
     return text

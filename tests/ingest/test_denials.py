@@ -20,6 +20,7 @@ from remit_fixtures import (
 )
 
 from features.contract import validate
+from ingest.batch import ROW_COLUMNS
 from ingest.denials import (
     claim_type,
     denial_rows,
@@ -202,6 +203,7 @@ def test_rows_never_carry_patient_names_or_member_ids(tmp_path: Path) -> None:
 
 def test_rows_meet_the_contract(tmp_path: Path) -> None:
     rows = _rows(tmp_path, denied_claim(), partially_paid_claim(), denied_claim("PCN1002"))
+    assert all(tuple(row) == ROW_COLUMNS for row in rows)  # the columns the writer types
     result = validate(pd.DataFrame(rows))
     assert result.ok, result.errors
 

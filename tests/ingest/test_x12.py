@@ -49,8 +49,10 @@ def test_bom_crlf_and_wrapped_lines_read_like_a_clean_file(tmp_path: Path) -> No
 
 
 def test_chunk_boundaries_do_not_change_segments(tmp_path: Path) -> None:
-    path = write(tmp_path, "r.835", x12([*header(), *denied_claim()], newline="\r\n"))
+    text = x12([*header(), *denied_claim()], newline="\r\n").replace("\r\nN", "\r\n  N")
+    path = write(tmp_path, "r.835", "\ufeff" + text)
     whole = _segments(path)
+    assert whole == _segments(write(tmp_path, "plain.835", x12([*header(), *denied_claim()])))
     for chunk_size in (1, 7, 64, 106, 107):
         assert _segments(path, chunk_size) == whole
 
@@ -64,7 +66,7 @@ def test_segments_are_numbered_from_isa(tmp_path: Path) -> None:
 def test_each_interchange_brings_its_own_separators(tmp_path: Path) -> None:
     first = x12([*header(), *denied_claim()])
     second = x12([*header(), *denied_claim()], element="|", component=">", control=2)
-    path = write(tmp_path, "two.835", first + second)
+    path = write(tmp_path, "two.835", "\ufeff" + first + "\ufeff" + second)  # concatenated files
     ids = [elements[0] for _, elements in _segments(path)]
     assert ids.count("ISA") == ids.count("SVC") == 2
 
@@ -119,3 +121,18 @@ def test_a_missing_terminator_stops_instead_of_buffering(
 def test_a_missing_file_is_a_remittance_error(tmp_path: Path) -> None:
     with pytest.raises(RemittanceError, match="cannot be read"):
         _segments(tmp_path / "absent.835")
+
+
+def test_an_unpadded_isa_and_a_missing_last_terminator_are_tolerated(tmp_path: Path) -> None:
+    text = x12([*header(), *denied_claim()]).rstrip("~\n")
+    unpadded = text.replace("*PAYERSENDER    *", "*PAYERSENDER*", 1)
+    segments = _segments(write(tmp_path, "r.835", unpadded))
+    assert segments[0][1][6] == "PAYERSENDER" and segments[-1][1][0] == "IEA"
+
+
+def test_an_interchange_changing_the_terminator_must_be_split(tmp_path: Path) -> None:
+    first = x12([*header(), *denied_claim()])
+    second = x12([*header(), *denied_claim()], terminator="'", control=2)
+    with pytest.raises(RemittanceError, match="another segment terminator") as caught:
+        _segments(write(tmp_path, "r.835", first + second))
+    assert caught.value.segment_number == first.count("~") + 1
