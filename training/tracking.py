@@ -180,14 +180,15 @@ def load_triage_model(uri: str) -> TriageModel:
 def alias_version(alias: str) -> str | None:
     """The version an alias points to, or None when no version carries it."""
     try:
-        return MlflowClient().get_model_version_by_alias(MODEL_NAME, alias).version
+        return str(MlflowClient().get_model_version_by_alias(MODEL_NAME, alias).version)
     except MlflowException:
         return None
 
 
 def latest_version() -> str | None:
     versions = MlflowClient().search_model_versions(f"name='{MODEL_NAME}'")
-    return max((v.version for v in versions), key=int, default=None)
+    newest = max((int(v.version) for v in versions), default=None)
+    return None if newest is None else str(newest)
 
 
 @dataclass(frozen=True)
@@ -200,36 +201,64 @@ class PromotionDecision:
     champion_metric: float | None
 
 
+QUALITY_METRICS = ("root_cause.macro_f1", "recovery.roc_auc", "preventable.roc_auc")
+QUALITY_TOLERANCE = 0.005  # a candidate may trade this much quality for more dollars
+DOLLAR_TOLERANCE = 0.005  # ... or this share of dollars for better quality
+
+
+def comparison_failures(
+    candidate: dict[str, float], champion: dict[str, float], version: str
+) -> list[str]:
+    """Why a candidate does not beat the champion on the same test data (empty when it does).
+
+    It beats it when no quality metric drops by more than QUALITY_TOLERANCE, recovered dollars
+    at 20% capacity drop by no more than DOLLAR_TOLERANCE, and something is strictly better.
+    """
+    failures = [
+        f"{name} {candidate[name]:.4f} is worse than champion version {version}'s "
+        f"{champion[name]:.4f}"
+        for name in QUALITY_METRICS
+        if candidate[name] < champion[name] - QUALITY_TOLERANCE
+    ]
+    dollars, incumbent = candidate[PROMOTION_METRIC], champion[PROMOTION_METRIC]
+    if dollars < incumbent * (1 - DOLLAR_TOLERANCE):
+        failures.append(
+            f"recovered dollars at 20% capacity ${dollars:,.0f} are below champion version "
+            f"{version}'s ${incumbent:,.0f} on the same test data"
+        )
+    better = dollars > incumbent or any(candidate[n] > champion[n] for n in QUALITY_METRICS)
+    if not failures and not better:
+        failures.append(f"nothing improves on champion version {version} on the same test data")
+    return failures
+
+
 def promote(
     version: str, specs: dict[str, ModelSpec], evaluate: Callable[[TriageModel], Evaluation]
 ) -> PromotionDecision:
     """Champion if the gates pass and it beats the champion on the same data, else challenger."""
     candidate = evaluate(load_triage_model(f"models:/{MODEL_NAME}/{version}"))
-    candidate_metric = candidate.flat_metrics()[PROMOTION_METRIC]
+    measured = candidate.flat_metrics()
     champion = alias_version(CHAMPION)
     failures = candidate.gate_failures(specs)
-    champion_metric = None
+    incumbent: dict[str, float] | None = None
     if not failures and champion is not None and champion != version:
-        champion_metric = evaluate(
-            load_triage_model(f"models:/{MODEL_NAME}@{CHAMPION}")
-        ).flat_metrics()[PROMOTION_METRIC]
-        if candidate_metric <= champion_metric:
-            failures.append(
-                f"recovered dollars at 20% capacity ${candidate_metric:,.0f} do not beat "
-                f"champion version {champion}'s ${champion_metric:,.0f} on the same test data"
-            )
+        incumbent = evaluate(load_triage_model(f"models:/{MODEL_NAME}@{CHAMPION}")).flat_metrics()
+        failures += comparison_failures(measured, incumbent, champion)
     alias = CHALLENGER if failures else CHAMPION
-    reasons = failures or [_win_reason(champion, candidate_metric, champion_metric)]
+    champion_metric = None if incumbent is None else incumbent[PROMOTION_METRIC]
+    reasons = failures or [_win_reason(champion, measured[PROMOTION_METRIC], champion_metric)]
     _set_alias(version, alias, reasons)
-    return PromotionDecision(version, alias, reasons, candidate_metric, champion, champion_metric)
+    return PromotionDecision(
+        version, alias, reasons, measured[PROMOTION_METRIC], champion, champion_metric
+    )
 
 
 def _win_reason(champion: str | None, candidate: float, incumbent: float | None) -> str:
     if champion is None or incumbent is None:
         return f"all gates pass and there was no champion (${candidate:,.0f} at 20% capacity)"
     return (
-        f"all gates pass and recovered dollars at 20% capacity ${candidate:,.0f} beat "
-        f"champion version {champion}'s ${incumbent:,.0f}"
+        f"all gates pass and it beats champion version {champion} on the same test data "
+        f"(${candidate:,.0f} against ${incumbent:,.0f} recovered at 20% capacity)"
     )
 
 
