@@ -30,6 +30,7 @@ class RemittanceError(Exception):
         return f"{self.file}{where}: {self.message}"
 
     def __reduce__(self) -> tuple[type[RemittanceError], tuple[Path, int | None, str]]:
+        # Exceptions pickle their ``args``; this one is built from three fields instead.
         return (type(self), (self.file, self.segment_number, self.message))
 
 

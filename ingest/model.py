@@ -135,6 +135,3 @@ class FindingLog:
             self.items.append(Finding(self.path, segment_number, message))
         else:
             self.suppressed += 1
-
-    def __len__(self) -> int:
-        return len(self.items) + self.suppressed

@@ -23,6 +23,7 @@ from typing import Any
 from ingest.errors import Finding
 
 _SEGMENT_QUOTE = re.compile(r"Segment (\w{2,3})\S*")
+INSTALL_PYX12 = "--validate needs pyx12: pip install 'denial-triage[x12-validate]' (or pyx12)"
 
 
 class ValidatorUnavailable(RuntimeError):
@@ -42,9 +43,7 @@ def validate_file(path: Path) -> list[Finding]:
     """Every TR3 problem pyx12 finds in one file, as findings naming the segment; an empty
     list when the file is valid."""
     if not pyx12_available():
-        raise ValidatorUnavailable(
-            "--validate needs pyx12: pip install 'denial-triage[x12-validate]' (or pyx12)"
-        )
+        raise ValidatorUnavailable(INSTALL_PYX12)
     import pyx12.params
     import pyx12.x12n_document
 

@@ -17,7 +17,7 @@ from ingest.batch import FileOutcome, IngestReport
 from ingest.batch import ingest as ingest_files
 from ingest.outcomes import DenialsTableError, LinkReport
 from ingest.outcomes import link_outcomes as link_files
-from ingest.validate import ValidatorUnavailable, validate_file
+from ingest.validate import INSTALL_PYX12, ValidatorUnavailable, pyx12_available, validate_file
 
 app = typer.Typer(
     help="835 remittances: ingest denials, link outcomes.",
@@ -42,6 +42,9 @@ def ingest(
     show: int = typer.Option(10, "--show", min=0, help="Findings printed per file."),
 ) -> None:
     """Read 835 remittances and write one contract row per denial."""
+    if validate and not pyx12_available():  # say so before the output is touched
+        typer.echo(f"error: {ValidatorUnavailable.__doc__} {INSTALL_PYX12}", err=True)
+        raise typer.Exit(1)
     try:
         report = ingest_files(
             paths,

@@ -109,3 +109,23 @@ def test_a_validator_can_veto_a_file(tmp_path: Path) -> None:
     (failed,) = report.failed
     assert failed.path.name == "b.835" and failed.error is not None
     assert failed.error.segment_number == 7 and report.rows_written == 3
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        {"element": "|", "component": ">", "terminator": "\n", "newline": ""},
+        {"element": "!", "component": "^", "terminator": "'", "newline": "\r\n"},
+        {"element": "*", "component": ":", "terminator": "~", "newline": ""},
+    ],
+)
+def test_separators_do_not_change_the_rows(tmp_path: Path, layout: dict[str, str]) -> None:
+    body = [*header(), *denied_claim(), *partially_paid_claim()]
+    reference = tmp_path / "reference.835"
+    reference.write_text(x12(body), newline="")
+    odd = write(tmp_path, "odd.835", x12(body, **layout))
+    ingest([reference], tmp_path / "a.parquet")
+    ingest([odd], tmp_path / "b.parquet")
+    expected = pd.read_parquet(tmp_path / "a.parquet").drop(columns="source_file")
+    found = pd.read_parquet(tmp_path / "b.parquet").drop(columns="source_file")
+    pd.testing.assert_frame_equal(expected, found)

@@ -100,3 +100,15 @@ def test_validate_flag_keeps_an_invalid_file_out(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "TR3 validation failed" in result.output and "TR3 N3" in result.output
     assert load_denials(out).frame.empty
+
+
+def test_validate_without_pyx12_stops_before_touching_the_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import denial_triage.commands.ingest as command
+
+    monkeypatch.setattr(command, "pyx12_available", lambda: False)
+    out = write(tmp_path, "d.csv", "kept")
+    result = runner.invoke(app, ["ingest", str(tmp_path), "--out", str(out), "--validate"])
+    assert result.exit_code == 1 and "pip install" in result.output
+    assert out.read_text() == "kept"

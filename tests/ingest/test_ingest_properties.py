@@ -24,7 +24,7 @@ from ingest.denials import could_be_denial, denial_rows
 from ingest.remit835 import RemittanceError, RemittanceParser
 
 PROPERTY = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 VALID = x12(
     [*header(), *denied_claim(), *partially_paid_claim(), *paid_claim()],
