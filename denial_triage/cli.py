@@ -39,6 +39,7 @@ def quickstart(
         seed=seed,
         test_months=DEFAULT_TEST_MONTHS,
         maturity_days=DEFAULT_MATURITY_DAYS,
+        dask=None,
     )
     train.promote(
         data=path,

@@ -33,6 +33,9 @@ from training.tracking import (
 from training.triage_model import TriageModel
 
 Progress = Callable[[str], None]
+# Baselines (code lookup, logistic regression) learn from a sample when training is distributed,
+# so no more than this many rows ever reach the client.
+BASELINE_SAMPLE_ROWS = 300_000
 
 
 class TrainingDataError(ValueError):
@@ -47,13 +50,24 @@ class TrainingOptions:
     seed: int = 7
     test_months: int = DEFAULT_TEST_MONTHS
     maturity_days: int = DEFAULT_MATURITY_DAYS
+    dask: str | None = None  # scheduler address, or "local" for a LocalCluster
 
 
 @dataclass(frozen=True)
 class TrainingResult:
     record: TrainingRecord
     evaluation: Evaluation
-    split: TimeSplit
+    cutoff: pd.Timestamp
+
+
+@dataclass(frozen=True)
+class _Fitted:
+    model: TriageModel
+    baseline_rows: pd.DataFrame  # training rows the baselines learn from
+    test_rows: pd.DataFrame
+    train_rows: int
+    cutoff: pd.Timestamp
+    matured_by: pd.Timestamp | None
 
 
 def load_history(path: Path) -> pd.DataFrame:
@@ -88,31 +102,68 @@ def split_history(
 def train(options: TrainingOptions, progress: Progress = lambda _: None) -> TrainingResult:
     """Run the whole job and return what was registered and measured."""
     specs = load_specs()
+    fitted = (
+        _fit_on_dask(options, specs, progress)
+        if options.dask
+        else _fit_here(options, specs, progress)
+    )
+    model = fitted.model
+    model.metadata.update(_metadata(options, fitted))
+    progress(f"evaluating on {len(fitted.test_rows):,} denials from {fitted.cutoff.date()}")
+    evaluation = evaluate_model(model, fitted.baseline_rows, fitted.test_rows, seed=options.seed)
+    evaluation.report["rows"]["train"] = fitted.train_rows
+    progress("logging to MLflow and registering the model")
+    record = _log(model, evaluation, fitted.test_rows, options, specs)
+    return TrainingResult(record, evaluation, fitted.cutoff)
+
+
+def _fit_here(options: TrainingOptions, specs: dict[str, ModelSpec], progress: Progress) -> _Fitted:
     progress(f"loading {options.data}")
     frame = load_history(options.data)
     train_rows, test_rows, split = split_history(frame, options)
     progress(f"fitting on {len(train_rows):,} denials before {split.cutoff.date()}")
     model = fit_triage_model(train_rows, specs, seed=options.seed)
-    model.metadata.update(_metadata(options, split, len(train_rows), len(test_rows)))
-    progress(f"evaluating on {len(test_rows):,} denials from {split.cutoff.date()}")
-    evaluation = evaluate_model(model, train_rows, test_rows, seed=options.seed)
-    progress("logging to MLflow and registering the model")
-    record = _log(model, evaluation, test_rows, options, specs)
-    return TrainingResult(record, evaluation, split)
+    return _Fitted(model, train_rows, test_rows, len(train_rows), split.cutoff, split.matured_by)
 
 
-def _metadata(
-    options: TrainingOptions, split: TimeSplit, train_rows: int, test_rows: int
-) -> dict[str, object]:
+def _fit_on_dask(
+    options: TrainingOptions, specs: dict[str, ModelSpec], progress: Progress
+) -> _Fitted:
+    """Train on a Dask cluster; only the test months and a baseline sample reach this process."""
+    from training.distributed import (
+        dask_client,
+        dask_time_split,
+        fit_triage_model_dask,
+        read_partitioned,
+    )
+
+    with dask_client(str(options.dask)) as client:
+        progress(f"loading {options.data} on the cluster at {options.dask}")
+        history = read_partitioned(options.data)
+        train_rows, test_rows, cutoff = dask_time_split(
+            history, options.test_months, options.maturity_days
+        )
+        count = int(train_rows.shape[0].compute())
+        progress(f"fitting on {count:,} denials before {cutoff.date()} with lightgbm.dask")
+        model = fit_triage_model_dask(train_rows, specs, client, seed=options.seed)
+        fraction = min(1.0, BASELINE_SAMPLE_ROWS / max(count, 1))
+        baseline = train_rows.sample(frac=fraction, random_state=options.seed).compute()
+        test = test_rows.compute()
+    return _Fitted(
+        model, baseline.reset_index(drop=True), test.reset_index(drop=True), count, cutoff, None
+    )
+
+
+def _metadata(options: TrainingOptions, fitted: _Fitted) -> dict[str, object]:
     return {
         "data_path": str(options.data),
         "data_digest": file_digest(options.data),
-        "train_rows": train_rows,
-        "test_rows": test_rows,
-        "test_from": str(split.cutoff.date()),
-        "matured_by": str(split.matured_by.date()),
+        "train_rows": fitted.train_rows,
+        "test_rows": len(fitted.test_rows),
+        "test_from": str(fitted.cutoff.date()),
         "seed": options.seed,
         "git_commit": git_commit(),
+        "trained_on": f"dask {options.dask}" if options.dask else "one machine",
     }
 
 

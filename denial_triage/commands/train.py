@@ -31,7 +31,12 @@ DATA_HELP = "Labelled contract history (.parquet or .csv)."
 
 
 def _options(
-    data: Path, experiment: str, seed: int, test_months: int, maturity_days: int
+    data: Path,
+    experiment: str,
+    seed: int,
+    test_months: int,
+    maturity_days: int,
+    dask: str | None = None,
 ) -> TrainingOptions:
     return TrainingOptions(
         data=data,
@@ -40,6 +45,7 @@ def _options(
         seed=seed,
         test_months=test_months,
         maturity_days=maturity_days,
+        dask=dask,
     )
 
 
@@ -55,9 +61,12 @@ def train(
         min=0,
         help="Newest days left out: their outcomes are still arriving.",
     ),
+    dask: str = typer.Option(
+        None, help="Train on a Dask cluster: a scheduler address, or 'local' for a LocalCluster."
+    ),
 ) -> None:
     """Fit the three models, evaluate them against baselines, log to MLflow and register."""
-    options = _options(data, experiment, seed, test_months, maturity_days)
+    options = _options(data, experiment, seed, test_months, maturity_days, dask)
     try:
         with console.status("training") as status:
             result = run_training(options, progress=lambda step: status.update(step))
