@@ -149,3 +149,17 @@ def write(folder: Path, name: str, text: str, encoding: str = "utf-8") -> Path:
     path = folder / name
     path.write_bytes(text.encode(encoding))
     return path
+
+
+def full_remittance(folder: Path) -> Path:
+    """One TR3-valid remittance: a denied claim, a partly paid claim, a paid claim, a reversal
+    and its correction, and a PLB."""
+    body = [
+        *header(),
+        *denied_claim(),
+        *partially_paid_claim(),
+        *paid_claim(),
+        *reversal_and_correction(),
+        *provider_adjustment(),
+    ]
+    return write(folder, "remit.835", x12(body))

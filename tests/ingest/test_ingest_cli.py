@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from remit_fixtures import denied_claim, header, paid_claim, patient, write, x12
+from remit_fixtures import denied_claim, full_remittance, header, paid_claim, patient, write, x12
 from typer.testing import CliRunner
 
 from denial_triage.commands.ingest import app
@@ -14,6 +14,12 @@ from ingest.validate import pyx12_available, validate_file
 
 runner = CliRunner()
 needs_pyx12 = pytest.mark.skipif(not pyx12_available(), reason="pyx12 is not installed")
+
+
+@pytest.fixture
+def remit(tmp_path: Path) -> Path:
+    """A remittance showing each kind of claim (see ``full_remittance``)."""
+    return full_remittance(tmp_path)
 
 
 def _good_and_bad(tmp_path: Path) -> Path:

@@ -9,6 +9,7 @@ from remit_fixtures import (
     MEMBER_ID,
     PATIENT_NAME,
     denied_claim,
+    full_remittance,
     header,
     paid_claim,
     partially_paid_claim,
@@ -18,6 +19,12 @@ from remit_fixtures import (
 
 from ingest.denials import could_be_denial
 from ingest.remit835 import Claim, RemittanceError, RemittanceParser
+
+
+@pytest.fixture
+def remit(tmp_path: Path) -> Path:
+    """A remittance showing each kind of claim (see ``full_remittance``)."""
+    return full_remittance(tmp_path)
 
 
 def _claims(path: Path, **options: object) -> tuple[list[Claim], RemittanceParser]:
