@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from denial_triage.commands import codes, data, mapping, train
+from denial_triage.commands import codes, data, ingest, mapping, train
 from training.fit import DEFAULT_MATURITY_DAYS, DEFAULT_TEST_MONTHS
 
 app = typer.Typer(
@@ -17,6 +17,8 @@ app.command()(data.generate)
 app.command()(data.validate)
 app.command()(data.profile)
 app.command()(data.schema)
+app.command()(ingest.ingest)
+app.command("link-outcomes")(ingest.link_outcomes)
 app.command()(train.train)
 app.command()(train.evaluate)
 app.command()(train.promote)

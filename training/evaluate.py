@@ -254,15 +254,15 @@ def write_figures(
 
 def shap_summary(model: TriageModel, frame: pd.DataFrame, path: Path, rows: int = 2_000) -> Path:
     """SHAP beeswarm of the recovery model on a sample of rows (shap's own summary plot)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import shap
 
     sample = frame.sample(min(rows, len(frame)), random_state=0)
     matrix = model.features.transform(sample)
     contributions = np.asarray(model.recovery_model.predict(matrix, pred_contrib=True))[:, :-1]
+    # shap draws on pyplot's current figure; the backend is left as the caller has it (a
+    # notebook keeps its inline display) and only this figure is closed.
+    figure = plt.figure()
     shap.summary_plot(
         contributions * model.recovery_calibration.slope,
         matrix,
@@ -270,10 +270,11 @@ def shap_summary(model: TriageModel, frame: pd.DataFrame, path: Path, rows: int 
         show=False,
         max_display=15,
     )
-    plt.title("What moves the recovery probability (log-odds)")
-    plt.tight_layout()
-    plt.savefig(path, dpi=100)
-    plt.close("all")
+    figure = plt.gcf()
+    figure.suptitle("What moves the recovery probability (log-odds)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
     return path
 
 
