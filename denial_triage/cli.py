@@ -42,6 +42,7 @@ def quickstart(
         test_months=DEFAULT_TEST_MONTHS,
         maturity_days=DEFAULT_MATURITY_DAYS,
         dask=None,
+        include_feedback=False,
     )
     train.promote(
         data=path,

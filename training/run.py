@@ -15,6 +15,7 @@ import pandas as pd
 
 from features.contract import LABEL_COLUMNS, load_denials
 from training.evaluate import Evaluation, evaluate_model, write_figures
+from training.feedback import apply_feedback, load_feedback
 from training.fit import (
     DEFAULT_MATURITY_DAYS,
     DEFAULT_TEST_MONTHS,
@@ -51,6 +52,7 @@ class TrainingOptions:
     test_months: int = DEFAULT_TEST_MONTHS
     maturity_days: int = DEFAULT_MATURITY_DAYS
     dask: str | None = None  # scheduler address, or "local" for a LocalCluster
+    feedback_database: str | None = None  # lay the service's feedback over the history
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,9 @@ def train(options: TrainingOptions, progress: Progress = lambda _: None) -> Trai
 def _fit_here(options: TrainingOptions, specs: dict[str, ModelSpec], progress: Progress) -> _Fitted:
     progress(f"loading {options.data}")
     frame = load_history(options.data)
+    if options.feedback_database:
+        frame, changed = apply_feedback(frame, load_feedback(options.feedback_database))
+        progress(f"feedback changed the labels of {changed:,} denials")
     train_rows, test_rows, split = split_history(frame, options)
     progress(f"fitting on {len(train_rows):,} denials before {split.cutoff.date()}")
     model = fit_triage_model(train_rows, specs, seed=options.seed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -64,9 +65,17 @@ def train(
     dask: str = typer.Option(
         None, help="Train on a Dask cluster: a scheduler address, or 'local' for a LocalCluster."
     ),
+    include_feedback: bool = typer.Option(
+        False, help="Lay the service's reviewer feedback and outcomes over the history's labels."
+    ),
 ) -> None:
     """Fit the three models, evaluate them against baselines, log to MLflow and register."""
     options = _options(data, experiment, seed, test_months, maturity_days, dask)
+    if include_feedback:
+        if dask:
+            typer.echo("error: --include-feedback is not supported with --dask yet", err=True)
+            raise typer.Exit(1)
+        options = replace(options, feedback_database=get_settings().resolved_database_url)
     try:
         with console.status("training") as status:
             result = run_training(options, progress=lambda step: status.update(step))
