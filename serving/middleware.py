@@ -1,0 +1,131 @@
+"""Request ids, body size limits, timing and access logs for every request."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from serving import metrics
+from serving.logs import REQUEST_ID, logger
+
+REQUEST_ID_HEADER = b"x-request-id"
+
+
+class BodyTooLarge(HTTPException):
+    """Raised while the body streams in; an HTTP error so the framework answers 413 even
+    when it meets it while parsing the body."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body larger than {limit} bytes")
+
+
+class RequestContextMiddleware:
+    """Pure ASGI middleware: streaming bodies are counted as they arrive, so a body over the
+    limit is refused with 413 without being read into memory."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _incoming_id(scope) or uuid.uuid4().hex
+        token = REQUEST_ID.set(request_id)
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status = {"code": 500}
+        try:
+            if _declared_length(scope) > self.max_body_bytes:
+                status["code"] = 413
+                await _refuse_too_large(send, request_id, self.max_body_bytes)
+                return
+            await self.app(
+                scope, _limited(receive, self.max_body_bytes), _tagged(send, request_id, status)
+            )
+        except BodyTooLarge:
+            status["code"] = 413
+            await _refuse_too_large(send, request_id, self.max_body_bytes)
+        finally:
+            _observe(scope, status["code"], time.perf_counter() - started)
+            REQUEST_ID.reset(token)
+
+
+def _incoming_id(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name == REQUEST_ID_HEADER:
+            text = value.decode("latin-1")[:64]
+            return text if text.replace("-", "").isalnum() else None
+    return None
+
+
+def _declared_length(scope: Scope) -> int:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return 0
+    return 0
+
+
+def _limited(receive: Receive, limit: int) -> Receive:
+    seen = 0
+
+    async def wrapped() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise BodyTooLarge(limit)
+        return message
+
+    return wrapped
+
+
+def _tagged(send: Send, request_id: str, status: dict[str, int]) -> Send:
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            status["code"] = message["status"]
+            message.setdefault("headers", []).append((REQUEST_ID_HEADER, request_id.encode()))
+        await send(message)
+
+    return wrapped
+
+
+async def _refuse_too_large(send: Send, request_id: str, limit: int) -> None:
+    detail = {"detail": f"request body larger than {limit} bytes", "request_id": request_id}
+    body = json.dumps(detail).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (REQUEST_ID_HEADER, request_id.encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _observe(scope: Scope, status: int, seconds: float) -> None:
+    route = scope.get("route")
+    name = getattr(route, "path", None) or "unmatched"
+    metrics.REQUESTS.labels(name, str(status)).inc()
+    metrics.LATENCY.labels(name).observe(seconds)
+    logger.info(
+        "request",
+        extra={
+            "method": scope.get("method"),
+            "route": name,
+            "status": status,
+            "ms": round(seconds * 1000, 2),
+        },
+    )

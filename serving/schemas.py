@@ -1,0 +1,224 @@
+"""Request and response schemas of the scoring API, split by role.
+
+The request model of one denial is built from the data contract's column declaration, so the
+API, the files and the models cannot drift apart; cross-field rules are then checked by the very
+same :func:`features.contract.validate` every file goes through.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from features.contract import COLUMNS, RESOLUTIONS, ROOT_CAUSES, Column, Kind, Role
+
+_PYTHON_TYPES: dict[Kind, Any] = {
+    Kind.STRING: str,
+    Kind.DATE: dt.date,
+    Kind.DECIMAL: float,
+    Kind.INTEGER: int,
+    Kind.BOOLEAN: bool,
+    Kind.STRING_LIST: list[str],
+}
+
+
+def _field(column: Column) -> tuple[Any, Any]:
+    """A pydantic field for one contract column, with its single-column rules."""
+    kind: Any = _PYTHON_TYPES[column.kind]
+    if column.allowed:
+        kind = Literal[column.allowed]  # type: ignore[valid-type]
+    constraints: dict[str, Any] = {"description": column.description}
+    if column.minimum is not None:
+        constraints["gt" if column.exclusive_minimum else "ge"] = column.minimum
+    if column.pattern and column.kind is Kind.STRING:
+        constraints["pattern"] = f"^{column.pattern}$"
+    if column.kind is Kind.STRING_LIST and column.role is Role.REQUIRED:
+        constraints["min_length"] = 1
+    if column.kind is Kind.STRING and column.role is Role.REQUIRED:
+        constraints["min_length"] = 1
+    if column.role is Role.REQUIRED:
+        return Annotated[kind, Field(**constraints)], ...
+    return Annotated[kind | None, Field(**constraints)], None
+
+
+DenialIn = create_model(  # type: ignore[call-overload]
+    "DenialIn",
+    __config__=ConfigDict(extra="ignore", str_strip_whitespace=True),
+    __doc__="One denial to score: the data contract's scoring fields.",
+    **{c.name: _field(c) for c in COLUMNS if c.role is not Role.LABEL},
+)
+
+EXAMPLE_DENIAL = {
+    "denial_id": "D-2026-000123",
+    "claim_id": "C0004412093",
+    "payer_id": "COM003",
+    "payer_type": "commercial",
+    "claim_type": "professional",
+    "service_date": "2026-08-03",
+    "denial_date": "2026-09-02",
+    "billed_amount": 1480.0,
+    "denied_amount": 1480.0,
+    "carc_codes": ["CO-197"],
+    "rarc_codes": ["N54"],
+    "specialty": "radiology",
+    "procedure_code": "72148",
+    "place_of_service": "22",
+    "prior_auth_on_file": False,
+    "eligibility_verified": True,
+    "submission_attempt": 1,
+    "as_of_date": "2026-09-05",
+}
+
+
+class ScoreRequest(BaseModel):
+    """1 to N denials to score; N is the service's configured batch limit."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"denials": [EXAMPLE_DENIAL]}]})
+    denials: list[DenialIn] = Field(min_length=1)  # type: ignore[valid-type]
+    explain: bool = Field(True, description="Include SHAP reasons for each model.")
+    top_reasons: int = Field(5, ge=1, le=20, description="Reasons listed per model.")
+
+
+class Reason(BaseModel):
+    """One SHAP contribution in plain language."""
+
+    feature: str
+    label: str
+    value: str
+    direction: Literal["raises", "lowers"]
+    contribution: float
+    text: str
+
+
+class ModelExplanation(BaseModel):
+    """Base value + listed contributions + rest = output, exactly (in log-odds)."""
+
+    output: float = Field(description="The explained score, in log-odds.")
+    output_meaning: str
+    base_value: float
+    reasons: list[Reason]
+    rest: float = Field(description="Sum of every contribution not listed.")
+
+
+class RootCauseScore(BaseModel):
+    category: str
+    probability: float
+    probabilities: dict[str, float]
+    mapped_by_codes: str = Field(description="What the governed code mapping alone says.")
+    explanation: ModelExplanation | None = None
+
+
+class RecoveryScore(BaseModel):
+    probability: float
+    expected_recovered_share: float
+    expected_recovered_dollars: float
+    explanation: ModelExplanation | None = None
+
+
+class PreventableScore(BaseModel):
+    probability: float
+    prevention_owner: str = Field(description="The upstream step that owns the fix.")
+    explanation: ModelExplanation | None = None
+
+
+class PriorityParts(BaseModel):
+    score: float
+    expected_recovered_dollars: float
+    cost_to_work: float
+    effort_hours: float
+    urgency: float
+    deadline: dt.date
+    deadline_rule: str
+    days_to_deadline: int
+
+
+class Routing(BaseModel):
+    action_path: str
+    owner_queue: str
+    mapping_rule: str
+
+
+class DenialScore(BaseModel):
+    """Everything the service says about one denial."""
+
+    denial_id: str
+    root_cause: RootCauseScore
+    recovery: RecoveryScore
+    preventable: PreventableScore
+    priority: PriorityParts
+    routing: Routing
+    requires_human_review: bool
+    review_reasons: list[str]
+    unseen_codes: list[str]
+
+
+class ScoreResponse(BaseModel):
+    request_id: str
+    model_version: str
+    mapping_version: str
+    scored_at: dt.datetime
+    results: list[DenialScore]
+
+
+class StoredScore(BaseModel):
+    """The latest score of a denial, as recorded in the audit log."""
+
+    denial_id: str
+    request_id: str
+    scored_at: dt.datetime
+    model_version: str
+    mapping_version: str
+    input_hash: str
+    score: DenialScore
+
+
+class FeedbackIn(BaseModel):
+    """An outcome or a reviewer's correction for a scored denial."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "idempotency_key": "wl-7781-feedback-1",
+                    "denial_id": "D-2026-000123",
+                    "confirmed_root_cause": False,
+                    "corrected_root_cause": "authorization_referral",
+                    "resolution": "overturned_on_appeal",
+                    "recovered_amount": 1480.0,
+                    "resolved_date": "2026-10-20",
+                    "reviewer_note": "retro-auth obtained",
+                }
+            ]
+        },
+    )
+    idempotency_key: str = Field(min_length=1, max_length=200)
+    denial_id: str = Field(min_length=1, max_length=200)
+    confirmed_root_cause: bool | None = None
+    corrected_root_cause: Literal[ROOT_CAUSES] | None = None  # type: ignore[valid-type]
+    resolution: Literal[RESOLUTIONS] | None = None  # type: ignore[valid-type]
+    recovered_amount: float | None = Field(None, ge=0)
+    resolved_date: dt.date | None = None
+    reviewer_note: str | None = Field(None, max_length=2000)
+
+
+class FeedbackOut(BaseModel):
+    id: int
+    denial_id: str
+    idempotency_key: str
+    created: bool = Field(description="False when this key was already recorded.")
+    received_at: dt.datetime
+
+
+class ProblemDetail(BaseModel):
+    """Where a request is wrong and why."""
+
+    loc: list[str | int]
+    msg: str
+
+
+class ErrorResponse(BaseModel):
+    detail: str | list[ProblemDetail]
+    request_id: str | None = None

@@ -1,0 +1,205 @@
+"""Scoring denials with the champion model: the one code path of the API and batch scoring.
+
+:func:`score_denials` turns validated contract rows into the API's result objects (scores,
+priority parts, routing, review reasons and plain-language SHAP reasons). The HTTP service and
+``denial-triage score`` both call it, so there is no second implementation.
+
+:class:`ModelStore` resolves ``models:/denial-triage@champion``, keeps the last good model in a
+local cache so the service starts when the registry is unreachable, and refuses a model that
+fails a canary check (it must score and explain a known denial with finite, additive outputs).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+
+from features.contract import validate
+from serving.reasons import plain_reasons
+from serving.schemas import EXAMPLE_DENIAL
+from training.tracking import CHAMPION, MODEL_NAME, alias_version, load_triage_model
+from training.triage_model import TriageModel
+
+TASKS = ("root_cause", "recovery", "preventable")
+
+
+# ---------------------------------------------------------------------------- scoring
+
+
+def score_denials(
+    model: TriageModel, frame: pd.DataFrame, *, explain: bool = True, top: int = 5
+) -> list[dict[str, Any]]:
+    """Result objects (the API's ``DenialScore``) for validated contract rows, in order."""
+    scores = model.score(frame)
+    explanations = model.explain(frame, top=top) if explain else [None] * len(frame)
+    return [
+        _result(denial_id, row, explanation)
+        for denial_id, row, explanation in zip(
+            frame["denial_id"], scores.to_dict(orient="records"), explanations, strict=True
+        )
+    ]
+
+
+def _result(denial_id: str, row: dict[str, Any], explanation: dict | None) -> dict[str, Any]:
+    reasons = {t: plain_reasons(t, explanation[t]) if explanation else None for t in TASKS}
+    probabilities = {k[2:]: float(v) for k, v in row.items() if k.startswith("p_")}
+    return {
+        "denial_id": str(denial_id),
+        "root_cause": {
+            "category": row["root_cause"],
+            "probability": float(row["root_cause_probability"]),
+            "probabilities": probabilities,
+            "mapped_by_codes": row["mapped_root_cause"],
+            "explanation": reasons["root_cause"],
+        },
+        "recovery": {
+            "probability": float(row["recovery_probability"]),
+            "expected_recovered_share": float(row["expected_recovered_share"]),
+            "expected_recovered_dollars": float(row["expected_recovered_dollars"]),
+            "explanation": reasons["recovery"],
+        },
+        "preventable": {
+            "probability": float(row["preventable_probability"]),
+            "prevention_owner": row["prevention_owner"],
+            "explanation": reasons["preventable"],
+        },
+        "priority": {
+            "score": float(row["priority_score"]),
+            "expected_recovered_dollars": float(row["expected_recovered_dollars"]),
+            "cost_to_work": float(row["cost_to_work"]),
+            "effort_hours": float(row["effort_hours"]),
+            "urgency": float(row["urgency"]),
+            "deadline": pd.Timestamp(row["deadline"]).date().isoformat(),
+            "deadline_rule": row["deadline_rule"],
+            "days_to_deadline": int(row["days_to_deadline"]),
+        },
+        "routing": {
+            "action_path": row["action_path"],
+            "owner_queue": row["owner_queue"],
+            "mapping_rule": row["mapping_rule"],
+        },
+        "requires_human_review": bool(row["requires_human_review"]),
+        "review_reasons": list(row["review_reasons"]),
+        "unseen_codes": list(row["unseen_codes"]),
+    }
+
+
+def flatten_results(results: list[dict[str, Any]]) -> pd.DataFrame:
+    """Results as one flat table (``recovery.probability`` ...) with explanations as JSON."""
+    rows = []
+    for result in results:
+        flat = (
+            pd.json_normalize({k: v for k, v in result.items() if k not in TASKS}, sep=".")
+            .iloc[0]
+            .to_dict()
+        )
+        for task in TASKS:
+            for key, value in result[task].items():
+                flat[f"{task}.{key}"] = json.dumps(value) if isinstance(value, dict) else value
+        flat["review_reasons"] = "; ".join(result["review_reasons"])
+        flat["unseen_codes"] = "; ".join(result["unseen_codes"])
+        rows.append(flat)
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------- models
+
+
+class ModelUnavailable(RuntimeError):
+    """No champion could be loaded from the registry or the cache; says how to get one."""
+
+
+class ModelRejected(RuntimeError):
+    """A model failed the canary check and was not put into service."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model in service and where it came from."""
+
+    triage: TriageModel
+    version: str
+    source: str  # "registry" or "cache"
+    loaded_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+    @property
+    def mapping_version(self) -> str:
+        return self.triage.mapping_version
+
+
+class ModelStore:
+    """The champion from the registry, with a local cache of the last good one."""
+
+    def __init__(self, cache_dir: Path) -> None:
+        self.cache_dir = cache_dir
+
+    def champion_version(self) -> str | None:
+        """The version the champion alias points to (raises when the registry is unreachable)."""
+        return alias_version(CHAMPION)
+
+    def load_version(self, version: str) -> LoadedModel:
+        """Load, check and cache one registered version."""
+        triage = load_triage_model(f"models:/{MODEL_NAME}/{version}")
+        loaded = LoadedModel(triage, str(version), "registry")
+        canary_check(loaded.triage)
+        self._cache(loaded)
+        return loaded
+
+    def load_cached(self) -> LoadedModel:
+        """The last good model, for when the registry cannot be reached."""
+        pointer = self.cache_dir / "current.json"
+        if not pointer.exists():
+            raise ModelUnavailable(
+                "no champion model is registered and none is cached; train one with "
+                "`denial-triage train --data PATH` then `denial-triage promote --data PATH`"
+            )
+        version = json.loads(pointer.read_text())["version"]
+        triage = joblib.load(self.cache_dir / version / "triage_model.joblib")
+        canary_check(triage)
+        return LoadedModel(triage, version, "cache")
+
+    def _cache(self, loaded: LoadedModel) -> None:
+        folder = self.cache_dir / loaded.version
+        staging = self.cache_dir / f".{loaded.version}.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        joblib.dump(loaded.triage, staging / "triage_model.joblib")
+        shutil.rmtree(folder, ignore_errors=True)
+        staging.rename(folder)  # the cache never holds a half-written model
+        pointer = self.cache_dir / "current.json.tmp"
+        pointer.write_text(json.dumps({"version": loaded.version}))
+        pointer.replace(self.cache_dir / "current.json")
+
+
+def canary_check(triage: object) -> None:
+    """Refuse a model that cannot score and explain a known denial with sound outputs."""
+    if not isinstance(triage, TriageModel):
+        raise ModelRejected(
+            f"the registered object is a {type(triage).__name__}, not a TriageModel"
+        )
+    frame = validate(pd.DataFrame([EXAMPLE_DENIAL])).frame
+    try:
+        result = score_denials(triage, frame, explain=True, top=3)[0]
+    except Exception as exc:  # any failure here means the model must not serve
+        raise ModelRejected(f"the model fails to score a known denial: {exc!r}") from exc
+    probabilities = list(result["root_cause"]["probabilities"].values())
+    if not math.isclose(sum(probabilities), 1.0, rel_tol=1e-6):
+        raise ModelRejected("root-cause probabilities do not sum to 1")
+    for task in TASKS:
+        _check_additive(task, result[task]["explanation"])
+
+
+def _check_additive(task: str, explanation: dict[str, Any]) -> None:
+    parts = explanation["base_value"] + explanation["rest"]
+    parts += sum(reason["contribution"] for reason in explanation["reasons"])
+    if not np.isfinite(parts) or not math.isclose(parts, explanation["output"], abs_tol=1e-6):
+        raise ModelRejected(f"the {task} explanation does not add up to its score")

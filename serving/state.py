@@ -1,0 +1,314 @@
+"""What the service holds while it runs: the model in service, the database and the spool.
+
+Plain synchronous methods, called from worker threads by the routes. The model reference is
+swapped in one assignment, so a request that started with the old model finishes with it, and
+nothing is kept in the process that two replicas sharing one database would disagree on: keys,
+scores and feedback live in the database, and an authenticated key is remembered only briefly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pandas as pd
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from denial_triage.settings import Settings
+from features.contract import validate
+from serving import metrics, repository
+from serving.auth import Caller
+from serving.database import make_engine, session_factory, upgrade_database
+from serving.errors import ServiceError
+from serving.logs import logger
+from serving.remittance import remittance_denials
+from serving.schemas import FeedbackIn, FeedbackOut, ScoreRequest, ScoreResponse, StoredScore
+from serving.scoring import LoadedModel, ModelRejected, ModelStore, ModelUnavailable, score_denials
+from serving.spool import AuditSpool
+
+AUTH_CACHE_SECONDS = 30.0  # a revoked key stops working everywhere within this time
+
+
+class ServiceState:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = ModelStore(settings.data_dir / "model-cache")
+        self.spool = AuditSpool(settings.audit_spool_dir)
+        self.model: LoadedModel | None = None
+        self.model_problem: str | None = None
+        self._reload_lock = threading.Lock()
+        self._auth_cache: dict[str, tuple[float, Caller]] = {}
+        self.engine = None
+        self.sessions = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        url = self.settings.resolved_database_url
+        upgrade_database(url)
+        self.engine = make_engine(url)
+        self.sessions = session_factory(self.engine)
+        self.refresh_model()
+        if self.model is None:
+            self._load_cached(self.model_problem or "")
+
+    def stop(self) -> None:
+        self.drain_spool()
+        if self.engine is not None:
+            self.engine.dispose()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        assert self.sessions is not None, "the service has not started"
+        with self.sessions() as session:
+            yield session
+
+    # ------------------------------------------------------------------ models
+
+    def refresh_model(self) -> dict[str, object]:
+        """Load the champion if the alias moved; keep the current model when anything fails."""
+        with self._reload_lock:
+            try:
+                version = self.store.champion_version()
+            except Exception as exc:  # the registry being away must not stop scoring
+                return self._keep(f"model registry unreachable: {exc}")
+            if version is None:
+                return self._keep("no champion model is registered yet")
+            if self.model is not None and self.model.version == version:
+                return self.readiness()
+            try:
+                loaded = self.store.load_version(version)
+            except (ModelRejected, Exception) as exc:
+                metrics.MODEL_RELOADS.labels("refused").inc()
+                return self._keep(f"version {version} was refused: {exc}")
+            self.model, self.model_problem = loaded, None  # one assignment: atomic swap
+            metrics.MODEL_RELOADS.labels("loaded").inc()
+            metrics.MODEL_VERSION.set(float(version))
+            logger.info("model loaded", extra={"model_version": version})
+            return self.readiness()
+
+    def _keep(self, problem: str) -> dict[str, object]:
+        self.model_problem = problem
+        logger.warning("model not changed", extra={"reason": problem})
+        return self.readiness()
+
+    def _load_cached(self, problem: str) -> None:
+        try:
+            self.model = self.store.load_cached()
+        except (ModelUnavailable, ModelRejected, OSError) as exc:
+            self.model_problem = f"{problem}; {exc}" if problem else str(exc)
+            return
+        metrics.MODEL_VERSION.set(float(self.model.version))
+        self.model_problem = f"serving cached version {self.model.version}: {problem}"
+
+    def readiness(self) -> dict[str, object]:
+        model = self.model
+        return {
+            "ready": model is not None,
+            "model_version": model.version if model else None,
+            "model_source": model.source if model else None,
+            "mapping_version": model.mapping_version if model else None,
+            "problem": self.model_problem,
+            "audit_records_spooled": self.spool.pending(),
+        }
+
+    def _model(self) -> LoadedModel:
+        model = self.model
+        if model is None:
+            raise ServiceError(503, self.model_problem or "no model is loaded")
+        return model
+
+    # ------------------------------------------------------------------ access
+
+    def authenticate(self, key: str) -> Caller | None:
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        cached = self._auth_cache.get(digest)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        try:
+            with self.session() as session:
+                record = repository.authenticate(session, key)
+                caller = Caller(record.name, record.role) if record else None
+        except SQLAlchemyError as exc:
+            raise ServiceError(503, "keys cannot be checked: the database is unreachable") from exc
+        if caller is not None:
+            self._auth_cache[digest] = (time.monotonic() + AUTH_CACHE_SECONDS, caller)
+        return caller
+
+    # ------------------------------------------------------------------ scoring
+
+    def score(self, body: ScoreRequest, caller: Caller, request_id: str) -> ScoreResponse:
+        if len(body.denials) > self.settings.max_batch_denials:
+            raise ServiceError(
+                413,
+                f"{len(body.denials)} denials in one request; "
+                f"the limit is {self.settings.max_batch_denials}",
+            )
+        payload = [denial.model_dump(mode="json") for denial in body.denials]
+        frame = _contract_frame(payload)
+        return self._score_frame(frame, payload, caller, request_id, body.explain, body.top_reasons)
+
+    def score_remittance(
+        self, content: bytes, filename: str, caller: Caller, request_id: str
+    ) -> ScoreResponse:
+        frame = remittance_denials(content, filename)
+        if len(frame) > self.settings.max_batch_denials:
+            raise ServiceError(
+                413,
+                f"the remittance holds {len(frame)} denials; the limit is "
+                f"{self.settings.max_batch_denials}",
+            )
+        if frame.empty:
+            return self._response([], self._model(), request_id)
+        payload = json.loads(frame.to_json(orient="records", date_format="iso"))
+        return self._score_frame(frame, payload, caller, request_id, True, 5)
+
+    def _score_frame(
+        self,
+        frame: pd.DataFrame,
+        payload: list[dict[str, Any]],
+        caller: Caller,
+        request_id: str,
+        explain: bool,
+        top: int,
+    ) -> ScoreResponse:
+        model = self._model()
+        results = score_denials(model.triage, frame, explain=explain, top=top)
+        response = self._response(results, model, request_id)
+        self._audit(response, payload, caller)
+        metrics.DENIALS_SCORED.inc(len(results))
+        metrics.REVIEW_FLAGS.inc(sum(r["requires_human_review"] for r in results))
+        return response
+
+    @staticmethod
+    def _response(
+        results: list[dict[str, Any]], model: LoadedModel, request_id: str
+    ) -> ScoreResponse:
+        return ScoreResponse(
+            request_id=request_id,
+            model_version=model.version,
+            mapping_version=model.mapping_version,
+            scored_at=dt.datetime.now(dt.UTC),
+            results=results,
+        )
+
+    # ------------------------------------------------------------------ audit
+
+    def _audit(
+        self, response: ScoreResponse, payload: list[dict[str, Any]], caller: Caller
+    ) -> None:
+        """One audit record per denial; spooled to disk when the database is away."""
+        records = [
+            {
+                "record_id": uuid.uuid4().hex,
+                "request_id": response.request_id,
+                "denial_id": result.denial_id,
+                "scored_at": response.scored_at,
+                "caller": caller.name,
+                "model_version": response.model_version,
+                "mapping_version": response.mapping_version,
+                "input_hash": input_hash(denial),
+                "outputs": result.model_dump(mode="json", exclude=_EXPLANATIONS),
+                "explanation": {
+                    t: getattr(result, t).model_dump(mode="json")["explanation"] for t in _TASKS
+                },
+            }
+            for result, denial in zip(response.results, payload, strict=True)
+        ]
+        try:
+            with self.session() as session:
+                repository.record_scores(session, records)
+        except SQLAlchemyError:
+            self.spool.append(records)
+            metrics.AUDIT_SPOOLED.inc(len(records))
+            logger.warning(
+                "audit records spooled: database unreachable", extra={"records": len(records)}
+            )
+
+    def drain_spool(self) -> int:
+        if self.sessions is None or not self.spool.pending():
+            return 0
+
+        def write(records: list[dict[str, Any]]) -> int:
+            with self.session() as session:
+                return repository.record_scores(session, records)
+
+        try:
+            return self.spool.drain(write)
+        except SQLAlchemyError:
+            return 0
+
+    def latest_score(self, denial_id: str) -> StoredScore:
+        try:
+            with self.session() as session:
+                record = repository.latest_score(session, denial_id)
+        except SQLAlchemyError as exc:
+            raise ServiceError(503, "the audit log is unreachable; retry later") from exc
+        if record is None:
+            raise ServiceError(404, f"denial {denial_id!r} has not been scored")
+        score = dict(record.outputs)
+        for task in _TASKS:
+            score[task] = {**score[task], "explanation": (record.explanation or {}).get(task)}
+        return StoredScore(
+            denial_id=record.denial_id,
+            request_id=record.request_id,
+            scored_at=record.scored_at,
+            model_version=record.model_version,
+            mapping_version=record.mapping_version,
+            input_hash=record.input_hash,
+            score=score,
+        )
+
+    # ------------------------------------------------------------------ feedback
+
+    def save_feedback(self, body: FeedbackIn, caller: Caller) -> FeedbackOut:
+        payload = body.model_dump(mode="json", exclude={"idempotency_key"})
+        try:
+            with self.session() as session:
+                stored, created = repository.save_feedback(
+                    session, body.idempotency_key, payload, caller.name
+                )
+                return FeedbackOut(
+                    id=stored.id,
+                    denial_id=stored.denial_id,
+                    idempotency_key=stored.idempotency_key,
+                    created=created,
+                    received_at=stored.received_at,
+                )
+        except repository.FeedbackConflict as exc:
+            raise ServiceError(409, str(exc)) from exc
+        except SQLAlchemyError as exc:
+            raise ServiceError(
+                503,
+                "feedback cannot be stored now: the database is unreachable; "
+                "retry with the same idempotency key",
+            ) from exc
+
+
+_TASKS = ("root_cause", "recovery", "preventable")
+_EXPLANATIONS = {task: {"explanation"} for task in _TASKS}
+
+
+def input_hash(denial: dict[str, Any]) -> str:
+    """SHA-256 of the denial's canonical JSON: replays of the same input hash the same."""
+    return hashlib.sha256(json.dumps(denial, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _contract_frame(payload: list[dict[str, Any]]) -> pd.DataFrame:
+    """Rows through the contract; every broken rule answers 422 with its field path."""
+    result = validate(pd.DataFrame(payload))
+    if not result.ok:
+        details = [
+            {"loc": ["body", "denials", (e.row or 1) - 1, e.column], "msg": e.reason}
+            for e in result.errors
+        ]
+        raise ServiceError(422, details)
+    return result.frame
