@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -28,6 +28,17 @@ class Settings(BaseSettings):
     mapping_max_review_age_days: int = Field(
         365, ge=1, description="A mapping entry reviewed longer ago than this is stale."
     )
+    database_url: str | None = Field(
+        None,
+        # DATABASE_URL is what hosting platforms and CI set; the prefixed name wins when both are.
+        validation_alias=AliasChoices("DENIAL_TRIAGE_DATABASE_URL", "DATABASE_URL"),
+        description="SQLAlchemy URL of the service's records; SQLite under data_dir when unset.",
+    )
+    audit_spool_dir: Path | None = Field(
+        None,  # <data_dir>/audit-spool, set after validation
+        description="Where audit records wait while the database is unreachable; "
+        "default <data_dir>/audit-spool.",
+    )
 
     @property
     def history_dir(self) -> Path:
@@ -38,6 +49,20 @@ class Settings(BaseSettings):
     def codes_dir(self) -> Path:
         """Where official CARC/RARC lists imported by the user are kept."""
         return self.data_dir / "codes"
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The records database: ``database_url``, or a SQLite file under the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'denial-triage.db').as_posix()}"
+
+    @model_validator(mode="after")
+    def _spool_under_data_dir(self) -> Settings:
+        # A default that follows data_dir, which is itself configurable.
+        if self.audit_spool_dir is None:
+            self.audit_spool_dir = self.data_dir / "audit-spool"
+        return self
 
 
 @lru_cache

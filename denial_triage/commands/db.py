@@ -1,0 +1,78 @@
+"""``denial-triage db``: the service's database (SQLite by default, PostgreSQL via DATABASE_URL)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import NoReturn
+
+import typer
+from alembic.util import CommandError
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from denial_triage.settings import get_settings
+from serving.database import (
+    SchemaNotCurrent,
+    display_url,
+    make_engine,
+    require_current_schema,
+    session_factory,
+    upgrade_database,
+)
+
+app = typer.Typer(
+    help="The service's database: schema migrations. Set DATABASE_URL for PostgreSQL.",
+    no_args_is_help=True,
+)
+
+
+@app.callback()
+def _group() -> None:
+    """Keep ``upgrade`` a sub-command even while it is the only one."""
+
+
+@app.command()
+def upgrade() -> None:
+    """Migrate the configured database to this version's schema; safe to run again."""
+    url = get_settings().resolved_database_url
+    try:
+        revision = upgrade_database(url)
+    except SQLAlchemyError as exc:
+        fail_unreachable(url, exc)
+    except CommandError as exc:  # e.g. the database was migrated by a newer release
+        typer.echo(f"Cannot upgrade the database at {display_url(url)}: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"Database {display_url(url)} is at revision {revision}, the current one.")
+
+
+@contextmanager
+def open_session() -> Iterator[Session]:
+    """A session on the configured database, which must be reachable and migrated.
+
+    Database errors become a one-line message and exit status 1 instead of a traceback.
+    """
+    url = get_settings().resolved_database_url
+    engine = make_engine(url)
+    try:
+        require_current_schema(engine)
+        with session_factory(engine)() as session:
+            yield session
+    except SchemaNotCurrent as exc:
+        typer.echo(f"{exc}.", err=True)
+        raise typer.Exit(1) from exc
+    except SQLAlchemyError as exc:
+        fail_unreachable(url, exc)
+    finally:
+        engine.dispose()
+
+
+def fail_unreachable(url: str, exc: SQLAlchemyError) -> NoReturn:
+    """Say which database failed and why, then exit with status 1."""
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    typer.echo(
+        f"Cannot use the database at {display_url(url)}: {reason}\n"
+        "Check DATABASE_URL (or DENIAL_TRIAGE_DATABASE_URL) and that the database is running.",
+        err=True,
+    )
+    raise typer.Exit(1) from exc

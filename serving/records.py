@@ -1,0 +1,162 @@
+"""What the service keeps: API keys, the audit log of scores, and reviewer feedback.
+
+No patient names or member ids are stored anywhere: a score is kept as the hash of its input
+denial plus what the service answered, and callers are recorded by key name, never by key.
+The Alembic migrations in ``serving/migrations`` create these tables; a test proves the two
+agree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    TypeDecorator,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Deterministic constraint names: later migrations (and SQLite batch mode) refer to them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+# JSONB on PostgreSQL so the audit log can be queried inside outputs and explanations.
+JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+# The audit log grows with every score; SQLite only auto-increments a plain INTEGER key.
+RowId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Role(StrEnum):
+    """What an API key may do."""
+
+    SCORER = "scorer"  # worklist systems: score, ingest
+    REVIEWER = "reviewer"  # read scores and explanations, send feedback
+    ADMIN = "admin"  # keys, model reload
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """Timestamps stored in UTC and always read back timezone-aware (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive timestamp {value.isoformat()}: give it a timezone")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+def utc_now() -> dt.datetime:
+    """The current time, timezone-aware."""
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base sharing one metadata with the naming convention."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class ApiKey(Base):
+    """A caller's key. Only a hash is kept; the key itself is shown once, at creation."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        CheckConstraint(
+            "role IN ('scorer', 'reviewer', 'admin')",
+            name="role",
+        ),
+        # Names identify keys in the audit log and in `keys revoke`; a revoked key's name
+        # can be reused for its replacement.
+        Index(
+            "uq_api_keys_active_name",
+            "name",
+            unique=True,
+            sqlite_where=text("revoked_at IS NULL"),
+            postgresql_where=text("revoked_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(16))
+    # The random id after ``dt_``: finds the candidate row without scanning every hash.
+    key_prefix: Mapped[str] = mapped_column(String(16), index=True)
+    # SHA-256 hex of the whole key. A fast hash is right here (no bcrypt/argon2): keys carry
+    # 256 random bits, so there is nothing to brute-force the way there is with passwords.
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utc_now)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+    @property
+    def active(self) -> bool:
+        """True until the key is revoked."""
+        return self.revoked_at is None
+
+
+class ScoreRecord(Base):
+    """The audit log: one row per scored denial, enough to account for and replay the score."""
+
+    __tablename__ = "score_records"
+    __table_args__ = (Index("ix_score_records_denial_id_scored_at", "denial_id", "scored_at"),)
+
+    id: Mapped[int] = mapped_column(RowId, primary_key=True)
+    # Assigned when the score is made, so a record replayed from the spool is written once.
+    record_id: Mapped[str] = mapped_column(String(36), unique=True)
+    request_id: Mapped[str] = mapped_column(String(64))
+    denial_id: Mapped[str] = mapped_column(String(128))
+    scored_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)
+    caller: Mapped[str] = mapped_column(String(100))
+    model_version: Mapped[str] = mapped_column(String(64))
+    mapping_version: Mapped[str] = mapped_column(String(64))
+    input_hash: Mapped[str] = mapped_column(String(64))
+    outputs: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    explanation: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+
+
+class Feedback(Base):
+    """A reviewer's correction or a later outcome for one denial, idempotent on a client key."""
+
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(RowId, primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    denial_id: Mapped[str] = mapped_column(String(128), index=True)
+    received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utc_now)
+    caller: Mapped[str] = mapped_column(String(100))
+    confirmed_root_cause: Mapped[bool | None]
+    corrected_root_cause: Mapped[str | None] = mapped_column(String(64))
+    resolution: Mapped[str | None] = mapped_column(String(32))
+    recovered_amount: Mapped[float | None] = mapped_column(Numeric(14, 2, asdecimal=False))
+    resolved_date: Mapped[dt.date | None] = mapped_column(Date)
+    reviewer_note: Mapped[str | None] = mapped_column(Text)
+    # Hash of the canonical body: the same key sent again with a different body is a conflict.
+    request_hash: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,430 @@
+"""Reading and writing the service's records: plain functions over a SQLAlchemy session.
+
+Each writing function commits its own unit of work, because its guarantees (a key shown once,
+an audit batch written once, feedback stored once per idempotency key) hold only once
+committed. Callers should pass a session with no other pending changes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import math
+import secrets
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Table, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from serving.records import ApiKey, Feedback, Role, ScoreRecord, utc_now
+
+KEY_SCHEME = "dt"
+KEY_ID_LENGTH = 8
+KEY_SECRET_BYTES = 32
+# Longest well-formed key: scheme, id, two underscores and the base64 secret, with slack.
+MAX_KEY_LENGTH = 128
+FEEDBACK_FIELDS = (
+    "denial_id",
+    "confirmed_root_cause",
+    "corrected_root_cause",
+    "resolution",
+    "recovered_amount",
+    "resolved_date",
+    "reviewer_note",
+)
+OUTCOME_COLUMNS = ["resolution", "recovered_amount", "resolved_date"]
+FEEDBACK_LABEL_COLUMNS = ["denial_id", "root_cause", *OUTCOME_COLUMNS]
+AUDIT_FIELDS = (
+    "record_id",
+    "request_id",
+    "denial_id",
+    "scored_at",
+    "caller",
+    "model_version",
+    "mapping_version",
+    "input_hash",
+    "outputs",
+    "explanation",
+)
+
+
+class UnknownRole(ValueError):
+    """A key was asked for with a role that does not exist."""
+
+
+class KeyNameTaken(ValueError):
+    """An active key already has this name."""
+
+
+class KeyNotFound(LookupError):
+    """No key has this name or id."""
+
+
+class FeedbackConflict(ValueError):
+    """An idempotency key was reused with a different body."""
+
+    def __init__(self, idempotency_key: str) -> None:
+        super().__init__(
+            f"idempotency key {idempotency_key!r} was already used for different feedback; "
+            "send a new key for new feedback, or resend the original body unchanged"
+        )
+        self.idempotency_key = idempotency_key
+
+
+# ---------------------------------------------------------------------------- canonical JSON
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` as plain JSON types: dates as ISO text, numpy scalars unwrapped, NaN as null.
+
+    PostgreSQL's JSON types reject NaN, and the spool writes JSON lines, so every audit
+    document goes through here once.
+    """
+    if isinstance(value, Mapping):
+        return {str(key): json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | np.ndarray | pd.Series):
+        return [json_safe(item) for item in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float | Decimal):
+        number = float(value)
+        return None if math.isnan(number) or math.isinf(number) else number
+    if isinstance(value, dt.date):  # datetimes and pandas Timestamps too
+        return value.isoformat()
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return value
+
+
+def canonical_hash(document: Any) -> str:
+    """SHA-256 hex of the canonical JSON of ``document`` (sorted keys, no spaces)."""
+    text = json.dumps(json_safe(document), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# ---------------------------------------------------------------------------- API keys
+
+
+def hash_key(key: str) -> str:
+    """The stored form of a key: SHA-256 hex of the whole key."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def key_id(key: str) -> str | None:
+    """The public id inside a key of the form ``dt_<id>_<secret>``, or None if malformed."""
+    # The id is hex and fixed-length, so the ``_`` and ``-`` a base64 secret may hold
+    # cannot make the split ambiguous.
+    head = f"{KEY_SCHEME}_"
+    identifier = key[len(head) : len(head) + KEY_ID_LENGTH]
+    rest = key[len(head) + KEY_ID_LENGTH :]
+    if not key.startswith(head) or len(identifier) != KEY_ID_LENGTH or not rest.startswith("_"):
+        return None
+    return identifier if len(rest) > 1 else None
+
+
+def create_api_key(session: Session, role: str, name: str) -> tuple[str, ApiKey]:
+    """Create a key; returns the plaintext key (shown once, never stored) and its row."""
+    try:
+        role = Role(role).value
+    except ValueError as exc:
+        choices = ", ".join(r.value for r in Role)
+        raise UnknownRole(f"unknown role {role!r}: choose one of {choices}") from exc
+    name = name.strip()
+    if not name:
+        raise ValueError("a key needs a name (who or what will use it)")
+    identifier = secrets.token_hex(KEY_ID_LENGTH // 2)
+    key = f"{KEY_SCHEME}_{identifier}_{secrets.token_urlsafe(KEY_SECRET_BYTES)}"
+    row = ApiKey(name=name, role=role, key_prefix=identifier, key_hash=hash_key(key))
+    session.add(row)
+    try:
+        session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        raise KeyNameTaken(f"an active key is already named {name!r}: revoke it first") from exc
+    return key, row
+
+
+def authenticate(session: Session, key: str) -> ApiKey | None:
+    """The active key matching ``key``, or None (malformed, unknown or revoked)."""
+    if not isinstance(key, str) or len(key) > MAX_KEY_LENGTH:
+        return None
+    identifier = key_id(key)
+    if identifier is None:
+        return None
+    presented = hash_key(key)
+    candidates = session.scalars(select(ApiKey).where(ApiKey.key_prefix == identifier)).all()
+    for candidate in candidates:
+        # Constant time, so response timing says nothing about how much of a hash matched.
+        if hmac.compare_digest(candidate.key_hash, presented):
+            return candidate if candidate.active else None
+    return None
+
+
+def find_api_key(session: Session, name_or_id: str) -> ApiKey:
+    """The active key named ``name_or_id``, else the key with that numeric id."""
+    row = session.scalars(
+        select(ApiKey).where(ApiKey.name == name_or_id, ApiKey.revoked_at.is_(None))
+    ).first()
+    if row is None and name_or_id.isdigit():
+        row = session.get(ApiKey, int(name_or_id))
+    if row is None:
+        raise KeyNotFound(f"no active key named {name_or_id!r} and no key with that id")
+    return row
+
+
+def revoke_api_key(session: Session, name_or_id: str) -> ApiKey:
+    """Revoke a key by name or id; revoking twice keeps the first revocation time."""
+    row = find_api_key(session, name_or_id)
+    if row.revoked_at is None:
+        row.revoked_at = utc_now()
+        session.commit()
+    return row
+
+
+def list_api_keys(session: Session) -> list[ApiKey]:
+    """Every key, revoked ones included, oldest first."""
+    return list(session.scalars(select(ApiKey).order_by(ApiKey.id)))
+
+
+# ---------------------------------------------------------------------------- audit log
+
+
+def audit_record(
+    *,
+    request_id: str,
+    denial: Mapping[str, Any],
+    caller: str,
+    model_version: str,
+    mapping_version: str,
+    outputs: Mapping[str, Any],
+    explanation: Mapping[str, Any],
+    scored_at: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """One audit record as a JSON-safe dict, ready for :func:`record_scores` or the spool.
+
+    The denial itself is not kept, only the hash of its canonical JSON, so the log holds no
+    more about the patient than the outputs do. ``record_id`` is fixed here, once, so a record
+    written late from the spool is still written only once.
+    """
+    return {
+        "record_id": str(uuid.uuid4()),
+        "request_id": request_id,
+        "denial_id": str(denial["denial_id"]),
+        "scored_at": (scored_at or utc_now()).isoformat(),
+        "caller": caller,
+        "model_version": model_version,
+        "mapping_version": mapping_version,
+        "input_hash": canonical_hash(denial),
+        "outputs": json_safe(outputs),
+        "explanation": json_safe(explanation),
+    }
+
+
+def record_scores(session: Session, records: Sequence[Mapping[str, Any]]) -> int:
+    """Write audit records; returns how many were new (already-written record ids are skipped)."""
+    if not records:
+        return 0
+    rows = [_score_row(record) for record in records]
+    table: Table = ScoreRecord.__table__  # type: ignore[assignment]
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    # ON CONFLICT DO NOTHING rather than read-then-write: two replicas draining the same
+    # records at once must not fail, and the RETURNING rows count only what was new.
+    statement = (
+        insert(table)
+        .on_conflict_do_nothing(index_elements=[table.c.record_id])
+        .returning(table.c.record_id)
+    )
+    written = len(session.execute(statement, rows).all())
+    session.commit()
+    return written
+
+
+def _score_row(record: Mapping[str, Any]) -> dict[str, Any]:
+    row = {field: record[field] for field in AUDIT_FIELDS}
+    if isinstance(row["scored_at"], str):  # as the spool stores it
+        row["scored_at"] = dt.datetime.fromisoformat(row["scored_at"])
+    # Records built elsewhere may carry NaN or numpy values, which PostgreSQL's JSON refuses.
+    row["outputs"] = json_safe(row["outputs"])
+    row["explanation"] = json_safe(row["explanation"])
+    return row
+
+
+def audit_writer(sessions: sessionmaker[Session]) -> Callable[[Sequence[Mapping[str, Any]]], int]:
+    """A ``write(records) -> int`` over fresh sessions, for the spool's drain and fallback."""
+
+    def write(records: Sequence[Mapping[str, Any]]) -> int:
+        with sessions() as session:
+            return record_scores(session, records)
+
+    return write
+
+
+def latest_score(session: Session, denial_id: str) -> ScoreRecord | None:
+    """The most recent audit record of a denial, or None if it was never scored."""
+    return session.scalars(
+        select(ScoreRecord)
+        .where(ScoreRecord.denial_id == denial_id)
+        .order_by(ScoreRecord.scored_at.desc(), ScoreRecord.id.desc())
+        .limit(1)
+    ).first()
+
+
+def count_scores(session: Session) -> int:
+    """How many audit records the database holds."""
+    return session.scalar(select(func.count()).select_from(ScoreRecord)) or 0
+
+
+# ---------------------------------------------------------------------------- feedback
+
+
+def save_feedback(
+    session: Session, idempotency_key: str, payload: Mapping[str, Any], caller: str
+) -> tuple[Feedback, bool]:
+    """Store feedback once per idempotency key; returns the row and whether it is new.
+
+    The same key with the same body (a client retrying after a timeout) returns the stored
+    row; the same key with a different body raises :class:`FeedbackConflict`.
+    """
+    fields = _feedback_fields(payload)
+    request_hash = canonical_hash(fields)
+    existing = _feedback_by_key(session, idempotency_key)
+    if existing is None:
+        row = Feedback(
+            idempotency_key=idempotency_key, caller=caller, request_hash=request_hash, **fields
+        )
+        session.add(row)
+        try:
+            session.commit()
+            return row, True
+        except IntegrityError:
+            # A concurrent duplicate won the unique constraint; its row decides.
+            session.rollback()
+            existing = _feedback_by_key(session, idempotency_key)
+            if existing is None:
+                raise
+    if existing.request_hash != request_hash:
+        raise FeedbackConflict(idempotency_key)
+    return existing, False
+
+
+def _feedback_by_key(session: Session, idempotency_key: str) -> Feedback | None:
+    return session.scalars(
+        select(Feedback).where(Feedback.idempotency_key == idempotency_key)
+    ).first()
+
+
+def _feedback_fields(payload: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(payload) - set(FEEDBACK_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown feedback fields {unknown}; expected some of {FEEDBACK_FIELDS}")
+    if not payload.get("denial_id"):
+        raise ValueError("feedback needs the denial_id it is about")
+    fields = {name: payload.get(name) for name in FEEDBACK_FIELDS}
+    if isinstance(fields["resolved_date"], str):
+        fields["resolved_date"] = dt.date.fromisoformat(fields["resolved_date"])
+    if fields["recovered_amount"] is not None:
+        fields["recovered_amount"] = float(fields["recovered_amount"])
+    return fields
+
+
+def feedback_frame(session: Session) -> pd.DataFrame:
+    """Feedback as contract labels, one row per denial, for ``train --include-feedback``.
+
+    ``root_cause`` comes from the latest feedback that names one (a correction, or a
+    confirmation of the category the service had scored); ``resolution``, ``recovered_amount``
+    and ``resolved_date`` come together from the latest feedback that gives a resolution, so a
+    later note without an outcome does not erase an earlier outcome.
+    """
+    feedback = _feedback_table(session)
+    if feedback.empty:
+        return _empty_labels()
+    feedback["root_cause"] = _root_causes(session, feedback)
+    causes = _latest_where(feedback, "root_cause", ["root_cause"])
+    outcomes = _latest_where(feedback, "resolution", OUTCOME_COLUMNS)
+    labels = causes.merge(outcomes, on="denial_id", how="outer")
+    labels["resolved_date"] = pd.to_datetime(labels["resolved_date"]).astype("datetime64[s]")
+    labels["recovered_amount"] = labels["recovered_amount"].astype("float64")
+    for column in ("root_cause", "resolution"):
+        labels[column] = labels[column].astype(object).where(labels[column].notna(), None)
+    return labels[FEEDBACK_LABEL_COLUMNS].sort_values("denial_id", ignore_index=True)
+
+
+def _feedback_table(session: Session) -> pd.DataFrame:
+    columns = [Feedback.id, Feedback.received_at, *(getattr(Feedback, f) for f in FEEDBACK_FIELDS)]
+    rows = session.execute(select(*columns).order_by(Feedback.received_at, Feedback.id)).all()
+    return pd.DataFrame(rows, columns=["id", "received_at", *FEEDBACK_FIELDS])
+
+
+def _root_causes(session: Session, feedback: pd.DataFrame) -> pd.Series:
+    """The corrected category, else the scored one where the reviewer confirmed it."""
+    confirmed = feedback["confirmed_root_cause"].eq(True) & feedback["corrected_root_cause"].isna()
+    causes = feedback["corrected_root_cause"].astype(object)
+    if confirmed.any():
+        causes = causes.where(~confirmed, _scored_causes(session, feedback[confirmed]))
+    return causes.where(causes.notna(), None)
+
+
+def _scored_causes(session: Session, confirmed: pd.DataFrame) -> pd.Series:
+    """For each confirming feedback, the top category of the last score it could have seen."""
+    confirming = select(Feedback.denial_id).where(Feedback.confirmed_root_cause.is_(True))
+    rows = session.execute(
+        select(ScoreRecord.denial_id, ScoreRecord.scored_at, ScoreRecord.outputs).where(
+            ScoreRecord.denial_id.in_(confirming)
+        )
+    ).all()
+    scores = pd.DataFrame(rows, columns=["denial_id", "scored_at", "outputs"])
+    if scores.empty:
+        return pd.Series(None, index=confirmed.index, dtype=object)
+    matched = pd.merge_asof(
+        confirmed[["received_at", "denial_id"]].reset_index().sort_values("received_at"),
+        scores.sort_values("scored_at"),
+        left_on="received_at",
+        right_on="scored_at",
+        by="denial_id",
+        direction="backward",
+    ).set_index("index")
+    return matched["outputs"].map(scored_root_cause).reindex(confirmed.index)
+
+
+def scored_root_cause(outputs: Any) -> str | None:
+    """The top root-cause category in a score's stored outputs.
+
+    ``outputs["root_cause"]["category"]`` as the scoring response writes it, else the most
+    probable of ``outputs["root_cause"]["probabilities"]``.
+    """
+    root_cause = outputs.get("root_cause") if isinstance(outputs, Mapping) else None
+    if not isinstance(root_cause, Mapping):
+        return None
+    if isinstance(root_cause.get("category"), str):
+        return root_cause["category"]
+    probabilities = root_cause.get("probabilities")
+    if isinstance(probabilities, Mapping) and probabilities:
+        return max(probabilities, key=lambda category: probabilities[category])
+    return None
+
+
+def _latest_where(feedback: pd.DataFrame, present: str, columns: list[str]) -> pd.DataFrame:
+    """Per denial, ``columns`` of the latest feedback row where ``present`` is set."""
+    rows = feedback[feedback[present].notna()]
+    return rows.groupby("denial_id", sort=False).tail(1)[["denial_id", *columns]]
+
+
+def _empty_labels() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "denial_id": pd.Series(dtype=object),
+            "root_cause": pd.Series(dtype=object),
+            "resolution": pd.Series(dtype=object),
+            "recovered_amount": pd.Series(dtype="float64"),
+            "resolved_date": pd.Series(dtype="datetime64[s]"),
+        }
+    )

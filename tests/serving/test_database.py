@@ -1,0 +1,245 @@
+"""Migrations on SQLite and PostgreSQL: up and down, in step with the models, concurrent
+starts, and existing data kept through every upgrade."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, MetaData, inspect, select, text
+
+from serving.database import (
+    SchemaNotCurrent,
+    alembic_config,
+    database_url,
+    downgrade_database,
+    head_revision,
+    make_engine,
+    require_current_schema,
+    session_factory,
+    upgrade_database,
+)
+from serving.records import Base
+from serving.repository import authenticate, feedback_frame, hash_key, latest_score
+
+pytest_plugins = ["database_fixtures"]
+
+TABLES = {"api_keys", "score_records", "feedback"}
+
+
+def table_names(url: str) -> set[str]:
+    engine = make_engine(url)
+    try:
+        return set(inspect(engine).get_table_names()) - {"alembic_version"}
+    finally:
+        engine.dispose()
+
+
+def revisions_oldest_first() -> list[str]:
+    scripts = ScriptDirectory.from_config(alembic_config())
+    return [script.revision for script in reversed(list(scripts.walk_revisions()))]
+
+
+# ---------------------------------------------------------------------------- up and down
+
+
+def test_migrates_from_empty_to_head_and_back(empty_database_url: str) -> None:
+    assert upgrade_database(empty_database_url) == head_revision()
+    assert table_names(empty_database_url) == TABLES
+    assert downgrade_database(empty_database_url, "base") is None
+    assert table_names(empty_database_url) == set()
+    assert upgrade_database(empty_database_url) == head_revision()
+
+
+def test_every_revision_steps_up_and_down(empty_database_url: str) -> None:
+    for revision in revisions_oldest_first():
+        assert upgrade_database(empty_database_url, "+1") == revision
+    for revision in [*reversed(revisions_oldest_first()[:-1]), None]:
+        assert downgrade_database(empty_database_url, "-1") == revision
+
+
+def test_upgrade_twice_changes_nothing(database_url: str) -> None:
+    assert upgrade_database(database_url) == head_revision()
+    assert table_names(database_url) == TABLES
+
+
+def test_models_match_the_migrations(engine: Engine) -> None:
+    """Autogenerate finds nothing to do: the models and the migrated schema agree."""
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+
+
+def test_replicas_starting_together_migrate_once(empty_database_url: str) -> None:
+    replicas = 4
+    start = threading.Barrier(replicas)
+    reached: list[str | None] = []
+    failures: list[BaseException] = []
+
+    def start_replica() -> None:
+        start.wait()
+        try:
+            reached.append(upgrade_database(empty_database_url))
+        except Exception as exc:  # collected and asserted below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=start_replica) for _ in range(replicas)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert failures == []
+    assert reached == [head_revision()] * replicas
+    engine = make_engine(empty_database_url)
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT count(*) FROM alembic_version")) == 1
+    engine.dispose()
+
+
+def test_unmigrated_database_is_named_with_the_fix(empty_database_url: str) -> None:
+    engine = make_engine(empty_database_url)
+    with pytest.raises(SchemaNotCurrent, match="denial-triage db upgrade"):
+        require_current_schema(engine)
+    engine.dispose()
+
+
+def test_current_schema_passes_the_check(engine: Engine) -> None:
+    require_current_schema(engine)
+
+
+def test_platform_postgres_urls_use_the_installed_driver() -> None:
+    assert database_url("postgres://u:p@db/x").drivername == "postgresql+psycopg"
+    assert database_url("postgresql://u:p@db/x").drivername == "postgresql+psycopg"
+    assert database_url("sqlite:///x.db").drivername == "sqlite"
+
+
+def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Any) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'wal.db'}", sqlite_busy_timeout_s=2.5)
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 2500
+    engine.dispose()
+
+
+# ---------------------------------------------------------------------------- data kept
+
+OLD_KEY = "dt_0a1b2c3d_" + "k" * 43
+SCORED_AT = dt.datetime(2026, 3, 2, 14, 30, tzinfo=dt.UTC)
+# Rows as each revision stored them: inserted at that revision, then the database is upgraded
+# to head and every value must still be there. A revision that changes a table adds an entry
+# with rows in its own shape; the older entries stay, so each upgrade path keeps being tested.
+ROWS_AT_REVISION: dict[str, dict[str, list[dict[str, Any]]]] = {
+    "0001": {
+        "api_keys": [
+            {
+                "id": 7,
+                "name": "worklist",
+                "role": "scorer",
+                "key_prefix": "0a1b2c3d",
+                "key_hash": hash_key(OLD_KEY),
+                "created_at": SCORED_AT,
+                "revoked_at": None,
+            }
+        ],
+        "score_records": [
+            {
+                "id": 1,
+                "record_id": "6f1c3a52-9d1e-4c59-8a57-3f0c2d6b1e01",
+                "request_id": "req-1",
+                "denial_id": "D-1",
+                "scored_at": SCORED_AT,
+                "caller": "worklist",
+                "model_version": "3",
+                "mapping_version": "2026.1",
+                "input_hash": "ab" * 32,
+                "outputs": {"root_cause": {"category": "coding", "probability": 0.8}},
+                "explanation": {"root_cause": {"base_value": -1.2, "reasons": []}},
+            }
+        ],
+        "feedback": [
+            {
+                "id": 1,
+                "idempotency_key": "fb-1",
+                "denial_id": "D-1",
+                "received_at": SCORED_AT + dt.timedelta(days=3),
+                "caller": "reviewer-1",
+                "confirmed_root_cause": True,
+                "corrected_root_cause": None,
+                "resolution": "overturned_on_appeal",
+                "recovered_amount": 120.5,
+                "resolved_date": dt.date(2026, 4, 1),
+                "reviewer_note": "appealed with records",
+                "request_hash": "cd" * 32,
+            }
+        ],
+    },
+}
+
+
+def insert_rows(url: str, rows_by_table: dict[str, list[dict[str, Any]]]) -> None:
+    """Insert through the tables as the database has them now, not through today's models."""
+    engine = make_engine(url)
+    metadata = MetaData()
+    metadata.reflect(engine)
+    with engine.begin() as connection:
+        for table, rows in rows_by_table.items():
+            connection.execute(metadata.tables[table].insert(), rows)
+    engine.dispose()
+
+
+def stored_rows(url: str, table: str) -> list[dict[str, Any]]:
+    engine = make_engine(url)
+    metadata = MetaData()
+    metadata.reflect(engine)
+    with engine.connect() as connection:
+        rows = connection.execute(select(metadata.tables[table])).mappings().all()
+    engine.dispose()
+    return [dict(row) for row in rows]
+
+
+def same_value(stored: Any, inserted: Any) -> bool:
+    """Equal, allowing SQLite's timezone-less timestamps and exact decimals."""
+    if isinstance(inserted, dt.datetime) and stored.tzinfo is None:
+        stored = stored.replace(tzinfo=dt.UTC)
+    if isinstance(inserted, float):
+        return float(stored) == pytest.approx(inserted)
+    return stored == inserted
+
+
+@pytest.mark.parametrize("revision", sorted(ROWS_AT_REVISION))
+def test_upgrade_keeps_existing_rows(empty_database_url: str, revision: str) -> None:
+    rows_by_table = ROWS_AT_REVISION[revision]
+    upgrade_database(empty_database_url, revision)
+    insert_rows(empty_database_url, rows_by_table)
+    assert upgrade_database(empty_database_url) == head_revision()
+    for table, rows in rows_by_table.items():
+        stored = {row["id"]: row for row in stored_rows(empty_database_url, table)}
+        for row in rows:
+            kept = stored[row["id"]]
+            lost = [c for c, v in row.items() if not same_value(kept[c], v)]
+            assert lost == [], f"{table} row {row['id']} changed {lost} upgrading from {revision}"
+
+
+def test_upgraded_rows_are_read_by_todays_code(empty_database_url: str) -> None:
+    upgrade_database(empty_database_url, revisions_oldest_first()[0])
+    insert_rows(empty_database_url, ROWS_AT_REVISION["0001"])
+    upgrade_database(empty_database_url)
+    engine = make_engine(empty_database_url)
+    with session_factory(engine)() as session:
+        assert authenticate(session, OLD_KEY).name == "worklist"
+        assert latest_score(session, "D-1").outputs["root_cause"]["category"] == "coding"
+        labels = feedback_frame(session)
+    engine.dispose()
+    assert labels.to_dict("records")[0]["root_cause"] == "coding"
+
+
+def test_a_database_from_a_newer_release_is_not_mistaken_for_an_old_one(engine: Engine) -> None:
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = 'f00d'"))
+    with pytest.raises(SchemaNotCurrent, match="newer than this code"):
+        require_current_schema(engine)
