@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from denial_triage.commands import codes, data, ingest, mapping, train
+from denial_triage.commands import codes, data, db, ingest, keys, mapping, serve, train
 from training.fit import DEFAULT_MATURITY_DAYS, DEFAULT_TEST_MONTHS
 
 app = typer.Typer(
@@ -24,6 +24,10 @@ app.command()(train.evaluate)
 app.command()(train.promote)
 app.add_typer(codes.app, name="codes", help="CARC and RARC reference: labels and official lists.")
 app.add_typer(mapping.app, name="mapping")
+app.command()(serve.serve)
+app.command()(serve.score)
+app.add_typer(keys.app, name="keys", help="API keys of the service: create, list, revoke.")
+app.add_typer(db.app, name="db", help="The service's records database.")
 
 
 @app.command()

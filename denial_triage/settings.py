@@ -40,6 +40,22 @@ class Settings(BaseSettings):
         "default <data_dir>/audit-spool.",
     )
 
+    host: str = Field("127.0.0.1", description="Interface the service binds.")
+    port: int = Field(8000, ge=1, le=65535, description="Port the service listens on.")
+    log_level: str = Field("INFO", description="Log level of the service's JSON logs.")
+    max_batch_denials: int = Field(
+        1000, ge=1, description="Most denials one score request may hold."
+    )
+    max_body_bytes: int = Field(
+        10 * 1024 * 1024, ge=1024, description="Largest request body accepted (413 beyond)."
+    )
+    model_poll_seconds: float = Field(
+        30.0, gt=0, description="How often the service checks whether the champion alias moved."
+    )
+    shutdown_grace_seconds: int = Field(
+        30, ge=1, description="How long in-flight requests may take to finish on SIGTERM."
+    )
+
     @property
     def history_dir(self) -> Path:
         """Where generated or linked denial histories are written."""

@@ -13,7 +13,6 @@ import hashlib
 import json
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -33,6 +32,7 @@ from serving.remittance import remittance_denials
 from serving.schemas import FeedbackIn, FeedbackOut, ScoreRequest, ScoreResponse, StoredScore
 from serving.scoring import LoadedModel, ModelRejected, ModelStore, ModelUnavailable, score_denials
 from serving.spool import AuditSpool
+from training.tracking import configure_tracking
 
 AUTH_CACHE_SECONDS = 30.0  # a revoked key stops working everywhere within this time
 
@@ -52,6 +52,7 @@ class ServiceState:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
+        configure_tracking(self.settings.data_dir)
         url = self.settings.resolved_database_url
         upgrade_database(url)
         self.engine = make_engine(url)
@@ -207,20 +208,18 @@ class ServiceState:
     ) -> None:
         """One audit record per denial; spooled to disk when the database is away."""
         records = [
-            {
-                "record_id": uuid.uuid4().hex,
-                "request_id": response.request_id,
-                "denial_id": result.denial_id,
-                "scored_at": response.scored_at,
-                "caller": caller.name,
-                "model_version": response.model_version,
-                "mapping_version": response.mapping_version,
-                "input_hash": input_hash(denial),
-                "outputs": result.model_dump(mode="json", exclude=_EXPLANATIONS),
-                "explanation": {
+            repository.audit_record(
+                request_id=response.request_id,
+                denial=denial,
+                caller=caller.name,
+                model_version=response.model_version,
+                mapping_version=response.mapping_version,
+                outputs=result.model_dump(mode="json", exclude=_EXPLANATIONS),
+                explanation={
                     t: getattr(result, t).model_dump(mode="json")["explanation"] for t in _TASKS
                 },
-            }
+                scored_at=response.scored_at,
+            )
             for result, denial in zip(response.results, payload, strict=True)
         ]
         try:
@@ -295,11 +294,6 @@ class ServiceState:
 
 _TASKS = ("root_cause", "recovery", "preventable")
 _EXPLANATIONS = {task: {"explanation"} for task in _TASKS}
-
-
-def input_hash(denial: dict[str, Any]) -> str:
-    """SHA-256 of the denial's canonical JSON: replays of the same input hash the same."""
-    return hashlib.sha256(json.dumps(denial, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _contract_frame(payload: list[dict[str, Any]]) -> pd.DataFrame:

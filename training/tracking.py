@@ -35,6 +35,7 @@ from training.specs import ModelSpec
 from training.triage_model import TriageModel
 
 MODEL_NAME = "denial-triage"
+_NOT_FOUND = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}  # no model or no alias
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 DEFAULT_EXPERIMENT = "denial-triage"
@@ -181,8 +182,10 @@ def alias_version(alias: str) -> str | None:
     """The version an alias points to, or None when no version carries it."""
     try:
         return str(MlflowClient().get_model_version_by_alias(MODEL_NAME, alias).version)
-    except MlflowException:
-        return None
+    except MlflowException as exc:
+        if exc.error_code in _NOT_FOUND:
+            return None
+        raise  # the registry is unreachable or broken: not the same as "no champion"
 
 
 def latest_version() -> str | None:

@@ -1,0 +1,273 @@
+"""The HTTP service end to end, with a real model trained on small generated data."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import small_specs
+from database_fixtures import postgres_schema, require_postgres
+from fastapi.testclient import TestClient
+
+from denial_triage.settings import Settings
+from serving import repository
+from serving.app import create_app
+from serving.database import make_engine, session_factory
+from training import run as training_run
+from training.run import TrainingOptions, evaluation_on, train
+from training.synthetic import generate_history
+from training.tracking import example_payload, promote
+
+ROLES = ("scorer", "reviewer", "admin")
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL schema (skipped on a workstation without PostgreSQL, never in CI)."""
+    require_postgres()
+    yield from postgres_schema()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
+    """A data directory holding an MLflow registry with a champion, and denials to score."""
+    folder = tmp_path_factory.mktemp("service")
+    data = generate_history(20_000, 31, folder / "history.parquet")
+    options = TrainingOptions(data=data, data_dir=folder / "data", seed=2)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        patch.setattr(training_run, "load_specs", lambda: small_specs(60))
+        result = train(options)
+        promote(result.record.model_version, small_specs(60), evaluation_on(data, options))
+    denials = training_run.load_history(data).tail(300).reset_index(drop=True)
+    return options.data_dir, denials
+
+
+@pytest.fixture(scope="module")
+def service(trained: tuple[Path, pd.DataFrame]) -> Iterator[tuple[TestClient, dict[str, str]]]:
+    data_dir, _ = trained
+    settings = Settings(data_dir=data_dir, model_poll_seconds=3600, max_batch_denials=100)
+    with TestClient(create_app(settings)) as client:
+        yield client, _keys(settings)
+
+
+def _keys(settings: Settings) -> dict[str, str]:
+    engine = make_engine(settings.resolved_database_url)
+    with session_factory(engine)() as session:
+        keys = {role: repository.create_api_key(session, role, f"test-{role}")[0] for role in ROLES}
+        session.commit()
+    engine.dispose()
+    return keys
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def payload(denials: pd.DataFrame) -> list[dict]:
+    return json.loads(example_payload(denials).to_json(orient="records"))
+
+
+def score(client: TestClient, key: str, denials: list[dict], **options) -> dict:
+    response = client.post("/v1/score", json={"denials": denials, **options}, headers=auth(key))
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_score_answers_every_part_for_each_denial(service, trained) -> None:
+    client, keys = service
+    denials = payload(trained[1].head(20))
+    body = score(client, keys["scorer"], denials)
+    assert body["model_version"] == "1"
+    assert body["mapping_version"].startswith("2026.11.0#")
+    assert len(body["request_id"]) >= 16
+    assert [r["denial_id"] for r in body["results"]] == [d["denial_id"] for d in denials]
+    for result in body["results"]:
+        assert math.isclose(sum(result["root_cause"]["probabilities"].values()), 1.0, rel_tol=1e-6)
+        assert 0 <= result["recovery"]["probability"] <= 1
+        assert 0 <= result["preventable"]["probability"] <= 1
+        assert result["routing"]["owner_queue"] and result["routing"]["action_path"]
+        assert result["priority"]["deadline_rule"].endswith((".appeal", ".timely_filing"))
+        assert result["requires_human_review"] == bool(result["review_reasons"])
+
+
+@pytest.mark.parametrize("task", ["root_cause", "recovery", "preventable"])
+def test_reasons_add_up_to_the_score_over_http(service, trained, task: str) -> None:
+    client, keys = service
+    body = score(client, keys["scorer"], payload(trained[1].head(10)), top_reasons=4)
+    for result in body["results"]:
+        explanation = result[task]["explanation"]
+        total = explanation["base_value"] + explanation["rest"]
+        total += sum(reason["contribution"] for reason in explanation["reasons"])
+        assert total == pytest.approx(explanation["output"], abs=1e-6)
+        assert len(explanation["reasons"]) <= 4
+        assert all(
+            r["text"] and r["direction"] in {"raises", "lowers"} for r in explanation["reasons"]
+        )
+        if task != "root_cause":
+            p = result[task]["probability"]
+            assert explanation["output"] == pytest.approx(math.log(p / (1 - p)), abs=1e-6)
+
+
+def test_the_latest_score_is_read_back_from_the_audit_log(service, trained) -> None:
+    client, keys = service
+    denial = payload(trained[1].iloc[[40]])
+    scored = score(client, keys["scorer"], denial)
+    response = client.get(f"/v1/denials/{denial[0]['denial_id']}", headers=auth(keys["reviewer"]))
+    assert response.status_code == 200, response.text
+    stored = response.json()
+    assert stored["request_id"] == scored["request_id"]
+    assert stored["model_version"] == "1" and len(stored["input_hash"]) == 64
+    assert stored["score"]["recovery"] == scored["results"][0]["recovery"]
+    missing = client.get("/v1/denials/never-scored", headers=auth(keys["reviewer"]))
+    assert missing.status_code == 404
+
+
+def test_feedback_is_idempotent_on_its_key(service, trained) -> None:
+    client, keys = service
+    denial = trained[1].iloc[5]
+    body = {
+        "idempotency_key": "test-feedback-1",
+        "denial_id": denial["denial_id"],
+        "corrected_root_cause": "coding",
+        "resolution": "paid_after_correction",
+        "recovered_amount": float(denial["denied_amount"]),
+        "resolved_date": "2026-10-01",
+    }
+    first = client.post("/v1/feedback", json=body, headers=auth(keys["reviewer"]))
+    again = client.post("/v1/feedback", json=body, headers=auth(keys["reviewer"]))
+    assert first.status_code == 201 and again.status_code == 200
+    assert first.json()["id"] == again.json()["id"] and again.json()["created"] is False
+    changed = client.post(
+        "/v1/feedback", json={**body, "recovered_amount": 1.0}, headers=auth(keys["reviewer"])
+    )
+    assert changed.status_code == 409
+
+
+def test_contract_violations_name_the_denial_and_field(service, trained) -> None:
+    client, keys = service
+    denials = payload(trained[1].head(3))
+    denials[1]["denied_amount"] = denials[1]["billed_amount"] * 2
+    denials[2]["service_date"] = "2031-01-01"
+    response = client.post("/v1/score", json={"denials": denials}, headers=auth(keys["scorer"]))
+    assert response.status_code == 422
+    locations = {(d["loc"][2], d["loc"][3]) for d in response.json()["detail"]}
+    assert locations == {(1, "denied_amount"), (2, "service_date")}
+    typed = client.post(
+        "/v1/score",
+        json={"denials": [{**denials[0], "payer_type": "martian"}]},
+        headers=auth(keys["scorer"]),
+    )
+    assert typed.status_code == 422
+    assert typed.json()["detail"][0]["loc"][-1] == "payer_type"
+
+
+def test_codes_never_seen_in_training_are_scored_and_flagged(service, trained) -> None:
+    client, keys = service
+    denial = payload(trained[1].head(1))[0]
+    body = score(client, keys["scorer"], [{**denial, "carc_codes": ["CO-999"]}])
+    assert body["results"][0]["unseen_codes"] == ["CO-999"]
+    assert body["results"][0]["requires_human_review"]
+
+
+def test_batch_and_body_limits(service, trained) -> None:
+    client, keys = service
+    denial = payload(trained[1].head(1))[0]
+    batch = [{**denial, "denial_id": f"limit-{i}"} for i in range(101)]
+    assert (
+        client.post("/v1/score", json={"denials": batch}, headers=auth(keys["scorer"])).status_code
+        == 413
+    )
+    huge = b'{"denials": [' + b" " * (11 * 1024 * 1024) + b"]}"
+    response = client.post(
+        "/v1/score",
+        content=huge,
+        headers={**auth(keys["scorer"]), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("post", "/v1/score", {"scorer", "admin"}),
+        ("post", "/v1/ingest/835", {"scorer", "admin"}),
+        ("get", "/v1/denials/x", {"reviewer", "admin"}),
+        ("post", "/v1/feedback", {"reviewer", "admin"}),
+        ("post", "/v1/admin/reload", {"admin"}),
+        ("get", "/metrics", {"admin"}),
+    ],
+)
+def test_every_endpoint_checks_key_and_role(
+    service, method: str, path: str, allowed: set[str]
+) -> None:
+    client, keys = service
+    call = getattr(client, method)
+    assert call(path).status_code == 401
+    assert call(path, headers=auth("dt_not_a_key")).status_code == 401
+    for role in ROLES:
+        status = call(path, headers=auth(keys[role])).status_code
+        assert (status != 403) == (role in allowed), (role, status)
+        assert status != 401
+
+
+def test_health_and_readiness_need_no_key(service) -> None:
+    client, _ = service
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["ready"] and ready.json()["model_version"] == "1"
+    assert ready.json()["model_source"] == "registry"
+
+
+def test_metrics_count_scored_denials(service, trained) -> None:
+    client, keys = service
+    score(client, keys["scorer"], payload(trained[1].head(2)))
+    text = client.get("/metrics", headers=auth(keys["admin"])).text
+    assert "denial_triage_denials_scored_total" in text
+    assert 'denial_triage_requests_total{route="/v1/score",status="200"}' in text
+
+
+def test_no_patient_identifier_reaches_the_logs(
+    service, trained, capfd: pytest.CaptureFixture[str]
+) -> None:
+    client, keys = service
+    denial = payload(trained[1].head(1))[0]
+    secret = "PATIENT-NAME-DOE-JANE"
+    score(client, keys["scorer"], [{**denial, "patient_name": secret, "member_id": "MEMBER-12345"}])
+    client.post(
+        "/v1/score",
+        json={"denials": [{**denial, "payer_type": secret}]},
+        headers=auth(keys["scorer"]),
+    )
+    captured = capfd.readouterr()
+    assert secret not in captured.out + captured.err
+    assert "MEMBER-12345" not in captured.out + captured.err
+
+
+def test_openapi_documents_the_versioned_routes(service) -> None:
+    client, _ = service
+    spec = client.get("/openapi.json").json()
+    assert {"/v1/score", "/v1/feedback", "/v1/denials/{denial_id}", "/v1/ingest/835"} <= set(
+        spec["paths"]
+    )
+    example = spec["components"]["schemas"]["ScoreRequest"]["examples"][0]
+    assert example["denials"][0]["carc_codes"] == ["CO-197"]
+
+
+def test_the_service_uses_postgresql_when_told(
+    trained, monkeypatch: pytest.MonkeyPatch, postgres_url: str
+) -> None:
+    data_dir, denials = trained
+    settings = Settings(data_dir=data_dir, database_url=postgres_url, model_poll_seconds=3600)
+    with TestClient(create_app(settings)) as client:
+        keys = _keys(settings)
+        body = score(client, keys["scorer"], payload(denials.head(3)))
+        read = client.get(
+            f"/v1/denials/{body['results'][0]['denial_id']}", headers=auth(keys["reviewer"])
+        )
+        assert read.status_code == 200

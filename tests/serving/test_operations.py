@@ -1,0 +1,225 @@
+"""Operations of the service: 835 upload, hot reload under load, cached and refused models,
+and batch scoring through the same code path."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import joblib
+import mlflow
+import pandas as pd
+import pytest
+from conftest import small_specs
+from fastapi.testclient import TestClient
+from mlflow.tracking import MlflowClient
+from typer.testing import CliRunner
+
+from denial_triage.cli import app as cli
+from denial_triage.settings import Settings, get_settings
+from serving import repository
+from serving.app import create_app
+from serving.database import make_engine, session_factory
+from training import run as training_run
+from training.pyfunc import ARTIFACT_KEY, TriagePyfunc
+from training.run import TrainingOptions, evaluation_on, train
+from training.synthetic import generate_history
+from training.tracking import CHAMPION, MODEL_NAME, configure_tracking, example_payload, promote
+
+FIXTURES = Path(__file__).resolve().parents[1] / "ingest" / "remit_fixtures.py"
+
+
+def remit_fixtures():
+    spec = importlib.util.spec_from_file_location("remit_fixtures", FIXTURES)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path, pd.DataFrame]]:
+    """Two registered versions (1 champion), and denials to score."""
+    folder = tmp_path_factory.mktemp("operations")
+    data = generate_history(15_000, 41, folder / "history.parquet")
+    options = TrainingOptions(data=data, data_dir=folder / "data", seed=4)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        patch.setattr(training_run, "load_specs", lambda: small_specs(40))
+        first = train(options)
+        promote(first.record.model_version, small_specs(40), evaluation_on(data, options))
+        train(options)  # version 2, not champion
+        yield (
+            options.data_dir,
+            data,
+            training_run.load_history(data).tail(200).reset_index(drop=True),
+        )
+
+
+def keys_for(settings: Settings) -> dict[str, str]:
+    engine = make_engine(settings.resolved_database_url)
+    with session_factory(engine)() as session:
+        created = {
+            role: repository.create_api_key(session, role, f"ops-{role}-{id(settings)}")[0]
+            for role in ("scorer", "reviewer", "admin")
+        }
+    engine.dispose()
+    return created
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def denials_json(frame: pd.DataFrame) -> list[dict]:
+    return json.loads(example_payload(frame).to_json(orient="records"))
+
+
+def set_champion(version: str) -> None:
+    MlflowClient().set_registered_model_alias(MODEL_NAME, CHAMPION, version)
+
+
+def test_an_uploaded_835_is_ingested_scored_and_audited(registry, tmp_path: Path) -> None:
+    data_dir, _, _ = registry
+    settings = Settings(data_dir=data_dir, model_poll_seconds=3600)
+    remittance = remit_fixtures().full_remittance(tmp_path).read_bytes()
+    with TestClient(create_app(settings)) as client:
+        keys = keys_for(settings)
+        response = client.post(
+            "/v1/ingest/835",
+            files={"file": ("remit.835", remittance)},
+            headers=auth(keys["scorer"]),
+        )
+        assert response.status_code == 200, response.text
+        results = response.json()["results"]
+        assert len(results) >= 2  # the denied claim and the refused line
+        stored = client.get(
+            f"/v1/denials/{results[0]['denial_id']}", headers=auth(keys["reviewer"])
+        )
+        assert stored.status_code == 200
+        broken = remittance[: len(remittance) // 2]
+        bad = client.post(
+            "/v1/ingest/835", files={"file": ("cut.835", broken)}, headers=auth(keys["scorer"])
+        )
+        assert bad.status_code == 422
+        assert "cut.835" in bad.json()["detail"] and "segment" in bad.json()["detail"]
+
+
+def test_hot_reload_swaps_models_without_failing_requests(registry) -> None:
+    data_dir, _, denials = registry
+    settings = Settings(data_dir=data_dir, model_poll_seconds=3600)
+    set_champion("1")
+    with TestClient(create_app(settings)) as client:
+        keys = keys_for(settings)
+        body = {"denials": denials_json(denials.head(5))}
+        versions: list[str] = []
+        failures: list[int] = []
+        stop = threading.Event()
+
+        def worklist() -> None:
+            while not stop.is_set():
+                response = client.post("/v1/score", json=body, headers=auth(keys["scorer"]))
+                if response.status_code == 200:
+                    versions.append(response.json()["model_version"])
+                else:
+                    failures.append(response.status_code)
+
+        threads = [threading.Thread(target=worklist) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        try:
+            set_champion("2")
+            reloaded = client.post("/v1/admin/reload", headers=auth(keys["admin"]))
+            assert reloaded.status_code == 200 and reloaded.json()["model_version"] == "2"
+            after = client.post("/v1/score", json=body, headers=auth(keys["scorer"])).json()
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+        assert failures == []
+        assert after["model_version"] == "2"
+        assert "1" in versions
+    set_champion("1")
+
+
+def test_the_cached_champion_serves_when_the_registry_is_unreachable(registry, monkeypatch) -> None:
+    data_dir, _, denials = registry
+    settings = Settings(data_dir=data_dir, model_poll_seconds=3600)
+    with TestClient(create_app(settings)):
+        pass  # a first start caches the champion
+    # A registry server that is down: nothing listens on port 9, and MLflow does not retry.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    try:
+        with TestClient(create_app(settings)) as client:
+            ready = client.get("/readyz").json()
+            assert ready["ready"] and ready["model_source"] == "cache"
+            assert ready["model_version"] == "1" and "unreachable" in ready["problem"]
+            keys = keys_for(settings)
+            body = {"denials": denials_json(denials.head(2))}
+            scored = client.post("/v1/score", json=body, headers=auth(keys["scorer"]))
+            assert scored.status_code == 200 and scored.json()["model_version"] == "1"
+    finally:
+        monkeypatch.delenv("MLFLOW_TRACKING_URI")
+        configure_tracking(data_dir)  # back to this module's registry for the next tests
+
+
+def test_a_broken_model_promoted_to_champion_is_refused(registry) -> None:
+    data_dir, _, _ = registry
+    settings = Settings(data_dir=data_dir, model_poll_seconds=3600)
+    set_champion("1")
+    with tempfile.TemporaryDirectory() as folder:
+        bundle = Path(folder) / "triage_model.joblib"
+        joblib.dump({"not": "a model"}, bundle)
+        with mlflow.start_run():
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=TriagePyfunc(),
+                artifacts={ARTIFACT_KEY: str(bundle)},
+                registered_model_name=MODEL_NAME,
+                pip_requirements=["pandas"],
+            )
+    with TestClient(create_app(settings)) as client:
+        keys = keys_for(settings)
+        set_champion(str(info.registered_model_version))
+        status = client.post("/v1/admin/reload", headers=auth(keys["admin"])).json()
+        assert status["model_version"] == "1"
+        assert "refused" in status["problem"] and "not a TriageModel" in status["problem"]
+        assert client.get("/readyz").json()["ready"]
+    set_champion("1")
+
+
+def test_batch_scoring_gives_the_api_answers(registry, tmp_path: Path, monkeypatch) -> None:
+    data_dir, _, denials = registry
+    set_champion("1")
+    source = tmp_path / "backlog.parquet"
+    from features.contract import write_denials
+
+    write_denials(denials.head(30), source)
+    monkeypatch.setenv("DENIAL_TRIAGE_DATA_DIR", str(data_dir))
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(
+            cli, ["score", "--data", str(source), "--out", str(tmp_path / "scores.parquet")]
+        )
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    batch = pd.read_parquet(tmp_path / "scores.parquet")
+    settings = Settings(data_dir=data_dir, model_poll_seconds=3600)
+    with TestClient(create_app(settings)) as client:
+        keys = keys_for(settings)
+        api = client.post(
+            "/v1/score",
+            json={"denials": denials_json(denials.head(30))},
+            headers=auth(keys["scorer"]),
+        ).json()
+    assert list(batch["denial_id"]) == [r["denial_id"] for r in api["results"]]
+    assert list(batch["recovery.probability"]) == [
+        r["recovery"]["probability"] for r in api["results"]
+    ]
+    assert list(batch["priority.score"]) == [r["priority"]["score"] for r in api["results"]]
