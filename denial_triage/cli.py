@@ -34,8 +34,11 @@ app.add_typer(db.app, name="db", help="The service's records database.")
 def quickstart(
     rows: int = typer.Option(200_000, min=1, help="Denials to generate."),
     seed: int = typer.Option(7, help="Random seed."),
+    start_service: bool = typer.Option(
+        True, "--serve/--no-serve", help="End by starting the service and scoring a sample."
+    ),
 ) -> None:
-    """The main job on embedded defaults: generate a history, then train, evaluate, promote."""
+    """The main job on embedded defaults: generate, train, evaluate, promote, then serve."""
     path = data.default_history_path()
     data.generate(rows=rows, seed=seed, out=path)
     data.profile(path=path)
@@ -54,3 +57,5 @@ def quickstart(
         test_months=DEFAULT_TEST_MONTHS,
         maturity_days=DEFAULT_MATURITY_DAYS,
     )
+    if start_service:
+        serve.serve_with_sample(path)

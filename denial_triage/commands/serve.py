@@ -84,3 +84,74 @@ def _progress() -> Progress:
     return Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
     )
+
+
+def serve_with_sample(sample: Path, rows: int = 5) -> None:
+    """Start the service and, once it is ready, score a few denials of ``sample`` over HTTP,
+    printing the key it made so the user can go on calling it (the main job's last step)."""
+    import threading
+
+    import uvicorn
+
+    from serving.app import create_app
+
+    settings = get_settings()
+    configure_tracking(settings.data_dir)
+    key = _quickstart_key(settings)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings), host=settings.host, port=settings.port, log_config=None
+        )
+    )
+    base = f"http://{settings.host}:{settings.port}"
+    threading.Thread(target=_score_sample, args=(base, key, sample, rows), daemon=True).start()
+    server.run()
+
+
+def _quickstart_key(settings) -> str:
+    from serving import repository
+    from serving.database import make_engine, session_factory, upgrade_database
+
+    upgrade_database(settings.resolved_database_url)
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        with session_factory(engine)() as session:
+            name = f"quickstart-{len(repository.list_api_keys(session)) + 1}"
+            return repository.create_api_key(session, "admin", name)[0]
+    finally:
+        engine.dispose()
+
+
+def _score_sample(base: str, key: str, sample: Path, rows: int) -> None:
+    import json
+    import time
+
+    import httpx
+
+    from training.tracking import example_payload
+
+    headers = {"Authorization": f"Bearer {key}"}
+    for _ in range(600):
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    denials = json.loads(
+        example_payload(load_denials(sample).frame.tail(rows)).to_json(orient="records")
+    )
+    response = httpx.post(
+        f"{base}/v1/score", json={"denials": denials}, headers=headers, timeout=60
+    )
+    typer.echo(f"\nscored {len(denials)} denials at {base}/v1/score (HTTP {response.status_code}):")
+    for result in response.json().get("results", []):
+        typer.echo(
+            f"  {result['denial_id']}: {result['root_cause']['category']} "
+            f"({result['root_cause']['probability']:.0%}), "
+            f"recovery {result['recovery']['probability']:.0%}, "
+            f"priority {result['priority']['score']:,.0f}, {result['routing']['owner_queue']} / "
+            f"{result['routing']['action_path']}"
+        )
+    typer.echo(f"\nthe service runs at {base} (docs at {base}/docs); Ctrl-C stops it.")
+    typer.echo(f"an admin API key was made for you (shown once): {key}")
