@@ -72,3 +72,31 @@ def small_specs(rounds: int = 30):
         )
         for task, spec in specs.items()
     }
+
+
+def train_small_registry(
+    folder: Path,
+    *,
+    rows: int,
+    seed: int,
+    rounds: int,
+    versions: int = 1,
+    promote_first: bool = False,
+):
+    """Generate a history in ``folder`` and train ``versions`` small models into a registry
+    under ``folder / "data"``; the first is promoted to champion when asked."""
+    from training import run as training_run
+    from training.run import TrainingOptions, evaluation_on, train
+    from training.tracking import promote
+
+    data = generate_history(rows, seed, folder / "history.parquet")
+    options = TrainingOptions(data=data, data_dir=folder / "data", seed=seed % 10)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        patch.setattr(training_run, "load_specs", lambda: small_specs(rounds))
+        results = [train(options)]
+        if promote_first:
+            version = results[0].record.model_version
+            promote(version, small_specs(rounds), evaluation_on(data, options))
+        results += [train(options) for _ in range(versions - 1)]
+    return options, results

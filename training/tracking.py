@@ -42,12 +42,24 @@ DEFAULT_EXPERIMENT = "denial-triage"
 RUNTIME_PACKAGES = ("lightgbm", "scikit-learn", "pandas", "numpy", "pyarrow", "joblib", "pyyaml")
 
 
+_uris_we_set: set[str] = set()
+
+
 def configure_tracking(data_dir: Path) -> str:
-    """Point MLflow at ``MLFLOW_TRACKING_URI``, else a SQLite database in the data directory."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(data_dir / 'mlflow.db').resolve()}"
+    """Point MLflow at ``MLFLOW_TRACKING_URI``, else a SQLite database in the data directory.
+
+    MLflow writes the URI it is given back into ``MLFLOW_TRACKING_URI``, so a value this
+    function set earlier in the process is not mistaken for the user's choice.
+    """
+    user_uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if user_uri in _uris_we_set:
+        user_uri = None
+    uri = user_uri or f"sqlite:///{(data_dir / 'mlflow.db').resolve()}"
     data_dir.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    if not user_uri:
+        _uris_we_set.add(uri)
     return uri
 
 

@@ -125,27 +125,31 @@ def _quickstart_key(settings) -> str:
 def _score_sample(base: str, key: str, sample: Path, rows: int) -> None:
     import json
     import time
-
-    import httpx
+    import urllib.error
+    import urllib.request
 
     from training.tracking import example_payload
 
-    headers = {"Authorization": f"Bearer {key}"}
     for _ in range(600):
         try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
+            with urllib.request.urlopen(f"{base}/readyz", timeout=2) as ready:
+                if ready.status == 200:
+                    break
+        except (urllib.error.URLError, OSError):
             pass
         time.sleep(0.5)
     denials = json.loads(
         example_payload(load_denials(sample).frame.tail(rows)).to_json(orient="records")
     )
-    response = httpx.post(
-        f"{base}/v1/score", json={"denials": denials}, headers=headers, timeout=60
+    request = urllib.request.Request(
+        f"{base}/v1/score",
+        data=json.dumps({"denials": denials}).encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
     )
-    typer.echo(f"\nscored {len(denials)} denials at {base}/v1/score (HTTP {response.status_code}):")
-    for result in response.json().get("results", []):
+    with urllib.request.urlopen(request, timeout=60) as response:
+        body = json.loads(response.read())
+        typer.echo(f"\nscored {len(denials)} denials at {base}/v1/score (HTTP {response.status}):")
+    for result in body.get("results", []):
         typer.echo(
             f"  {result['denial_id']}: {result['root_cause']['category']} "
             f"({result['root_cause']['probability']:.0%}), "

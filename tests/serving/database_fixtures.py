@@ -114,3 +114,23 @@ def session(sessions: sessionmaker[Session]) -> Iterator[Session]:
     """One session, closed after the test."""
     with sessions() as session:
         yield session
+
+
+def create_keys(database_url: str, prefix: str) -> dict[str, str]:
+    """One new API key per role, named ``{prefix}-{role}``; returns the keys by role."""
+    from serving import repository
+
+    engine = make_engine(database_url)
+    try:
+        with session_factory(engine)() as session:
+            return {
+                role: repository.create_api_key(session, role, f"{prefix}-{role}")[0]
+                for role in ("scorer", "reviewer", "admin")
+            }
+    finally:
+        engine.dispose()
+
+
+def auth(key: str) -> dict[str, str]:
+    """The header that carries an API key."""
+    return {"Authorization": f"Bearer {key}"}

@@ -9,18 +9,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import small_specs
-from database_fixtures import postgres_schema, require_postgres
+from conftest import train_small_registry
+from database_fixtures import auth, create_keys, postgres_schema, require_postgres
 from fastapi.testclient import TestClient
 
 from denial_triage.settings import Settings
-from serving import repository
 from serving.app import create_app
-from serving.database import make_engine, session_factory
 from training import run as training_run
-from training.run import TrainingOptions, evaluation_on, train
-from training.synthetic import generate_history
-from training.tracking import example_payload, promote
+from training.tracking import example_payload
 
 ROLES = ("scorer", "reviewer", "admin")
 
@@ -35,15 +31,10 @@ def postgres_url() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
     """A data directory holding an MLflow registry with a champion, and denials to score."""
-    folder = tmp_path_factory.mktemp("service")
-    data = generate_history(20_000, 31, folder / "history.parquet")
-    options = TrainingOptions(data=data, data_dir=folder / "data", seed=2)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        patch.setattr(training_run, "load_specs", lambda: small_specs(60))
-        result = train(options)
-        promote(result.record.model_version, small_specs(60), evaluation_on(data, options))
-    denials = training_run.load_history(data).tail(300).reset_index(drop=True)
+    options, _ = train_small_registry(
+        tmp_path_factory.mktemp("service"), rows=20_000, seed=31, rounds=60, promote_first=True
+    )
+    denials = training_run.load_history(options.data).tail(300).reset_index(drop=True)
     return options.data_dir, denials
 
 
@@ -56,16 +47,7 @@ def service(trained: tuple[Path, pd.DataFrame]) -> Iterator[tuple[TestClient, di
 
 
 def _keys(settings: Settings) -> dict[str, str]:
-    engine = make_engine(settings.resolved_database_url)
-    with session_factory(engine)() as session:
-        keys = {role: repository.create_api_key(session, role, f"test-{role}")[0] for role in ROLES}
-        session.commit()
-    engine.dispose()
-    return keys
-
-
-def auth(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
+    return create_keys(settings.resolved_database_url, f"test-{id(settings)}")
 
 
 def payload(denials: pd.DataFrame) -> list[dict]:

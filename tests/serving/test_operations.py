@@ -14,21 +14,18 @@ import joblib
 import mlflow
 import pandas as pd
 import pytest
-from conftest import small_specs
+from conftest import train_small_registry
+from database_fixtures import auth, create_keys
 from fastapi.testclient import TestClient
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from denial_triage.cli import app as cli
 from denial_triage.settings import Settings, get_settings
-from serving import repository
 from serving.app import create_app
-from serving.database import make_engine, session_factory
 from training import run as training_run
 from training.pyfunc import ARTIFACT_KEY, TriagePyfunc
-from training.run import TrainingOptions, evaluation_on, train
-from training.synthetic import generate_history
-from training.tracking import CHAMPION, MODEL_NAME, configure_tracking, example_payload, promote
+from training.tracking import CHAMPION, MODEL_NAME, configure_tracking, example_payload
 
 FIXTURES = Path(__file__).resolve().parents[1] / "ingest" / "remit_fixtures.py"
 
@@ -43,42 +40,28 @@ def remit_fixtures():
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path, pd.DataFrame]]:
     """Two registered versions (1 champion), and denials to score."""
-    folder = tmp_path_factory.mktemp("operations")
-    data = generate_history(15_000, 41, folder / "history.parquet")
-    options = TrainingOptions(data=data, data_dir=folder / "data", seed=4)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        patch.setattr(training_run, "load_specs", lambda: small_specs(40))
-        first = train(options)
-        promote(first.record.model_version, small_specs(40), evaluation_on(data, options))
-        train(options)  # version 2, not champion
-        yield (
-            options.data_dir,
-            data,
-            training_run.load_history(data).tail(200).reset_index(drop=True),
-        )
+    options, _ = train_small_registry(
+        tmp_path_factory.mktemp("operations"),
+        rows=15_000,
+        seed=41,
+        rounds=40,
+        versions=2,
+        promote_first=True,
+    )
+    denials = training_run.load_history(options.data).tail(200).reset_index(drop=True)
+    yield options.data_dir, options.data, denials
 
 
 def keys_for(settings: Settings) -> dict[str, str]:
-    engine = make_engine(settings.resolved_database_url)
-    with session_factory(engine)() as session:
-        created = {
-            role: repository.create_api_key(session, role, f"ops-{role}-{id(settings)}")[0]
-            for role in ("scorer", "reviewer", "admin")
-        }
-    engine.dispose()
-    return created
-
-
-def auth(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
+    return create_keys(settings.resolved_database_url, f"ops-{id(settings)}")
 
 
 def denials_json(frame: pd.DataFrame) -> list[dict]:
     return json.loads(example_payload(frame).to_json(orient="records"))
 
 
-def set_champion(version: str) -> None:
+def set_champion(data_dir: Path, version: str) -> None:
+    configure_tracking(data_dir)  # MLflow's registry URI is process-wide: name ours each time
     MlflowClient().set_registered_model_alias(MODEL_NAME, CHAMPION, version)
 
 
@@ -111,7 +94,7 @@ def test_an_uploaded_835_is_ingested_scored_and_audited(registry, tmp_path: Path
 def test_hot_reload_swaps_models_without_failing_requests(registry) -> None:
     data_dir, _, denials = registry
     settings = Settings(data_dir=data_dir, model_poll_seconds=3600)
-    set_champion("1")
+    set_champion(data_dir, "1")
     with TestClient(create_app(settings)) as client:
         keys = keys_for(settings)
         body = {"denials": denials_json(denials.head(5))}
@@ -131,7 +114,7 @@ def test_hot_reload_swaps_models_without_failing_requests(registry) -> None:
         for thread in threads:
             thread.start()
         try:
-            set_champion("2")
+            set_champion(data_dir, "2")
             reloaded = client.post("/v1/admin/reload", headers=auth(keys["admin"]))
             assert reloaded.status_code == 200 and reloaded.json()["model_version"] == "2"
             after = client.post("/v1/score", json=body, headers=auth(keys["scorer"])).json()
@@ -142,7 +125,7 @@ def test_hot_reload_swaps_models_without_failing_requests(registry) -> None:
         assert failures == []
         assert after["model_version"] == "2"
         assert "1" in versions
-    set_champion("1")
+    set_champion(data_dir, "1")
 
 
 def test_the_cached_champion_serves_when_the_registry_is_unreachable(registry, monkeypatch) -> None:
@@ -171,7 +154,7 @@ def test_the_cached_champion_serves_when_the_registry_is_unreachable(registry, m
 def test_a_broken_model_promoted_to_champion_is_refused(registry) -> None:
     data_dir, _, _ = registry
     settings = Settings(data_dir=data_dir, model_poll_seconds=3600)
-    set_champion("1")
+    set_champion(data_dir, "1")
     with tempfile.TemporaryDirectory() as folder:
         bundle = Path(folder) / "triage_model.joblib"
         joblib.dump({"not": "a model"}, bundle)
@@ -185,17 +168,17 @@ def test_a_broken_model_promoted_to_champion_is_refused(registry) -> None:
             )
     with TestClient(create_app(settings)) as client:
         keys = keys_for(settings)
-        set_champion(str(info.registered_model_version))
+        set_champion(data_dir, str(info.registered_model_version))
         status = client.post("/v1/admin/reload", headers=auth(keys["admin"])).json()
         assert status["model_version"] == "1"
         assert "refused" in status["problem"] and "not a TriageModel" in status["problem"]
         assert client.get("/readyz").json()["ready"]
-    set_champion("1")
+    set_champion(data_dir, "1")
 
 
 def test_batch_scoring_gives_the_api_answers(registry, tmp_path: Path, monkeypatch) -> None:
     data_dir, _, denials = registry
-    set_champion("1")
+    set_champion(data_dir, "1")
     source = tmp_path / "backlog.parquet"
     from features.contract import write_denials
 

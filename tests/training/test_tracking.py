@@ -9,13 +9,12 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import small_specs
+from conftest import small_specs, train_small_registry
 from mlflow.tracking import MlflowClient
 
 from training import run as training_run
 from training.run import TrainingOptions, evaluation_on, train
 from training.specs import load_specs
-from training.synthetic import generate_history
 from training.tracking import (
     CHALLENGER,
     CHAMPION,
@@ -29,14 +28,10 @@ from training.tracking import (
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainingOptions, object]:
-    folder = tmp_path_factory.mktemp("mlflow")
-    data = generate_history(30_000, 21, folder / "history.parquet")
-    options = TrainingOptions(data=data, data_dir=folder / "data", seed=3)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        patch.setattr(training_run, "load_specs", lambda: small_specs(80))
-        result = train(options)
-    return options, result
+    options, results = train_small_registry(
+        tmp_path_factory.mktemp("mlflow"), rows=30_000, seed=21, rounds=80
+    )
+    return options, results[0]
 
 
 def test_training_registers_a_version_with_its_run(workspace) -> None:
