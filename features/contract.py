@@ -445,6 +445,7 @@ class DenialWriter:
             raise ContractFileError(f"{path}: unknown extension; use .parquet or .csv")
         self.path = path
         self.rows_written = 0
+        self._started = False  # something, maybe an empty typed frame, was written
         self._parquet: object | None = None
 
     def __enter__(self) -> DenialWriter:
@@ -454,12 +455,11 @@ class DenialWriter:
 
     def write(self, chunk: pd.DataFrame) -> None:
         if self.path.suffix.lower() == ".csv":
-            to_csv_frame(chunk).to_csv(
-                self.path, mode="a", header=self.rows_written == 0, index=False
-            )
+            to_csv_frame(chunk).to_csv(self.path, mode="a", header=not self._started, index=False)
         else:
             self._write_parquet(chunk)
         self.rows_written += len(chunk)
+        self._started = True
 
     def _write_parquet(self, chunk: pd.DataFrame) -> None:
         import pyarrow as pa
@@ -472,10 +472,13 @@ class DenialWriter:
         self._parquet.write_table(table)  # type: ignore[attr-defined]
 
     def __exit__(self, *exc_info: object) -> None:
+        if not self._started and exc_info[0] is None:
+            # An empty table still has the contract's columns, so readers can open it.
+            self.write(
+                pd.DataFrame({column.name: pd.Series([], dtype=object) for column in COLUMNS})
+            )
         if self._parquet is not None:
             self._parquet.close()  # type: ignore[attr-defined]
-        elif self.rows_written == 0 and exc_info[0] is None:
-            self.path.touch()
 
 
 # ---------------------------------------------------------------------------- JSON Schema

@@ -466,3 +466,15 @@ def test_columns_match_the_contract_document() -> None:
     documented = documented_columns(CONTRACT_DOC.read_text(encoding="utf-8"))
     declared = {c.name: (c.kind, c.role) for c in COLUMNS}
     assert declared == documented
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_an_empty_table_is_written_with_the_contract_columns(tmp_path: Path, suffix: str) -> None:
+    from features.contract import COLUMNS, DenialWriter
+
+    path = tmp_path / f"empty{suffix}"
+    with DenialWriter(path):
+        pass
+    result = load_denials(path)
+    assert result.ok and len(result.frame) == 0
+    assert list(result.frame.columns) == [column.name for column in COLUMNS]
