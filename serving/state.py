@@ -60,6 +60,10 @@ class ServiceState:
         self.refresh_model()
         if self.model is None:
             self._load_cached(self.model_problem or "")
+        if self.model is None:
+            logger.error(
+                "no model to serve; /readyz answers 503", extra={"reason": self.model_problem}
+            )
 
     def stop(self) -> None:
         self.drain_spool()
