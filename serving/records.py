@@ -1,7 +1,8 @@
 """What the service keeps: API keys, the audit log of scores, and reviewer feedback.
 
 No patient names or member ids are stored anywhere: a score is kept as the hash of its input
-denial plus what the service answered, and callers are recorded by key name, never by key.
+denial, the denial's non-identifying routing facts (payer, codes, amounts, denial date) and what
+the service answered, and callers are recorded by key name, never by key.
 The Alembic migrations in ``serving/migrations`` create these tables; a test proves the two
 agree.
 """
@@ -140,6 +141,9 @@ class ScoreRecord(Base):
     input_hash: Mapped[str] = mapped_column(String(64))
     outputs: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
     explanation: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    # What the worklist shows and filters on (payer, codes, amounts, denial date); None on
+    # records written before revision 0002.
+    facts: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
 
 
 class Feedback(Base):

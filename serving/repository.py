@@ -15,15 +15,16 @@ import math
 import secrets
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Table, func, select
+from sqlalchemy import ColumnElement, Select, String, Subquery, Table, case, cast, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, defer, sessionmaker
 
 from serving.records import ApiKey, Feedback, Role, ScoreRecord, utc_now
 
@@ -54,6 +55,20 @@ AUDIT_FIELDS = (
     "input_hash",
     "outputs",
     "explanation",
+)
+# What a score record keeps of its denial beside the input hash: what the reviewers' worklist
+# and dashboard show and filter by. Nothing that identifies a patient, a claim or a provider.
+DENIAL_FACTS = (
+    "payer_id",
+    "payer_type",
+    "claim_type",
+    "specialty",
+    "procedure_code",
+    "carc_codes",
+    "rarc_codes",
+    "billed_amount",
+    "denied_amount",
+    "denial_date",
 )
 
 
@@ -211,9 +226,10 @@ def audit_record(
 ) -> dict[str, Any]:
     """One audit record as a JSON-safe dict, ready for :func:`record_scores` or the spool.
 
-    The denial itself is not kept, only the hash of its canonical JSON, so the log holds no
-    more about the patient than the outputs do. ``record_id`` is fixed here, once, so a record
-    written late from the spool is still written only once.
+    The denial itself is kept only as the hash of its canonical JSON, plus the few
+    non-identifying facts the reviewers' pages route and filter by (:data:`DENIAL_FACTS`), so
+    claim ids, providers, diagnoses and service dates never reach the log. ``record_id`` is
+    fixed here, once, so a record written late from the spool is still written only once.
     """
     return {
         "record_id": str(uuid.uuid4()),
@@ -226,7 +242,13 @@ def audit_record(
         "input_hash": canonical_hash(denial),
         "outputs": json_safe(outputs),
         "explanation": json_safe(explanation),
+        "facts": denial_facts(denial),
     }
+
+
+def denial_facts(denial: Mapping[str, Any]) -> dict[str, Any]:
+    """The :data:`DENIAL_FACTS` a denial carries, as plain JSON (absent ones left out)."""
+    return json_safe({name: denial[name] for name in DENIAL_FACTS if denial.get(name) is not None})
 
 
 def record_scores(session: Session, records: Sequence[Mapping[str, Any]]) -> int:
@@ -250,6 +272,7 @@ def record_scores(session: Session, records: Sequence[Mapping[str, Any]]) -> int
 
 def _score_row(record: Mapping[str, Any]) -> dict[str, Any]:
     row = {field: record[field] for field in AUDIT_FIELDS}
+    row["facts"] = json_safe(record.get("facts"))  # records spooled before revision 0002 have none
     if isinstance(row["scored_at"], str):  # as the spool stores it
         row["scored_at"] = dt.datetime.fromisoformat(row["scored_at"])
     # Records built elsewhere may carry NaN or numpy values, which PostgreSQL's JSON refuses.
@@ -428,3 +451,224 @@ def _empty_labels() -> pd.DataFrame:
             "resolved_date": pd.Series(dtype="datetime64[s]"),
         }
     )
+
+
+# ---------------------------------------------------------------------------- reviewers' pages
+#
+# The worklist and dashboard read the latest score of each denial. Everything is filtered,
+# ranked, counted and summed in SQL on the JSON documents (JSON_EXTRACT on SQLite, #>> on
+# PostgreSQL's JSONB), so a page costs one query whatever the size of the log. Dates inside
+# the documents are ISO text, so comparing them as text compares them as dates.
+
+AGE_BUCKETS = ((30, "0-30 days"), (60, "31-60 days"), (90, "61-90 days"), (120, "91-120 days"))
+DEADLINE_WINDOWS = ((7, "within 7 days"), (30, "in 8-30 days"))
+
+
+@dataclass(frozen=True)
+class WorklistFilters:
+    """What a reviewer narrows the worklist to; ``None`` leaves a field open."""
+
+    owner_queue: str | None = None
+    payer_id: str | None = None
+    root_cause: str | None = None
+    action_path: str | None = None
+    due_within_days: int | None = None  # governing deadline from today to today + N days
+
+
+def _output(*path: str | int) -> Any:
+    return ScoreRecord.outputs[path]
+
+
+def _fact(*path: str | int) -> Any:
+    return ScoreRecord.facts[path]
+
+
+PRIORITY_SCORE = _output("priority", "score").as_float()
+DEADLINE = _output("priority", "deadline").as_string()
+DENIED_AMOUNT = _fact("denied_amount").as_float()
+
+
+def _latest_record_ids() -> Select[tuple[int]]:
+    """Ids of the newest score record of each denial."""
+    rank = func.row_number().over(
+        partition_by=ScoreRecord.denial_id,
+        order_by=(ScoreRecord.scored_at.desc(), ScoreRecord.id.desc()),
+    )
+    ranked = select(ScoreRecord.id, rank.label("rank")).subquery()
+    return select(ranked.c.id).where(ranked.c.rank == 1)
+
+
+def _worklist_conditions(filters: WorklistFilters, today: dt.date) -> list[ColumnElement[bool]]:
+    conditions = [ScoreRecord.id.in_(_latest_record_ids())]
+    equal_to = {
+        _output("routing", "owner_queue"): filters.owner_queue,
+        _fact("payer_id"): filters.payer_id,
+        _output("root_cause", "category"): filters.root_cause,
+        _output("routing", "action_path"): filters.action_path,
+    }
+    conditions += [path.as_string() == value for path, value in equal_to.items() if value]
+    if filters.due_within_days is not None:
+        last_day = today + dt.timedelta(days=filters.due_within_days)
+        conditions.append(DEADLINE.between(today.isoformat(), last_day.isoformat()))
+    return conditions
+
+
+def worklist_page(
+    session: Session, filters: WorklistFilters, *, today: dt.date, offset: int, limit: int
+) -> tuple[list[ScoreRecord], int]:
+    """One page of the latest scores, highest priority first, and how many match in all.
+
+    Explanations are not loaded: the worklist does not show them.
+    """
+    conditions = _worklist_conditions(filters, today)
+    total = session.scalar(select(func.count()).select_from(ScoreRecord).where(*conditions))
+    rows = session.scalars(
+        select(ScoreRecord)
+        .options(defer(ScoreRecord.explanation))
+        .where(*conditions)
+        .order_by(PRIORITY_SCORE.desc(), ScoreRecord.denial_id)
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    return list(rows), total or 0
+
+
+def worklist_choices(session: Session) -> dict[str, list[str]]:
+    """The owner queues, payers and action paths found in the log, for the filter lists."""
+    paths = {
+        "owner_queue": _output("routing", "owner_queue"),
+        "payer_id": _fact("payer_id"),
+        "action_path": _output("routing", "action_path"),
+    }
+    choices = {}
+    for name, path in paths.items():
+        value = path.as_string()
+        query = select(value).where(value.is_not(None)).distinct().order_by(value)
+        choices[name] = list(session.scalars(query))
+    return choices
+
+
+def _dimensions(today: dt.date) -> dict[str, ColumnElement[Any]]:
+    """What the dashboard groups the latest scores by."""
+    denial_date = _fact("denial_date").as_string()
+    # Records from before revision 0002 have no denial date; their scoring month stands in.
+    month = func.substr(func.coalesce(denial_date, cast(ScoreRecord.scored_at, String)), 1, 7)
+    return {
+        "month": month,
+        "root_cause": _output("root_cause", "category").as_string(),
+        "payer_id": _fact("payer_id").as_string(),
+        "primary_code": _fact("carc_codes", 0).as_string(),
+        "prevention_owner": _output("preventable", "prevention_owner").as_string(),
+        "owner_queue": _output("routing", "owner_queue").as_string(),
+        "deadline_rule": _output("priority", "deadline_rule").as_string(),
+        "age": _buckets(denial_date, today, AGE_BUCKETS, past=True, rest="over 120 days"),
+        "deadline_window": _buckets(DEADLINE, today, DEADLINE_WINDOWS, past=False, rest="later"),
+    }
+
+
+def _buckets(
+    date_text: ColumnElement[str],
+    today: dt.date,
+    buckets: Sequence[tuple[int, str]],
+    *,
+    past: bool,
+    rest: str,
+) -> ColumnElement[str]:
+    """A CASE naming the bucket of an ISO date: days since it (``past``) or days until it."""
+    if past:
+        whens = [(date_text >= (today - dt.timedelta(days=d)).isoformat(), n) for d, n in buckets]
+    else:
+        whens = [(date_text < today.isoformat(), "passed")]
+        whens += [(date_text <= (today + dt.timedelta(days=d)).isoformat(), n) for d, n in buckets]
+    return case((date_text.is_(None), "unknown"), *whens, else_=rest)
+
+
+def latest_totals(
+    session: Session, by: Sequence[str], *, today: dt.date, open_only: bool = False
+) -> list[dict[str, Any]]:
+    """Latest scores grouped ``by`` dimensions (see :func:`_dimensions`), with the denials,
+    denied dollars, expected recovered dollars, summed preventable probability and review
+    flags of each group. ``open_only`` leaves out denials with a final outcome recorded."""
+    dimensions = _dimensions(today)
+    keys = [dimensions[name].label(name) for name in by]
+    review = case((_output("requires_human_review").as_boolean(), 1), else_=0)
+    conditions = [ScoreRecord.id.in_(_latest_record_ids())]
+    if open_only:
+        conditions.append(ScoreRecord.denial_id.not_in(_resolved_denial_ids()))
+    query = select(
+        *keys,
+        func.count().label("denials"),
+        func.coalesce(func.sum(DENIED_AMOUNT), 0.0).label("denied_dollars"),
+        func.sum(_output("recovery", "expected_recovered_dollars").as_float()).label(
+            "expected_dollars"
+        ),
+        func.sum(_output("preventable", "probability").as_float()).label("preventable"),
+        func.sum(review).label("needs_review"),
+    ).where(*conditions)
+    if keys:
+        query = query.group_by(*keys).order_by(*keys)
+    return [dict(row) for row in session.execute(query).mappings()]
+
+
+def _latest_outcomes() -> Subquery:
+    """Per denial, the latest feedback that records a resolution."""
+    rank = func.row_number().over(
+        partition_by=Feedback.denial_id, order_by=(Feedback.received_at.desc(), Feedback.id.desc())
+    )
+    ranked = select(
+        Feedback.denial_id, Feedback.resolution, Feedback.recovered_amount, rank.label("rank")
+    ).where(Feedback.resolution.is_not(None))
+    return ranked.subquery()
+
+
+def _resolved_denial_ids() -> Select[tuple[str]]:
+    outcomes = _latest_outcomes()
+    return select(outcomes.c.denial_id).where(outcomes.c.rank == 1, outcomes.c.resolution != "open")
+
+
+def outcome_totals(session: Session) -> list[dict[str, Any]]:
+    """Denials and recovered dollars by their latest recorded resolution."""
+    outcomes = _latest_outcomes()
+    query = (
+        select(
+            outcomes.c.resolution,
+            func.count().label("denials"),
+            func.coalesce(func.sum(outcomes.c.recovered_amount), 0.0).label("recovered_dollars"),
+        )
+        .where(outcomes.c.rank == 1)
+        .group_by(outcomes.c.resolution)
+        .order_by(outcomes.c.resolution)
+    )
+    return [dict(row) for row in session.execute(query).mappings()]
+
+
+def root_cause_reviews(session: Session) -> dict[str, int]:
+    """How many denials reviewers confirmed or corrected, by their latest word on it."""
+    rank = func.row_number().over(
+        partition_by=Feedback.denial_id, order_by=(Feedback.received_at.desc(), Feedback.id.desc())
+    )
+    corrected = Feedback.corrected_root_cause.is_not(None)
+    reviewed = corrected | Feedback.confirmed_root_cause.is_(True)
+    verdict = case((corrected, "corrected"), else_="confirmed").label("verdict")
+    latest = select(verdict, rank.label("rank")).where(reviewed).subquery()
+    query = select(latest.c.verdict, func.count()).where(latest.c.rank == 1)
+    rows = session.execute(query.group_by(latest.c.verdict)).all()
+    return {"confirmed": 0, "corrected": 0, **{verdict: count for verdict, count in rows}}
+
+
+def feedback_for_denial(session: Session, denial_id: str) -> list[Feedback]:
+    """Every feedback recorded for a denial, newest first."""
+    return list(
+        session.scalars(
+            select(Feedback)
+            .where(Feedback.denial_id == denial_id)
+            .order_by(Feedback.received_at.desc(), Feedback.id.desc())
+        )
+    )
+
+
+def active_key_by_hash(session: Session, key_hash: str) -> ApiKey | None:
+    """The active key whose stored hash is ``key_hash`` (a signed-in page session holds it)."""
+    return session.scalars(
+        select(ApiKey).where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
+    ).first()

@@ -77,10 +77,16 @@ def test_records_from_the_service_with_datetimes_are_accepted(session: Session) 
     assert session.scalars(select(ScoreRecord.scored_at)).one() == at(9)
 
 
-def test_the_input_is_kept_only_as_a_hash() -> None:
+def test_the_input_is_kept_as_a_hash_and_its_routing_facts() -> None:
     record = scored("D-1", at(9))
     assert record["input_hash"] == canonical_hash(DENIAL)
-    assert "87726" not in json.dumps(record)
+    # What the reviewers' worklist filters by; the rest of a denial stays inside the hash.
+    assert record["facts"] == {
+        "payer_id": "87726",
+        "denial_date": "2026-02-01",
+        "denied_amount": 180.5,
+        "carc_codes": ["CO-197"],
+    }
     assert set(record) == {
         "record_id",
         "request_id",
@@ -92,6 +98,7 @@ def test_the_input_is_kept_only_as_a_hash() -> None:
         "input_hash",
         "outputs",
         "explanation",
+        "facts",
     }
 
 

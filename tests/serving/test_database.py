@@ -178,6 +178,24 @@ ROWS_AT_REVISION: dict[str, dict[str, list[dict[str, Any]]]] = {
             }
         ],
     },
+    "0002": {
+        "score_records": [
+            {
+                "id": 2,
+                "record_id": "6f1c3a52-9d1e-4c59-8a57-3f0c2d6b1e02",
+                "request_id": "req-2",
+                "denial_id": "D-2",
+                "scored_at": SCORED_AT,
+                "caller": "worklist",
+                "model_version": "3",
+                "mapping_version": "2026.1",
+                "input_hash": "ef" * 32,
+                "outputs": {"root_cause": {"category": "duplicate", "probability": 0.9}},
+                "explanation": {"root_cause": {"base_value": -0.4, "reasons": []}},
+                "facts": {"payer_id": "87726", "denied_amount": 80.0, "carc_codes": ["CO-18"]},
+            }
+        ],
+    },
 }
 
 
