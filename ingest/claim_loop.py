@@ -90,8 +90,9 @@ class ClaimReader:
             ordinal=ordinal,
             claim_id=padded[1].strip(),
             status=padded[2].strip(),
-            billed=float(padded[3]),
-            paid=float(padded[4]),
+            # The amounts that check() accepted, read the same way (it strips any whitespace).
+            billed=self._required_amount(number, padded[3], "CLP03 (total claim charge)"),
+            paid=self._required_amount(number, padded[4], "CLP04 (claim payment)"),
             patient_responsibility=_amount(padded[5]),
             filing_indicator=filing,
             payer_claim_number=padded[7].strip(),

@@ -195,3 +195,16 @@ def test_well_formed_remittances_give_contract_rows_with_or_without_screening(
         assert result.ok, result.errors
     parser = RemittanceParser(scratch)
     assert sum(1 for _ in parser.claims()) == parser.stats.claims == text.count("CLP*")
+
+
+def test_amounts_with_control_character_padding_are_read_like_the_check_reads_them(
+    scratch: Path,
+) -> None:
+    """Found by the atheris fuzzer (fuzz/ingest_835.py): a CLP amount padded with a control
+    character that str.strip removes but float() does not must not escape as ValueError."""
+    padded = VALID.replace("CLP*PCN1001*4*250.00*0*", "CLP*PCN1001*4*\x1d250.00*\x1d0*", 1)
+    assert padded != VALID
+    scratch.write_bytes(padded.encode())
+    for screened in (True, False):
+        rows = _ingest_rows(scratch, 64, screened)
+        assert any(row["claim_id"] == "PCN1001" for row in rows)
