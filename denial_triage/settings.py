@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: int = Field(
         30, ge=1, description="How long in-flight requests may take to finish on SIGTERM."
     )
+    session_secret: str | None = Field(
+        None,
+        min_length=32,
+        description="Signs the web pages' session cookie; when unset, one is generated once and "
+        "kept in <data_dir>/session-secret, so replicas sharing a data directory agree.",
+    )
 
     @property
     def history_dir(self) -> Path:

@@ -19,9 +19,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.sessions import SessionMiddleware
 
 from denial_triage.settings import Settings, get_settings
-from serving import errors, metrics
+from serving import errors, metrics, pages
 from serving.auth import Caller, require_roles
 from serving.errors import ServiceError
 from serving.logs import configure_logging, logger
@@ -85,6 +86,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     errors.install(app)
     _routes(app)
+    # Reviewers' and leaders' pages under /ui, signed in through a session cookie.
+    app.add_middleware(SessionMiddleware, **pages.session_options(settings))
+    app.mount("/ui/static", pages.static_files(), name="ui-static")
+    app.include_router(pages.router)
+    app.add_exception_handler(pages.SignInRequired, pages.redirect_to_sign_in)
     return app
 
 

@@ -1,0 +1,432 @@
+"""Server-rendered pages for reviewers and leaders, under ``/ui``.
+
+Sign-in takes an API key of the reviewer or admin role and keeps only the key's hash in a
+signed session cookie (HttpOnly, SameSite=Lax, path ``/ui``). Every page looks that hash up
+again, so a revoked key or a changed role closes its sessions at their next request. Pages are
+Jinja2 templates with autoescaping; charts are inline SVG drawn on the server; there is no
+JavaScript. Forms that change something carry the session's CSRF token, and the feedback form
+a generated idempotency key, so a double submit stores one feedback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import secrets
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from denial_triage.settings import Settings
+from features.codes import CodeReference
+from serving import model_card, repository, views
+from serving.auth import Caller
+from serving.errors import ServiceError
+from serving.schemas import FeedbackIn
+from serving.state import ServiceState
+
+PAGE_ROLES = ("reviewer", "admin")
+SESSION_COOKIE = "denial_triage_session"
+SESSION_HOURS = 8  # a working day; then sign in again
+SESSION_SECRET_FILE = "session-secret"
+MIN_SECRET_CHARACTERS = 32
+HOME = "/ui/worklist"
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+# Inline styles are allowed for matplotlib's SVG; scripts are not needed anywhere.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self'; script-src 'none'; form-action 'self'; frame-ancestors 'none'; "
+    "base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",  # pages carry denial data; shared machines must not keep it
+}
+
+router = APIRouter(prefix="/ui", include_in_schema=False)
+
+
+# ---------------------------------------------------------------------------- app wiring
+
+
+def session_secret(settings: Settings) -> str:
+    """The secret signing session cookies: the setting, else one kept in the data directory.
+
+    The generated secret is written once (the first replica to start wins; the others read
+    it), so every replica sharing the data directory accepts every other's cookies.
+    """
+    if settings.session_secret:
+        return settings.session_secret
+    path = settings.data_dir / SESSION_SECRET_FILE
+    if not path.exists():
+        _write_new_secret(path)
+    secret = path.read_text(encoding="utf-8").strip()
+    if len(secret) < MIN_SECRET_CHARACTERS:
+        raise ValueError(
+            f"{path} holds a session secret shorter than {MIN_SECRET_CHARACTERS} characters; "
+            "delete the file to have one generated, or set DENIAL_TRIAGE_SESSION_SECRET"
+        )
+    return secret
+
+
+def _write_new_secret(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    descriptor = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(secrets.token_urlsafe(48))
+    try:
+        os.link(staging, path)  # atomic, and never replaces a secret another replica wrote
+    except FileExistsError:
+        pass
+    finally:
+        staging.unlink()
+
+
+def session_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments of Starlette's ``SessionMiddleware`` for the pages' cookie."""
+    return {
+        "secret_key": session_secret(settings),
+        "session_cookie": SESSION_COOKIE,
+        "max_age": SESSION_HOURS * 3600,
+        "path": "/ui",  # the API never receives the cookie; it takes keys only
+        "same_site": "lax",
+    }
+
+
+def static_files() -> StaticFiles:
+    """The pages' stylesheet, served from the package."""
+    return StaticFiles(directory=STATIC_DIR)
+
+
+class SignInRequired(Exception):
+    """A page was asked for without a valid session; answered by a redirect to sign-in."""
+
+    def __init__(self, wanted: str) -> None:
+        super().__init__(wanted)
+        self.wanted = wanted
+
+
+async def redirect_to_sign_in(request: Request, exc: Exception) -> Response:
+    """The app's handler of :class:`SignInRequired`."""
+    wanted = exc.wanted if isinstance(exc, SignInRequired) else HOME
+    query = urlencode({"next": wanted}) if wanted != HOME else ""
+    return RedirectResponse("/ui/login" + (f"?{query}" if query else ""), status_code=303)
+
+
+# ---------------------------------------------------------------------------- templates
+
+
+def _environment() -> Environment:
+    environment = Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR),
+        autoescape=True,  # every value is escaped unless it is a Markup chart
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.filters.update(
+        dollars=lambda value: "—" if value is None else f"${value:,.2f}",
+        whole_dollars=lambda value: "—" if value is None else f"${value:,.0f}",
+        percent=lambda value: "—" if value is None else f"{value:.0%}",
+        signed=lambda value: f"{value:+.2f}",
+        count=lambda value: f"{int(value or 0):,}",
+        words=lambda value: "—" if value is None else str(value).replace("_", " "),
+    )
+    return environment
+
+
+TEMPLATES = Jinja2Templates(env=_environment())
+
+
+def _render(
+    request: Request,
+    template: str,
+    context: dict[str, Any],
+    viewer: Viewer | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    response = TEMPLATES.TemplateResponse(
+        request, template, {"viewer": viewer, **context}, status_code=status_code
+    )
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+# ---------------------------------------------------------------------------- sessions
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is signed in: the key's name and role, and the session's CSRF token."""
+
+    name: str
+    role: str
+    csrf_token: str
+
+    @property
+    def caller(self) -> Caller:
+        return Caller(self.name, self.role)
+
+
+def _state(request: Request) -> ServiceState:
+    return request.app.state.service
+
+
+def signed_in(request: Request) -> Viewer:
+    """The viewer of a valid session, checked against the keys on every request."""
+    key_hash = request.session.get("key_hash")
+    if isinstance(key_hash, str):
+        with _state(request).session() as session:
+            key = repository.active_key_by_hash(session, key_hash)
+        if key is not None and key.role in PAGE_ROLES:
+            return Viewer(key.name, key.role, str(request.session.get("csrf", "")))
+    request.session.clear()
+    if request.method != "GET":  # a form sent from an expired session: back to its page
+        raise SignInRequired(request.url.path.removesuffix("/feedback"))
+    query = f"?{request.url.query}" if request.url.query else ""
+    raise SignInRequired(request.url.path + query)
+
+
+SignedIn = Annotated[Viewer, Depends(signed_in)]
+
+
+def _check_csrf(viewer: Viewer, token: str) -> None:
+    if not viewer.csrf_token or not secrets.compare_digest(viewer.csrf_token, token):
+        raise ServiceError(403, "this form is stale or was not sent from these pages; reload it")
+
+
+def safe_next(wanted: str | None) -> str:
+    """Where to go after sign-in: a page of this site only, never another host."""
+    if wanted and re.fullmatch(r"/ui/[^\s\\]*", wanted) and not wanted.startswith("/ui/log"):
+        return wanted
+    return HOME
+
+
+def today() -> dt.date:
+    """The day pages count deadlines and ages from (UTC, like the records)."""
+    return dt.datetime.now(dt.UTC).date()
+
+
+# ---------------------------------------------------------------------------- forms
+
+
+class FeedbackForm(BaseModel):
+    """The review page's feedback form as posted; :meth:`feedback` makes the API's body."""
+
+    model_config = ConfigDict(str_strip_whitespace=True, extra="ignore")
+
+    csrf: str = ""
+    idempotency_key: str = Field("", max_length=200)
+    verdict: Literal["confirm", "correct", "none"] = "none"
+    corrected_root_cause: str = ""
+    resolution: str = ""
+    recovered_amount: str = ""
+    resolved_date: str = ""
+    reviewer_note: str = Field("", max_length=2000)
+
+    def feedback(self, denial_id: str) -> FeedbackIn:
+        """The feedback this form records, validated as ``POST /v1/feedback`` validates it."""
+        correcting = self.verdict == "correct"
+        if correcting and not self.corrected_root_cause:
+            raise ValueError("choose the root cause it should be, or confirm the predicted one")
+        if self.verdict == "none" and not (self.resolution or self.reviewer_note):
+            raise ValueError("nothing to record: give a verdict, an outcome or a note")
+        return FeedbackIn(
+            idempotency_key=self.idempotency_key,
+            denial_id=denial_id,
+            confirmed_root_cause={"confirm": True, "correct": False}.get(self.verdict),
+            corrected_root_cause=self.corrected_root_cause if correcting else None,
+            resolution=self.resolution or None,
+            recovered_amount=self.recovered_amount or None,
+            resolved_date=self.resolved_date or None,
+            reviewer_note=self.reviewer_note or None,
+        )
+
+
+# ---------------------------------------------------------------------------- sign-in
+
+
+@router.get("", response_class=RedirectResponse)
+@router.get("/", response_class=RedirectResponse)
+def home() -> RedirectResponse:
+    return RedirectResponse(HOME, status_code=303)
+
+
+@router.get("/login", response_class=HTMLResponse)
+def sign_in_page(
+    request: Request, wanted: Annotated[str, Query(alias="next", max_length=2000)] = ""
+) -> HTMLResponse:
+    """The sign-in form."""
+    return _render(request, "login.html", {"next": safe_next(wanted), "error": None})
+
+
+@router.post("/login", response_class=HTMLResponse)
+def sign_in(
+    request: Request,
+    api_key: Annotated[str, Form(max_length=repository.MAX_KEY_LENGTH * 2)] = "",
+    wanted: Annotated[str, Form(alias="next", max_length=2000)] = "",
+) -> Response:
+    """Open a session for a reviewer or admin key; refuse scorer keys and bad keys."""
+    key = api_key.strip()
+    caller = _state(request).authenticate(key) if key else None
+    error, status = None, 200
+    if caller is None:
+        error, status = "That key is not valid, or it was revoked.", 401
+    elif caller.role not in PAGE_ROLES:
+        error = f"A {caller.role} key cannot open these pages; use a reviewer or admin key."
+        status = 403
+    if error:
+        context = {"next": safe_next(wanted), "error": error}
+        return _render(request, "login.html", context, status_code=status)
+    request.session.clear()
+    request.session.update(key_hash=repository.hash_key(key), csrf=secrets.token_urlsafe(32))
+    return RedirectResponse(safe_next(wanted), status_code=303)
+
+
+@router.post("/logout")
+def sign_out(request: Request, viewer: SignedIn, csrf: Annotated[str, Form()] = "") -> Response:
+    """Close the session."""
+    _check_csrf(viewer, csrf)
+    request.session.clear()
+    return RedirectResponse("/ui/login", status_code=303)
+
+
+# ---------------------------------------------------------------------------- worklist
+
+
+@router.get("/worklist", response_class=HTMLResponse)
+def worklist(request: Request, viewer: SignedIn) -> HTMLResponse:
+    """Denials ranked by priority, filtered and paged."""
+    query = views.worklist_query(request.query_params)
+    with _state(request).session() as session:
+        context = views.worklist(session, query, today())
+    return _render(request, "worklist.html", {**context, "active": "worklist"}, viewer)
+
+
+# ---------------------------------------------------------------------------- denial review
+
+
+@router.get("/denials/{denial_id}", response_class=HTMLResponse)
+def denial(request: Request, denial_id: str, viewer: SignedIn, recorded: str = "") -> Response:
+    """A denial's latest score, its explanation and the feedback form."""
+    notice = {
+        "new": "Feedback recorded.",
+        "repeat": "This feedback was already recorded; it was not stored twice.",
+    }.get(recorded)
+    return _review(request, viewer, denial_id, notice=notice)
+
+
+def _review(
+    request: Request,
+    viewer: Viewer,
+    denial_id: str,
+    *,
+    notice: str | None = None,
+    problems: list[str] | None = None,
+    form: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    state = _state(request)
+    with state.session() as session:
+        record = repository.latest_score(session, denial_id)
+        feedback = repository.feedback_for_denial(session, denial_id) if record else []
+    if record is None:
+        context = {"denial_id": denial_id, "active": "worklist"}
+        return _render(request, "not_scored.html", context, viewer, status_code=404)
+    reference = CodeReference(state.settings.codes_dir)
+    context = views.denial_review(record, feedback, reference, today())
+    form = form or {"idempotency_key": f"ui-{uuid.uuid4().hex}"}
+    context |= {"notice": notice, "problems": problems or [], "form": form, "active": "worklist"}
+    return _render(request, "denial.html", context, viewer, status_code=status_code)
+
+
+@router.post("/denials/{denial_id}/feedback", response_class=HTMLResponse)
+def record_feedback(
+    request: Request,
+    denial_id: str,
+    viewer: SignedIn,
+    form: Annotated[FeedbackForm, Form()],
+) -> Response:
+    """Store a confirmation or correction and an outcome through the feedback path."""
+    _check_csrf(viewer, form.csrf)
+    try:
+        body = form.feedback(denial_id)
+        stored = _state(request).save_feedback(body, viewer.caller)
+    except (ValueError, ValidationError, ServiceError) as exc:
+        return _review(
+            request,
+            viewer,
+            denial_id,
+            problems=_problems(exc),
+            form=form.model_dump(exclude={"csrf"}),
+            status_code=_status(exc),
+        )
+    recorded = "new" if stored.created else "repeat"
+    return RedirectResponse(
+        f"/ui/denials/{denial_id}?recorded={recorded}#feedback", status_code=303
+    )
+
+
+def _problems(exc: Exception) -> list[str]:
+    if isinstance(exc, ValidationError):
+        return [f"{'.'.join(map(str, e['loc'])) or 'form'}: {e['msg']}" for e in exc.errors()]
+    if isinstance(exc, ServiceError):
+        return [str(exc.detail)]
+    return [str(exc)]
+
+
+def _status(exc: Exception) -> int:
+    return exc.status_code if isinstance(exc, ServiceError) else 422
+
+
+# ---------------------------------------------------------------------------- dashboard and model
+
+
+@router.get("/dashboard", response_class=HTMLResponse)
+def dashboard(request: Request, viewer: SignedIn) -> HTMLResponse:
+    """Where denials come from and where revenue leaks, from the audit log and feedback."""
+    with _state(request).session() as session:
+        context = views.dashboard(session, today())
+    return _render(request, "dashboard.html", {**context, "active": "dashboard"}, viewer)
+
+
+@router.get("/model", response_class=HTMLResponse)
+def model(request: Request, viewer: SignedIn) -> HTMLResponse:
+    """The champion and the challenger: versions, data, metrics beside baselines, figures."""
+    problem = None
+    try:
+        cards = model_card.registry_cards()
+    except Exception as exc:  # the registry being away must not take the page down
+        cards, problem = {}, f"the model registry cannot be read: {exc}"
+    context = {
+        "cards": cards,
+        "problem": problem,
+        "serving": _state(request).readiness(),
+        "figures": model_card.FIGURES,
+        "capacity_label": model_card.capacity_label,
+        "active": "model",
+    }
+    return _render(request, "model.html", context, viewer)
+
+
+@router.get("/model/{version}/figures/{name}")
+def model_figure(version: str, name: str, viewer: SignedIn) -> Response:
+    """A figure of a registered version's training run (PNG)."""
+    if not version.isdigit() or name not in model_card.FIGURES:
+        raise ServiceError(404, "no such figure")
+    try:
+        content = model_card.version_figure(version, name)
+    except Exception as exc:  # a missing version or artifact, or the registry being away
+        raise ServiceError(404, f"figure {name} of version {version} is not available") from exc
+    return Response(content, media_type="image/png", headers={"Cache-Control": "private"})

@@ -1,0 +1,256 @@
+"""The pages in a real browser: Debian's headless Chromium driven by Playwright against the
+service running under uvicorn, at a desktop (1280 px) and a phone (390 px) width.
+
+Screenshots go to ``test-artifacts/screenshots/``. The tests skip only on a workstation without
+``/usr/bin/chromium`` (or without Playwright); with ``CI`` set they must run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+import uvicorn
+from database_fixtures import auth, create_keys
+from sqlalchemy import func, select
+
+from denial_triage.settings import Settings
+from serving.app import create_app
+from serving.database import make_engine, session_factory
+from serving.records import Feedback
+
+if TYPE_CHECKING:
+    from page_fixtures import PagesRegistry
+
+pytest_plugins = ["page_fixtures"]
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Root in CI needs --no-sandbox; the rest keeps Chromium off the network and quiet.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+
+def _require_browser() -> Any:
+    """Playwright's sync API, or a skip on a workstation that lacks the browser or package."""
+    if not os.environ.get("CI") and not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium); CI runs these tests")
+    if os.environ.get("CI"):
+        from playwright import sync_api
+    else:
+        sync_api = pytest.importorskip("playwright.sync_api")
+    return sync_api
+
+
+@dataclass(frozen=True)
+class LiveSite:
+    url: str
+    keys: dict[str, str]
+    database_url: str
+    denials: list[dict]
+
+
+@pytest.fixture(scope="module")
+def live_site(
+    pages_registry: PagesRegistry,
+    page_denials: list[dict],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[LiveSite]:
+    """The service under uvicorn on a free localhost port, with the denials scored."""
+    _require_browser()
+    database = tmp_path_factory.mktemp("browser-db") / "records.db"
+    settings = Settings(
+        data_dir=pages_registry.data_dir,
+        database_url=f"sqlite:///{database}",
+        model_poll_seconds=3600,
+    )
+    with _serving(settings) as url:
+        keys = create_keys(settings.resolved_database_url, "browser")
+        response = httpx.post(
+            f"{url}/v1/score",
+            json={"denials": page_denials},
+            headers=auth(keys["scorer"]),
+            timeout=60,
+        )
+        assert response.status_code == 200, response.text
+        yield LiveSite(url, keys, settings.resolved_database_url, page_denials)
+
+
+class _serving:
+    """Run the app under uvicorn in a thread, on a socket bound here (so no port race)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True
+        )
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the service did not start; see its log above")
+            time.sleep(0.05)
+        return f"http://127.0.0.1:{self.socket.getsockname()[1]}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+        self.socket.close()
+
+
+@pytest.fixture(scope="module")
+def browser(live_site: LiveSite) -> Iterator[Any]:
+    sync_api = _require_browser()
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def signed_in_page(browser: Any, site: LiveSite, viewport: dict[str, int]) -> Any:
+    """A new browser context at ``viewport``, signed in through the form with a reviewer key."""
+    context = browser.new_context(viewport=viewport)
+    page = context.new_page()
+    page.goto(f"{site.url}/ui/worklist")
+    assert page.url.startswith(f"{site.url}/ui/login")
+    page.fill("#api_key", site.keys["reviewer"])
+    page.click("button:has-text('Sign in')")
+    page.wait_for_url(f"{site.url}/ui/worklist")
+    return page
+
+
+def screenshot(page: Any, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+
+
+def fits_the_width(page: Any) -> bool:
+    """No horizontal scrolling of the page itself (tables may scroll inside their box)."""
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+
+
+def feedback_rows(site: LiveSite, denial_id: str) -> int:
+    engine = make_engine(site.database_url)
+    try:
+        with session_factory(engine)() as session:
+            count = select(func.count()).where(Feedback.denial_id == denial_id)
+            return session.scalar(count.select_from(Feedback)) or 0
+    finally:
+        engine.dispose()
+
+
+def test_review_a_denial_from_the_worklist_at_desktop_width(browser, live_site) -> None:
+    page = signed_in_page(browser, live_site, DESKTOP)
+    assert page.locator("table.worklist tbody tr").count() == 50
+    screenshot(page, "worklist-1280")
+
+    cause = page.locator("table.worklist tbody tr").first.locator("td").nth(3).inner_text()
+    cause = cause.rsplit(" ", 1)[0].replace(" ", "_")
+    page.select_option("select[name=root_cause]", cause)
+    page.click("button:has-text('Apply')")
+    page.wait_for_url(re.compile(rf".*root_cause={cause}.*"))
+    causes = page.locator("table.worklist td[data-label='Root cause']").all_inner_texts()
+    assert causes and all(text.startswith(cause.replace("_", " ")) for text in causes)
+
+    page.locator("table.worklist tbody tr").first.locator("a").click()
+    page.wait_for_url(re.compile(r".*/ui/denials/.+"))
+    denial_id = page.url.rsplit("/", 1)[1]
+    for task in ("root_cause", "recovery", "preventable"):
+        assert page.locator(f"#explanation-{task} svg").first.is_visible()
+    screenshot(page, "denial-1280")
+
+    page.check("input[name=verdict][value=correct]")
+    correction = "duplicate" if cause != "duplicate" else "coding"
+    page.select_option("select[name=corrected_root_cause]", correction)
+    page.select_option("select[name=resolution]", "open")
+    page.fill("textarea[name=reviewer_note]", "checked in the browser test")
+    form = {name: page.input_value(f"input[name={name}]") for name in ("csrf", "idempotency_key")}
+    page.click("button:has-text('Record feedback')")
+    page.wait_for_url(re.compile(r".*recorded=new.*"))
+    assert page.locator(".notice").inner_text() == "Feedback recorded."
+    recorded = page.locator("ul.recorded").inner_text()
+    assert f"corrected to {correction}" in recorded and "checked in the browser test" in recorded
+    screenshot(page, "denial-feedback-1280")
+
+    # The same form sent again (a double submit) is recognised by its idempotency key.
+    again = page.request.post(
+        f"{live_site.url}/ui/denials/{denial_id}/feedback",
+        form={
+            **form,
+            "verdict": "correct",
+            "corrected_root_cause": correction,
+            "resolution": "open",
+            "reviewer_note": "checked in the browser test",
+        },
+    )
+    assert again.ok and "already recorded" in again.text()
+    assert feedback_rows(live_site, denial_id) == 1
+    page.context.close()
+
+
+def test_dashboard_and_model_pages_at_desktop_width(browser, live_site) -> None:
+    page = signed_in_page(browser, live_site, DESKTOP)
+    page.click("nav >> text=Dashboard")
+    page.wait_for_url(f"{live_site.url}/ui/dashboard")
+    assert page.locator("section.tiles .tile").count() == 6
+    assert page.locator("figure.chart svg").count() >= 5
+    screenshot(page, "dashboard-1280")
+    page.click("nav >> text=Model")
+    page.wait_for_url(f"{live_site.url}/ui/model")
+    images = page.locator("figure.chart img")
+    assert images.count() == 2
+    for index in range(images.count()):
+        assert images.nth(index).evaluate("image => image.naturalWidth") > 0
+    screenshot(page, "model-1280")
+    page.context.close()
+
+
+def test_every_page_fits_a_phone(browser, live_site) -> None:
+    page = signed_in_page(browser, live_site, PHONE)
+    denial_id = live_site.denials[0]["denial_id"]
+    for name, path in (
+        ("worklist", "/ui/worklist"),
+        ("denial", f"/ui/denials/{denial_id}"),
+        ("dashboard", "/ui/dashboard"),
+        ("model", "/ui/model"),
+    ):
+        page.goto(f"{live_site.url}{path}")
+        assert fits_the_width(page), f"{path} scrolls sideways at 390 px"
+        screenshot(page, f"{name}-390")
+    page.goto(f"{live_site.url}/ui/denials/{denial_id}")
+    assert page.locator("#explanation-recovery svg").first.is_visible()
+    page.context.close()
+
+
+def test_signing_out_closes_the_pages(browser, live_site) -> None:
+    page = signed_in_page(browser, live_site, PHONE)
+    page.click("button:has-text('Sign out')")
+    page.wait_for_url(f"{live_site.url}/ui/login")
+    screenshot(page, "login-390")
+    page.goto(f"{live_site.url}/ui/dashboard")
+    assert page.url.startswith(f"{live_site.url}/ui/login")
+    page.context.close()
