@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,8 +26,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from features.adjustments import split_adjustment
-from features.mapping import CodeMapping, load_mapping
-from features.payer_rules import PayerRules, load_payer_rules
+from features.mapping import CodeMapping, Route, load_mapping
+from features.payer_rules import DeadlineRule, PayerRules, load_payer_rules
 from features.procedures import procedure_family
 
 CATEGORICAL_FEATURES = (
@@ -81,6 +82,147 @@ def reference_dates(frame: pd.DataFrame, today: dt.date | None = None) -> pd.Ser
     if "as_of_date" not in frame:
         return pd.Series(fill, index=frame.index, dtype="datetime64[s]")
     return pd.to_datetime(frame["as_of_date"]).fillna(fill).astype("datetime64[s]")
+
+
+TEXT_COLUMNS = ("denial_id", "payer_id", "payer_type", "claim_type")
+OPTIONAL_TEXT_COLUMNS = ("specialty", "procedure_code", "place_of_service", "facility_id")
+LIST_COLUMNS = ("carc_codes", "rarc_codes", "modifiers", "diagnosis_codes")
+NUMBER_COLUMNS = (
+    "billed_amount",
+    "denied_amount",
+    "paid_amount",
+    "units",
+    "submission_attempt",
+    "eligibility_verified",
+    "prior_auth_on_file",
+)
+DATE_COLUMNS = ("service_date", "denial_date", "submission_date")
+_NAT = np.datetime64("NaT", "s")
+
+
+@dataclass(frozen=True)
+class DenialColumns:
+    """Validated contract rows as plain columns: what features and scores are computed from.
+
+    Built from a contract frame (training, files, batch scoring) or from rows the contract has
+    already coerced (:func:`features.contract.clean_records`, the service's requests), so both
+    run the very same feature and scoring code. The second way skips pandas, whose fixed cost
+    per operation is milliseconds for a request of a few denials. Missing values are None in
+    text, NaN in numbers (flags as 1.0/0.0) and NaT in dates (``datetime64[s]``).
+    """
+
+    rows: int
+    text: dict[str, np.ndarray]  # object arrays: the required text, then the optional text
+    lists: dict[str, list[Sequence[str]]]
+    numbers: dict[str, np.ndarray]  # float64
+    dates: dict[str, np.ndarray]  # datetime64[s]
+    as_of: np.ndarray  # datetime64[s]: as_of_date, else today
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame, today: dt.date | None = None) -> DenialColumns:
+        """Columns of a validated contract frame (absent optional columns count as missing)."""
+        text = {name: frame[name].to_numpy() for name in TEXT_COLUMNS}
+        text["payer_id"] = frame["payer_id"].astype(str).to_numpy()
+        text.update({name: _optional_text(frame, name) for name in OPTIONAL_TEXT_COLUMNS})
+        lists = {name: _lists(frame, name) for name in LIST_COLUMNS}
+        lists["carc_codes"] = list(frame["carc_codes"])
+        return cls(
+            rows=len(frame),
+            text=text,
+            lists=lists,
+            numbers={name: _optional_number(frame, name) for name in NUMBER_COLUMNS},
+            dates={name: _optional_dates(frame, name) for name in DATE_COLUMNS},
+            as_of=reference_dates(frame, today).to_numpy(),
+        )
+
+    @classmethod
+    def from_records(
+        cls, records: Sequence[Mapping[str, Any]], today: dt.date | None = None
+    ) -> DenialColumns:
+        """Columns of rows already coerced by the contract (dates as ``datetime.date``,
+        missing values as None), without pandas."""
+        fill = np.datetime64(today or dt.date.today(), "s")
+        as_of = _date_array([r.get("as_of_date") for r in records])
+        return cls(
+            rows=len(records),
+            text={
+                **{name: _object_array([r[name] for r in records]) for name in TEXT_COLUMNS},
+                "payer_id": _object_array([str(r["payer_id"]) for r in records]),
+                **{
+                    name: _object_array([r.get(name) for r in records])
+                    for name in OPTIONAL_TEXT_COLUMNS
+                },
+            },
+            lists={name: [r.get(name) or () for r in records] for name in LIST_COLUMNS},
+            numbers={
+                name: np.array([_number(r.get(name)) for r in records], dtype=float)
+                for name in NUMBER_COLUMNS
+            },
+            dates={name: _date_array([r.get(name) for r in records]) for name in DATE_COLUMNS},
+            as_of=np.where(np.isnat(as_of), fill, as_of),
+        )
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    """Filing and appeal deadlines of each row, with the payer rule that set each."""
+
+    filing: np.ndarray  # datetime64[s]
+    filing_rule: list[str]
+    appeal: np.ndarray
+    appeal_rule: list[str]
+
+    def as_frame(self) -> pd.DataFrame:
+        """The shape :meth:`PayerRules.deadline_frame` returns."""
+        return pd.DataFrame(
+            {
+                "filing_deadline": self.filing,
+                "filing_rule": self.filing_rule,
+                "appeal_deadline": self.appeal,
+                "appeal_rule": self.appeal_rule,
+            }
+        )
+
+
+def payer_deadlines(rules: PayerRules, columns: DenialColumns) -> Deadlines:
+    """Deadlines by the payer rules: filing counted from service, appeal from the denial."""
+    pairs = list(zip(columns.text["payer_id"], columns.text["payer_type"], strict=True))
+    filing = _rule_days(rules, "timely_filing", pairs)
+    appeal = _rule_days(rules, "appeal", pairs)
+    return Deadlines(
+        filing=columns.dates["service_date"] + filing[0],
+        filing_rule=filing[1],
+        appeal=columns.dates["denial_date"] + appeal[0],
+        appeal_rule=appeal[1],
+    )
+
+
+def _rule_days(
+    rules: PayerRules, kind: str, pairs: list[tuple[str, str]]
+) -> tuple[np.ndarray, list[str]]:
+    """Per row, the rule's days as ``timedelta64[D]`` and its name (one lookup per payer)."""
+    cache: dict[tuple[str, str], DeadlineRule] = {}
+    picked = []
+    for pair in pairs:
+        if pair not in cache:
+            cache[pair] = rules.rule(kind, *pair)
+        picked.append(cache[pair])
+    days = np.fromiter((r.days for r in picked), dtype="int64", count=len(picked))
+    return days.astype("timedelta64[D]"), [r.name for r in picked]
+
+
+def mapping_routes(mapping: CodeMapping, columns: DenialColumns) -> list[Route]:
+    """The governed mapping's route of each row (one lookup per code combination)."""
+    cache: dict[tuple[str, tuple[str, ...]], Route] = {}
+    routes = []
+    for carcs, remarks in zip(
+        columns.lists["carc_codes"], columns.lists["rarc_codes"], strict=True
+    ):
+        key = (carcs[0] if len(carcs) else "", tuple(remarks))
+        if key not in cache:
+            cache[key] = mapping.route(list(carcs[:1]), list(remarks))
+        routes.append(cache[key])
+    return routes
 
 
 # Days since the epoch stay far below this, so key * _KEY_SPAN + day orders by key, then day.
@@ -219,14 +361,18 @@ class DenialFeatures(TransformerMixin, BaseEstimator):
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         """The feature matrix for validated contract rows (labels, if present, are ignored)."""
+        return self.encode(DenialColumns.from_frame(frame))
+
+    def encode(self, columns: DenialColumns) -> np.ndarray:
+        """The feature matrix of rows read into :class:`DenialColumns`, however they came."""
         check_is_fitted(self, "feature_names_")
-        base = self._base_columns(frame)
+        base = self._base_values(columns)
         blocks = [
-            self._encode_categoricals(base),
-            self._numeric_block(frame, base),
-            _multi_hot(frame["carc_codes"], self.adjustment_vocabulary_),
-            _multi_hot(_lists(frame, "rarc_codes"), self.remark_vocabulary_),
-            _multi_hot(_lists(frame, "modifiers"), self.modifier_vocabulary_),
+            self._encode_categoricals(base, columns.rows),
+            self._numeric_block(columns, base),
+            _multi_hot(columns.lists["carc_codes"], self.adjustment_vocabulary_),
+            _multi_hot(columns.lists["rarc_codes"], self.remark_vocabulary_),
+            _multi_hot(columns.lists["modifiers"], self.modifier_vocabulary_),
         ]
         return np.hstack(blocks).astype(np.float32)
 
@@ -241,9 +387,17 @@ class DenialFeatures(TransformerMixin, BaseEstimator):
 
     def unseen_codes(self, frame: pd.DataFrame) -> list[list[str]]:
         """Per row, the adjustment and remark codes never seen in training."""
+        return self.unseen_codes_of(DenialColumns.from_frame(frame))
+
+    def unseen_codes_of(self, columns: DenialColumns) -> list[list[str]]:
+        """Per row of ``columns``, the adjustment and remark codes never seen in training."""
         check_is_fitted(self, "known_codes_")
+        known = self.known_codes_
         return [
-            [code for code in codes if code not in self.known_codes_] for codes in _row_codes(frame)
+            [code for code in (*adjustments, *remarks) if code not in known]
+            for adjustments, remarks in zip(
+                columns.lists["carc_codes"], columns.lists["rarc_codes"], strict=True
+            )
         ]
 
     def _feature_names(self) -> list[str]:
@@ -259,92 +413,90 @@ class DenialFeatures(TransformerMixin, BaseEstimator):
 
     def _base_columns(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Derived text columns shared by fit and transform."""
+        return pd.DataFrame(self._base_values(DenialColumns.from_frame(frame)), index=frame.index)
+
+    def _base_values(self, columns: DenialColumns) -> dict[str, Sequence[object]]:
+        """Derived text values per categorical feature: primary codes, families, routes."""
         mapping: CodeMapping = getattr(self, "mapping_", None) or load_mapping(
             _optional_path(self.mapping_overrides)
         )
-        primary = [codes[0] if len(codes) else "" for codes in frame["carc_codes"]]
-        remarks = _lists(frame, "rarc_codes")
-        routes = mapping.route_frame(frame)
-        diagnoses = _lists(frame, "diagnosis_codes")
-        return pd.DataFrame(
-            {
-                "primary_adjustment": primary,
-                "primary_group": [split_adjustment(code)[0] for code in primary],
-                "primary_remark": [r[0] if len(r) else NO_REMARK for r in remarks],
-                "payer_id": frame["payer_id"].astype(str).to_numpy(),
-                "payer_type": frame["payer_type"].to_numpy(),
-                "claim_type": frame["claim_type"].to_numpy(),
-                "specialty": _optional_text(frame, "specialty"),
-                "procedure_family": [
-                    procedure_family(c) for c in _optional_text(frame, "procedure_code")
-                ],
-                "procedure_code": _optional_text(frame, "procedure_code"),
-                "place_of_service": _optional_text(frame, "place_of_service"),
-                "facility_id": _optional_text(frame, "facility_id"),
-                "primary_diagnosis_chapter": [d[0][:1] if len(d) else None for d in diagnoses],
-                "mapped_root_cause": routes["mapped_root_cause"].to_numpy(),
-                "mapped_action_path": routes["action_path"].to_numpy(),
-            },
-            index=frame.index,
-        )
+        primary = [codes[0] if len(codes) else "" for codes in columns.lists["carc_codes"]]
+        routes = mapping_routes(mapping, columns)
+        text = columns.text
+        return {
+            "primary_adjustment": primary,
+            "primary_group": [split_adjustment(code)[0] for code in primary],
+            "primary_remark": [r[0] if len(r) else NO_REMARK for r in columns.lists["rarc_codes"]],
+            "payer_id": text["payer_id"],
+            "payer_type": text["payer_type"],
+            "claim_type": text["claim_type"],
+            "specialty": text["specialty"],
+            "procedure_family": [procedure_family(c) for c in text["procedure_code"]],
+            "procedure_code": text["procedure_code"],
+            "place_of_service": text["place_of_service"],
+            "facility_id": text["facility_id"],
+            "primary_diagnosis_chapter": [
+                d[0][:1] if len(d) else None for d in columns.lists["diagnosis_codes"]
+            ],
+            "mapped_root_cause": [route.root_cause for route in routes],
+            "mapped_action_path": [route.action_path for route in routes],
+        }
 
-    def _encode_categoricals(self, base: pd.DataFrame) -> np.ndarray:
+    def _encode_categoricals(self, base: dict[str, Sequence[object]], rows: int) -> np.ndarray:
         columns = []
         for name in CATEGORICAL_FEATURES:
             vocabulary = self.vocabularies_[name]
             lookup = {value: float(i) for i, value in enumerate(vocabulary)}
             other = float(len(vocabulary))
-            columns.append(
-                [np.nan if v is None else lookup.get(v, other) for v in base[name].to_numpy()]
-            )
-        return np.array(columns, dtype=np.float64).T.reshape(len(base), len(CATEGORICAL_FEATURES))
+            columns.append([np.nan if v is None else lookup.get(v, other) for v in base[name]])
+        return np.array(columns, dtype=np.float64).T.reshape(rows, len(CATEGORICAL_FEATURES))
 
-    def _numeric_block(self, frame: pd.DataFrame, base: pd.DataFrame) -> np.ndarray:
-        as_of = reference_dates(frame)
-        columns = {
-            **_amount_features(frame),
-            **_count_features(frame),
-            **_flag_features(frame),
-            **self._date_features(frame, as_of),
-            **self._payer_behaviour(frame, base),
-            "unseen_code_count": np.array([len(u) for u in self.unseen_codes(frame)], float),
+    def _numeric_block(
+        self, columns: DenialColumns, base: dict[str, Sequence[object]]
+    ) -> np.ndarray:
+        lists = columns.lists
+        values = {
+            **_amount_features(columns.numbers),
+            **{name: columns.numbers[name] for name in _COPIED_NUMBERS},
+            **{
+                f"{kind}_count": np.array([len(c) for c in lists[name]], float)
+                for kind, name in _COUNTED_LISTS
+            },
+            **self._date_features(columns),
+            **self._payer_behaviour(columns, base),
+            "unseen_code_count": np.array([len(u) for u in self.unseen_codes_of(columns)], float),
         }
-        return np.column_stack([columns[name] for name in NUMERIC_FEATURES])
+        return np.column_stack([values[name] for name in NUMERIC_FEATURES])
 
-    def _date_features(self, frame: pd.DataFrame, as_of: pd.Series) -> dict[str, np.ndarray]:
-        service = pd.to_datetime(frame["service_date"])
-        denial = pd.to_datetime(frame["denial_date"])
-        submission = (
-            pd.to_datetime(frame["submission_date"]) if "submission_date" in frame else None
-        )
-        rules: PayerRules = self.payer_rules_
-        deadlines = rules.deadline_frame(frame)
-        filing, appeal = deadlines["filing_deadline"], deadlines["appeal_deadline"]
+    def _date_features(self, columns: DenialColumns) -> dict[str, np.ndarray]:
+        service, denial = columns.dates["service_date"], columns.dates["denial_date"]
+        submission, as_of = columns.dates["submission_date"], columns.as_of
+        deadlines = payer_deadlines(self.payer_rules_, columns)
         return {
-            "denial_month": denial.dt.month.to_numpy(float),
+            "denial_month": _months(denial),
             "days_service_to_denial": _days(denial - service),
-            "days_service_to_submission": _days(submission - service)
-            if submission is not None
-            else _nan(frame),
-            "days_submission_to_denial": _days(denial - submission)
-            if submission is not None
-            else _nan(frame),
+            "days_service_to_submission": _days(submission - service),
+            "days_submission_to_denial": _days(denial - submission),
             "days_since_service": _days(as_of - service),
             "days_since_denial": _days(as_of - denial),
-            "days_to_appeal_deadline": _days(appeal - as_of),
-            "days_to_filing_deadline": _days(filing - as_of),
-            "filing_slack_at_denial": _days(filing - denial),
+            "days_to_appeal_deadline": _days(deadlines.appeal - as_of),
+            "days_to_filing_deadline": _days(deadlines.filing - as_of),
+            "filing_slack_at_denial": _days(deadlines.filing - denial),
         }
 
-    def _payer_behaviour(self, frame: pd.DataFrame, base: pd.DataFrame) -> dict[str, np.ndarray]:
+    def _payer_behaviour(
+        self, columns: DenialColumns, base: dict[str, Sequence[object]]
+    ) -> dict[str, np.ndarray]:
         """Shrunken recovery rates from outcomes resolved before each row's denial date."""
-        days = _day_numbers(frame["denial_date"])
+        days = _day_numbers_of(columns.dates["denial_date"])
         m = self.prior_strength
-        n_all, r_all = self.overall_history_.counts_before(["*"] * len(frame), days)
+        n_all, r_all = self.overall_history_.counts_before(["*"] * columns.rows, days)
         overall = (r_all + 0.5 * m) / (n_all + m)  # an uninformed 50% prior before any history
         n_payer, r_payer = self.payer_history_.counts_before(base["payer_id"], days)
         payer_rate = (r_payer + m * overall) / (n_payer + m)
-        pairs = base["payer_id"] + "|" + base["primary_adjustment"]
+        pairs = [
+            f"{p}|{a}" for p, a in zip(base["payer_id"], base["primary_adjustment"], strict=True)
+        ]
         n_pair, r_pair = self.payer_adjustment_history_.counts_before(pairs, days)
         pair_rate = (r_pair + m * payer_rate) / (n_pair + m)
         return {
@@ -352,6 +504,15 @@ class DenialFeatures(TransformerMixin, BaseEstimator):
             "payer_adjustment_recovery_rate": pair_rate,
             "payer_adjustment_history": np.log1p(n_pair.astype(float)),
         }
+
+
+_COPIED_NUMBERS = ("units", "submission_attempt", "eligibility_verified", "prior_auth_on_file")
+_COUNTED_LISTS = (
+    ("adjustment", "carc_codes"),
+    ("remark", "rarc_codes"),
+    ("modifier", "modifiers"),
+    ("diagnosis", "diagnosis_codes"),
+)
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -373,15 +534,6 @@ def _lists(frame: pd.DataFrame, name: str) -> list[Sequence[str]]:
     return [v if isinstance(v, list | tuple | np.ndarray) else () for v in frame[name]]
 
 
-def _row_codes(frame: pd.DataFrame) -> list[list[str]]:
-    return [
-        [*adjustments, *remarks]
-        for adjustments, remarks in zip(
-            frame["carc_codes"], _lists(frame, "rarc_codes"), strict=True
-        )
-    ]
-
-
 def _optional_text(frame: pd.DataFrame, name: str) -> np.ndarray:
     if name not in frame:
         return np.full(len(frame), None, dtype=object)
@@ -400,38 +552,14 @@ def _multi_hot(lists: Iterable[Sequence[str]], vocabulary: list[str]) -> np.ndar
     return matrix
 
 
-def _amount_features(frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    billed = frame["billed_amount"].to_numpy(float)
-    denied = frame["denied_amount"].to_numpy(float)
-    paid = (
-        frame["paid_amount"].to_numpy(float)
-        if "paid_amount" in frame
-        else np.full(len(frame), np.nan)
-    )
+def _amount_features(numbers: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    billed, denied = numbers["billed_amount"], numbers["denied_amount"]
     safe_billed = np.where(billed > 0, billed, np.nan)
     return {
         "log_billed_amount": np.log1p(billed),
         "log_denied_amount": np.log1p(denied),
         "denied_share_of_billed": denied / safe_billed,
-        "paid_share_of_billed": paid / safe_billed,
-    }
-
-
-def _count_features(frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    return {
-        "units": _optional_number(frame, "units"),
-        "submission_attempt": _optional_number(frame, "submission_attempt"),
-        "adjustment_count": np.array([len(c) for c in frame["carc_codes"]], float),
-        "remark_count": np.array([len(c) for c in _lists(frame, "rarc_codes")], float),
-        "modifier_count": np.array([len(c) for c in _lists(frame, "modifiers")], float),
-        "diagnosis_count": np.array([len(c) for c in _lists(frame, "diagnosis_codes")], float),
-    }
-
-
-def _flag_features(frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    return {
-        name: _optional_number(frame, name)
-        for name in ("eligibility_verified", "prior_auth_on_file")
+        "paid_share_of_billed": numbers["paid_amount"] / safe_billed,
     }
 
 
@@ -443,17 +571,45 @@ def _optional_number(frame: pd.DataFrame, name: str) -> np.ndarray:
     )
 
 
-def _days(delta: pd.Series) -> np.ndarray:
-    return (pd.to_timedelta(delta) / pd.Timedelta(days=1)).to_numpy(float, na_value=np.nan)
+def _optional_dates(frame: pd.DataFrame, name: str) -> np.ndarray:
+    if name not in frame:
+        return np.full(len(frame), _NAT)
+    return pd.to_datetime(frame[name]).to_numpy().astype("datetime64[s]")
 
 
-def _nan(frame: pd.DataFrame) -> np.ndarray:
-    return np.full(len(frame), np.nan)
+def _object_array(values: list[object]) -> np.ndarray:
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    return array
+
+
+def _number(value: object) -> float:
+    return np.nan if value is None else float(value)  # type: ignore[arg-type]
+
+
+def _date_array(values: list[object]) -> np.ndarray:
+    return np.array([_NAT if v is None else v for v in values], dtype="datetime64[s]")
+
+
+def _months(dates: np.ndarray) -> np.ndarray:
+    """Calendar month (1-12) of each date, NaN where missing."""
+    months = dates.astype("datetime64[M]").astype(np.int64) % 12 + 1
+    return np.where(np.isnat(dates), np.nan, months.astype(float))
+
+
+def _days(delta: np.ndarray) -> np.ndarray:
+    """Time differences in days, NaN where either date is missing."""
+    return delta / np.timedelta64(1, "D")
+
+
+def _day_numbers_of(dates: np.ndarray) -> np.ndarray:
+    """Days since the epoch, as int64."""
+    return dates.astype("datetime64[D]").astype(np.int64)
 
 
 def _day_numbers(dates: pd.Series) -> np.ndarray:
     """Days since the epoch, as int64."""
-    return pd.to_datetime(dates).to_numpy().astype("datetime64[D]").astype(np.int64)
+    return _day_numbers_of(pd.to_datetime(dates).to_numpy())
 
 
 def _resolved_mask(frame: pd.DataFrame) -> pd.Series:

@@ -3,11 +3,16 @@ dropped; CSV and Parquet round-trip; the scoring JSON Schema agrees with the con
 
 from __future__ import annotations
 
+import copy
 import csv
+import datetime as dt
+import json
+import random
 import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from jsonschema import Draft202012Validator
@@ -22,6 +27,7 @@ from features.contract import (
     Role,
     RowError,
     ValidationResult,
+    clean_records,
     load_denials,
     scoring_json_schema,
     validate,
@@ -478,3 +484,110 @@ def test_an_empty_table_is_written_with_the_contract_columns(tmp_path: Path, suf
     result = load_denials(path)
     assert result.ok and len(result.frame) == 0
     assert list(result.frame.columns) == [column.name for column in COLUMNS]
+
+
+# ---------------------------------------------------------------------------- clean_records
+
+
+def _contract_json(history: pd.DataFrame, rows: int) -> list[dict[str, Any]]:
+    """History rows as a worklist system sends them for scoring (JSON types, no labels)."""
+    from training.tracking import example_payload
+
+    sample = history.sample(rows, random_state=4).reset_index(drop=True)
+    return json.loads(example_payload(sample).to_json(orient="records"))
+
+
+def _python(value: Any) -> Any:
+    """A validated frame's value as clean_records gives it."""
+    if isinstance(value, list | np.ndarray):
+        return list(value)
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.date()
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _validated_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """What validate() makes of the records, as plain rows; None when it finds an error."""
+    result = validate(pd.DataFrame(records))
+    if not result.ok:
+        return None
+    empty = {c.name: [] if c.kind is Kind.STRING_LIST else None for c in COLUMNS}
+    return [
+        {name: _python(row[name]) if name in row else empty[name] for name in SCORING_COLUMNS}
+        for row in result.frame.to_dict(orient="records")
+    ]
+
+
+def test_clean_records_coerce_exactly_as_validate(history: pd.DataFrame) -> None:
+    records = _contract_json(history, 3000)
+    rows = clean_records(records)
+    assert rows is not None  # the service's plainly typed rows take the fast path
+    assert rows == _validated_rows(records)
+
+
+MUTATIONS: list[tuple[str, Any]] = [
+    ("billed_amount", -1.0),
+    ("denied_amount", 0),
+    ("denied_amount", 10**9),
+    ("billed_amount", "100"),
+    ("billed_amount", 1480.005),
+    ("paid_amount", 2.675),
+    ("paid_amount", float("inf")),
+    ("units", 1.5),
+    ("units", 2.001),
+    ("units", True),
+    ("submission_attempt", 0),
+    ("payer_type", "bogus"),
+    ("payer_type", "  commercial "),
+    ("payer_id", 123),
+    ("claim_type", None),
+    ("carc_codes", ["XX-1"]),
+    ("carc_codes", []),
+    ("carc_codes", [" CO-16 ", ""]),
+    ("carc_codes", "CO-16|CO-97"),
+    ("rarc_codes", ["N54", "bad"]),
+    ("rarc_codes", None),
+    ("modifiers", ["25", None]),
+    ("service_date", "2030-01-01"),
+    ("service_date", "2026-13-01"),
+    ("denial_date", " 2026-02-03 "),
+    ("denial_date", "2026-02-03T10:00:00"),
+    ("submission_date", dt.date(2026, 1, 1)),
+    ("as_of_date", "1850-01-01"),
+    ("as_of_date", None),
+    ("specialty", "   "),
+    ("specialty", "radiología"),
+    ("specialty", "tab\there"),
+    ("provider_npi", "123"),
+    ("provider_npi", "1234567890"),
+    ("prior_auth_on_file", "yes"),
+    ("prior_auth_on_file", None),
+    ("eligibility_verified", 1),
+    ("denial_id", ""),
+    ("resolution", "open"),
+]
+
+
+def test_clean_records_never_accept_what_validate_refuses(history: pd.DataFrame) -> None:
+    """Broken or unusual rows: the fast path either agrees with validate() value for value,
+    or leaves the decision (and the error report) to it."""
+    records = _contract_json(history, 400)
+    rng = random.Random(7)
+    outcomes = {"fast": 0, "left to validate": 0}
+    for _ in range(1200):
+        batch = copy.deepcopy(rng.sample(records, rng.choice([1, 1, 3])))
+        for _ in range(rng.choice([0, 1, 2])):
+            name, value = rng.choice(MUTATIONS)
+            rng.choice(batch)[name] = value
+        if len(batch) > 1 and rng.random() < 0.1:
+            batch[1]["denial_id"] = batch[0]["denial_id"]
+        rows = clean_records(batch)
+        expected = _validated_rows(batch)
+        if rows is not None:
+            assert rows == expected, batch
+        outcomes["fast" if rows is not None else "left to validate"] += 1
+    assert min(outcomes.values()) > 200  # both ways were exercised

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.base import clone
 
-from features.pipeline import CATEGORICAL_FEATURES, NUMERIC_FEATURES, DenialFeatures
+from features.contract import REQUIRED_COLUMNS, clean_records, validate
+from features.pipeline import (
+    CATEGORICAL_FEATURES,
+    NUMERIC_FEATURES,
+    DenialColumns,
+    DenialFeatures,
+)
 from features.procedures import procedure_family
+from training.tracking import example_payload
 
 PAYER_STATISTICS = [
     "payer_recovery_rate",
@@ -166,3 +175,44 @@ def test_transform_is_deterministic_and_ignores_labels(
         columns=["root_cause", "preventable", "resolution", "recovered_amount", "resolved_date"]
     )
     np.testing.assert_array_equal(fitted.transform(sample), fitted.transform(unlabelled))
+
+
+def _service_rows(frame: pd.DataFrame) -> list[dict]:
+    """Rows as the service reads them: JSON from a worklist system, through the contract."""
+    records = json.loads(example_payload(frame).to_json(orient="records"))
+    rows = clean_records(records)
+    assert rows is not None
+    return rows
+
+
+def test_rows_read_without_pandas_give_the_identical_matrix(
+    fitted: DenialFeatures, sample: pd.DataFrame
+) -> None:
+    """The service's path (coerced rows) against the pandas path, on thousands of rows."""
+    frame = sample.head(4_000).copy()
+    frame.loc[::3, "as_of_date"] = pd.NaT  # today fills in, on both paths
+    from_frame = fitted.transform(validate(frame).frame)
+    from_rows = fitted.encode(DenialColumns.from_records(_service_rows(frame)))
+    np.testing.assert_array_equal(from_rows, from_frame)  # NaN where NaN, bit for bit
+
+
+def test_rows_with_required_fields_only_and_unseen_codes_give_the_identical_matrix(
+    fitted: DenialFeatures, sample: pd.DataFrame
+) -> None:
+    frame = sample[list(REQUIRED_COLUMNS)].head(1_000).copy()
+    codes = list(frame["carc_codes"])
+    codes[::7] = [["CO-777", "PR-3"]] * len(codes[::7])
+    frame["carc_codes"] = codes
+    from_frame = fitted.transform(validate(frame).frame)
+    from_rows = fitted.encode(DenialColumns.from_records(_service_rows(frame)))
+    np.testing.assert_array_equal(from_rows, from_frame)
+
+
+@pytest.mark.parametrize("rows", [1, 2, 37])
+def test_a_few_rows_encode_as_they_do_in_a_large_batch(
+    fitted: DenialFeatures, sample: pd.DataFrame, rows: int
+) -> None:
+    records = _service_rows(sample.head(500))
+    whole = fitted.encode(DenialColumns.from_records(records))
+    part = fitted.encode(DenialColumns.from_records(records[100 : 100 + rows]))
+    np.testing.assert_array_equal(part, whole[100 : 100 + rows])
