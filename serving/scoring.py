@@ -15,7 +15,9 @@ import datetime as dt
 import json
 import math
 import shutil
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,8 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from features.contract import validate
+from features.contract import clean_records, validate
+from features.pipeline import DenialColumns
 from serving.reasons import plain_reasons
 from serving.schemas import EXAMPLE_DENIAL
 from training.tracking import CHAMPION, MODEL_NAME, alias_version, load_triage_model
@@ -36,17 +39,46 @@ TASKS = ("root_cause", "recovery", "preventable")
 
 
 def score_denials(
-    model: TriageModel, frame: pd.DataFrame, *, explain: bool = True, top: int = 5
+    model: TriageModel,
+    denials: pd.DataFrame | Sequence[Mapping[str, Any]],
+    *,
+    explain: bool = True,
+    top: int = 5,
 ) -> list[dict[str, Any]]:
-    """Result objects (the API's ``DenialScore``) for validated contract rows, in order."""
-    scores = model.score(frame)
-    explanations = model.explain(frame, top=top) if explain else [None] * len(frame)
+    """Result objects (the API's ``DenialScore``) for validated denials, in order.
+
+    ``denials`` is a contract frame (files, batch scoring) or rows already coerced by the
+    contract (:func:`features.contract.clean_records`, the service's requests); both are read
+    into the same columns and scored by the same code.
+    """
+    columns = (
+        DenialColumns.from_frame(denials)
+        if isinstance(denials, pd.DataFrame)
+        else DenialColumns.from_records(denials)
+    )
+    assessment = model.assess(columns, explain=explain, top=top)
+    explanations = assessment.explanations or [None] * columns.rows
     return [
         _result(denial_id, row, explanation)
         for denial_id, row, explanation in zip(
-            frame["denial_id"], scores.to_dict(orient="records"), explanations, strict=True
+            columns.text["denial_id"], _score_rows(assessment.scores), explanations, strict=True
         )
     ]
+
+
+def _score_rows(scores: dict[str, Any]) -> list[dict[str, Any]]:
+    """Score columns as one plain dict per row (numpy values as Python values)."""
+    names = list(scores)
+    values = [_plain(scores[name]) for name in names]
+    return [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
+
+
+def _plain(column: Any) -> list[Any]:
+    if isinstance(column, np.ndarray):
+        if np.issubdtype(column.dtype, np.datetime64):
+            return np.datetime_as_string(column, unit="D").tolist()
+        return column.tolist()
+    return list(column)
 
 
 def _result(denial_id: str, row: dict[str, Any], explanation: dict | None) -> dict[str, Any]:
@@ -78,7 +110,7 @@ def _result(denial_id: str, row: dict[str, Any], explanation: dict | None) -> di
             "cost_to_work": float(row["cost_to_work"]),
             "effort_hours": float(row["effort_hours"]),
             "urgency": float(row["urgency"]),
-            "deadline": pd.Timestamp(row["deadline"]).date().isoformat(),
+            "deadline": row["deadline"],
             "deadline_rule": row["deadline_rule"],
             "days_to_deadline": int(row["days_to_deadline"]),
         },
@@ -131,8 +163,9 @@ class LoadedModel:
     source: str  # "registry" or "cache"
     loaded_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
-    @property
+    @cached_property
     def mapping_version(self) -> str:
+        # Hashing the whole mapping takes about a millisecond: once per model, not per request.
         return self.triage.mapping_version
 
 
@@ -186,9 +219,10 @@ def canary_check(triage: object) -> None:
         raise ModelRejected(
             f"the registered object is a {type(triage).__name__}, not a TriageModel"
         )
-    frame = validate(pd.DataFrame([EXAMPLE_DENIAL])).frame
+    # The service's own path (coerced rows, not a frame), which also builds what it caches.
+    denials = clean_records([EXAMPLE_DENIAL]) or validate(pd.DataFrame([EXAMPLE_DENIAL])).frame
     try:
-        result = score_denials(triage, frame, explain=True, top=3)[0]
+        result = score_denials(triage, denials, explain=True, top=3)[0]
     except Exception as exc:  # any failure here means the model must not serve
         raise ModelRejected(f"the model fails to score a known denial: {exc!r}") from exc
     probabilities = list(result["root_cause"]["probabilities"].values())

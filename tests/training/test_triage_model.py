@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import pickle
+
 import numpy as np
 import pandas as pd
 import pytest
 import shap
 from conftest import small_specs
 
-from features.contract import REQUIRED_COLUMNS, ROOT_CAUSES
+from features.contract import REQUIRED_COLUMNS, ROOT_CAUSES, clean_records
+from features.pipeline import DenialColumns
 from training.fit import fit_triage_model
-from training.triage_model import TriageModel
+from training.tracking import example_payload
+from training.triage_model import TriageModel, split_by_class
 
 
 @pytest.fixture(scope="module")
@@ -166,3 +171,66 @@ def test_a_history_with_only_the_required_fields_trains(
     scores = model.score(test[list(REQUIRED_COLUMNS)].head(50))
     assert scores["root_cause"].isin(ROOT_CAUSES).all()
     assert scores["recovery_probability"].between(0, 1).all()
+
+
+def test_each_class_booster_gives_that_class_exact_contributions(
+    triage_model: TriageModel, rows: pd.DataFrame
+) -> None:
+    """Splitting the root-cause model by class changes no contribution, not even by a bit."""
+    matrix = triage_model.features.transform(rows)
+    booster = triage_model.root_cause_model.booster_
+    classes = booster.num_model_per_iteration()
+    every_class = np.asarray(booster.predict(matrix, pred_contrib=True))
+    every_class = every_class.reshape(len(matrix), classes, -1)
+    raw = booster.predict(matrix, raw_score=True)
+    split = split_by_class(booster)
+    assert len(split) == classes == len(triage_model.root_cause_classes)
+    for k, class_booster in enumerate(split):
+        contributions = class_booster.predict(matrix, pred_contrib=True)
+        np.testing.assert_array_equal(contributions, every_class[:, k])
+        np.testing.assert_allclose(contributions.sum(axis=1), raw[:, k], rtol=0, atol=1e-9)
+
+
+def test_the_top_class_is_explained_as_the_whole_model_explains_it(
+    triage_model: TriageModel, rows: pd.DataFrame
+) -> None:
+    sample = rows.head(120)
+    matrix = triage_model.features.transform(sample)
+    booster = triage_model.root_cause_model.booster_
+    whole = np.asarray(booster.predict(matrix, pred_contrib=True))
+    whole = whole.reshape(len(sample), booster.num_model_per_iteration(), -1)
+    top = triage_model.score(sample)["root_cause"].map(triage_model.root_cause_classes.index)
+    expected = whole[np.arange(len(sample)), top.to_numpy()]
+    names = triage_model.features.feature_names_
+    for explanation, contributions in zip(
+        triage_model.explain(sample, top=5), expected, strict=True
+    ):
+        root = explanation["root_cause"]
+        assert root.base_value == contributions[-1]
+        for item in root.contributions:
+            assert item["contribution"] == contributions[names.index(item["feature"])]
+
+
+def test_a_pickled_model_leaves_its_split_boosters_behind_and_still_explains(
+    triage_model: TriageModel, rows: pd.DataFrame
+) -> None:
+    sample = rows.head(5)
+    explained = triage_model.explain(sample)  # builds and keeps the per-class boosters
+    copied = pickle.loads(pickle.dumps(triage_model))
+    assert [name for name in vars(triage_model) if "boosters" in name]
+    assert not [name for name in vars(copied) if "boosters" in name]
+    assert copied.explain(sample) == explained
+
+
+@pytest.mark.parametrize("rows_in_batch", [1, 7, 250])
+def test_rows_read_without_pandas_score_and_explain_as_the_frame_does(
+    triage_model: TriageModel, rows: pd.DataFrame, rows_in_batch: int
+) -> None:
+    """The service's path against the pandas path, one thread and several (250 rows)."""
+    sample = rows.head(rows_in_batch)
+    records = clean_records(json.loads(example_payload(sample).to_json(orient="records")))
+    assert records is not None
+    assessed = triage_model.assess(DenialColumns.from_records(records), explain=True)
+    scored = pd.DataFrame(assessed.scores, index=sample.index)
+    pd.testing.assert_frame_equal(scored, triage_model.score(sample), check_exact=True)
+    assert assessed.explanations == triage_model.explain(sample)
