@@ -4,6 +4,10 @@ Plain synchronous methods, called from worker threads by the routes. The model r
 swapped in one assignment, so a request that started with the old model finishes with it, and
 nothing is kept in the process that two replicas sharing one database would disagree on: keys,
 scores and feedback live in the database, and an authenticated key is remembered only briefly.
+
+Audit records are written behind the request by :class:`serving.audit_writer.AuditWriter`;
+every use of the database here waits for the records handed over before it, so this process
+always reads its own scores.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -22,8 +27,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from denial_triage.settings import Settings
-from features.contract import validate
+from features.contract import clean_records, validate
 from serving import metrics, repository
+from serving.audit_writer import AuditWriter
 from serving.auth import Caller
 from serving.database import make_engine, session_factory, upgrade_database
 from serving.errors import ServiceError
@@ -48,6 +54,7 @@ class ServiceState:
         self._auth_cache: dict[str, tuple[float, Caller]] = {}
         self.engine = None
         self.sessions = None
+        self.audit_writer: AuditWriter | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -57,6 +64,9 @@ class ServiceState:
         upgrade_database(url)
         self.engine = make_engine(url)
         self.sessions = session_factory(self.engine)
+        if getattr(self.settings, "audit_write_behind", True):
+            self.audit_writer = AuditWriter(repository.audit_writer(self.sessions), self._spool)
+            self.audit_writer.start()
         self.refresh_model()
         if self.model is None:
             self._load_cached(self.model_problem or "")
@@ -66,15 +76,24 @@ class ServiceState:
             )
 
     def stop(self) -> None:
+        if self.audit_writer is not None:
+            self.audit_writer.close()
         self.drain_spool()
         if self.engine is not None:
             self.engine.dispose()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
+        """A database session that sees every score this process has answered so far."""
         assert self.sessions is not None, "the service has not started"
+        self.flush_audit()
         with self.sessions() as session:
             yield session
+
+    def flush_audit(self) -> None:
+        """Wait until the audit records of every answered request are written (or spooled)."""
+        if self.audit_writer is not None:
+            self.audit_writer.flush()
 
     # ------------------------------------------------------------------ models
 
@@ -158,8 +177,9 @@ class ServiceState:
                 f"the limit is {self.settings.max_batch_denials}",
             )
         payload = [denial.model_dump(mode="json") for denial in body.denials]
-        frame = _contract_frame(payload)
-        return self._score_frame(frame, payload, caller, request_id, body.explain, body.top_reasons)
+        # Clean, plainly typed rows skip pandas; anything else gets the full contract check.
+        denials = clean_records(payload) or _contract_frame(payload)
+        return self._score(denials, payload, caller, request_id, body.explain, body.top_reasons)
 
     def score_remittance(
         self, content: bytes, filename: str, caller: Caller, request_id: str
@@ -174,11 +194,11 @@ class ServiceState:
         if frame.empty:
             return self._response([], self._model(), request_id)
         payload = json.loads(frame.to_json(orient="records", date_format="iso"))
-        return self._score_frame(frame, payload, caller, request_id, True, 5)
+        return self._score(frame, payload, caller, request_id, True, 5)
 
-    def _score_frame(
+    def _score(
         self,
-        frame: pd.DataFrame,
+        denials: pd.DataFrame | list[dict[str, Any]],
         payload: list[dict[str, Any]],
         caller: Caller,
         request_id: str,
@@ -186,7 +206,7 @@ class ServiceState:
         top: int,
     ) -> ScoreResponse:
         model = self._model()
-        results = score_denials(model.triage, frame, explain=explain, top=top)
+        results = score_denials(model.triage, denials, explain=explain, top=top)
         response = self._response(results, model, request_id)
         self._audit(response, payload, caller)
         metrics.DENIALS_SCORED.inc(len(results))
@@ -210,31 +230,25 @@ class ServiceState:
     def _audit(
         self, response: ScoreResponse, payload: list[dict[str, Any]], caller: Caller
     ) -> None:
-        """One audit record per denial; spooled to disk when the database is away."""
-        records = [
-            repository.audit_record(
-                request_id=response.request_id,
-                denial=denial,
-                caller=caller.name,
-                model_version=response.model_version,
-                mapping_version=response.mapping_version,
-                outputs=result.model_dump(mode="json", exclude=_EXPLANATIONS),
-                explanation={
-                    t: getattr(result, t).model_dump(mode="json")["explanation"] for t in _TASKS
-                },
-                scored_at=response.scored_at,
-            )
-            for result, denial in zip(response.results, payload, strict=True)
-        ]
+        """One audit record per denial, written behind the request (or here, when write-behind
+        is off); spooled to disk when the database is away."""
+        build = partial(_audit_records, response, payload, caller.name)
+        if self.audit_writer is not None:
+            self.audit_writer.submit(build)
+            return
+        records = build()
         try:
             with self.session() as session:
                 repository.record_scores(session, records)
         except SQLAlchemyError:
-            self.spool.append(records)
-            metrics.AUDIT_SPOOLED.inc(len(records))
-            logger.warning(
-                "audit records spooled: database unreachable", extra={"records": len(records)}
-            )
+            self._spool(records)
+
+    def _spool(self, records: list[dict[str, Any]]) -> None:
+        self.spool.append(records)
+        metrics.AUDIT_SPOOLED.inc(len(records))
+        logger.warning(
+            "audit records spooled: database unreachable", extra={"records": len(records)}
+        )
 
     def drain_spool(self) -> int:
         if self.sessions is None or not self.spool.pending():
@@ -297,7 +311,29 @@ class ServiceState:
 
 
 _TASKS = ("root_cause", "recovery", "preventable")
-_EXPLANATIONS = {task: {"explanation"} for task in _TASKS}
+
+
+def _audit_records(
+    response: ScoreResponse, payload: list[dict[str, Any]], caller: str
+) -> list[dict[str, Any]]:
+    """The audit records of one answered request: outputs and explanations apart."""
+    records = []
+    for result, denial in zip(response.results, payload, strict=True):
+        outputs = result.model_dump(mode="json")  # once, then split: dumps dominate the cost
+        explanation = {task: outputs[task].pop("explanation") for task in _TASKS}
+        records.append(
+            repository.audit_record(
+                request_id=response.request_id,
+                denial=denial,
+                caller=caller,
+                model_version=response.model_version,
+                mapping_version=response.mapping_version,
+                outputs=outputs,
+                explanation=explanation,
+                scored_at=response.scored_at,
+            )
+        )
+    return records
 
 
 def _contract_frame(payload: list[dict[str, Any]]) -> pd.DataFrame:

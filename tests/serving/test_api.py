@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -253,3 +254,20 @@ def test_the_service_uses_postgresql_when_told(
             f"/v1/denials/{body['results'][0]['denial_id']}", headers=auth(keys["reviewer"])
         )
         assert read.status_code == 200
+
+
+def test_every_denial_scored_concurrently_is_read_back(service, trained) -> None:
+    """Audit records are written behind the response, yet every one is there to read."""
+    client, keys = service
+    denials = payload(trained[1].iloc[100:160])
+    for i, denial in enumerate(denials):
+        denial["denial_id"] = f"concurrent-{i}"
+    batches = [denials[i : i + 6] for i in range(0, len(denials), 6)]
+    with ThreadPoolExecutor(4) as pool:
+        answered = list(pool.map(lambda batch: score(client, keys["scorer"], batch), batches))
+    reviewer = auth(keys["reviewer"])
+    for body, batch in zip(answered, batches, strict=True):
+        for denial in batch:
+            stored = client.get(f"/v1/denials/{denial['denial_id']}", headers=reviewer)
+            assert stored.status_code == 200, stored.text
+            assert stored.json()["request_id"] == body["request_id"]
