@@ -266,13 +266,10 @@ _PATTERNS = {c.name: re.compile(c.pattern, re.ASCII) for c in COLUMNS if c.patte
 
 
 def _clean_record(record: Mapping[str, Any]) -> dict[str, Any]:
-    if any(name in record for name in LABEL_COLUMNS):
+    if not _LABELS.isdisjoint(record):
         raise _NeedsFullCheck
-    return {
-        column.name: _FAST_COERCERS[column.kind](record.get(column.name))
-        for column in COLUMNS
-        if column.role is not Role.LABEL
-    }
+    get = record.get
+    return {name: coerce(get(name)) for name, coerce in _FAST_COLUMNS}
 
 
 def _fast_text(value: object) -> str | None:
@@ -334,6 +331,16 @@ _FAST_COERCERS = {
     Kind.BOOLEAN: _fast_boolean,
     Kind.STRING_LIST: _fast_list,
 }
+_LABELS = frozenset(LABEL_COLUMNS)
+_FAST_COLUMNS = tuple((c.name, _FAST_COERCERS[c.kind]) for c in COLUMNS if c.role is not Role.LABEL)
+# Columns with a rule a coerced value can break (a required value, allowed values, a pattern
+# or a minimum); the others hold any value their coercion lets through.
+_RULED_COLUMNS = tuple(
+    c
+    for c in COLUMNS
+    if c.role is Role.REQUIRED
+    or (c.role is not Role.LABEL and (c.allowed or c.pattern or c.minimum is not None))
+)
 
 
 def _round_column(rows: list[dict[str, Any]], name: str) -> None:
@@ -349,8 +356,8 @@ def _round_column(rows: list[dict[str, Any]], name: str) -> None:
 
 def _check_clean_row(row: dict[str, Any]) -> None:
     """Every single-column and cross-column rule of the contract, on one coerced row."""
-    for column in COLUMNS:
-        if column.role is not Role.LABEL and not _obeys(column, row[column.name]):
+    for column in _RULED_COLUMNS:
+        if not _obeys(column, row[column.name]):
             raise _NeedsFullCheck
     if row["service_date"] > row["denial_date"] or row["denied_amount"] > row["billed_amount"]:
         raise _NeedsFullCheck

@@ -238,12 +238,11 @@ class TriageModel:
                 self.preventable_model, self.preventable_calibration, matrix, threads
             ),
         }
+        per_task = {
+            task: self._explanations_of(task, c, matrix, top) for task, c in contributions.items()
+        }
         return [
-            {
-                task: self._explanation(task, c[i], matrix[i], top)
-                for task, c in contributions.items()
-            }
-            for i in range(len(matrix))
+            {task: explained[i] for task, explained in per_task.items()} for i in range(len(matrix))
         ]
 
     def _root_cause_contributions(
@@ -277,23 +276,32 @@ class TriageModel:
         contributions[:, -1] += calibration.intercept  # the base value absorbs the intercept
         return contributions
 
-    def _explanation(
-        self, model: str, contributions: np.ndarray, row: np.ndarray, top: int
-    ) -> Explanation:
-        features, base = contributions[:-1], float(contributions[-1])
-        order = np.argsort(-np.abs(features), kind="stable")[:top]
+    def _explanations_of(
+        self, model: str, contributions: np.ndarray, matrix: np.ndarray, top: int
+    ) -> list[Explanation]:
+        """One model's explanation of every row: its ``top`` largest contributions, the rest
+        summed, so base + listed + rest = output. Sorted for all rows at once."""
+        features = contributions[:, :-1]
+        order = np.argsort(-np.abs(features), axis=1, kind="stable")[:, :top]
         names = self.features.feature_names_
-        listed = [
-            {
-                "feature": names[i],
-                "value": self._value_text(i, row[i]),
-                "contribution": float(features[i]),
-            }
-            for i in order
-            if features[i] != 0.0
-        ]
-        rest = float(features.sum() - sum(item["contribution"] for item in listed))
-        return Explanation(model, float(contributions.sum()), base, listed, rest)
+        explanations = []
+        for row, columns in enumerate(order.tolist()):
+            values = features[row]
+            listed = [
+                {
+                    "feature": names[i],
+                    "value": self._value_text(i, matrix[row, i]),
+                    "contribution": float(values[i]),
+                }
+                for i in columns
+                if values[i] != 0.0
+            ]
+            rest = float(values.sum() - sum(item["contribution"] for item in listed))
+            output = float(contributions[row].sum())
+            explanations.append(
+                Explanation(model, output, float(contributions[row, -1]), listed, rest)
+            )
+        return explanations
 
     def _value_text(self, index: int, value: np.floating) -> str:
         """A feature value as a reviewer reads it: category names, not integer codes."""
