@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -26,9 +26,10 @@ from sqlalchemy.exc import SQLAlchemyError
 logger = logging.getLogger(__name__)
 
 Records = list[dict[str, Any]]
-Build = Callable[[], Records]
+Build = Callable[[], Iterable[Records]]  # a request's records, built chunk by chunk
 MAX_WAITING_REQUESTS = 64  # beyond this, requests wait: memory stays bounded under overload
 MAX_REQUESTS_PER_BATCH = 32
+RECORDS_PER_TRANSACTION = 1_000  # small requests share one; a large one is written in parts
 
 
 class AuditWriter:
@@ -47,7 +48,8 @@ class AuditWriter:
         self._thread.start()
 
     def submit(self, build: Build) -> None:
-        """Hand over one request's records (built by ``build`` on the writer thread)."""
+        """Hand over one request's records (built by ``build``, chunk by chunk, on the writer
+        thread, so a 10,000-denial request never holds all its records at once)."""
         if not self._thread.is_alive():
             self._handle([build])  # not started, or closed: write here and now
             return
@@ -86,9 +88,16 @@ class AuditWriter:
                 return  # close() asked to stop, after the jobs queued before it
 
     def _handle(self, builds: list[Build]) -> None:
-        records = [record for build in builds for record in _built(build)]
-        if not records:
-            return
+        pending: Records = []
+        for chunk in _chunks(builds):
+            pending.extend(chunk)
+            if len(pending) >= RECORDS_PER_TRANSACTION:
+                self._write(pending)
+                pending = []
+        if pending:
+            self._write(pending)
+
+    def _write(self, records: Records) -> None:
         try:
             self._write_records(records)
         except Exception as exc:  # the database is away, or refused the batch: keep it on disk
@@ -103,9 +112,9 @@ class AuditWriter:
             logger.exception("audit records lost: the spool could not store them")
 
 
-def _built(build: Build) -> Records:
-    try:
-        return build()
-    except Exception:  # a defect in building, not in the database: report it, keep going
-        logger.exception("audit records could not be built")
-        return []
+def _chunks(builds: list[Build]) -> Iterator[Records]:
+    for build in builds:
+        try:
+            yield from build()
+        except Exception:  # a defect in building, not in the database: report it, keep going
+            logger.exception("audit records could not be built")

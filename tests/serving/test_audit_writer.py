@@ -17,8 +17,10 @@ from serving.spool import AuditSpool
 Records = list[dict]
 
 
-def records(request: str, count: int) -> Records:
-    return [{"record_id": f"{request}-{i}", "denial_id": f"D-{i}"} for i in range(count)]
+def records(request: str, count: int) -> list[Records]:
+    """One request's records, as the service builds them: in chunks."""
+    chunk = [{"record_id": f"{request}-{i}", "denial_id": f"D-{i}"} for i in range(count)]
+    return [chunk[:2], chunk[2:]]
 
 
 class Database:
@@ -80,6 +82,16 @@ def test_requests_from_many_threads_are_written_once_in_shared_batches(writer, d
     assert database.batches < 8 * 25  # requests that waited together shared a commit
 
 
+def test_a_large_request_is_written_in_parts(writer, database) -> None:
+    writer.submit(
+        lambda: [
+            [{"record_id": f"big-{i}"} for i in range(j, j + 500)] for j in range(0, 2_500, 500)
+        ]
+    )
+    assert writer.flush(timeout=10)
+    assert len(database.rows) == 2_500 and database.batches == 3  # 1,000 + 1,000 + 500
+
+
 def test_records_the_database_refuses_go_to_the_spool(writer, database, spilled) -> None:
     database.down = True
     writer.submit(lambda: records("away", 3))
@@ -92,7 +104,7 @@ def test_records_the_database_refuses_go_to_the_spool(writer, database, spilled)
 
 
 def test_a_request_whose_records_cannot_be_built_does_not_stop_the_writer(writer, database) -> None:
-    def broken() -> Records:
+    def broken() -> list[Records]:
         raise ValueError("a defect while building records")
 
     writer.submit(broken)
@@ -123,12 +135,12 @@ def test_records_reach_a_real_database_and_the_spool_when_it_is_away(tmp_path: P
     audit = AuditWriter(repository.audit_writer(session_factory(engine)), spool.append)
     audit.start()
     try:
-        audit.submit(lambda: [audited("D-1"), audited("D-2")])
+        audit.submit(lambda: [[audited("D-1"), audited("D-2")]])
         assert audit.flush(timeout=10)
         with session_factory(engine)() as session:
             assert repository.count_scores(session) == 2
         broken = AuditWriter(lambda batch: _raise_operational(), spool.append)
-        broken.submit(lambda: [audited("D-3")])  # not started: written (here, spooled) at once
+        broken.submit(lambda: [[audited("D-3")]])  # not started: written (here, spooled) at once
         assert spool.pending() == 1
     finally:
         audit.close()
