@@ -1,44 +1,220 @@
 """Audit records written behind the request, in batches, and never dropped.
 
-A score request hands its scored denials over and answers at once; one thread builds their
-audit records and writes them, a batch of requests per transaction. Writing one transaction
-per request on the request path cost more than scoring (about 0.3 ms a denial in a batch of
-1,000, most of it turning the documents into JSON), and a batch shares one commit.
+A score request hands its scored denials over as an :class:`AuditJob` and answers at once;
+the writer thread collects the jobs waiting and has them stored, a batch of requests per
+transaction (a large request in transactions of 1,000 records). Building and writing the
+records cost more than scoring itself (about 0.35 ms a denial, mostly turning documents into
+JSON), so by default a worker process does it (:class:`ProcessStore`), on another core and
+outside the service's interpreter lock; :class:`LocalStore` does the same work in this
+process, and takes over whenever the worker cannot.
 
 Nothing is dropped on the way: a batch the database refuses goes to the durable spool, as a
 synchronous write would; :meth:`AuditWriter.flush` waits until everything handed over so far
 is written or spooled, and :meth:`AuditWriter.close` flushes before it returns. The service
-flushes before every read of its database, so a caller always reads its own scores. What a
-hard kill of the process (SIGKILL, power loss) takes with it is what waited in memory: the
-last milliseconds of records; a site that must never lose those turns write-behind off.
+flushes before every read of its database, so a caller always reads its own scores. Record
+ids are fixed by job and position before any write, so a batch written again after a worker
+died midway is stored once. What a hard kill of the service (SIGKILL, power loss) takes with
+it is what waited in memory: the last milliseconds of records.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import multiprocessing
 import queue
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
+
+from serving import repository
 
 logger = logging.getLogger(__name__)
 
 Records = list[dict[str, Any]]
-Build = Callable[[], Iterable[Records]]  # a request's records, built chunk by chunk
 MAX_WAITING_REQUESTS = 64  # beyond this, requests wait: memory stays bounded under overload
 MAX_REQUESTS_PER_BATCH = 32
 RECORDS_PER_TRANSACTION = 1_000  # small requests share one; a large one is written in parts
+TASKS = ("root_cause", "recovery", "preventable")
+
+
+@dataclass(frozen=True)
+class AuditJob:
+    """One answered request, as its audit records are built from (picklable, for a worker)."""
+
+    request_id: str
+    model_version: str
+    mapping_version: str
+    scored_at: dt.datetime
+    caller: str
+    results: list[dict[str, Any]]  # the plain results the response was validated from
+    payload: list[dict[str, Any]]  # the denials as received
+    job_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def records(self) -> Iterator[Records]:
+        """The job's audit records, outputs and explanations apart, in transaction chunks."""
+        for start in range(0, len(self.results), RECORDS_PER_TRANSACTION):
+            end = min(start + RECORDS_PER_TRANSACTION, len(self.results))
+            yield [self._record(i) for i in range(start, end)]
+
+    def _record(self, position: int) -> dict[str, Any]:
+        result = self.results[position]
+        record = repository.audit_record(
+            request_id=self.request_id,
+            denial=self.payload[position],
+            caller=self.caller,
+            model_version=self.model_version,
+            mapping_version=self.mapping_version,
+            outputs={
+                name: {k: v for k, v in value.items() if k != "explanation"}
+                if name in TASKS
+                else value
+                for name, value in result.items()
+            },
+            explanation={task: result[task]["explanation"] for task in TASKS},
+            scored_at=self.scored_at,
+        )
+        # Fixed by job and position: written again after a worker died, it is stored once.
+        record["record_id"] = str(uuid.uuid5(uuid.UUID(self.job_id), str(position)))
+        return record
+
+
+def transactions(jobs: Iterable[AuditJob]) -> Iterator[Records]:
+    """The records of ``jobs`` grouped into transactions of about 1,000 records."""
+    pending: Records = []
+    for job in jobs:
+        for chunk in _built(job):
+            pending.extend(chunk)
+            if len(pending) >= RECORDS_PER_TRANSACTION:
+                yield pending
+                pending = []
+    if pending:
+        yield pending
+
+
+def _built(job: AuditJob) -> Iterator[Records]:
+    try:
+        yield from job.records()
+    except Exception:  # a defect in building, not the database: report it, keep the others
+        logger.exception("audit records of request %s could not be built", job.request_id)
+
+
+class Store(Protocol):
+    def store(self, jobs: list[AuditJob]) -> int:
+        """Write the jobs' records, spooling what the database refuses; returns how many
+        records were spooled."""
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class LocalStore:
+    """Builds and writes records in this process."""
+
+    write: Callable[[Records], int]  # commits records to the database
+    spill: Callable[[Records], None]  # stores records durably when the database refuses them
+
+    def store(self, jobs: list[AuditJob]) -> int:
+        spooled = 0
+        for records in transactions(jobs):
+            try:
+                self.write(records)
+            except Exception as exc:  # the database is away, or refused them: keep them on disk
+                if not isinstance(exc, SQLAlchemyError):
+                    logger.exception("audit records not written to the database; spooling them")
+                self._spill_safely(records)
+                spooled += len(records)
+        return spooled
+
+    def _spill_safely(self, records: Records) -> None:
+        try:
+            self.spill(records)
+        except Exception:  # nothing is left to try; say so loudly
+            logger.exception("%d audit records lost: the spool could not store them", len(records))
+
+    def close(self) -> None:
+        pass
+
+
+class ProcessStore:
+    """Builds and writes records in a worker process; does it here when the worker cannot."""
+
+    MAX_RESTARTS = 3  # a worker that keeps dying is given up: this process does the work
+
+    def __init__(self, database_url: str, spool_dir: Path, fallback: LocalStore) -> None:
+        self._arguments = (database_url, str(spool_dir))
+        self._fallback = fallback
+        self._restarts = 0
+        self._pool: ProcessPoolExecutor | None = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        # A fresh interpreter, not a fork of this threaded one (a fork can copy held locks).
+        pool = ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_open_worker_store,
+            initargs=self._arguments,
+        )
+        pool.submit(_store_in_worker, [])  # start the worker now, not on the first request
+        return pool
+
+    def store(self, jobs: list[AuditJob]) -> int:
+        if self._pool is None:
+            return self._fallback.store(jobs)
+        try:
+            return self._pool.submit(_store_in_worker, jobs).result()
+        except BrokenProcessPool:
+            logger.exception("the audit worker died; this batch is written by the service")
+            self._replace_worker()
+        except Exception:  # a defect met in the worker: the service retries, ids make it safe
+            logger.exception("the audit worker failed; this batch is written by the service")
+        return self._fallback.store(jobs)
+
+    def _replace_worker(self) -> None:
+        assert self._pool is not None
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._restarts += 1
+        self._pool = self._start() if self._restarts <= self.MAX_RESTARTS else None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+
+_WORKER_STORE: LocalStore | None = None
+
+
+def _open_worker_store(database_url: str, spool_dir: str) -> None:
+    """In the worker process: its own engine and spool."""
+    from serving.database import make_engine, session_factory
+    from serving.spool import AuditSpool
+
+    global _WORKER_STORE
+    sessions = session_factory(make_engine(database_url))
+    _WORKER_STORE = LocalStore(
+        repository.audit_writer(sessions), AuditSpool(Path(spool_dir)).append
+    )
+
+
+def _store_in_worker(jobs: list[AuditJob]) -> int:
+    assert _WORKER_STORE is not None, "the worker store was not opened"
+    return _WORKER_STORE.store(jobs)
 
 
 class AuditWriter:
-    """One background thread writing the audit records of scored requests."""
+    """One background thread handing the audit jobs of answered requests to a store."""
 
-    def __init__(self, write: Callable[[Records], int], spill: Callable[[Records], None]) -> None:
-        self._write_records = write  # commits records to the database
-        self._spill = spill  # stores records durably when the database refuses them
-        self._jobs: queue.Queue[Build | None] = queue.Queue(MAX_WAITING_REQUESTS)
+    def __init__(self, store: Store, spooled: Callable[[int], None] = lambda _: None) -> None:
+        self._store = store
+        self._spooled = spooled  # told how many records went to the spool
+        self._jobs: queue.Queue[AuditJob | None] = queue.Queue(MAX_WAITING_REQUESTS)
         self._progress = threading.Condition()
         self._submitted = 0
         self._finished = 0
@@ -47,15 +223,14 @@ class AuditWriter:
     def start(self) -> None:
         self._thread.start()
 
-    def submit(self, build: Build) -> None:
-        """Hand over one request's records (built by ``build``, chunk by chunk, on the writer
-        thread, so a 10,000-denial request never holds all its records at once)."""
+    def submit(self, job: AuditJob) -> None:
+        """Hand over one answered request's audit job."""
         if not self._thread.is_alive():
-            self._handle([build])  # not started, or closed: write here and now
+            self._handle([job])  # not started, or closed: store it here and now
             return
         with self._progress:
             self._submitted += 1
-        self._jobs.put(build)
+        self._jobs.put(job)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything submitted before this call is written or spooled."""
@@ -66,10 +241,11 @@ class AuditWriter:
             )
 
     def close(self) -> None:
-        """Write what is waiting, then stop the thread."""
+        """Store what is waiting, then stop the thread and the store."""
         if self._thread.is_alive():
             self._jobs.put(None)
             self._thread.join()
+        self._store.close()
 
     def _run(self) -> None:
         while True:
@@ -79,42 +255,21 @@ class AuditWriter:
                     jobs.append(self._jobs.get_nowait())
                 except queue.Empty:
                     break
-            builds = [job for job in jobs if job is not None]
-            self._handle(builds)
+            batch = [job for job in jobs if job is not None]
+            self._handle(batch)
             with self._progress:
-                self._finished += len(builds)
+                self._finished += len(batch)
                 self._progress.notify_all()
-            if len(builds) < len(jobs):
+            if len(batch) < len(jobs):
                 return  # close() asked to stop, after the jobs queued before it
 
-    def _handle(self, builds: list[Build]) -> None:
-        pending: Records = []
-        for chunk in _chunks(builds):
-            pending.extend(chunk)
-            if len(pending) >= RECORDS_PER_TRANSACTION:
-                self._write(pending)
-                pending = []
-        if pending:
-            self._write(pending)
-
-    def _write(self, records: Records) -> None:
+    def _handle(self, jobs: list[AuditJob]) -> None:
+        if not jobs:
+            return
         try:
-            self._write_records(records)
-        except Exception as exc:  # the database is away, or refused the batch: keep it on disk
-            if not isinstance(exc, SQLAlchemyError):
-                logger.exception("audit batch not written to the database; spooling it")
-            self._spill_safely(records)
-
-    def _spill_safely(self, records: Records) -> None:
-        try:
-            self._spill(records)
-        except Exception:  # nothing is left to try; say so loudly
-            logger.exception("audit records lost: the spool could not store them")
-
-
-def _chunks(builds: list[Build]) -> Iterator[Records]:
-    for build in builds:
-        try:
-            yield from build()
-        except Exception:  # a defect in building, not in the database: report it, keep going
-            logger.exception("audit records could not be built")
+            spooled = self._store.store(jobs)
+        except Exception:  # a defect, not the database: report it and keep the thread alive
+            logger.exception("audit records of %d requests could not be stored", len(jobs))
+            return
+        if spooled:
+            self._spooled(spooled)

@@ -20,7 +20,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -30,7 +29,7 @@ from sqlalchemy.orm import Session
 from denial_triage.settings import Settings
 from features.contract import clean_records, validate
 from serving import metrics, repository
-from serving.audit_writer import AuditWriter
+from serving.audit_writer import AuditJob, AuditWriter, LocalStore, ProcessStore
 from serving.auth import Caller
 from serving.database import make_engine, session_factory, upgrade_database
 from serving.errors import ServiceError
@@ -66,7 +65,7 @@ class ServiceState:
         self.engine = make_engine(url)
         self.sessions = session_factory(self.engine)
         if getattr(self.settings, "audit_write_behind", True):
-            self.audit_writer = AuditWriter(repository.audit_writer(self.sessions), self._spool)
+            self.audit_writer = AuditWriter(self._audit_store(url), self._spooled)
             self.audit_writer.start()
         self.refresh_model()
         if self.model is None:
@@ -76,6 +75,13 @@ class ServiceState:
                 "no model to serve; /readyz answers 503", extra={"reason": self.model_problem}
             )
         _settle_long_lived_objects()
+
+    def _audit_store(self, url: str) -> LocalStore | ProcessStore:
+        """Where audit records are built and written: a worker process unless turned off."""
+        local = LocalStore(repository.audit_writer(self.sessions), self.spool.append)
+        if not getattr(self.settings, "audit_worker_process", True):
+            return local
+        return ProcessStore(url, self.spool.folder, local)
 
     def stop(self) -> None:
         if self.audit_writer is not None:
@@ -238,23 +244,28 @@ class ServiceState:
     ) -> None:
         """One audit record per denial, written behind the request (or here, when write-behind
         is off); spooled to disk when the database is away."""
-        build = partial(_audit_records, response, results, payload, caller.name)
-        if self.audit_writer is not None:
-            self.audit_writer.submit(build)
-            return
-        for records in build():
-            try:
-                with self.session() as session:
-                    repository.record_scores(session, records)
-            except SQLAlchemyError:
-                self._spool(records)
-
-    def _spool(self, records: list[dict[str, Any]]) -> None:
-        self.spool.append(records)
-        metrics.AUDIT_SPOOLED.inc(len(records))
-        logger.warning(
-            "audit records spooled: database unreachable", extra={"records": len(records)}
+        job = AuditJob(
+            request_id=response.request_id,
+            model_version=response.model_version,
+            mapping_version=response.mapping_version,
+            scored_at=response.scored_at,
+            caller=caller.name,
+            results=results,
+            payload=payload,
         )
+        if self.audit_writer is not None:
+            self.audit_writer.submit(job)
+            return
+        assert self.sessions is not None, "the service has not started"
+        store = LocalStore(repository.audit_writer(self.sessions), self.spool.append)
+        self._spooled(store.store([job]))
+
+    def _spooled(self, records: int) -> None:
+        if records:
+            metrics.AUDIT_SPOOLED.inc(records)
+            logger.warning(
+                "audit records spooled: database unreachable", extra={"records": records}
+            )
 
     def drain_spool(self) -> int:
         if self.sessions is None or not self.spool.pending():
@@ -317,7 +328,6 @@ class ServiceState:
 
 
 _TASKS = ("root_cause", "recovery", "preventable")
-AUDIT_CHUNK = 1_000  # records built and written at a time
 
 
 def _settle_long_lived_objects() -> None:
@@ -326,56 +336,6 @@ def _settle_long_lived_objects() -> None:
     request for a few hundred milliseconds, several times per 1,000-denial request."""
     gc.collect()
     gc.freeze()
-
-
-def _audit_records(
-    response: ScoreResponse,
-    results: list[dict[str, Any]],
-    payload: list[dict[str, Any]],
-    caller: str,
-) -> Iterator[list[dict[str, Any]]]:
-    """The audit records of one answered request, outputs and explanations apart, in chunks.
-
-    Built from the plain results the response was validated from, which hold the very values
-    its JSON carries: dumping the validated models again cost 0.1 ms a denial.
-    """
-    for start in range(0, len(results), AUDIT_CHUNK):
-        yield _audit_chunk(
-            response,
-            results[start : start + AUDIT_CHUNK],
-            payload[start : start + AUDIT_CHUNK],
-            caller,
-        )
-
-
-def _audit_chunk(
-    response: ScoreResponse,
-    results: list[dict[str, Any]],
-    payload: list[dict[str, Any]],
-    caller: str,
-) -> list[dict[str, Any]]:
-    records = []
-    for result, denial in zip(results, payload, strict=True):
-        outputs = {
-            name: {k: v for k, v in value.items() if k != "explanation"}
-            if name in _TASKS
-            else value
-            for name, value in result.items()
-        }
-        explanation = {task: result[task]["explanation"] for task in _TASKS}
-        records.append(
-            repository.audit_record(
-                request_id=response.request_id,
-                denial=denial,
-                caller=caller,
-                model_version=response.model_version,
-                mapping_version=response.mapping_version,
-                outputs=outputs,
-                explanation=explanation,
-                scored_at=response.scored_at,
-            )
-        )
-    return records
 
 
 def _contract_frame(payload: list[dict[str, Any]]) -> pd.DataFrame:
