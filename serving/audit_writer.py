@@ -212,7 +212,7 @@ class AuditWriter:
     """One background thread handing the audit jobs of answered requests to a store."""
 
     def __init__(self, store: Store, spooled: Callable[[int], None] = lambda _: None) -> None:
-        self._store = store
+        self.store = store
         self._spooled = spooled  # told how many records went to the spool
         self._jobs: queue.Queue[AuditJob | None] = queue.Queue(MAX_WAITING_REQUESTS)
         self._progress = threading.Condition()
@@ -245,7 +245,7 @@ class AuditWriter:
         if self._thread.is_alive():
             self._jobs.put(None)
             self._thread.join()
-        self._store.close()
+        self.store.close()
 
     def _run(self) -> None:
         while True:
@@ -267,7 +267,7 @@ class AuditWriter:
         if not jobs:
             return
         try:
-            spooled = self._store.store(jobs)
+            spooled = self.store.store(jobs)
         except Exception:  # a defect, not the database: report it and keep the thread alive
             logger.exception("audit records of %d requests could not be stored", len(jobs))
             return

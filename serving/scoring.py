@@ -44,19 +44,21 @@ def score_denials(
     *,
     explain: bool = True,
     top: int = 5,
+    threads: int | None = None,
 ) -> list[dict[str, Any]]:
     """Result objects (the API's ``DenialScore``) for validated denials, in order.
 
     ``denials`` is a contract frame (files, batch scoring) or rows already coerced by the
     contract (:func:`features.contract.clean_records`, the service's requests); both are read
-    into the same columns and scored by the same code.
+    into the same columns and scored by the same code. ``threads``: LightGBM's, by default
+    :func:`training.triage_model.prediction_threads`.
     """
     columns = (
         DenialColumns.from_frame(denials)
         if isinstance(denials, pd.DataFrame)
         else DenialColumns.from_records(denials)
     )
-    assessment = model.assess(columns, explain=explain, top=top)
+    assessment = model.assess(columns, explain=explain, top=top, threads=threads)
     explanations = assessment.explanations or [None] * columns.rows
     return [
         _result(denial_id, row, explanation)
@@ -67,10 +69,16 @@ def score_denials(
 
 
 def _score_rows(scores: dict[str, Any]) -> list[dict[str, Any]]:
-    """Score columns as one plain dict per row (numpy values as Python values)."""
-    names = list(scores)
+    """Score columns as one plain dict per row (numpy values as Python values), the class
+    probabilities (``p_<class>`` columns) gathered into one ``probabilities`` dict."""
+    classes = [name[2:] for name in scores if name.startswith("p_")]
+    names = [name for name in scores if not name.startswith("p_")]
     values = [_plain(scores[name]) for name in names]
-    return [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
+    probabilities = zip(*(_plain(scores[f"p_{c}"]) for c in classes), strict=True)
+    return [
+        {**dict(zip(names, row, strict=True)), "probabilities": dict(zip(classes, p, strict=True))}
+        for row, p in zip(zip(*values, strict=True), probabilities, strict=True)
+    ]
 
 
 def _plain(column: Any) -> list[Any]:
@@ -83,13 +91,12 @@ def _plain(column: Any) -> list[Any]:
 
 def _result(denial_id: str, row: dict[str, Any], explanation: dict | None) -> dict[str, Any]:
     reasons = {t: plain_reasons(t, explanation[t]) if explanation else None for t in TASKS}
-    probabilities = {k[2:]: float(v) for k, v in row.items() if k.startswith("p_")}
     return {
         "denial_id": str(denial_id),
         "root_cause": {
             "category": row["root_cause"],
             "probability": float(row["root_cause_probability"]),
-            "probabilities": probabilities,
+            "probabilities": row["probabilities"],
             "mapped_by_codes": row["mapped_root_cause"],
             "explanation": reasons["root_cause"],
         },

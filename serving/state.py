@@ -39,6 +39,7 @@ from serving.schemas import FeedbackIn, FeedbackOut, ScoreRequest, ScoreResponse
 from serving.scoring import LoadedModel, ModelRejected, ModelStore, ModelUnavailable, score_denials
 from serving.spool import AuditSpool
 from training.tracking import configure_tracking
+from training.triage_model import prediction_threads
 
 AUTH_CACHE_SECONDS = 30.0  # a revoked key stops working everywhere within this time
 
@@ -214,7 +215,10 @@ class ServiceState:
         top: int,
     ) -> ScoreResponse:
         model = self._model()
-        results = score_denials(model.triage, denials, explain=explain, top=top)
+        # The audit worker keeps a core busy under load: LightGBM leaves it that core.
+        busy = 1 if isinstance(getattr(self.audit_writer, "store", None), ProcessStore) else 0
+        threads = prediction_threads(len(payload), busy_cores=busy)
+        results = score_denials(model.triage, denials, explain=explain, top=top, threads=threads)
         response = self._response(results, model, request_id)
         self._audit(response, results, payload, caller)
         metrics.DENIALS_SCORED.inc(len(results))

@@ -2,8 +2,9 @@
 
 One object answers every question a score needs: root cause, recovery, preventability, routing
 from the governed mapping, deadlines from the payer rules, the priority score and the reasons
-for human review. Batch scoring, evaluation and the API all call :meth:`TriageModel.score`, so
-there is no second implementation anywhere.
+for human review. :meth:`TriageModel.assess` is the one implementation: the API and batch
+scoring call it directly, evaluation through :meth:`TriageModel.score`, whether the rows come
+as a contract frame or as rows the contract coerced without pandas.
 
 Explanations are exact TreeSHAP contributions from LightGBM (``pred_contrib``), which equal
 ``shap.TreeExplainer`` values (a test checks it) at a fraction of the cost. Binary models are
@@ -70,9 +71,10 @@ _CLASS_BOOSTERS = "_root_cause_class_boosters"  # instance cache, never pickled
 PARALLEL_ROWS = 200  # smaller batches predict on one thread: requests run side by side instead
 
 
-def prediction_threads(rows: int) -> int:
-    """LightGBM threads for a batch: one for a few rows, every core for a large batch."""
-    return 1 if rows < PARALLEL_ROWS else max(os.cpu_count() or 1, 1)
+def prediction_threads(rows: int, busy_cores: int = 0) -> int:
+    """LightGBM threads for a batch: one for a few rows; for a large batch, every core not
+    kept busy by other work (the service's audit worker)."""
+    return 1 if rows < PARALLEL_ROWS else max(1, (os.cpu_count() or 1) - busy_cores)
 
 
 @dataclass(frozen=True)
@@ -133,13 +135,21 @@ class TriageModel:
 
     def explain(self, frame: pd.DataFrame, top: int = 5) -> list[dict[str, Explanation]]:
         """Per denial, per model: the top SHAP contributions in the model's log-odds space."""
-        explanations = self.assess(DenialColumns.from_frame(frame), explain=True, top=top)
-        return explanations.explanations or []
+        assessment = self.assess(DenialColumns.from_frame(frame), explain=True, top=top)
+        return assessment.explanations or []
 
-    def assess(self, columns: DenialColumns, *, explain: bool = False, top: int = 5) -> Assessment:
-        """Scores and, when asked, explanations of a batch, encoded and predicted once."""
+    def assess(
+        self,
+        columns: DenialColumns,
+        *,
+        explain: bool = False,
+        top: int = 5,
+        threads: int | None = None,
+    ) -> Assessment:
+        """Scores and, when asked, explanations of a batch, encoded and predicted once
+        (``threads``: LightGBM's, by default :func:`prediction_threads`)."""
         matrix = self.features.encode(columns)
-        threads = prediction_threads(columns.rows)
+        threads = threads or prediction_threads(columns.rows)
         outputs = self.predict_outputs(matrix, threads)
         scores = self._score_columns(columns, outputs)
         explanations = self._explanations(matrix, outputs, top, threads) if explain else None
