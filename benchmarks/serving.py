@@ -1,0 +1,781 @@
+"""Benchmark scoring: the service against its floor, ``mlflow models serve`` and a naive baseline.
+
+One command. It trains a champion with the shipped specs on a generated history (or reuses a
+data directory that holds one), then measures, each figure as the median of repeated runs with
+their spread (min-max), and every ratio from the same run:
+
+1. floor: the LightGBM models' own ``predict`` and ``pred_contrib`` on encoded features,
+   in-process: *stock* (``pred_contrib`` of the whole root-cause model, every class) and
+   *design* (only the top class's trees, as the service explains);
+2. the service, one denial with full reasons over HTTP on loopback, at concurrency 1 and 8;
+3. the service, 1,000-denial requests: denials per second, counted until the last audit record
+   is written (a read of the audit log waits for it);
+4. the peer: the same registered pyfunc under ``mlflow models serve --env-manager local``;
+5. a naive baseline: pandas preprocessing and a ``shap.TreeExplainer`` built per request;
+6. training scale and 7. ingestion speed, quoted from ``train_scale.py`` / ``ingest_835.py``
+   JSON when given (``--train-scale-json``, ``--ingest-json``), else from the README;
+8. cost growth: latency and throughput for requests of 1 to 10,000 denials;
+
+and the resident memory of the serving process with the champion loaded. Load stays on
+127.0.0.1, bounded in requests and time. Prints a markdown table and writes JSON.
+
+    .venv/bin/python benchmarks/serving.py                 # full run, about 12 minutes
+    .venv/bin/python benchmarks/serving.py --quick         # smaller run, about 5 minutes
+    .venv/bin/python benchmarks/serving.py --data-dir DIR  # reuse a trained data directory
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import platform
+import queue
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import psutil
+
+MAX_DENIALS = 10_000
+PROCESS_START_SECONDS = 180
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much load each measurement sends; ``--quick`` shrinks it."""
+
+    history_rows: int = 200_000
+    repeats: int = 3
+    single_requests: int = 1_000
+    concurrent_requests: int = 1_600
+    batch_requests: int = 8
+    peer_single_requests: int = 200
+    peer_batch_requests: int = 3
+    naive_single_requests: int = 15
+    naive_batch_requests: int = 1
+    growth: dict[int, int] = field(
+        default_factory=lambda: {1: 400, 10: 200, 100: 40, 1_000: 6, 10_000: 2}
+    )
+
+
+QUICK = Plan(
+    history_rows=60_000,
+    repeats=2,
+    single_requests=300,
+    concurrent_requests=400,
+    batch_requests=3,
+    peer_single_requests=60,
+    peer_batch_requests=2,
+    naive_single_requests=5,
+    naive_batch_requests=1,
+    growth={1: 100, 10: 50, 100: 10, 1_000: 3, 10_000: 1},
+)
+
+
+# ---------------------------------------------------------------------------- statistics
+
+
+def summary(values: Sequence[float]) -> dict[str, float]:
+    """Median of repeated runs and their spread."""
+    array = np.asarray(values, dtype=float)
+    return {"median": float(np.median(array)), "min": float(array.min()), "max": float(array.max())}
+
+
+def percentiles(latencies: Sequence[float]) -> dict[str, float]:
+    """p50, p95, p99 of one run, in milliseconds."""
+    ms = np.asarray(latencies) * 1000
+    return {f"p{q}": float(np.percentile(ms, q)) for q in (50, 95, 99)}
+
+
+def repeated(runs: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Each statistic of one run, summarised over the repeated runs."""
+    return {name: summary([run[name] for run in runs]) for name in runs[0]}
+
+
+# ---------------------------------------------------------------------------- data and model
+
+
+def prepare(args: argparse.Namespace, plan: Plan, work: Path) -> tuple[Path, Path]:
+    """A data directory with a champion, and the history whose newest denials are sent."""
+    if args.data_dir:
+        history = args.history or args.data_dir / "history" / "history.parquet"
+        return args.data_dir, history
+    from training.run import TrainingOptions, evaluation_on, train
+    from training.specs import load_specs
+    from training.synthetic import generate_history
+    from training.tracking import promote
+
+    data_dir = work / "data"
+    history = generate_history(plan.history_rows, 7, data_dir / "history" / "history.parquet")
+    options = TrainingOptions(data=history, data_dir=data_dir)
+    started = time.perf_counter()
+    trained = train(options, progress=lambda step: print(f"  {step}", flush=True))
+    decision = promote(trained.record.model_version, load_specs(), evaluation_on(history, options))
+    if decision.alias != "champion":
+        raise SystemExit(f"the trained model was not promoted: {decision.reasons}")
+    print(f"  trained and promoted in {time.perf_counter() - started:.0f} s", flush=True)
+    return data_dir, history
+
+
+def denial_payloads(history: Path, count: int) -> list[dict[str, Any]]:
+    """The newest denials of the history as a worklist system sends them (JSON types)."""
+    from training.run import load_history
+    from training.tracking import example_payload
+
+    newest = load_history(history).tail(count).reset_index(drop=True)
+    return json.loads(example_payload(newest).to_json(orient="records"))
+
+
+def batches(payloads: list[dict[str, Any]], size: int, count: int) -> list[list[dict]]:
+    """``count`` batches of ``size`` denials cycling through the payloads, ids made unique."""
+    out = []
+    for b in range(count):
+        batch = [payloads[(b * size + i) % len(payloads)] for i in range(size)]
+        out.append([{**d, "denial_id": f"bench-{size}-{b}-{i}"} for i, d in enumerate(batch)])
+    return out
+
+
+# ---------------------------------------------------------------------------- processes
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Server:
+    """A server process on loopback: its base address and its process."""
+
+    port: int
+    process: subprocess.Popen
+
+    @property
+    def host(self) -> tuple[str, int]:
+        return "127.0.0.1", self.port
+
+    def rss_mb(self) -> dict[str, float]:
+        """Resident and peak resident memory (MiB) of the server process, and of it with its
+        children (the service's audit worker; ``mlflow models serve``'s uvicorn)."""
+        main = psutil.Process(self.process.pid)
+        tree = [main, *main.children(recursive=True)]
+        return {
+            "rss_mb": main.memory_info().rss / 2**20,
+            "peak_rss_mb": _peak_rss_kb(main.pid) / 1024,
+            "tree_rss_mb": sum(p.memory_info().rss for p in tree) / 2**20,
+            "tree_peak_rss_mb": sum(_peak_rss_kb(p.pid) for p in tree) / 1024,
+        }
+
+
+def _peak_rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+@contextlib.contextmanager
+def started(command: list[str], env: dict[str, str], ready: str, log: Path) -> Iterator[Server]:
+    """Start a server, wait until ``ready`` answers 200, and stop it afterwards."""
+    port = free_port()
+    command = [part.replace("{port}", str(port)) for part in command]
+    with log.open("w") as output:
+        process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
+        server = Server(port, process)
+        try:
+            _wait_ready(server, ready, log)
+            yield server
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def _wait_ready(server: Server, path: str, log: Path) -> None:
+    deadline = time.monotonic() + PROCESS_START_SECONDS
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise SystemExit(f"{log.name} exited before it was ready:\n{log.read_text()[-3000:]}")
+        with contextlib.suppress(OSError, http.client.HTTPException):
+            connection = http.client.HTTPConnection(*server.host, timeout=2)
+            connection.request("GET", path)
+            if connection.getresponse().status == 200:
+                return
+        time.sleep(0.3)
+    raise SystemExit(f"{log.name} was not ready within {PROCESS_START_SECONDS} s")
+
+
+def service_process(data_dir: Path, log: Path) -> contextlib.AbstractContextManager[Server]:
+    """``denial-triage serve`` on a free port, with room for 10,000-denial requests."""
+    env = _clean_env()
+    env.update(
+        DENIAL_TRIAGE_DATA_DIR=str(data_dir),
+        DENIAL_TRIAGE_MAX_BATCH_DENIALS=str(MAX_DENIALS),
+        DENIAL_TRIAGE_MAX_BODY_BYTES=str(256 * 2**20),
+        DENIAL_TRIAGE_MODEL_POLL_SECONDS="3600",
+    )
+    command = [sys.executable, "-m", "denial_triage", "serve", "--port", "{port}"]
+    return started(command, env, "/readyz", log)
+
+
+def peer_process(data_dir: Path, log: Path) -> contextlib.AbstractContextManager[Server]:
+    """``mlflow models serve`` of the same champion, in this environment, one worker."""
+    env = _clean_env()
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{(data_dir / 'mlflow.db').as_posix()}"
+    # It starts ``uvicorn`` by name: this environment's scripts come first on PATH.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    mlflow = Path(sys.executable).with_name("mlflow")
+    command = [
+        str(mlflow), "models", "serve", "-m", "models:/denial-triage@champion",
+        "--env-manager", "local", "-h", "127.0.0.1", "-p", "{port}", "-t", "600",
+    ]  # fmt: skip
+    return started(command, env, "/ping", log)
+
+
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DENIAL_TRIAGE_"))}
+
+
+def benchmark_key(data_dir: Path) -> str:
+    """An admin key (it scores and reads the audit log) in the service's database."""
+    from serving.database import make_engine, session_factory, upgrade_database
+    from serving.repository import create_api_key
+
+    url = f"sqlite:///{(data_dir / 'denial-triage.db').as_posix()}"
+    upgrade_database(url)
+    engine = make_engine(url)
+    try:
+        with session_factory(engine)() as session:
+            key, _ = create_api_key(session, "admin", f"benchmark-{time.time_ns()}")
+    finally:
+        engine.dispose()
+    return key
+
+
+# ---------------------------------------------------------------------------- HTTP load
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where requests go and how they are wrapped."""
+
+    host: tuple[str, int]
+    path: str
+    headers: dict[str, str]
+    wrap: Callable[[list[dict]], dict]
+
+    def bodies(self, denial_batches: list[list[dict]]) -> list[bytes]:
+        return [json.dumps(self.wrap(batch)).encode() for batch in denial_batches]
+
+
+def service_target(server: Server, key: str) -> Target:
+    return Target(
+        server.host,
+        "/v1/score",
+        {"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        lambda batch: {"denials": batch, "explain": True, "top_reasons": 5},
+    )
+
+
+def peer_target(server: Server) -> Target:
+    return Target(
+        server.host,
+        "/invocations",
+        {"Content-Type": "application/json"},
+        lambda batch: {"dataframe_records": batch, "params": {"explain": True}},
+    )
+
+
+def send(target: Target, bodies: list[bytes], concurrency: int) -> tuple[list[float], float]:
+    """POST every body once, ``concurrency`` at a time on keep-alive connections; returns
+    each request's latency and the wall time of them all (seconds)."""
+    work: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+    for body in bodies:
+        work.put(body)
+    latencies: list[float] = []
+    failures: list[str] = []
+
+    def client() -> None:
+        connection = http.client.HTTPConnection(*target.host, timeout=600)
+        while not failures:
+            try:
+                body = work.get_nowait()
+            except queue.Empty:
+                break
+            began = time.perf_counter()
+            connection.request("POST", target.path, body, target.headers)
+            response = connection.getresponse()
+            answer = response.read()
+            latencies.append(time.perf_counter() - began)
+            if response.status != 200:
+                failures.append(f"HTTP {response.status}: {answer[:500]!r}")
+        connection.close()
+
+    began = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise SystemExit(f"{target.path} failed: {failures[0]}")
+    return latencies, time.perf_counter() - began
+
+
+def read_back(server: Server, key: str, denial_id: str) -> None:
+    """Read one scored denial from the audit log: waits until every audit record is written."""
+    connection = http.client.HTTPConnection(*server.host, timeout=600)
+    connection.request(
+        "GET", f"/v1/denials/{denial_id}", headers={"Authorization": f"Bearer {key}"}
+    )
+    response = connection.getresponse()
+    response.read()
+    if response.status != 200:
+        raise SystemExit(f"the audit log does not hold {denial_id}: HTTP {response.status}")
+
+
+def latency_runs(
+    target: Target, payloads: list[dict], requests: int, concurrency: int, repeats: int
+) -> dict[str, Any]:
+    """Single-denial requests: percentiles and requests per second, per repeat."""
+    bodies = target.bodies(batches(payloads, 1, requests))
+    send(target, bodies[: min(50, requests)], concurrency)  # warm up
+    runs = []
+    for _ in range(repeats):
+        latencies, wall = send(target, bodies, concurrency)
+        runs.append({**percentiles(latencies), "per_second": len(bodies) / wall})
+    return repeated(runs)
+
+
+def batch_runs(
+    target: Target,
+    payloads: list[dict],
+    size: int,
+    requests: int,
+    repeats: int,
+    flush: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Requests of ``size`` denials one after another: latency and denials per second, the
+    clock stopped only once ``flush`` (a read of the audit log) returns."""
+    denial_batches = batches(payloads, size, requests)
+    bodies = target.bodies(denial_batches)
+    send(target, bodies[:1], 1)  # warm up
+    runs = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        latencies, _ = send(target, bodies, 1)
+        if flush is not None:
+            flush(denial_batches[-1][-1]["denial_id"])
+        wall = time.perf_counter() - began
+        runs.append(
+            {
+                "latency_ms": float(np.median(latencies) * 1000),
+                "per_denial_ms": float(np.median(latencies) * 1000 / size),
+                "denials_per_second": size * len(bodies) / wall,
+            }
+        )
+    return repeated(runs)
+
+
+# ---------------------------------------------------------------------------- in-process
+
+
+def load_champion(data_dir: Path) -> Any:
+    from training.tracking import configure_tracking, load_triage_model
+
+    configure_tracking(data_dir)
+    return load_triage_model("models:/denial-triage@champion")
+
+
+def floor(model: Any, payloads: list[dict], size: int, repeats: int) -> dict[str, Any]:
+    """The models' own work on already encoded features, in-process, per denial (ms)."""
+    from features.contract import clean_records
+    from features.pipeline import DenialColumns
+    from training.triage_model import prediction_threads
+
+    rows = clean_records(batches(payloads, size, 1)[0])
+    matrix = model.features.encode(DenialColumns.from_records(rows))
+    threads = prediction_threads(size)
+    runs = []
+    for _ in range(repeats + 1):  # the first run warms up and is dropped
+        runs.append(
+            {
+                "stock_ms": _timed(lambda: _stock_floor(model, matrix, threads)) / size * 1000,
+                "design_ms": _timed(lambda: _design_floor(model, matrix, threads)) / size * 1000,
+            }
+        )
+    return repeated(runs[1:])
+
+
+def _predictions(model: Any, matrix: np.ndarray, threads: int) -> np.ndarray:
+    """The four models' predictions; returns the root-cause probabilities."""
+    model.recovery_share_model.booster_.predict(matrix, num_threads=threads)
+    for binary in (model.recovery_model, model.preventable_model):
+        binary.booster_.predict(matrix, raw_score=True, num_threads=threads)
+    return model.root_cause_model.booster_.predict(matrix, num_threads=threads)
+
+
+def _stock_floor(model: Any, matrix: np.ndarray, threads: int) -> None:
+    """Predictions plus each explained model's own ``pred_contrib`` (root cause: every class)."""
+    _predictions(model, matrix, threads)
+    for explained in (model.root_cause_model, model.recovery_model, model.preventable_model):
+        explained.booster_.predict(matrix, pred_contrib=True, num_threads=threads)
+
+
+def _design_floor(model: Any, matrix: np.ndarray, threads: int) -> None:
+    """Predictions plus contributions of the top root cause only and of the binary models."""
+    probabilities = _predictions(model, matrix, threads)
+    model._root_cause_contributions(matrix, probabilities.argmax(axis=1), threads)
+    for binary in (model.recovery_model, model.preventable_model):
+        binary.booster_.predict(matrix, pred_contrib=True, num_threads=threads)
+
+
+def _timed(work: Callable[[], object]) -> float:
+    began = time.perf_counter()
+    work()
+    return time.perf_counter() - began
+
+
+def naive_scoring(model: Any, denials: list[dict]) -> list[dict[str, Any]]:
+    """What a quick implementation does: pandas all the way, a new ``shap.TreeExplainer`` per
+    request and model, every root-cause class explained, then the top reasons picked."""
+    import shap
+
+    from features.contract import validate
+
+    frame = validate(pd.DataFrame(denials)).frame
+    matrix = model.features.transform(frame)
+    scores = model.score(frame)
+    top_class = scores["root_cause"].map(model.root_cause_classes.index).to_numpy()
+    explained = {}
+    for task, estimator in (
+        ("root_cause", model.root_cause_model),
+        ("recovery", model.recovery_model),
+        ("preventable", model.preventable_model),
+    ):
+        values = np.asarray(shap.TreeExplainer(estimator.booster_).shap_values(matrix))
+        if values.ndim == 3:  # (rows, features, classes): the reviewer's class only
+            values = values[np.arange(len(matrix)), :, top_class]
+        explained[task] = values
+    names = model.features.feature_names_
+    return [
+        {
+            "denial_id": denial_id,
+            **{
+                task: [names[i] for i in np.argsort(-np.abs(values[row]))[:5]]
+                for task, values in explained.items()
+            },
+        }
+        for row, denial_id in enumerate(frame["denial_id"])
+    ]
+
+
+def naive_runs(model: Any, payloads: list[dict], size: int, requests: int, repeats: int) -> dict:
+    denial_batches = batches(payloads, size, requests)
+    naive_scoring(model, denial_batches[0])  # warm up
+    runs = []
+    for _ in range(repeats):
+        latencies = [_timed(lambda b=b: naive_scoring(model, b)) for b in denial_batches]
+        runs.append(
+            {
+                **percentiles(latencies),
+                "denials_per_second": size * len(latencies) / sum(latencies),
+            }
+        )
+    return repeated(runs)
+
+
+# ---------------------------------------------------------------------------- quoted figures
+
+
+README_TRAINING = [  # README, "Training and evaluation": benchmarks/train_scale.py, one run
+    {"rows": 100_000, "seconds": 0.8 * 60, "peak_mb": 0.69 * 1024},
+    {"rows": 300_000, "seconds": 1.0 * 60, "peak_mb": 1.38 * 1024},
+    {"rows": 1_000_000, "seconds": 4.7 * 60, "peak_mb": 3.72 * 1024},
+]
+README_INGEST = {"ingest_mib_per_s": 26.0, "peak_rss_mb": 231.0, "vs_pyx12_cpu": 3.8}
+
+
+def training_scale(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {"source": "README (benchmarks/train_scale.py)", "runs": README_TRAINING}
+    return {"source": str(path), "runs": json.loads(path.read_text())}
+
+
+def ingestion(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {"source": "README (benchmarks/ingest_835.py, 1 GiB)", **README_INGEST}
+    return {"source": str(path), **json.loads(path.read_text())}
+
+
+# ---------------------------------------------------------------------------- the run
+
+
+def run(args: argparse.Namespace, plan: Plan, work: Path) -> dict[str, Any]:
+    os.environ.pop("MLFLOW_TRACKING_URI", None)  # the benchmark's own registry, never the user's
+    print("preparing the champion", flush=True)
+    data_dir, history = prepare(args, plan, work)
+    payloads = denial_payloads(history, 2_000)
+    model = load_champion(data_dir)
+    results: dict[str, Any] = {"machine": machine(), "plan": asdict(plan)}
+    print("floor", flush=True)
+    results["floor"] = {
+        "batch_1000": floor(model, payloads, 1_000, plan.repeats),
+        "single": floor(model, payloads, 1, plan.repeats * 20),
+    }
+    print("service", flush=True)
+    results["service"] = measure_service(data_dir, payloads, plan, work)
+    print("mlflow models serve", flush=True)
+    results["peer"] = measure_peer(data_dir, payloads, plan, work)
+    print("naive baseline", flush=True)
+    results["naive"] = {
+        "single": naive_runs(model, payloads, 1, plan.naive_single_requests, plan.repeats),
+        "batch_1000": naive_runs(model, payloads, 1_000, plan.naive_batch_requests, plan.repeats),
+    }
+    results["training"] = training_scale(args.train_scale_json)
+    results["ingestion"] = ingestion(args.ingest_json)
+    results["ratios"] = ratios(results)
+    return results
+
+
+def measure_service(data_dir: Path, payloads: list[dict], plan: Plan, work: Path) -> dict:
+    key = benchmark_key(data_dir)
+    with service_process(data_dir, work / "service.log") as server:
+        target = service_target(server, key)
+        loaded = server.rss_mb()
+
+        def flush(denial_id: str) -> None:
+            read_back(server, key, denial_id)
+
+        single = {
+            f"c{c}": latency_runs(target, payloads, requests, c, plan.repeats)
+            for c, requests in ((1, plan.single_requests), (8, plan.concurrent_requests))
+        }
+        batch = batch_runs(target, payloads, 1_000, plan.batch_requests, plan.repeats, flush)
+        after_batch = server.rss_mb()  # the largest requests the default limit admits
+        growth = {
+            str(size): batch_runs(target, payloads, size, requests, plan.repeats, flush)
+            for size, requests in plan.growth.items()
+        }
+        return {
+            "memory_loaded": loaded,
+            "single": single,
+            "batch_1000": batch,
+            "memory_after_batch_1000": after_batch,
+            "growth": growth,
+            "memory_after": server.rss_mb(),
+        }
+
+
+def measure_peer(data_dir: Path, payloads: list[dict], plan: Plan, work: Path) -> dict:
+    with peer_process(data_dir, work / "mlflow-serve.log") as server:
+        target = peer_target(server)
+        return {
+            "single": {
+                f"c{c}": latency_runs(target, payloads, plan.peer_single_requests, c, plan.repeats)
+                for c in (1, 8)
+            },
+            "batch_1000": batch_runs(
+                target, payloads, 1_000, plan.peer_batch_requests, plan.repeats
+            ),
+            "memory_after": server.rss_mb(),
+        }
+
+
+def ratios(results: dict[str, Any]) -> dict[str, float]:
+    """Same-run ratios, each from medians."""
+    service, peer, naive = results["service"], results["peer"], results["naive"]
+    floor_batch = results["floor"]["batch_1000"]
+    per_denial = service["batch_1000"]["per_denial_ms"]["median"]
+    batch_rate = service["batch_1000"]["denials_per_second"]["median"]
+    single_rate = {c: service["single"][c]["per_second"]["median"] for c in ("c1", "c8")}
+    return {
+        "service_per_denial_vs_stock_floor": per_denial / floor_batch["stock_ms"]["median"],
+        "service_per_denial_vs_design_floor": per_denial / floor_batch["design_ms"]["median"],
+        "service_vs_peer_single_c1": single_rate["c1"]
+        / peer["single"]["c1"]["per_second"]["median"],
+        "service_vs_peer_single_c8": single_rate["c8"]
+        / peer["single"]["c8"]["per_second"]["median"],
+        "service_vs_peer_batch": batch_rate / peer["batch_1000"]["denials_per_second"]["median"],
+        "service_vs_naive_single": single_rate["c1"]
+        / naive["single"]["denials_per_second"]["median"],
+        "service_vs_naive_batch": batch_rate / naive["batch_1000"]["denials_per_second"]["median"],
+    }
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "processor": _cpu_model(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_average_at_start": os.getloadavg(),
+    }
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+# ---------------------------------------------------------------------------- report
+
+
+def _m(stat: dict[str, float], digits: int = 1) -> str:
+    """Median with the spread of repeated runs."""
+    return f"{stat['median']:,.{digits}f} ({stat['min']:,.{digits}f}-{stat['max']:,.{digits}f})"
+
+
+def table(results: dict[str, Any]) -> str:
+    service, peer, naive = results["service"], results["peer"], results["naive"]
+    floor_batch, floor_single = results["floor"]["batch_1000"], results["floor"]["single"]
+    ratio = results["ratios"]
+    lines = [
+        "| what | figure (median of repeats, min-max) | target | ratio in the same run |",
+        "|---|---|---|---|",
+        f"| floor, 1,000 denials, stock `pred_contrib` | {_m(floor_batch['stock_ms'], 3)} "
+        "ms a denial | | |",
+        f"| floor, 1,000 denials, top class only (this design) "
+        f"| {_m(floor_batch['design_ms'], 3)} ms a denial | | |",
+        f"| floor, one denial, top class only | {_m(floor_single['design_ms'], 2)} ms | | |",
+    ]
+    for c, label in (("c1", "concurrency 1"), ("c8", "concurrency 8")):
+        s = service["single"][c]
+        lines.append(
+            f"| service, one denial with reasons, {label} | p50 {_m(s['p50'])} / p95 "
+            f"{_m(s['p95'])} / p99 {_m(s['p99'])} ms; {_m(s['per_second'], 0)} requests/s "
+            f"| {'p99 <= 25 ms' if c == 'c1' else ''} "
+            f"| {ratio[f'service_vs_peer_single_{c}']:.1f}x mlflow serve |"
+        )
+    b = service["batch_1000"]
+    lines += [
+        f"| service, 1,000-denial requests with reasons | {_m(b['denials_per_second'], 0)} "
+        f"denials/s; {_m(b['latency_ms'], 0)} ms a request | >= 1,000 denials/s "
+        f"| {ratio['service_vs_peer_batch']:.1f}x mlflow serve, "
+        f"{ratio['service_vs_naive_batch']:.1f}x naive |",
+        f"| service time per denial in a 1,000 batch | {_m(b['per_denial_ms'], 3)} ms "
+        f"| <= 1.5x floor | {ratio['service_per_denial_vs_stock_floor']:.2f}x stock floor, "
+        f"{ratio['service_per_denial_vs_design_floor']:.2f}x top-class floor |",
+    ]
+    for c in ("c1", "c8"):
+        p = peer["single"][c]
+        lines.append(
+            f"| mlflow models serve, one denial, concurrency {c[1:]} | p50 {_m(p['p50'])} / p99 "
+            f"{_m(p['p99'])} ms; {_m(p['per_second'], 1)} requests/s | | |"
+        )
+    pb = peer["batch_1000"]
+    n1, nb = naive["single"], naive["batch_1000"]
+    lines += [
+        f"| mlflow models serve, 1,000-denial requests | {_m(pb['denials_per_second'], 0)} "
+        f"denials/s; {_m(pb['latency_ms'], 0)} ms a request | | |",
+        f"| naive baseline (in-process), one denial | p50 {_m(n1['p50'])} ms | "
+        f"| service {ratio['service_vs_naive_single']:.0f}x its throughput |",
+        f"| naive baseline (in-process), 1,000 denials | {_m(nb['denials_per_second'], 0)} "
+        "denials/s | | |",
+        "| serving process memory (RSS): champion loaded; peak after 1,000-denial requests; "
+        f"peak after 10,000-denial requests | {service['memory_loaded']['rss_mb']:,.0f}; "
+        f"{service['memory_after_batch_1000']['peak_rss_mb']:,.0f}; "
+        f"{service['memory_after']['peak_rss_mb']:,.0f} MiB (audit worker: "
+        f"{_worker_mb(service):,.0f} MiB more) | < 1 GB "
+        f"| mlflow serve peak {peer['memory_after']['tree_peak_rss_mb']:,.0f} MiB |",
+    ]
+    return "\n".join([*lines, "", growth_table(service["growth"]), "", quoted_tables(results)])
+
+
+def _worker_mb(service: dict[str, Any]) -> float:
+    memory = service["memory_after"]
+    return memory["tree_peak_rss_mb"] - memory["peak_rss_mb"]
+
+
+def growth_table(growth: dict[str, Any]) -> str:
+    lines = [
+        "| denials a request | latency ms | ms a denial | denials/s |",
+        "|---:|---|---|---|",
+    ]
+    for size, run in growth.items():
+        lines.append(
+            f"| {int(size):,} | {_m(run['latency_ms'])} | {_m(run['per_denial_ms'], 3)} "
+            f"| {_m(run['denials_per_second'], 0)} |"
+        )
+    return "\n".join(lines)
+
+
+def quoted_tables(results: dict[str, Any]) -> str:
+    training, ingest = results["training"], results["ingestion"]
+    lines = [
+        f"Training scale ({training['source']}):",
+        "",
+        "| rows | minutes | peak memory (GB) |",
+        "|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['rows']:,} | {r['seconds'] / 60:.1f} | {r['peak_mb'] / 1024:.2f} |"
+        for r in training["runs"]
+    ]
+    lines += [
+        "",
+        f"Ingestion ({ingest['source']}): {ingest['ingest_mib_per_s']:.0f} MiB/s end to end, "
+        f"peak {ingest['peak_rss_mb']:.0f} MiB, {ingest['vs_pyx12_cpu']:.1f}x pyx12's tokenizer "
+        "(CPU time).",
+    ]
+    return "\n".join(lines)
+
+
+def _unshadow_the_package() -> None:
+    """Run as a script, this file's folder leads ``sys.path``, where ``serving`` would resolve
+    to this very file instead of the service's package."""
+    here = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
+
+
+def main() -> None:
+    _unshadow_the_package()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smaller, faster run")
+    parser.add_argument("--data-dir", type=Path, help="reuse this data directory's champion")
+    parser.add_argument("--history", type=Path, help="history to send (with --data-dir)")
+    parser.add_argument("--json", type=Path, default=Path("data/benchmarks/serving.json"))
+    parser.add_argument("--train-scale-json", type=Path, help="output of train_scale.py --json")
+    parser.add_argument("--ingest-json", type=Path, help="ingestion figures as JSON")
+    parser.add_argument("--keep", action="store_true", help="keep the trained data directory")
+    args = parser.parse_args()
+    plan = QUICK if args.quick else Plan()
+    work = Path(tempfile.mkdtemp(prefix="denial-triage-bench-"))
+    began = time.perf_counter()
+    try:
+        results = run(args, plan, work)
+    finally:
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    results["minutes"] = (time.perf_counter() - began) / 60
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2))
+    print()
+    print(table(results))
+    print(f"\n{results['minutes']:.1f} minutes; figures in {args.json}")
+
+
+if __name__ == "__main__":
+    main()
