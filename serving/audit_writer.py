@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -57,6 +57,19 @@ class AuditJob:
     results: list[dict[str, Any]]  # the plain results the response was validated from
     payload: list[dict[str, Any]]  # the denials as received
     job_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def parts(self, size: int = RECORDS_PER_TRANSACTION) -> list[AuditJob]:
+        """The job as jobs of at most ``size`` denials, handed over (and to the worker) one
+        by one, so a 10,000-denial request is never copied whole on its way."""
+        return [
+            replace(
+                self,
+                results=self.results[start : start + size],
+                payload=self.payload[start : start + size],
+                job_id=uuid.uuid4().hex,
+            )
+            for start in range(0, len(self.results), size)
+        ]
 
     def records(self) -> Iterator[Records]:
         """The job's audit records, outputs and explanations apart, in transaction chunks."""
@@ -249,12 +262,7 @@ class AuditWriter:
 
     def _run(self) -> None:
         while True:
-            jobs = [self._jobs.get()]
-            while len(jobs) < MAX_REQUESTS_PER_BATCH and jobs[-1] is not None:
-                try:
-                    jobs.append(self._jobs.get_nowait())
-                except queue.Empty:
-                    break
+            jobs = self._next_jobs()
             batch = [job for job in jobs if job is not None]
             self._handle(batch)
             with self._progress:
@@ -262,6 +270,20 @@ class AuditWriter:
                 self._progress.notify_all()
             if len(batch) < len(jobs):
                 return  # close() asked to stop, after the jobs queued before it
+
+    def _next_jobs(self) -> list[AuditJob | None]:
+        """The next job, with those waiting behind it up to about one transaction's worth."""
+        jobs = [self._jobs.get()]
+        denials = len(jobs[0].results) if jobs[0] is not None else 0
+        while len(jobs) < MAX_REQUESTS_PER_BATCH and denials < RECORDS_PER_TRANSACTION:
+            if jobs[-1] is None:
+                break
+            try:
+                jobs.append(self._jobs.get_nowait())
+            except queue.Empty:
+                break
+            denials += len(jobs[-1].results) if jobs[-1] is not None else 0
+        return jobs
 
     def _handle(self, jobs: list[AuditJob]) -> None:
         if not jobs:

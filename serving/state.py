@@ -258,7 +258,8 @@ class ServiceState:
             payload=payload,
         )
         if self.audit_writer is not None:
-            self.audit_writer.submit(job)
+            for part in job.parts():
+                self.audit_writer.submit(part)
             return
         assert self.sessions is not None, "the service has not started"
         store = LocalStore(repository.audit_writer(self.sessions), self.spool.append)

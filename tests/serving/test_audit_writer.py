@@ -42,6 +42,10 @@ class FakeJob:
     count: int
     broken: bool = False
 
+    @property
+    def results(self) -> list[None]:
+        return [None] * self.count
+
     def records(self) -> Iterator[Records]:
         if self.broken:
             raise ValueError("a defect while building records")
@@ -142,6 +146,24 @@ def test_requests_from_many_threads_are_written_once_in_shared_batches(writer, d
     assert len(database.transactions) < 8 * 25  # requests that waited together shared one
 
 
+def test_each_store_call_carries_about_one_transaction(database: Database) -> None:
+    calls: list[int] = []
+
+    class Counting(LocalStore):
+        def store(self, jobs: list) -> int:
+            calls.append(sum(job.count for job in jobs))
+            time.sleep(0.02)  # a slow database: requests queue up meanwhile
+            return super().store(jobs)
+
+    writer = AuditWriter(Counting(database.write, lambda records: None))
+    writer.start()
+    for request in range(30):
+        writer.submit(FakeJob(f"r{request}", 400))
+    writer.close()
+    assert sum(calls) == 12_000
+    assert max(calls) == 1_200  # queued requests shared calls, up to about 1,000 denials
+
+
 def test_spooled_records_are_reported(writer, database, spilled) -> None:
     database.down = True
     writer.submit(FakeJob("away", 3))
@@ -202,6 +224,19 @@ def test_audit_records_hold_what_the_response_says(
         assert json.dumps(record["outputs"]) == json.dumps(dumped)
         assert json.dumps(record["explanation"]) == json.dumps(explanation)
         assert record["denial_id"] == denial["denial_id"] and record["caller"] == "worklist"
+
+
+def test_a_large_request_is_handed_over_in_parts_with_distinct_record_ids(
+    triage_model: TriageModel, denials: pd.DataFrame
+) -> None:
+    job = scored_job(triage_model, denials.head(25), "req-1")
+    parts = job.parts(10)
+    assert [len(part.results) for part in parts] == [10, 10, 5]
+    assert [d["denial_id"] for part in parts for d in part.payload] == [
+        d["denial_id"] for d in job.payload
+    ]
+    record_ids = [r["record_id"] for part in parts for chunk in part.records() for r in chunk]
+    assert len(set(record_ids)) == 25
 
 
 def test_record_ids_are_fixed_by_request_and_position(
