@@ -12,6 +12,7 @@ import math
 from functools import lru_cache
 
 from features.codes import CodeKind, load_labels
+from features.pipeline import CATEGORICAL_FEATURES
 from training.triage_model import Explanation
 
 FEATURE_LABELS = {
@@ -94,14 +95,12 @@ def feature_label(feature: str) -> str:
 
 def readable_value(feature: str, value: str) -> str:
     """The encoded value as a person reads it: yes/no, dollars, percent, present/absent."""
-    if value in {"missing", "other (rare or unseen)"}:
+    # A category is a name even when it looks like a number (procedure code 0110, POS 11).
+    if value in {"missing", "other (rare or unseen)"} or feature in CATEGORICAL_FEATURES:
         return value
     if feature.startswith(("adjustment_", "remark_", "modifier_")):
         return "present" if value == "1" else "absent"
-    try:
-        number = float(value)
-    except ValueError:
-        return value  # a category name
+    number = float(value)
     if feature in _FLAGS:
         return "yes" if number == 1 else "no"
     if feature in _DOLLARS:
