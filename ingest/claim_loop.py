@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from features.contract import CARC_PATTERN, RARC_PATTERN
-from ingest.errors import RemittanceError
+from ingest.errors import RemittanceError, shown
 from ingest.model import Adjustment, Claim, FindingLog, Remittance, ServiceLine
 from ingest.x12 import Separators, is_delimiter
 
@@ -174,11 +174,11 @@ class ClaimReader:
         amount_text: str,
         target: Claim | ServiceLine,
     ) -> None:
-        label = f"CAS{position:02d} {group[:12]}-{code[:12]}"
+        label = f"CAS{position:02d} {shown(f'{group}-{code}', 12)}"
         amount = _amount(amount_text)
         if amount is None:
             self.findings.add(
-                number, f"{label}: amount {amount_text[:20]!r} is not a number; adjustment left out"
+                number, f"{label}: amount {shown(amount_text)} is not a number; adjustment left out"
             )
         elif not self._fits(group, code):
             self.findings.add(
@@ -230,7 +230,8 @@ class ClaimReader:
         else:
             self.findings.add(
                 number,
-                f"remark code {code[:12]!r} does not fit {RARC_PATTERN}; left out of rarc_codes",
+                f"remark code {shown(code, 12)} does not fit {RARC_PATTERN}; "
+                "left out of rarc_codes",
             )
 
     # ------------------------------------------------------------------ provider, dates, lines
@@ -303,7 +304,7 @@ class ClaimReader:
         which keeps it from ever becoming a denial row."""
         amount = _amount(text)
         if amount is None:
-            what = "is missing" if not text.strip() else f"{text[:20]!r} is not an amount"
+            what = "is missing" if not text.strip() else f"{shown(text)} is not an amount"
             self.findings.add(number, f"{name} {what}; read as 0")
             return 0.0
         return amount
@@ -311,7 +312,7 @@ class ClaimReader:
     def _required_amount(self, number: int, text: str, name: str) -> float:
         amount = _amount(text)
         if amount is None:
-            what = "is missing" if not text.strip() else f"{text[:20]!r} is not an amount"
+            what = "is missing" if not text.strip() else f"{shown(text)} is not an amount"
             raise self._error(number, f"{name} {what}")
         return amount
 

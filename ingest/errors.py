@@ -2,13 +2,28 @@
 
 Messages name the file, the segment number (1-based position in the file, ISA = 1, as
 editors and pyx12 count) and what is wrong. They never quote patient or member segments
-(NM1*QC, NM1*IL): a message may name a segment id or an element position, not its value.
+(NM1*QC, NM1*IL): a message may name a segment id or an element position, and quotes an
+element's value only through :func:`shown`.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
+
+# A run of three letters or more: a word, possibly a name. Values without one (amounts, counts,
+# control numbers, code-shaped values like MA130 or CO-16) are safe to quote.
+_WORD = re.compile(r"[^\W\d_]{3,}")
+
+
+def shown(value: str, limit: int = 20) -> str:
+    """An element's value as a message may quote it: as is when it holds no word, else only
+    its length. A garbled or shifted file can put any text, a patient's name included, where
+    an amount or a code belongs, and messages reach logs and HTTP answers."""
+    if _WORD.search(value) or len(value) > limit:
+        return f"a {len(value)}-character value (not shown)"
+    return repr(value)
 
 
 class RemittanceError(Exception):

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ingest.claim_loop import SEGMENT_ID, ClaimReader, Screen
-from ingest.errors import Finding, RemittanceError
+from ingest.errors import Finding, RemittanceError, shown
 from ingest.model import (
     Adjustment,
     Claim,
@@ -196,7 +196,7 @@ class RemittanceParser:
         self._version = _element(elements, 8).strip()
         if self._version not in SUPPORTED_VERSIONS:
             self.findings.add(
-                number, f"GS08 version {self._version[:20]!r} is not 005010X221A1; read as 5010"
+                number, f"GS08 version {shown(self._version)} is not 005010X221A1; read as 5010"
             )
 
     def _ge(self, number: int, elements: list[str]) -> None:
@@ -212,7 +212,7 @@ class RemittanceParser:
         self._envelope.open_transaction(number, elements)
         if _element(elements, 1).strip() != "835":
             raise self._error(
-                number, f"ST01 is {_element(elements, 1)[:6]!r}: only 835 remittances are read"
+                number, f"ST01 is {shown(_element(elements, 1), 6)}: only 835 remittances are read"
             )
         self._remittance = Remittance(
             source=self.path,

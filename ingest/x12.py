@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from ingest.errors import RemittanceError
+from ingest.errors import RemittanceError, shown
 
 DEFAULT_CHUNK_SIZE = 1 << 20
 # A segment longer than this means the terminator is not what the header said: stop instead of
@@ -398,14 +398,14 @@ class Envelope:
             raise RemittanceError(
                 self.path,
                 number,
-                f"{name} control number {value!r} differs from {header_name} "
-                f"{opened.control!r} at segment {opened.segment_number}",
+                f"{name} control number {shown(value)} differs from {header_name} "
+                f"{shown(opened.control)} at segment {opened.segment_number}",
             )
 
     def _check_count(self, number: int, name: str, value: str, actual: int) -> None:
         declared = value.strip()
         if not (declared.isascii() and declared.isdigit()):
-            raise RemittanceError(self.path, number, f"{name} {value!r} is not a count")
+            raise RemittanceError(self.path, number, f"{name} {shown(value)} is not a count")
         if int(declared) == actual:
             return
         message = f"{name} says {int(declared)} but there are {actual}"

@@ -33,11 +33,14 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+SERVICE_LOGGERS = ("denial_triage", "uvicorn", "uvicorn.error", "uvicorn.access")
+
+
 def configure_logging(level: str = "INFO") -> None:
     """Send the service's and uvicorn's logs through the JSON formatter."""
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter())
-    for name in ("denial_triage", "uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in SERVICE_LOGGERS:
         logger = logging.getLogger(name)
         logger.handlers = [handler]
         logger.setLevel(level)

@@ -101,14 +101,25 @@ def test_a_4010_file_reads_the_same_way(tmp_path: Path) -> None:
 
 
 def test_masked_codes_are_findings_not_crashes(tmp_path: Path) -> None:
-    claim = [*paid_claim(), "CAS*PR*XXX*10.00", "CAS*grp*reason*amount", "LQ*HE*code1"]
+    claim = [
+        *paid_claim(),
+        "CAS*PR*XXX*10.00",
+        "CAS*PR*9999*5.00",
+        "CAS*grp*reason*amount",
+        "LQ*HE*code1",
+        "LQ*HE*X7",
+    ]
     path = write(tmp_path, "masked.835", x12([*header(), *claim]))
     claims, parser = _claims(path)
     assert [a.label for a in claims[0].lines[0].adjustments] == ["PR-1", "CO-45"]
     messages = " ".join(finding.message for finding in parser.findings.items)
-    assert "PR-XXX does not fit" in messages
-    assert "'amount' is not a number" in messages
-    assert "'code1' does not fit" in messages
+    # Values holding a word could be anything, a name included: only their length is shown.
+    assert "CAS02 a 6-character value (not shown) does not fit" in messages
+    assert "amount a 6-character value (not shown) is not a number" in messages
+    assert "remark code a 5-character value (not shown) does not fit" in messages
+    # Code- and number-shaped values are quoted, which is what a biller needs to fix them.
+    assert "'PR-9999' does not fit" in messages
+    assert "'X7' does not fit" in messages
 
 
 def _malformed(body: list[str]) -> str:
@@ -132,7 +143,12 @@ def _malformed(body: list[str]) -> str:
         (
             _malformed(paid_claim()).replace("*120.00*40.00*15", "*abc*40.00*15"),
             14,
-            "CLP04 .claim payment. 'abc' is not an amount",
+            "CLP04 .claim payment. a 3-character value .not shown. is not an amount",
+        ),
+        (
+            _malformed(paid_claim()).replace("*120.00*40.00*15", "*1.2.0*40.00*15"),
+            14,
+            "CLP04 .claim payment. '1.2.0' is not an amount",
         ),
         (_malformed(paid_claim()).replace("ST*835*", "ST*837*"), 3, "only 835"),
         (_malformed(paid_claim()).replace("LX*1", "lx*1"), 13, "not a segment id"),
