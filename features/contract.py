@@ -63,6 +63,14 @@ class Kind(StrEnum):
     STRING_LIST = "list of string"
 
 
+# Upper bounds far past any real claim. Amounts are stored as NUMERIC(14, 2) (PostgreSQL refuses
+# more) and rounded to cents here, which overflows to infinity near 1.8e306; counts (units,
+# submission attempts) pass through float64 into Int64, which breaks past int64.
+AMOUNT_MAXIMUM = 999_999_999_999.99
+COUNT_MAXIMUM = 2**31 - 1
+_MAXIMUM = {"decimal": AMOUNT_MAXIMUM, "integer": COUNT_MAXIMUM}
+
+
 class Role(StrEnum):
     REQUIRED = "required"  # needed for scoring and training
     OPTIONAL = "optional"  # used when present
@@ -81,6 +89,11 @@ class Column:
     pattern: str | None = None  # whole-value pattern for strings, per item for lists
     minimum: float | None = None
     exclusive_minimum: bool = False
+
+    @property
+    def maximum(self) -> float | None:
+        """The largest value a number column accepts (none for other kinds)."""
+        return _MAXIMUM.get(self.kind.value)
 
 
 def _col(name: str, kind: Kind, role: Role, description: str, **rules: object) -> Column:
@@ -339,7 +352,10 @@ _RULED_COLUMNS = tuple(
     c
     for c in COLUMNS
     if c.role is Role.REQUIRED
-    or (c.role is not Role.LABEL and (c.allowed or c.pattern or c.minimum is not None))
+    or (
+        c.role is not Role.LABEL
+        and (c.allowed or c.pattern or c.minimum is not None or c.maximum is not None)
+    )
 )
 
 
@@ -374,6 +390,8 @@ def _obeys(column: Column, value: Any) -> bool:
         return False
     if column.name in _PATTERNS and not _PATTERNS[column.name].fullmatch(value):
         return False
+    if column.maximum is not None and value > column.maximum:
+        return False
     if column.minimum is None:
         return True
     return value > column.minimum if column.exclusive_minimum else value >= column.minimum
@@ -390,8 +408,8 @@ def _coerce_column(values: pd.Series, column: Column, errors: list[RowError]) ->
         _check_list(coerced, column, errors)
     elif column.kind is Kind.STRING:
         _check_string(coerced, column, errors)
-    elif column.minimum is not None:
-        _check_minimum(coerced, column, errors)
+    elif column.kind in (Kind.DECIMAL, Kind.INTEGER):
+        _check_range(coerced, column, errors)
     return coerced
 
 
@@ -427,9 +445,10 @@ def _coerce_decimal(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
 
 def _coerce_integer(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
     numbers, bad = _coerce_decimal(values)
-    fractional = numbers.notna() & (numbers != np.floor(numbers))
-    bad = bad | fractional.to_numpy()
-    return numbers.where(~fractional).astype("Int64"), bad
+    # Past int64 (or infinite) there is no whole number to hold: unparseable, like a fraction.
+    unholdable = numbers.notna() & ((numbers != np.floor(numbers)) | (numbers.abs() >= 2.0**63))
+    bad = bad | unholdable.to_numpy()
+    return numbers.where(~unholdable).astype("Int64"), bad
 
 
 def _coerce_boolean(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
@@ -506,13 +525,16 @@ def _check_list(values: pd.Series, column: Column, errors: list[RowError]) -> No
         errors.append(RowError(int(position) + 1, column.name, reason))
 
 
-def _check_minimum(values: pd.Series, column: Column, errors: list[RowError]) -> None:
-    limit = column.minimum
-    if column.exclusive_minimum:
-        bad, reason = values <= limit, f"must be > {limit:g}"
-    else:
-        bad, reason = values < limit, f"must be >= {limit:g}"
-    _report(errors, bad.fillna(False).to_numpy(dtype=bool), column.name, reason)
+def _check_range(values: pd.Series, column: Column, errors: list[RowError]) -> None:
+    if column.minimum is not None:
+        limit = column.minimum
+        if column.exclusive_minimum:
+            bad, reason = values <= limit, f"must be > {limit:g}"
+        else:
+            bad, reason = values < limit, f"must be >= {limit:g}"
+        _report(errors, bad.fillna(False).to_numpy(dtype=bool), column.name, reason)
+    too_large = (values > column.maximum).fillna(False).to_numpy(dtype=bool)
+    _report(errors, too_large, column.name, f"must be <= {column.maximum:,}")
 
 
 def _cross_column_errors(frame: pd.DataFrame) -> list[RowError]:
@@ -693,4 +715,6 @@ def _json_property(column: Column) -> dict[str, object]:
     if column.minimum is not None:
         key = "exclusiveMinimum" if column.exclusive_minimum else "minimum"
         prop[key] = column.minimum
+    if column.maximum is not None:
+        prop["maximum"] = column.maximum
     return prop

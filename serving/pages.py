@@ -38,7 +38,7 @@ from serving.state import ServiceState
 PAGE_ROLES = ("reviewer", "admin")
 SESSION_COOKIE = "denial_triage_session"
 SESSION_HOURS = 8  # a working day; then sign in again
-SESSION_SECRET_FILE = "session-secret"
+SESSION_SECRET_FILE = "session-secret"  # pragma: allowlist secret
 MIN_SECRET_CHARACTERS = 32
 HOME = "/ui/worklist"
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
