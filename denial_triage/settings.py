@@ -52,6 +52,16 @@ class Settings(BaseSettings):
     model_poll_seconds: float = Field(
         30.0, gt=0, description="How often the service checks whether the champion alias moved."
     )
+    audit_write_behind: bool = Field(
+        True,
+        description="Write audit records behind the request, in batches; false writes them "
+        "on the request path before the answer.",
+    )
+    audit_worker_process: bool = Field(
+        True,
+        description="Build and write audit records in a worker process, on another core; "
+        "false does it from a thread of the service.",
+    )
     shutdown_grace_seconds: int = Field(
         30, ge=1, description="How long in-flight requests may take to finish on SIGTERM."
     )

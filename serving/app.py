@@ -11,23 +11,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, File, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Path, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from denial_triage.settings import Settings, get_settings
 from serving import errors, metrics, pages
-from serving.auth import Caller, require_roles
+from serving.auth import ROLES, Caller, require_roles
 from serving.errors import ServiceError
 from serving.logs import configure_logging, logger
 from serving.middleware import RequestContextMiddleware
 from serving.schemas import (
+    NO_NUL,
     ErrorResponse,
     FeedbackIn,
     FeedbackOut,
@@ -35,12 +36,15 @@ from serving.schemas import (
     ScoreResponse,
     StoredScore,
 )
+from serving.scoring import ScoredBatch
 from serving.state import ServiceState
 
 SCORERS = ("scorer", "admin")
 REVIEWERS = ("reviewer", "admin")
 ADMINS = ("admin",)
 ERRORS = {
+    # The framework's own answer to a body it cannot read (not UTF-8, a broken multipart form).
+    400: {"model": ErrorResponse, "description": "The body cannot be parsed."},
     401: {"model": ErrorResponse, "description": "No valid API key."},
     403: {"model": ErrorResponse, "description": "The key's role may not do this."},
     413: {"model": ErrorResponse, "description": "Body or batch larger than the service accepts."},
@@ -56,6 +60,7 @@ def get_state(request: Request) -> ServiceState:
 State = Annotated[ServiceState, Depends(get_state)]
 ScorerKey = Annotated[Caller, Depends(require_roles(*SCORERS))]
 ReviewerKey = Annotated[Caller, Depends(require_roles(*REVIEWERS))]
+AnyKey = Annotated[Caller, Depends(require_roles(*ROLES))]
 AdminKey = Annotated[Caller, Depends(require_roles(*ADMINS))]
 
 
@@ -82,6 +87,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Scores medical billing denials: root cause, recovery, preventability, "
         "priority and routing, with SHAP reasons; every score is audited.",
         lifespan=lifespan,
+        # The schema maps every route and field a caller may send: it is served to key holders
+        # only (GET /v1/openapi.json). No Swagger page: it loads its scripts from a CDN, which
+        # the pages' Content-Security-Policy and offline hospital networks both refuse.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     errors.install(app)
@@ -95,44 +106,85 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 async def _poll_champion(state: ServiceState, seconds: float) -> None:
-    """Hot reload: follow the champion alias; a failed check keeps the current model."""
+    """Hot reload: follow the champion alias; a failed check keeps the current model.
+
+    The audit spool is drained here too, first at start: what a previous run left while the
+    database was away is written as soon as it is back, not one poll interval later.
+    """
     while True:
+        await _survive(state.drain_spool)
         await asyncio.sleep(seconds)
-        await run_in_threadpool(state.refresh_model)
-        await run_in_threadpool(state.drain_spool)
+        await _survive(state.refresh_model)
+
+
+async def _survive(step: Callable[[], object]) -> None:
+    """Run one step of the poll loop; an unexpected failure is logged, and the loop goes on
+    (an ended loop would stop both hot reload and the spool's drain, silently)."""
+    try:
+        await run_in_threadpool(step)
+    except Exception:
+        logger.exception(
+            "poll step failed; retried at the next poll", extra={"step": step.__name__}
+        )
+
+
+def _answer(scored: ScoredBatch) -> Response:
+    """The scores as JSON, encoded once. Returning a Response skips FastAPI's validation of
+    the declared ``ScoreResponse``, which the results already have the shape of (tested)."""
+    return Response(scored.json(), media_type="application/json")
 
 
 def _routes(app: FastAPI) -> None:
     @app.post("/v1/score", response_model=ScoreResponse, responses=ERRORS, tags=["scoring"])
     async def score(
         body: ScoreRequest, caller: ScorerKey, state: State, request: Request
-    ) -> ScoreResponse:
+    ) -> Response:
         """Score 1 to N denials: probabilities, priority with its parts, routing, review flags
         and SHAP reasons per model."""
-        return await run_in_threadpool(state.score, body, caller, request.state.request_id)
+        scored = await run_in_threadpool(state.score, body, caller, request.state.request_id)
+        return _answer(scored)
 
     @app.post("/v1/ingest/835", response_model=ScoreResponse, responses=ERRORS, tags=["scoring"])
     async def ingest_835(
         caller: ScorerKey, state: State, request: Request, file: UploadFile = File(...)
-    ) -> ScoreResponse:
+    ) -> Response:
         """Ingest an uploaded 835 remittance, then score and return its denials."""
         content = await file.read()
-        return await run_in_threadpool(
+        scored = await run_in_threadpool(
             state.score_remittance,
             content,
             file.filename or "upload.835",
             caller,
             request.state.request_id,
         )
+        return _answer(scored)
 
     @app.get(
-        "/v1/denials/{denial_id}", response_model=StoredScore, responses=ERRORS, tags=["review"]
+        "/v1/denials/{denial_id}",
+        response_model=StoredScore,
+        responses={**ERRORS, 404: {"model": ErrorResponse, "description": "Never scored."}},
+        tags=["review"],
     )
-    async def latest_score(denial_id: str, caller: ReviewerKey, state: State) -> StoredScore:
+    async def latest_score(
+        denial_id: Annotated[str, Path(pattern=NO_NUL)], caller: ReviewerKey, state: State
+    ) -> StoredScore:
         """The latest score of a denial with its full explanation, from the audit log."""
         return await run_in_threadpool(state.latest_score, denial_id)
 
-    @app.post("/v1/feedback", response_model=FeedbackOut, responses=ERRORS, tags=["review"])
+    @app.post(
+        "/v1/feedback",
+        response_model=FeedbackOut,
+        responses={
+            **ERRORS,
+            200: {"description": "This idempotency key was already recorded, with this body."},
+            201: {"model": FeedbackOut, "description": "Recorded."},
+            409: {
+                "model": ErrorResponse,
+                "description": "This idempotency key was already used for different feedback.",
+            },
+        },
+        tags=["review"],
+    )
     async def feedback(body: FeedbackIn, caller: ReviewerKey, state: State) -> JSONResponse:
         """Record an outcome or correction; repeating the same idempotency key is harmless."""
         stored = await run_in_threadpool(state.save_feedback, body, caller)
@@ -151,12 +203,26 @@ def _routes(app: FastAPI) -> None:
         body, content_type = metrics.exposition()
         return PlainTextResponse(body, media_type=content_type)
 
+    @app.get("/v1/openapi.json", tags=["operations"], responses=ERRORS)
+    async def openapi_schema(caller: AnyKey, request: Request) -> dict[str, Any]:
+        """The OpenAPI schema of this service, for generating clients; any valid key."""
+        return request.app.openapi()
+
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:
         """The process is up."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["operations"])
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        responses={
+            503: {
+                "description": "Not ready: the same fields, saying why.",
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            }
+        },
+    )
     async def readyz(state: State) -> JSONResponse:
         """Ready only with a model loaded; says which one and from where."""
         status = state.readiness()

@@ -12,15 +12,27 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from features.contract import COLUMNS, RESOLUTIONS, ROOT_CAUSES, Column, Kind, Role
+from features.contract import (
+    AMOUNT_MAXIMUM,
+    COLUMNS,
+    RESOLUTIONS,
+    ROOT_CAUSES,
+    Column,
+    Kind,
+    Role,
+)
 
+# PostgreSQL text and JSON cannot hold the NUL character: text that carries one is refused
+# here, with a 422 naming the field, instead of failing where it is stored (a 5xx, or an audit
+# record that can never be written).
+NO_NUL = r"^[^\x00]*$"
 _PYTHON_TYPES: dict[Kind, Any] = {
     Kind.STRING: str,
     Kind.DATE: dt.date,
     Kind.DECIMAL: float,
     Kind.INTEGER: int,
     Kind.BOOLEAN: bool,
-    Kind.STRING_LIST: list[str],
+    Kind.STRING_LIST: list[Annotated[str, Field(pattern=NO_NUL)]],
 }
 
 
@@ -32,8 +44,10 @@ def _field(column: Column) -> tuple[Any, Any]:
     constraints: dict[str, Any] = {"description": column.description}
     if column.minimum is not None:
         constraints["gt" if column.exclusive_minimum else "ge"] = column.minimum
-    if column.pattern and column.kind is Kind.STRING:
-        constraints["pattern"] = f"^{column.pattern}$"
+    if column.maximum is not None:  # the contract's bound, refused here with a 422
+        constraints["le"] = column.maximum
+    if column.kind is Kind.STRING and not column.allowed:
+        constraints["pattern"] = f"^{column.pattern}$" if column.pattern else NO_NUL
     if column.kind is Kind.STRING_LIST and column.role is Role.REQUIRED:
         constraints["min_length"] = 1
     if column.kind is Kind.STRING and column.role is Role.REQUIRED:
@@ -194,14 +208,14 @@ class FeedbackIn(BaseModel):
             ]
         },
     )
-    idempotency_key: str = Field(min_length=1, max_length=200)
-    denial_id: str = Field(min_length=1, max_length=200)
+    idempotency_key: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
+    denial_id: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
     confirmed_root_cause: bool | None = None
     corrected_root_cause: Literal[ROOT_CAUSES] | None = None  # type: ignore[valid-type]
     resolution: Literal[RESOLUTIONS] | None = None  # type: ignore[valid-type]
-    recovered_amount: float | None = Field(None, ge=0)
+    recovered_amount: float | None = Field(None, ge=0, le=AMOUNT_MAXIMUM)
     resolved_date: dt.date | None = None
-    reviewer_note: str | None = Field(None, max_length=2000)
+    reviewer_note: str | None = Field(None, max_length=2000, pattern=NO_NUL)
 
 
 class FeedbackOut(BaseModel):

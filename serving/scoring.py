@@ -23,6 +23,7 @@ from typing import Any
 
 import joblib
 import numpy as np
+import orjson
 import pandas as pd
 
 from features.contract import clean_records, validate
@@ -33,6 +34,34 @@ from training.tracking import CHAMPION, MODEL_NAME, alias_version, load_triage_m
 from training.triage_model import TriageModel
 
 TASKS = ("root_cause", "recovery", "preventable")
+
+
+@dataclass(frozen=True)
+class ScoredBatch:
+    """A score answer in plain values, exactly the fields of ``schemas.ScoreResponse``.
+
+    The results are built by :func:`score_denials` in the response's shape, so the answer is
+    encoded straight to JSON: validating 1,000 results into pydantic models again took about a
+    tenth of a 1,000-denial request. Tests check that every answer validates as a
+    ``ScoreResponse`` and round-trips unchanged.
+    """
+
+    request_id: str
+    model_version: str
+    mapping_version: str
+    scored_at: dt.datetime
+    results: list[dict[str, Any]]
+
+    def json(self) -> bytes:
+        document = {
+            "request_id": self.request_id,
+            "model_version": self.model_version,
+            "mapping_version": self.mapping_version,
+            "scored_at": self.scored_at,
+            "results": self.results,
+        }
+        # UTC as "Z", as pydantic writes it; a non-finite float becomes null, as in pydantic.
+        return orjson.dumps(document, option=orjson.OPT_UTC_Z | orjson.OPT_SERIALIZE_NUMPY)
 
 
 # ---------------------------------------------------------------------------- scoring

@@ -23,11 +23,17 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import DataError, IntegrityError
+
 from serving.repository import json_safe
 
 logger = logging.getLogger(__name__)
 SUFFIX = ".jsonl"
 REJECTED_FOLDER = "rejected"
+# What a write raises when a file's records themselves are wrong (a missing field, a value the
+# table refuses), as against the database being away: such a file would fail at every drain
+# and hold back every file after it, so it is set aside instead.
+MALFORMED = (LookupError, TypeError, ValueError, DataError, IntegrityError)
 
 Write = Callable[[list[dict[str, Any]]], int]
 
@@ -72,11 +78,15 @@ class AuditSpool:
 
         Files are removed one by one after ``write`` returns. If it raises (the database went
         away again), the files not yet written stay for the next drain, and the error
-        propagates.
+        propagates. A file whose records are malformed is set aside, and the drain goes on.
         """
         written = 0
         for path, records in self._readable():
-            written += write(records)
+            try:
+                written += write(records)
+            except MALFORMED as error:
+                self._reject(path, reason=type(error).__name__)
+                continue
             with suppress(FileNotFoundError):  # another process drained it too
                 path.unlink()
         return written
@@ -86,18 +96,21 @@ class AuditSpool:
             try:
                 records = [json.loads(line) for line in _read_lines(path)]
             except (ValueError, UnicodeDecodeError):
-                self._reject(path)
+                self._reject(path, reason="not JSON lines")
                 continue
             if records:
                 yield path, records
 
-    def _reject(self, path: Path) -> None:
-        """Set aside a file that cannot be parsed, so it neither blocks the drain nor is lost."""
+    def _reject(self, path: Path, reason: str) -> None:
+        """Set aside a file that cannot be written, so it neither blocks the drain nor is lost."""
         target = self.folder / REJECTED_FOLDER
         target.mkdir(exist_ok=True)
         with suppress(FileNotFoundError):  # another process set it aside first
             os.replace(path, target / path.name)
-        logger.error("unreadable audit spool file moved to %s for inspection", target / path.name)
+        # The reason is an exception's name, never its message: a message may quote a record.
+        logger.error(
+            "audit spool file set aside for inspection (%s): %s", reason, target / path.name
+        )
 
 
 def _read_lines(path: Path) -> list[str]:

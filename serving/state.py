@@ -35,8 +35,15 @@ from serving.database import make_engine, session_factory, upgrade_database
 from serving.errors import ServiceError
 from serving.logs import logger
 from serving.remittance import remittance_denials
-from serving.schemas import FeedbackIn, FeedbackOut, ScoreRequest, ScoreResponse, StoredScore
-from serving.scoring import LoadedModel, ModelRejected, ModelStore, ModelUnavailable, score_denials
+from serving.schemas import FeedbackIn, FeedbackOut, ScoreRequest, StoredScore
+from serving.scoring import (
+    LoadedModel,
+    ModelRejected,
+    ModelStore,
+    ModelUnavailable,
+    ScoredBatch,
+    score_denials,
+)
 from serving.spool import AuditSpool
 from training.tracking import configure_tracking
 from training.triage_model import prediction_threads
@@ -56,6 +63,9 @@ class ServiceState:
         self.engine = None
         self.sessions = None
         self.audit_writer: AuditWriter | None = None
+        # Set when audit records had to be spooled or a drain failed; cleared by a drain that
+        # wrote. The audit path is what notices an outage first, and it never blocks on one.
+        self.database_away = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -65,7 +75,7 @@ class ServiceState:
         upgrade_database(url)
         self.engine = make_engine(url)
         self.sessions = session_factory(self.engine)
-        if getattr(self.settings, "audit_write_behind", True):
+        if self.settings.audit_write_behind:
             self.audit_writer = AuditWriter(self._audit_store(url), self._spooled)
             self.audit_writer.start()
         self.refresh_model()
@@ -80,7 +90,7 @@ class ServiceState:
     def _audit_store(self, url: str) -> LocalStore | ProcessStore:
         """Where audit records are built and written: a worker process unless turned off."""
         local = LocalStore(repository.audit_writer(self.sessions), self.spool.append)
-        if not getattr(self.settings, "audit_worker_process", True):
+        if not self.settings.audit_worker_process:
             return local
         return ProcessStore(url, self.spool.folder, local)
 
@@ -144,13 +154,16 @@ class ServiceState:
 
     def readiness(self) -> dict[str, object]:
         model = self.model
+        spooled = self.spool.pending()
         return {
             "ready": model is not None,
             "model_version": model.version if model else None,
             "model_source": model.source if model else None,
             "mapping_version": model.mapping_version if model else None,
             "problem": self.model_problem,
-            "audit_records_spooled": self.spool.pending(),
+            # Scoring goes on while the database is away: this says so, it does not fail ready.
+            "database_reachable": not (self.database_away and spooled),
+            "audit_records_spooled": spooled,
         }
 
     def _model(self) -> LoadedModel:
@@ -166,19 +179,28 @@ class ServiceState:
         cached = self._auth_cache.get(digest)
         if cached and cached[0] > time.monotonic():
             return cached[1]
+        assert self.sessions is not None, "the service has not started"
         try:
-            with self.session() as session:
+            # Not through self.session(): a key check reads no audit records, so it need not
+            # wait for the audit writer, which may be waiting out a locked database.
+            with self.sessions() as session:
                 record = repository.authenticate(session, key)
                 caller = Caller(record.name, record.role) if record else None
         except SQLAlchemyError as exc:
+            if cached:
+                # Scores are answered while the database is away: a key this process saw
+                # valid keeps working; a revocation made meanwhile holds once it is back.
+                return cached[1]
             raise ServiceError(503, "keys cannot be checked: the database is unreachable") from exc
-        if caller is not None:
+        if caller is None:
+            self._auth_cache.pop(digest, None)  # revoked: not to be trusted in an outage
+        else:
             self._auth_cache[digest] = (time.monotonic() + AUTH_CACHE_SECONDS, caller)
         return caller
 
     # ------------------------------------------------------------------ scoring
 
-    def score(self, body: ScoreRequest, caller: Caller, request_id: str) -> ScoreResponse:
+    def score(self, body: ScoreRequest, caller: Caller, request_id: str) -> ScoredBatch:
         if len(body.denials) > self.settings.max_batch_denials:
             raise ServiceError(
                 413,
@@ -192,7 +214,7 @@ class ServiceState:
 
     def score_remittance(
         self, content: bytes, filename: str, caller: Caller, request_id: str
-    ) -> ScoreResponse:
+    ) -> ScoredBatch:
         frame = remittance_denials(content, filename)
         if len(frame) > self.settings.max_batch_denials:
             raise ServiceError(
@@ -213,7 +235,7 @@ class ServiceState:
         request_id: str,
         explain: bool,
         top: int,
-    ) -> ScoreResponse:
+    ) -> ScoredBatch:
         model = self._model()
         # The audit worker keeps a core busy under load: LightGBM leaves it that core.
         busy = 1 if isinstance(getattr(self.audit_writer, "store", None), ProcessStore) else 0
@@ -228,8 +250,8 @@ class ServiceState:
     @staticmethod
     def _response(
         results: list[dict[str, Any]], model: LoadedModel, request_id: str
-    ) -> ScoreResponse:
-        return ScoreResponse(
+    ) -> ScoredBatch:
+        return ScoredBatch(
             request_id=request_id,
             model_version=model.version,
             mapping_version=model.mapping_version,
@@ -241,7 +263,7 @@ class ServiceState:
 
     def _audit(
         self,
-        response: ScoreResponse,
+        response: ScoredBatch,
         results: list[dict[str, Any]],
         payload: list[dict[str, Any]],
         caller: Caller,
@@ -267,6 +289,7 @@ class ServiceState:
 
     def _spooled(self, records: int) -> None:
         if records:
+            self.database_away = True
             metrics.AUDIT_SPOOLED.inc(records)
             logger.warning(
                 "audit records spooled: database unreachable", extra={"records": records}
@@ -281,9 +304,13 @@ class ServiceState:
                 return repository.record_scores(session, records)
 
         try:
-            return self.spool.drain(write)
+            written = self.spool.drain(write)
         except SQLAlchemyError:
+            self.database_away = True
             return 0
+        self.database_away = False
+        logger.info("audit spool drained", extra={"records": written})
+        return written
 
     def latest_score(self, denial_id: str) -> StoredScore:
         try:

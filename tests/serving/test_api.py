@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from denial_triage.settings import Settings
 from serving.app import create_app
+from serving.schemas import ScoreResponse
 from training import run as training_run
 from training.tracking import example_payload
 
@@ -94,6 +95,25 @@ def test_reasons_add_up_to_the_score_over_http(service, trained, task: str) -> N
         if task != "root_cause":
             p = result[task]["probability"]
             assert explanation["output"] == pytest.approx(math.log(p / (1 - p)), abs=1e-6)
+
+
+@pytest.mark.parametrize("options", [{}, {"explain": False}, {"top_reasons": 1}])
+def test_answers_are_exactly_what_the_declared_response_model_gives(
+    service, trained, options: dict
+) -> None:
+    # The answer is encoded without the pydantic model (it is the hot path): it must still be
+    # a valid ScoreResponse, field for field, and nothing more.
+    client, keys = service
+    response = client.post(
+        "/v1/score",
+        json={"denials": payload(trained[1].head(50)), **options},
+        headers=auth(keys["scorer"]),
+    )
+    assert response.status_code == 200 and response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert ScoreResponse.model_validate_json(response.content).model_dump(mode="json") == body
+    explained = [result["recovery"]["explanation"] for result in body["results"]]
+    assert all(e is None for e in explained) == (options.get("explain") is False)
 
 
 def test_the_latest_score_is_read_back_from_the_audit_log(service, trained) -> None:
@@ -220,7 +240,7 @@ def test_no_patient_identifier_reaches_the_logs(
 ) -> None:
     client, keys = service
     denial = payload(trained[1].head(1))[0]
-    secret = "PATIENT-NAME-DOE-JANE"
+    secret = "PATIENT-NAME-DOE-JANE"  # pragma: allowlist secret
     score(client, keys["scorer"], [{**denial, "patient_name": secret, "member_id": "MEMBER-12345"}])
     client.post(
         "/v1/score",
@@ -233,8 +253,9 @@ def test_no_patient_identifier_reaches_the_logs(
 
 
 def test_openapi_documents_the_versioned_routes(service) -> None:
-    client, _ = service
-    spec = client.get("/openapi.json").json()
+    client, keys = service
+    assert client.get("/v1/openapi.json").status_code == 401
+    spec = client.get("/v1/openapi.json", headers=auth(keys["scorer"])).json()
     assert {"/v1/score", "/v1/feedback", "/v1/denials/{denial_id}", "/v1/ingest/835"} <= set(
         spec["paths"]
     )

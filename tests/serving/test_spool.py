@@ -81,6 +81,19 @@ def test_an_unreadable_file_is_set_aside_not_lost(tmp_path: Path) -> None:
     assert (tmp_path / "rejected" / "0-1-broken.jsonl").exists()
 
 
+def test_a_file_of_malformed_records_is_set_aside_and_later_files_drain(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    spool = AuditSpool(tmp_path)
+    spool.append([{"record_id": "r-1", "request_id": "req"}])  # valid JSON, fields missing
+    spool.append(records(3, batch=2))
+    assert spool.drain(audit_writer(sessions)) == 3
+    assert spool.pending() == 0
+    assert len(list((tmp_path / "rejected").glob("*.jsonl"))) == 1
+    with sessions() as session:
+        assert count_scores(session) == 3
+
+
 def test_only_complete_files_are_visible(tmp_path: Path) -> None:
     spool = AuditSpool(tmp_path)
     written = spool.append(records(2))
