@@ -1,0 +1,92 @@
+"""A bounded load test on loopback, by the code of ``benchmarks/load.py``.
+
+The service runs as shipped (``denial-triage serve``, one uvicorn process, SQLite records, the
+audit worker) while locust holds a steady mix of scoring, reviewer reads and feedback for 60 s.
+No request may fail, every answered denial must have its audit record, memory must stay flat
+by the benchmark's stated definition, and the target rate must have been held: without the
+load, the test cannot pass.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import signal
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from conftest import train_small_registry
+from database_fixtures import create_keys
+
+from serving.database import upgrade_database
+
+LOAD_SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "load.py"
+RATE = 30.0  # requests per second: moderate, the two cores are shared with other work
+SECONDS = 60
+
+
+def load_benchmark() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("load_benchmark", LOAD_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while being built
+    spec.loader.exec_module(module)
+    return module
+
+
+load = load_benchmark()
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One run: the service started on a small champion, 60 s of load, the checks.
+
+    The champion is smaller than the benchmark's (30 rounds, not the shipped specs) so that
+    training takes seconds on shared cores; the load, the service and the checks are the same.
+    """
+    folder = tmp_path_factory.mktemp("load")
+    options, _ = train_small_registry(folder, rows=12_000, seed=53, rounds=30, promote_first=True)
+    database = load.records_url(options.data_dir)
+    upgrade_database(database)
+    deployment = load.Deployment(options.data_dir, options.data, create_keys(database, "load"))
+    return load.run(load.LoadPlan(rate=RATE, seconds=SECONDS), folder, deployment)
+
+
+def test_the_target_rate_is_held_for_the_whole_run(results: dict[str, Any]) -> None:
+    rate = results["rate"]
+    assert rate["seconds"] >= SECONDS - 1.5
+    assert rate["per_second"] == pytest.approx(RATE, rel=0.10)
+    assert rate["slowest_window"] >= 0.9 * RATE, "the rate sagged in some 10 s of the run"
+    assert all(results["latency_ms"][kind]["count"] > 0 for kind in load.MIX)
+
+
+def test_no_request_fails(results: dict[str, Any]) -> None:
+    assert results["errors"] == 0, results["error_kinds"]
+    assert results["locust"]["failures"] == 0
+    assert results["locust"]["requests"] == results["requests"]
+
+
+def test_every_answered_denial_has_its_audit_record(results: dict[str, Any]) -> None:
+    audit = results["audit"]
+    assert audit["read_status"] == 200
+    assert audit["answered"] > results["denials_scored"] > 0  # the run's, and priming's
+    assert audit["lost"] == 0
+    assert audit["records"] == audit["answered"], "a denial was recorded twice"
+    assert audit["service_counter"] == audit["answered"], "the service scored unseen denials"
+    assert audit["spooled"] == 0
+
+
+def test_memory_stays_flat(results: dict[str, Any]) -> None:
+    memory = results["memory"]
+    assert memory["samples"] >= SECONDS - 2
+    assert memory["flat"], memory
+
+
+def test_the_service_shuts_down_cleanly_after_the_load(results: dict[str, Any]) -> None:
+    # uvicorn finishes its graceful shutdown, then re-raises the SIGTERM it caught.
+    assert results["service_exit_code"] in (0, -signal.SIGTERM)
+
+
+def test_the_benchmark_judges_the_run_a_pass(results: dict[str, Any]) -> None:
+    assert load.failures(results) == []
