@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
+import socket
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pandas as pd
 import pytest
@@ -100,3 +104,19 @@ def train_small_registry(
             promote(version, small_specs(rounds), evaluation_on(data, options))
         results += [train(options) for _ in range(versions - 1)]
     return options, results
+
+
+def load_module(path: Path, name: str) -> ModuleType:
+    """A script that is not a package module (benchmarks, fuzz drivers, fixtures), by path."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while being built
+    spec.loader.exec_module(module)
+    return module
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -16,14 +16,11 @@ are covered by tests/serving/test_pages*.py, and their sign-in by test_route_sec
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
-from conftest import train_small_registry
+from conftest import load_module, train_small_registry
 from database_fixtures import BACKENDS, auth, create_keys, postgres_schema, require_postgres
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -39,15 +36,7 @@ EXAMPLES_PER_MODE = 20  # random cases per operation, valid and invalid each
 SEED = 8
 
 
-def load_driver() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("api_schema", DRIVER)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    return module
-
-
-api_schema = load_driver()
+api_schema = load_module(DRIVER, "api_schema")
 
 
 @pytest.fixture(scope="module")

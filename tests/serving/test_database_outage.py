@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
-from conftest import train_small_registry
+from conftest import free_port, train_small_registry
 from database_fixtures import POSTGRES_URL, auth, create_keys, postgres_schema, require_postgres
 from fastapi.testclient import TestClient
 from mlflow.tracking import MlflowClient
@@ -79,7 +79,7 @@ class DatabaseProxy:
 
     def __init__(self, upstream: tuple[str, int]) -> None:
         self.upstream = upstream
-        self.port = _free_port()
+        self.port = free_port()
         self._listener: socket.socket | None = None
         self._acceptor: threading.Thread | None = None
         self._links: set[socket.socket] = set()
@@ -137,12 +137,6 @@ def _hang_up(end: socket.socket) -> None:
     with suppress(OSError):
         end.shutdown(socket.SHUT_RDWR)
     end.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass

@@ -9,15 +9,12 @@ load, the test cannot pass.
 
 from __future__ import annotations
 
-import importlib.util
 import signal
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
-from conftest import train_small_registry
+from conftest import load_module, train_small_registry
 from database_fixtures import create_keys
 
 from serving.database import upgrade_database
@@ -27,15 +24,7 @@ RATE = 30.0  # requests per second: moderate, the two cores are shared with othe
 SECONDS = 60
 
 
-def load_benchmark() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("load_benchmark", LOAD_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    return module
-
-
-load = load_benchmark()
+load = load_module(LOAD_SCRIPT, "load_benchmark")
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ logs at DEBUG), each given a good remittance and one broken right after the pati
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import logging
 import os
@@ -14,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import train_small_registry
+from conftest import load_module, train_small_registry
 from database_fixtures import auth, create_keys
 from fastapi.testclient import TestClient
 
@@ -23,9 +22,7 @@ from serving.app import create_app
 from serving.logs import SERVICE_LOGGERS, JsonFormatter
 
 FIXTURES = Path(__file__).resolve().parents[1] / "ingest" / "remit_fixtures.py"
-_spec = importlib.util.spec_from_file_location("remit_fixtures_for_logs", FIXTURES)
-remits = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(remits)
+remits = load_module(FIXTURES, "remit_fixtures")
 
 # Raw 835 text: any of these in a log means a segment was written out as it came.
 RAW_835 = ("NM1*QC", "NM1*IL", "ISA*00", "CLP*PCN", "SVC*HC")

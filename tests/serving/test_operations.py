@@ -3,7 +3,6 @@ and batch scoring through the same code path."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import tempfile
 import threading
@@ -14,7 +13,7 @@ import joblib
 import mlflow
 import pandas as pd
 import pytest
-from conftest import train_small_registry
+from conftest import load_module, train_small_registry
 from database_fixtures import auth, create_keys
 from fastapi.testclient import TestClient
 from mlflow.tracking import MlflowClient
@@ -31,10 +30,7 @@ FIXTURES = Path(__file__).resolve().parents[1] / "ingest" / "remit_fixtures.py"
 
 
 def remit_fixtures():
-    spec = importlib.util.spec_from_file_location("remit_fixtures", FIXTURES)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(FIXTURES, "remit_fixtures")
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -14,7 +13,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from conftest import train_small_registry
+from conftest import free_port, train_small_registry
 from database_fixtures import create_keys
 
 from serving.database import upgrade_database
@@ -22,12 +21,6 @@ from training import run as training_run
 from training.tracking import example_payload
 
 BATCH = 4_000
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def post(url: str, body: bytes, key: str, timeout: float = 120) -> tuple[int, dict]:
