@@ -188,5 +188,8 @@ def _score_sample(base: str, key: str, sample: Path, rows: int) -> None:
             f"priority {result['priority']['score']:,.0f}, {result['routing']['owner_queue']} / "
             f"{result['routing']['action_path']}"
         )
-    typer.echo(f"\nthe service runs at {base} (docs at {base}/docs); Ctrl-C stops it.")
+    typer.echo(
+        f"\nthe service runs at {base}: reviewers' pages at {base}/ui/, the API's schema at "
+        f"{base}/v1/openapi.json (send the key below); Ctrl-C stops it."
+    )
     typer.echo(f"an admin API key was made for you (shown once): {key}")
