@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pandas as pd
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from denial_triage.settings import Settings
@@ -317,7 +317,7 @@ class ServiceState:
             with self.session() as session:
                 record = repository.latest_score(session, denial_id)
         except SQLAlchemyError as exc:
-            raise ServiceError(503, "the audit log is unreachable; retry later") from exc
+            raise ServiceError(503, f"the audit log {_unavailable(exc)}; retry later") from exc
         if record is None:
             raise ServiceError(404, f"denial {denial_id!r} has not been scored")
         score = dict(record.outputs)
@@ -354,12 +354,21 @@ class ServiceState:
         except SQLAlchemyError as exc:
             raise ServiceError(
                 503,
-                "feedback cannot be stored now: the database is unreachable; "
+                f"feedback cannot be stored now: the database {_unavailable(exc)}; "
                 "retry with the same idempotency key",
             ) from exc
 
 
 _TASKS = ("root_cause", "recovery", "preventable")
+
+
+def _unavailable(error: SQLAlchemyError) -> str:
+    """Why the database could not answer, in the caller's words: away (connection refused or
+    cut, SQLite locked), or refusing what it was sent, which is a defect of this service to
+    report with the request id, not an outage to wait out."""
+    if isinstance(error, OperationalError | InterfaceError):
+        return "is unreachable"
+    return f"refused the request ({type(error).__name__})"
 
 
 def _settle_long_lived_objects() -> None:

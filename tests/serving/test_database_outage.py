@@ -30,6 +30,7 @@ from database_fixtures import POSTGRES_URL, auth, create_keys, postgres_schema, 
 from fastapi.testclient import TestClient
 from mlflow.tracking import MlflowClient
 from sqlalchemy import func, make_url, select
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 
 from denial_triage.settings import Settings
 from serving import state as service_state
@@ -419,3 +420,16 @@ def test_the_audit_switches_are_settings_read_from_the_environment(
     monkeypatch.setenv("DENIAL_TRIAGE_AUDIT_WORKER_PROCESS", "0")
     settings = Settings()
     assert not settings.audit_write_behind and not settings.audit_worker_process
+
+
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        (OperationalError("SELECT", {}, Exception("connection refused")), "is unreachable"),
+        (InterfaceError("SELECT", {}, Exception("connection closed")), "is unreachable"),
+        (DataError("INSERT", {}, Exception("value out of range")), "refused the request"),
+    ],
+)
+def test_callers_are_told_an_outage_from_a_refusal(error: Exception, said: str) -> None:
+    # An outage is worth a retry; a refusal is a defect to report with the request id.
+    assert service_state._unavailable(error).startswith(said)
