@@ -63,6 +63,7 @@ class ServiceState:
         self.engine = None
         self.sessions = None
         self.audit_writer: AuditWriter | None = None
+        self.local_audit: LocalStore | None = None  # writes here, spools when refused
         # Set when audit records had to be spooled or a drain failed; cleared by a drain that
         # wrote. The audit path is what notices an outage first, and it never blocks on one.
         self.database_away = False
@@ -75,6 +76,7 @@ class ServiceState:
         upgrade_database(url)
         self.engine = make_engine(url)
         self.sessions = session_factory(self.engine)
+        self.local_audit = LocalStore(repository.audit_writer(self.sessions), self.spool.append)
         if self.settings.audit_write_behind:
             self.audit_writer = AuditWriter(self._audit_store(url), self._spooled)
             self.audit_writer.start()
@@ -89,10 +91,10 @@ class ServiceState:
 
     def _audit_store(self, url: str) -> LocalStore | ProcessStore:
         """Where audit records are built and written: a worker process unless turned off."""
-        local = LocalStore(repository.audit_writer(self.sessions), self.spool.append)
+        assert self.local_audit is not None, "the database is not open yet"
         if not self.settings.audit_worker_process:
-            return local
-        return ProcessStore(url, self.spool.folder, local)
+            return self.local_audit
+        return ProcessStore(url, self.spool.folder, self.local_audit)
 
     def stop(self) -> None:
         if self.audit_writer is not None:
@@ -242,7 +244,7 @@ class ServiceState:
         threads = prediction_threads(len(payload), busy_cores=busy)
         results = score_denials(model.triage, denials, explain=explain, top=top, threads=threads)
         response = self._response(results, model, request_id)
-        self._audit(response, results, payload, caller)
+        self._audit(response, payload, caller)
         metrics.DENIALS_SCORED.inc(len(results))
         metrics.REVIEW_FLAGS.inc(sum(r["requires_human_review"] for r in results))
         return response
@@ -264,7 +266,6 @@ class ServiceState:
     def _audit(
         self,
         response: ScoredBatch,
-        results: list[dict[str, Any]],
         payload: list[dict[str, Any]],
         caller: Caller,
     ) -> None:
@@ -276,16 +277,15 @@ class ServiceState:
             mapping_version=response.mapping_version,
             scored_at=response.scored_at,
             caller=caller.name,
-            results=results,
+            results=response.results,
             payload=payload,
         )
         if self.audit_writer is not None:
             for part in job.parts():
                 self.audit_writer.submit(part)
             return
-        assert self.sessions is not None, "the service has not started"
-        store = LocalStore(repository.audit_writer(self.sessions), self.spool.append)
-        self._spooled(store.store([job]))
+        assert self.local_audit is not None, "the service has not started"
+        self._spooled(self.local_audit.store([job]))
 
     def _spooled(self, records: int) -> None:
         if records:
@@ -296,7 +296,8 @@ class ServiceState:
             )
 
     def drain_spool(self) -> int:
-        if self.sessions is None or not self.spool.pending():
+        # files(), not pending(): the drain reads every file anyway; count nothing twice.
+        if self.sessions is None or not self.spool.files():
             return 0
 
         def write(records: list[dict[str, Any]]) -> int:

@@ -292,3 +292,30 @@ def test_every_denial_scored_concurrently_is_read_back(service, trained) -> None
             stored = client.get(f"/v1/denials/{denial['denial_id']}", headers=reviewer)
             assert stored.status_code == 200, stored.text
             assert stored.json()["request_id"] == body["request_id"]
+
+
+@pytest.mark.parametrize(
+    ("write_behind", "worker_process"), [(False, False), (True, False)], ids=["inline", "thread"]
+)
+def test_every_audit_mode_records_each_score(
+    trained, tmp_path: Path, write_behind: bool, worker_process: bool
+) -> None:
+    """The switches off the default path (records written before the answer, or from a thread
+    of the service) record every score too; the default is covered by the tests above."""
+    data_dir, denials = trained
+    settings = Settings(
+        data_dir=data_dir,
+        database_url=f"sqlite:///{(tmp_path / 'records.db').as_posix()}",
+        model_poll_seconds=3600,
+        audit_write_behind=write_behind,
+        audit_worker_process=worker_process,
+    )
+    with TestClient(create_app(settings)) as client:
+        keys = _keys(settings)
+        body = score(client, keys["scorer"], payload(denials.iloc[200:210]))
+        for result in body["results"]:
+            stored = client.get(
+                f"/v1/denials/{result['denial_id']}", headers=auth(keys["reviewer"])
+            )
+            assert stored.status_code == 200, stored.text
+            assert stored.json()["request_id"] == body["request_id"]
