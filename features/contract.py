@@ -68,7 +68,7 @@ class Kind(StrEnum):
 # submission attempts) pass through float64 into Int64, which breaks past int64.
 AMOUNT_MAXIMUM = 999_999_999_999.99
 COUNT_MAXIMUM = 2**31 - 1
-_MAXIMUM = {"decimal": AMOUNT_MAXIMUM, "integer": COUNT_MAXIMUM}
+_MAXIMUM = {Kind.DECIMAL: AMOUNT_MAXIMUM, Kind.INTEGER: COUNT_MAXIMUM}
 
 
 class Role(StrEnum):
@@ -93,7 +93,7 @@ class Column:
     @property
     def maximum(self) -> float | None:
         """The largest value a number column accepts (none for other kinds)."""
-        return _MAXIMUM.get(self.kind.value)
+        return _MAXIMUM.get(self.kind)
 
 
 def _col(name: str, kind: Kind, role: Role, description: str, **rules: object) -> Column:
