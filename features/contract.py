@@ -69,6 +69,12 @@ class Kind(StrEnum):
 AMOUNT_MAXIMUM = 999_999_999_999.99
 COUNT_MAXIMUM = 2**31 - 1
 _MAXIMUM = {Kind.DECIMAL: AMOUNT_MAXIMUM, Kind.INTEGER: COUNT_MAXIMUM}
+# Every string is bounded here, once: the API's schema, file validation and the service's
+# tables (``VARCHAR(TEXT_MAXIMUM)`` for denial ids) all read these, so a value the database
+# would refuse is refused at the edge with the field's name, never after a score is answered.
+TEXT_MAXIMUM = 128  # ids and names: X12 ids are at most 80 characters (CLP01 38, REF02 50)
+CODE_MAXIMUM = 16  # one code of a list (CARC, RARC, modifier, ICD-10-CM)
+LIST_MAXIMUM = 99  # codes of one list: X12 repeats an adjustment or remark loop at most 99 times
 
 
 class Role(StrEnum):
@@ -95,6 +101,16 @@ class Column:
         """The largest value a number column accepts (none for other kinds)."""
         return _MAXIMUM.get(self.kind)
 
+    @property
+    def max_length(self) -> int | None:
+        """The longest text a string column accepts, or one item of a list column."""
+        return {Kind.STRING: TEXT_MAXIMUM, Kind.STRING_LIST: CODE_MAXIMUM}.get(self.kind)
+
+    @property
+    def max_items(self) -> int | None:
+        """How many items a list column accepts (none for other kinds)."""
+        return LIST_MAXIMUM if self.kind is Kind.STRING_LIST else None
+
 
 def _col(name: str, kind: Kind, role: Role, description: str, **rules: object) -> Column:
     return Column(name, kind, role, description, **rules)  # type: ignore[arg-type]
@@ -114,9 +130,8 @@ COLUMNS: tuple[Column, ...] = (
         "denied_amount",
         Kind.DECIMAL,
         R,
-        "Denied amount; at most billed_amount.",
-        minimum=0,
-        exclusive_minimum=True,
+        "Denied amount; at least a cent, at most billed_amount.",
+        minimum=0.01,
     ),
     _col(
         "carc_codes",
@@ -346,15 +361,21 @@ _FAST_COERCERS = {
 }
 _LABELS = frozenset(LABEL_COLUMNS)
 _FAST_COLUMNS = tuple((c.name, _FAST_COERCERS[c.kind]) for c in COLUMNS if c.role is not Role.LABEL)
-# Columns with a rule a coerced value can break (a required value, allowed values, a pattern
-# or a minimum); the others hold any value their coercion lets through.
+# Columns with a rule a coerced value can break (a required value, allowed values, a pattern,
+# a bound or a length); the others hold any value their coercion lets through.
 _RULED_COLUMNS = tuple(
     c
     for c in COLUMNS
     if c.role is Role.REQUIRED
     or (
         c.role is not Role.LABEL
-        and (c.allowed or c.pattern or c.minimum is not None or c.maximum is not None)
+        and (
+            c.allowed
+            or c.pattern
+            or c.minimum is not None
+            or c.maximum is not None
+            or c.max_length is not None
+        )
     )
 )
 
@@ -381,11 +402,11 @@ def _check_clean_row(row: dict[str, Any]) -> None:
 
 def _obeys(column: Column, value: Any) -> bool:
     if column.kind is Kind.STRING_LIST:
-        pattern = _PATTERNS.get(column.name)
-        matches = pattern is None or all(pattern.fullmatch(item) for item in value)
-        return matches and (bool(value) or column.role is not Role.REQUIRED)
+        return _list_obeys(column, value)
     if value is None:
         return column.role is not Role.REQUIRED
+    if column.max_length is not None and len(value) > column.max_length:
+        return False
     if column.allowed is not None and value not in column.allowed:
         return False
     if column.name in _PATTERNS and not _PATTERNS[column.name].fullmatch(value):
@@ -395,6 +416,14 @@ def _obeys(column: Column, value: Any) -> bool:
     if column.minimum is None:
         return True
     return value > column.minimum if column.exclusive_minimum else value >= column.minimum
+
+
+def _list_obeys(column: Column, codes: list[str]) -> bool:
+    if len(codes) > LIST_MAXIMUM or any(len(code) > CODE_MAXIMUM for code in codes):
+        return False
+    pattern = _PATTERNS.get(column.name)
+    matches = pattern is None or all(pattern.fullmatch(code) for code in codes)
+    return matches and (bool(codes) or column.role is not Role.REQUIRED)
 
 
 def _coerce_column(values: pd.Series, column: Column, errors: list[RowError]) -> pd.Series:
@@ -501,6 +530,8 @@ _COERCERS = {
 
 def _check_string(values: pd.Series, column: Column, errors: list[RowError]) -> None:
     present = values.notna()
+    too_long = (values.str.len() > TEXT_MAXIMUM).fillna(False).to_numpy(dtype=bool)
+    _report(errors, too_long, column.name, f"longer than {TEXT_MAXIMUM} characters")
     if column.allowed is not None:
         bad = present & ~values.isin(column.allowed)
         _report(errors, bad.to_numpy(), column.name, f"must be one of {', '.join(column.allowed)}")
@@ -512,17 +543,32 @@ def _check_string(values: pd.Series, column: Column, errors: list[RowError]) -> 
 
 
 def _check_list(values: pd.Series, column: Column, errors: list[RowError]) -> None:
+    counts = values.map(len).to_numpy()
     if column.role is Role.REQUIRED:
-        empty = values.map(len).to_numpy() == 0
-        _report(errors, empty, column.name, "needs at least one code")
+        _report(errors, counts == 0, column.name, "needs at least one code")
+    _report(errors, counts > LIST_MAXIMUM, column.name, f"more than {LIST_MAXIMUM} codes")
+    items = values.explode().dropna()
+    long_codes = items[items.astype(str).str.len() > CODE_MAXIMUM].index.unique()
+    reason = f"a code longer than {CODE_MAXIMUM} characters"
+    errors.extend(RowError(int(position) + 1, column.name, reason) for position in long_codes)
     if column.pattern is None:
         return
-    items = values.explode().dropna()
     wrong = items[~items.astype(str).str.fullmatch(column.pattern)]
     for position, group in wrong.groupby(level=0, sort=True):
-        codes = ", ".join(repr(code) for code in group)
+        codes = ", ".join(quoted_code(code) for code in group)
         reason = f"{codes} must match {column.pattern}"
         errors.append(RowError(int(position) + 1, column.name, reason))
+
+
+def quoted_code(value: object) -> str:
+    """A value for a message about codes: quoted when it is short enough to be a code, else
+    only its length, since a longer value in a code field may be an identifier (a member id
+    typed in the wrong column) that must never be echoed into logs or answers."""
+    text = str(value)
+    return repr(text) if len(text) <= _QUOTABLE_CODE else f"a {len(text)}-character value"
+
+
+_QUOTABLE_CODE = 8  # the longest CARC or RARC (CO-A123, MA1234) fits; member ids are longer
 
 
 def _check_range(values: pd.Series, column: Column, errors: list[RowError]) -> None:
@@ -680,10 +726,10 @@ def scoring_json_schema() -> dict[str, object]:
 def _json_property(column: Column) -> dict[str, object]:
     prop: dict[str, object] = {"description": column.description}
     if column.kind is Kind.STRING_LIST:
-        item: dict[str, object] = {"type": "string"}
+        item: dict[str, object] = {"type": "string", "maxLength": column.max_length}
         if column.pattern:
             item["pattern"] = f"^{column.pattern}$"
-        prop.update(type="array", items=item)
+        prop.update(type="array", items=item, maxItems=column.max_items)
         if column.role is Role.REQUIRED:
             prop["minItems"] = 1
         else:
@@ -712,6 +758,8 @@ def _json_property(column: Column) -> dict[str, object]:
         prop["pattern"] = f"^{column.pattern}$"
     if column.kind is Kind.STRING and column.role is Role.REQUIRED:
         prop["minLength"] = 1
+    if column.kind is Kind.STRING:
+        prop["maxLength"] = column.max_length
     if column.minimum is not None:
         key = "exclusiveMinimum" if column.exclusive_minimum else "minimum"
         prop[key] = column.minimum

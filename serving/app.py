@@ -11,19 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator, Callable
+from pathlib import PurePath
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, File, Path, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from denial_triage.settings import Settings, get_settings
 from serving import errors, metrics, pages
-from serving.auth import ROLES, Caller, require_roles
+from serving.auth import ROLES, Caller, KeyGate, require_roles
 from serving.errors import ServiceError
 from serving.logs import configure_logging, logger
 from serving.middleware import RequestContextMiddleware
@@ -39,6 +43,7 @@ from serving.schemas import (
 from serving.scoring import ScoredBatch
 from serving.state import ServiceState
 
+MAX_UPLOAD_NAME = 100
 SCORERS = ("scorer", "admin")
 REVIEWERS = ("reviewer", "admin")
 ADMINS = ("admin",)
@@ -94,9 +99,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
+    app.add_middleware(KeyGate)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     errors.install(app)
     _routes(app)
+    app.openapi = _openapi(app, settings.max_batch_denials)  # type: ignore[method-assign]
     # Reviewers' and leaders' pages under /ui, signed in through a session cookie.
     app.add_middleware(SessionMiddleware, **pages.session_options(settings))
     app.mount("/ui/static", pages.static_files(), name="ui-static")
@@ -134,14 +141,57 @@ def _answer(scored: ScoredBatch) -> Response:
     return Response(scored.json(), media_type="application/json")
 
 
+def upload_name(filename: str | None) -> str:
+    """A plain file name for an uploaded remittance, whatever the client called it: only
+    letters, digits, dots, dashes and underscores, never a path, ``..`` or a NUL, and short."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", PurePath(filename or "").name).lstrip(".")
+    return name[:MAX_UPLOAD_NAME] or "upload.835"
+
+
+def _json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI request body of a route that reads its JSON body itself (to check limits
+    before validating), documented as the model it is validated into."""
+    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
+
+
+def _openapi(app: FastAPI, max_batch_denials: int) -> Callable[[], dict[str, Any]]:
+    """The schema with the models of hand-read bodies in its components, and the batch
+    limit of this service on the denial list."""
+
+    def schema() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            components = document.setdefault("components", {}).setdefault("schemas", {})
+            request = ScoreRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(request.pop("$defs", {}))
+            request["properties"]["denials"]["maxItems"] = max_batch_denials
+            components["ScoreRequest"] = request
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    return schema
+
+
 def _routes(app: FastAPI) -> None:
-    @app.post("/v1/score", response_model=ScoreResponse, responses=ERRORS, tags=["scoring"])
-    async def score(
-        body: ScoreRequest, caller: ScorerKey, state: State, request: Request
-    ) -> Response:
+    @app.post(
+        "/v1/score",
+        response_model=ScoreResponse,
+        responses=ERRORS,
+        tags=["scoring"],
+        openapi_extra=_json_body(ScoreRequest),
+    )
+    async def score(caller: ScorerKey, state: State, request: Request) -> Response:
         """Score 1 to N denials: probabilities, priority with its parts, routing, review flags
         and SHAP reasons per model."""
-        scored = await run_in_threadpool(state.score, body, caller, request.state.request_id)
+        # Read here, after the key was checked, and parsed within limits in a worker thread.
+        body = await request.body()
+        scored = await run_in_threadpool(state.score_body, body, caller, request.state.request_id)
         return _answer(scored)
 
     @app.post("/v1/ingest/835", response_model=ScoreResponse, responses=ERRORS, tags=["scoring"])
@@ -153,14 +203,15 @@ def _routes(app: FastAPI) -> None:
         scored = await run_in_threadpool(
             state.score_remittance,
             content,
-            file.filename or "upload.835",
+            upload_name(file.filename),
             caller,
             request.state.request_id,
         )
         return _answer(scored)
 
     @app.get(
-        "/v1/denials/{denial_id}",
+        # A path parameter, so ids holding a '/' (sent as %2F) are read back as scored.
+        "/v1/denials/{denial_id:path}",
         response_model=StoredScore,
         responses={**ERRORS, 404: {"model": ErrorResponse, "description": "Never scored."}},
         tags=["review"],
@@ -234,7 +285,7 @@ def _routes(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return errors.response(request, exc.status_code, exc.detail)
+        return errors.response(request, exc.status_code, exc.detail, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

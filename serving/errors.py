@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -20,23 +21,37 @@ class ServiceError(Exception):
         self.detail = detail
 
 
-def response(request: Request, status_code: int, detail: Any) -> JSONResponse:
+MAX_PROBLEMS_SHOWN = 100  # a batch of broken denials must not answer a 422 larger than itself
+
+
+def response(
+    request: Request, status_code: int, detail: Any, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """The error answer: the detail (a list of problems capped, with their full count) and the
+    request id; ``headers`` such as a 405's ``Allow`` are kept."""
     request_id = getattr(request.state, "request_id", None)
-    headers = {"WWW-Authenticate": "Bearer"} if status_code == 401 else None
-    return JSONResponse(
-        {"detail": detail, "request_id": request_id}, status_code=status_code, headers=headers
-    )
+    headers = {**(headers or {}), **({"WWW-Authenticate": "Bearer"} if status_code == 401 else {})}
+    content: dict[str, Any] = {"detail": detail, "request_id": request_id}
+    if isinstance(detail, list):
+        content |= {"detail": detail[:MAX_PROBLEMS_SHOWN], "problem_count": len(detail)}
+    return JSONResponse(content, status_code=status_code, headers=headers)
+
+
+def problems(errors: Iterable[Mapping[str, Any]], *within: str) -> list[dict[str, Any]]:
+    """Pydantic errors as field paths and reasons, without echoing the submitted values;
+    ``within`` is prefixed to each path (``"body"`` for a body validated by hand)."""
+    return [
+        {
+            "loc": [*within, *(part if isinstance(part, int) else str(part) for part in e["loc"])],
+            "msg": e["msg"],
+        }
+        for e in errors
+    ]
 
 
 def validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
-    """Pydantic errors as field paths and reasons, without echoing the submitted values."""
-    return [
-        {
-            "loc": [str(part) if not isinstance(part, int) else part for part in error["loc"]],
-            "msg": error["msg"],
-        }
-        for error in exc.errors()
-    ]
+    """The framework's validation errors as :func:`problems`."""
+    return problems(exc.errors())
 
 
 def install(app: FastAPI) -> None:
@@ -45,5 +60,6 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unexpected failure", extra={"path": request.url.path})
+        route = getattr(request.scope.get("route"), "path", "unmatched")  # paths carry ids
+        logger.exception("unexpected failure", extra={"route": route})
         return response(request, 503, "the service could not answer this request; retry later")

@@ -45,6 +45,10 @@ def configure_logging(level: str = "INFO") -> None:
         logger.handlers = [handler]
         logger.setLevel(level)
         logger.propagate = False
+    # uvicorn's access lines quote the raw path, which holds denial ids; the service logs
+    # each request itself under its route's template instead.
+    access = logging.getLogger("uvicorn.access")
+    access.setLevel(max(access.level, logging.WARNING))
 
 
 logger = logging.getLogger("denial_triage.service")

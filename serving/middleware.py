@@ -13,6 +13,10 @@ from serving import metrics
 from serving.logs import REQUEST_ID, logger
 
 REQUEST_ID_HEADER = b"x-request-id"
+CLIENT_REQUEST_ID_HEADER = b"x-client-request-id"
+# Forms and feedback are a few kilobytes: their routes take far less than a batch of denials.
+SMALL_BODY_BYTES = 64 * 1024
+SMALL_BODY_PATHS = ("/ui/", "/v1/feedback", "/v1/admin/")
 
 
 class BodyTooLarge(HTTPException):
@@ -25,7 +29,11 @@ class BodyTooLarge(HTTPException):
 
 class RequestContextMiddleware:
     """Pure ASGI middleware: streaming bodies are counted as they arrive, so a body over the
-    limit is refused with 413 without being read into memory."""
+    limit is refused with 413 without being read into memory.
+
+    Request ids are the service's own: the audit log must be able to trust them. A client's
+    ``X-Request-ID`` is logged beside it and returned as ``X-Client-Request-ID``.
+    """
 
     def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
         self.app = app
@@ -35,28 +43,37 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _incoming_id(scope) or uuid.uuid4().hex
+        request_id = uuid.uuid4().hex
         token = REQUEST_ID.set(request_id)
         scope.setdefault("state", {})["request_id"] = request_id
+        limit = body_limit(scope["path"], self.max_body_bytes)
+        client_id = _client_id(scope)
         started = time.perf_counter()
         status = {"code": 500}
         try:
-            if _declared_length(scope) > self.max_body_bytes:
+            if _declared_length(scope) > limit:
                 status["code"] = 413
-                await _refuse_too_large(send, request_id, self.max_body_bytes)
+                await _refuse_too_large(send, request_id, limit)
                 return
-            await self.app(
-                scope, _limited(receive, self.max_body_bytes), _tagged(send, request_id, status)
-            )
+            tagged = _tagged(send, request_id, client_id, status)
+            await self.app(scope, _limited(receive, limit), tagged)
         except BodyTooLarge:
             status["code"] = 413
-            await _refuse_too_large(send, request_id, self.max_body_bytes)
+            await _refuse_too_large(send, request_id, limit)
         finally:
-            _observe(scope, status["code"], time.perf_counter() - started)
+            _observe(scope, status["code"], time.perf_counter() - started, client_id)
             REQUEST_ID.reset(token)
 
 
-def _incoming_id(scope: Scope) -> str | None:
+def body_limit(path: str, max_body_bytes: int) -> int:
+    """The largest body a path takes: forms and feedback far less than a batch of denials."""
+    if path.startswith(SMALL_BODY_PATHS):
+        return min(SMALL_BODY_BYTES, max_body_bytes)
+    return max_body_bytes
+
+
+def _client_id(scope: Scope) -> str | None:
+    """The client's own request id when it is a plain token, for its logs to meet ours."""
     for name, value in scope.get("headers", []):
         if name == REQUEST_ID_HEADER:
             text = value.decode("latin-1")[:64]
@@ -89,11 +106,14 @@ def _limited(receive: Receive, limit: int) -> Receive:
     return wrapped
 
 
-def _tagged(send: Send, request_id: str, status: dict[str, int]) -> Send:
+def _tagged(send: Send, request_id: str, client_id: str | None, status: dict[str, int]) -> Send:
     async def wrapped(message: Message) -> None:
         if message["type"] == "http.response.start":
             status["code"] = message["status"]
-            message.setdefault("headers", []).append((REQUEST_ID_HEADER, request_id.encode()))
+            headers = message.setdefault("headers", [])
+            headers.append((REQUEST_ID_HEADER, request_id.encode()))
+            if client_id:
+                headers.append((CLIENT_REQUEST_ID_HEADER, client_id.encode()))
         await send(message)
 
     return wrapped
@@ -115,7 +135,8 @@ async def _refuse_too_large(send: Send, request_id: str, limit: int) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def _observe(scope: Scope, status: int, seconds: float) -> None:
+def _observe(scope: Scope, status: int, seconds: float, client_id: str | None) -> None:
+    # The route's template (``/v1/denials/{denial_id}``), never the path: paths carry ids.
     route = scope.get("route")
     name = getattr(route, "path", None) or "unmatched"
     metrics.REQUESTS.labels(name, str(status)).inc()
@@ -127,5 +148,6 @@ def _observe(scope: Scope, status: int, seconds: float) -> None:
             "route": name,
             "status": status,
             "ms": round(seconds * 1000, 2),
+            "client_request_id": client_id,
         },
     )

@@ -17,6 +17,7 @@ from features.contract import (
     COLUMNS,
     RESOLUTIONS,
     ROOT_CAUSES,
+    TEXT_MAXIMUM,
     Column,
     Kind,
     Role,
@@ -32,13 +33,22 @@ _PYTHON_TYPES: dict[Kind, Any] = {
     Kind.DECIMAL: float,
     Kind.INTEGER: int,
     Kind.BOOLEAN: bool,
-    Kind.STRING_LIST: list[Annotated[str, Field(pattern=NO_NUL)]],
 }
 
 
+def _pattern(column: Column) -> str:
+    return f"^{column.pattern}$" if column.pattern else NO_NUL
+
+
+def _list_type(column: Column) -> Any:
+    """A list column's items carry the contract's pattern and length, as files are checked."""
+    return list[Annotated[str, Field(pattern=_pattern(column), max_length=column.max_length)]]
+
+
 def _field(column: Column) -> tuple[Any, Any]:
-    """A pydantic field for one contract column, with its single-column rules."""
-    kind: Any = _PYTHON_TYPES[column.kind]
+    """A pydantic field for one contract column, with its single-column rules and bounds."""
+    is_list = column.kind is Kind.STRING_LIST
+    kind: Any = _list_type(column) if is_list else _PYTHON_TYPES[column.kind]
     if column.allowed:
         kind = Literal[column.allowed]  # type: ignore[valid-type]
     constraints: dict[str, Any] = {"description": column.description}
@@ -47,10 +57,11 @@ def _field(column: Column) -> tuple[Any, Any]:
     if column.maximum is not None:  # the contract's bound, refused here with a 422
         constraints["le"] = column.maximum
     if column.kind is Kind.STRING and not column.allowed:
-        constraints["pattern"] = f"^{column.pattern}$" if column.pattern else NO_NUL
-    if column.kind is Kind.STRING_LIST and column.role is Role.REQUIRED:
-        constraints["min_length"] = 1
-    if column.kind is Kind.STRING and column.role is Role.REQUIRED:
+        constraints["pattern"] = _pattern(column)
+        constraints["max_length"] = column.max_length
+    if column.kind is Kind.STRING_LIST:
+        constraints["max_length"] = column.max_items
+    if column.role is Role.REQUIRED and column.kind in (Kind.STRING, Kind.STRING_LIST):
         constraints["min_length"] = 1
     if column.role is Role.REQUIRED:
         return Annotated[kind, Field(**constraints)], ...
@@ -209,7 +220,7 @@ class FeedbackIn(BaseModel):
         },
     )
     idempotency_key: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
-    denial_id: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
+    denial_id: str = Field(min_length=1, max_length=TEXT_MAXIMUM, pattern=NO_NUL)
     confirmed_root_cause: bool | None = None
     corrected_root_cause: Literal[ROOT_CAUSES] | None = None  # type: ignore[valid-type]
     resolution: Literal[RESOLUTIONS] | None = None  # type: ignore[valid-type]
@@ -236,3 +247,6 @@ class ProblemDetail(BaseModel):
 class ErrorResponse(BaseModel):
     detail: str | list[ProblemDetail]
     request_id: str | None = None
+    problem_count: int | None = Field(
+        None, description="How many problems there were in all; the first 100 are listed."
+    )

@@ -33,6 +33,7 @@ from serving.audit_writer import AuditJob, AuditWriter, LocalStore, ProcessStore
 from serving.auth import Caller
 from serving.database import make_engine, session_factory, upgrade_database
 from serving.errors import ServiceError
+from serving.limits import parse_score_request
 from serving.logs import logger
 from serving.remittance import remittance_denials
 from serving.schemas import FeedbackIn, FeedbackOut, ScoreRequest, StoredScore
@@ -201,6 +202,11 @@ class ServiceState:
         return caller
 
     # ------------------------------------------------------------------ scoring
+
+    def score_body(self, body: bytes, caller: Caller, request_id: str) -> ScoredBatch:
+        """Score a request's JSON body, refused within limits before any denial is validated."""
+        request = parse_score_request(body, self.settings.max_batch_denials)
+        return self.score(request, caller, request_id)
 
     def score(self, body: ScoreRequest, caller: Caller, request_id: str) -> ScoredBatch:
         if len(body.denials) > self.settings.max_batch_denials:

@@ -201,7 +201,7 @@ def test_contract_error_names_partition_row_and_column(
     with pytest.raises(PartitionedContractError) as raised:
         read_partitioned(tmp_path)
     message = str(raised.value)
-    assert "partition 1 (part-1.parquet), row 3, column denied_amount: must be > 0" in message
+    assert "partition 1 (part-1.parquet), row 3, column denied_amount: must be >= 0.01" in message
     assert "no row is dropped" in message
 
 

@@ -1,0 +1,70 @@
+"""Limits checked before work: a request's cost is bounded before it is parsed or validated.
+
+A score request is read as bytes and checked in three steps, each cheap and each before the
+next costs anything: the body's size (the middleware, as it streams in), an upper bound on how
+many JSON values it can hold (counted at C speed, before parsing), and the length of its
+denial list (after parsing, before any denial is validated). Validation then runs in a worker
+thread, never on the event loop, and its error list is capped.
+
+Why a bound on values rather than a streaming parser: the memory and time of parsing JSON
+grow with the number of values, not bytes (10 MiB of ``{},`` is 3.5 million dicts, about a
+gigabyte of Python objects, against 10 MB as text). Every JSON value but the root follows a
+``[``, ``{``, ``:`` or ``,``, and every object member has a ``,`` or ``{`` before it, so
+``count(",") + count("[") + count("{") + 1`` can only overcount (those characters may also
+sit inside strings). Refusing bodies above ``VALUES_PER_DENIAL`` per allowed denial keeps the
+worst body the parser ever sees to a few tens of milliseconds, and a real denial, about 30
+values and a few codes, never comes near it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from serving.errors import ServiceError, problems
+from serving.schemas import ScoreRequest
+
+# A denial has 26 contract fields and a few codes: some 30 to 60 JSON values. Eight times that
+# leaves room for long code lists and commas inside ids, and bounds the worst parse.
+VALUES_PER_DENIAL = 256
+ENVELOPE_VALUES = 64  # the request's own fields around the denial list
+
+
+def value_bound(body: bytes) -> int:
+    """An upper bound on the number of JSON values ``body`` holds, counted without parsing."""
+    return body.count(b",") + body.count(b"[") + body.count(b"{") + 1
+
+
+def parse_score_request(body: bytes, max_denials: int) -> ScoreRequest:
+    """The score request in ``body``, refused with 413 or 422 before costly work.
+
+    413 when the body could hold more values than ``max_denials`` denials need, or its denial
+    list is longer than ``max_denials``; 422 when it
+    is not JSON or breaks the request schema.
+    """
+    if value_bound(body) > max_denials * VALUES_PER_DENIAL + ENVELOPE_VALUES:
+        raise ServiceError(
+            413,
+            f"the body holds more JSON values than {max_denials:,} denials need "
+            f"(at most {VALUES_PER_DENIAL} a denial); send fewer denials per request",
+        )
+    document = _json(body)
+    denials = document.get("denials") if isinstance(document, dict) else None
+    if isinstance(denials, list) and len(denials) > max_denials:
+        raise ServiceError(
+            413, f"{len(denials):,} denials in one request; the limit is {max_denials:,}"
+        )
+    try:
+        return ScoreRequest.model_validate(document)
+    except ValidationError as exc:
+        raise ServiceError(422, problems(exc.errors(include_input=False), "body")) from exc
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        # The position, never the text around it: the body may carry PHI.
+        raise ServiceError(422, [{"loc": ["body", exc.pos], "msg": "not valid JSON"}]) from exc
