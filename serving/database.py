@@ -53,13 +53,18 @@ def display_url(url: str | URL) -> str:
 
 
 def make_engine(url: str | URL, sqlite_busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S) -> Engine:
-    """An engine for the records database, tuned for the backend it points at."""
+    """An engine for the records database, tuned for the backend it points at.
+
+    Its errors never quote the statement's parameters: they hold denial facts and notes, and
+    an error may reach a log."""
     parsed = database_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed, sqlite_busy_timeout_s)
     # pre_ping replaces connections a database restart killed instead of failing a request.
     connect_args = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
-    return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
+    return create_engine(
+        parsed, pool_pre_ping=True, connect_args=connect_args, hide_parameters=True
+    )
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -71,7 +76,7 @@ def _sqlite_engine(url: URL, busy_timeout_s: float) -> Engine:
     on_disk = bool(url.database) and url.database != ":memory:"
     if on_disk:
         Path(str(url.database)).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": busy_timeout_s})
+    engine = create_engine(url, connect_args={"timeout": busy_timeout_s}, hide_parameters=True)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

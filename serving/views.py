@@ -78,15 +78,15 @@ class WorklistQuery:
 def worklist_query(params: Mapping[str, str]) -> WorklistQuery:
     """Read the worklist's query string; a value that makes no sense is dropped and named."""
     problems: list[str] = []
-    root_cause = _text(params, "root_cause")
+    root_cause = _text(params, "root_cause", problems)
     if root_cause is not None and root_cause not in ROOT_CAUSES:
         problems.append(f"unknown root cause {root_cause!r} ignored")
         root_cause = None
     filters = WorklistFilters(
-        owner_queue=_text(params, "owner_queue"),
-        payer_id=_text(params, "payer_id"),
+        owner_queue=_text(params, "owner_queue", problems),
+        payer_id=_text(params, "payer_id", problems),
         root_cause=root_cause,
-        action_path=_text(params, "action_path"),
+        action_path=_text(params, "action_path", problems),
         due_within_days=_number(params, "due_within", 0, MAX_DUE_WITHIN_DAYS, problems),
     )
     size = _number(params, "size", PAGE_SIZES[0], PAGE_SIZES[-1], problems)
@@ -94,8 +94,11 @@ def worklist_query(params: Mapping[str, str]) -> WorklistQuery:
     return WorklistQuery(filters, page, size or DEFAULT_PAGE_SIZE, tuple(problems))
 
 
-def _text(params: Mapping[str, str], name: str) -> str | None:
+def _text(params: Mapping[str, str], name: str, problems: list[str]) -> str | None:
     value = params.get(name, "").strip()[:MAX_FILTER_CHARACTERS]
+    if "\x00" in value:  # no name or code holds one, and PostgreSQL text cannot
+        problems.append(f"{name} holds a NUL character; ignored")
+        return None
     return value or None
 
 

@@ -238,3 +238,25 @@ def test_a_revoked_key_no_longer_opens_a_session(session: Session) -> None:
     revoke_api_key(session, "desk")
     assert active_key_by_hash(session, hash_key(key)) is None
     assert active_key_by_hash(session, "0" * 64) is None
+
+
+def test_a_nul_in_a_filter_is_named_and_ignored(session: Session) -> None:
+    """On PostgreSQL, a NUL in a page parameter reached the query: 503, and the SQL
+    parameters in the logged trace."""
+    from serving.views import worklist_query
+
+    record_scores(session, [scored("D-1", 9.0)])
+    query = worklist_query({"payer_id": "P1\x00", "owner_queue": "\x00"})
+    assert query.filters.payer_id is None and query.filters.owner_queue is None
+    assert "payer_id holds a NUL character; ignored" in query.problems
+    assert page_ids(session, query.filters) == ["D-1"]
+
+
+def test_database_errors_never_quote_the_parameters(session: Session) -> None:
+    """An error may reach a log: the statement's values (denial facts, notes) must not."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    with pytest.raises(SQLAlchemyError) as raised:
+        session.execute(text("SELECT * FROM no_such_table WHERE x = :x"), {"x": "JANE-DOE-77"})
+    assert "JANE-DOE-77" not in str(raised.value)
