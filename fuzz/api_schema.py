@@ -48,15 +48,14 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, Verbosity
 from hypothesis.errors import Unsatisfiable
 from schemathesis import APIOperation, BaseSchema, Case, CheckContext, GenerationMode, Response
-from schemathesis.checks import not_a_server_error
+from schemathesis.checks import (
+    load_all_checks,
+    negative_data_rejection,
+    positive_data_acceptance,
+)
 from schemathesis.core.result import Err
 from schemathesis.errors import FailureGroup
 from schemathesis.python import asgi
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
 # The role whose key each operation is sent with: the least one it admits (None: no key).
 OPERATION_ROLES: dict[str, str | None] = {
@@ -85,13 +84,51 @@ def key_accepted(ctx: CheckContext, response: Response, case: Case) -> bool | No
     return None
 
 
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_schema_conformance,
-    key_accepted,
-]
+# What a request can break that a JSON Schema cannot state: the contract's rules across fields,
+# and an upload being an X12 835 at all. A schema-valid request refused for these alone is right
+# to be refused; refused for anything else, it is a finding.
+RULES_ACROSS_FIELDS = frozenset(
+    {"exceeds billed_amount", "after denial_date", "duplicate of an earlier row"}
+)
+
+
+def refused_for_what_no_schema_says(response: Response, case: Case) -> bool:
+    if response.status_code != 422:
+        return False
+    detail = response.json().get("detail")
+    if case.operation.label == "POST /v1/ingest/835":
+        return isinstance(detail, str)  # the remittance named, and why it cannot be read
+    return isinstance(detail, list) and all(p.get("msg") in RULES_ACROSS_FIELDS for p in detail)
+
+
+def positive_data_accepted(ctx: CheckContext, response: Response, case: Case) -> bool | None:
+    """schemathesis' ``positive_data_acceptance``, except for refusals on grounds the schema
+    cannot express (:func:`refused_for_what_no_schema_says`)."""
+    if refused_for_what_no_schema_says(response, case):
+        return None
+    return positive_data_acceptance(ctx, response, case)
+
+
+def negative_data_refused(ctx: CheckContext, response: Response, case: Case) -> bool | None:
+    """schemathesis' ``negative_data_rejection``, counting 413 as a refusal: a list longer than
+    the schema's ``maxItems`` is too large a request, and says so."""
+    if response.status_code == 413:
+        return None
+    return negative_data_rejection(ctx, response, case)
+
+
+def all_checks() -> list[Any]:
+    """Every check schemathesis has (server errors, conformance of statuses, content types,
+    headers and bodies, positive data accepted, negative data refused, required headers,
+    unsupported methods, ignored auth...), the data checks as above, and ours."""
+    load_all_checks()
+    replaced = {positive_data_acceptance: positive_data_accepted}
+    replaced[negative_data_rejection] = negative_data_refused
+    checks = [replaced.get(check, check) for check in schemathesis.checks.CHECKS.get_all()]
+    return [*checks, key_accepted]
+
+
+CHECKS = all_checks()
 
 
 class UndeclaredOperations(LookupError):

@@ -281,7 +281,9 @@ def _routes(app: FastAPI) -> None:
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
-        return errors.response(request, exc.status_code, exc.detail)
+        return errors.response(
+            request, exc.status_code, exc.detail, problem_count=exc.problem_count
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

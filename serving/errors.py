@@ -15,17 +15,27 @@ from serving.logs import logger
 class ServiceError(Exception):
     """An error with the HTTP status it answers."""
 
-    def __init__(self, status_code: int, detail: str | list[dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        status_code: int,
+        detail: str | list[dict[str, Any]],
+        problem_count: int | None = None,
+    ) -> None:
         super().__init__(str(detail))
         self.status_code = status_code
         self.detail = detail
+        self.problem_count = problem_count  # when ``detail`` lists only the first problems
 
 
 MAX_PROBLEMS_SHOWN = 100  # a batch of broken denials must not answer a 422 larger than itself
 
 
 def response(
-    request: Request, status_code: int, detail: Any, headers: Mapping[str, str] | None = None
+    request: Request,
+    status_code: int,
+    detail: Any,
+    headers: Mapping[str, str] | None = None,
+    problem_count: int | None = None,
 ) -> JSONResponse:
     """The error answer: the detail (a list of problems capped, with their full count) and the
     request id; ``headers`` such as a 405's ``Allow`` are kept."""
@@ -33,11 +43,12 @@ def response(
     headers = {**(headers or {}), **({"WWW-Authenticate": "Bearer"} if status_code == 401 else {})}
     content: dict[str, Any] = {"detail": detail, "request_id": request_id}
     if isinstance(detail, list):
-        content |= {"detail": detail[:MAX_PROBLEMS_SHOWN], "problem_count": len(detail)}
+        count = problem_count if problem_count is not None else len(detail)
+        content |= {"detail": detail[:MAX_PROBLEMS_SHOWN], "problem_count": count}
     return JSONResponse(content, status_code=status_code, headers=headers)
 
 
-def problems(errors: Iterable[Mapping[str, Any]], *within: str) -> list[dict[str, Any]]:
+def problems(errors: Iterable[Mapping[str, Any]], *within: str | int) -> list[dict[str, Any]]:
     """Pydantic errors as field paths and reasons, without echoing the submitted values;
     ``within`` is prefixed to each path (``"body"`` for a body validated by hand)."""
     return [

@@ -10,7 +10,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    create_model,
+)
 
 from features.contract import (
     AMOUNT_MAXIMUM,
@@ -27,12 +35,41 @@ from features.contract import (
 # here, with a 422 naming the field, instead of failing where it is stored (a 5xx, or an audit
 # record that can never be written).
 NO_NUL = r"^[^\x00]*$"
+
+
+def _iso_date_only(value: object) -> object:
+    """A date must come as ISO text (or a date): lax pydantic would read a number as Unix time,
+    which the schema (a string of format date) does not admit."""
+    if isinstance(value, str | dt.date):
+        return value
+    raise ValueError("a date is written as text, YYYY-MM-DD")
+
+
+def _whole_number_only(value: object) -> object:
+    """JSON Schema's integer is any number without a fraction (2.0 is one); text and booleans
+    are not numbers."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise ValueError("a whole number is written as a JSON number without a fraction")
+
+
+# Strict scalars: the schema says number, integer, boolean, and "12" or 0 for those are a
+# client's mistake to report, not to guess at.
+# A validator comes after the bounds in ``Annotated``: placed before them, the schema would
+# carry the bounds as unknown keywords (``ge``) instead of ``minimum``.
+_VALIDATORS: dict[Kind, tuple[Any, ...]] = {
+    Kind.DATE: (BeforeValidator(_iso_date_only),),
+    Kind.INTEGER: (BeforeValidator(_whole_number_only),),
+}
+IsoDate = Annotated[dt.date, *_VALIDATORS[Kind.DATE]]
 _PYTHON_TYPES: dict[Kind, Any] = {
     Kind.STRING: str,
     Kind.DATE: dt.date,
-    Kind.DECIMAL: float,
+    Kind.DECIMAL: StrictFloat,
     Kind.INTEGER: int,
-    Kind.BOOLEAN: bool,
+    Kind.BOOLEAN: StrictBool,
 }
 
 
@@ -51,7 +88,7 @@ def _field(column: Column) -> tuple[Any, Any]:
     kind: Any = _list_type(column) if is_list else _PYTHON_TYPES[column.kind]
     if column.allowed:
         kind = Literal[column.allowed]  # type: ignore[valid-type]
-    constraints: dict[str, Any] = {"description": column.description}
+    constraints: dict[str, Any] = {}
     if column.minimum is not None:
         constraints["gt" if column.exclusive_minimum else "ge"] = column.minimum
     if column.maximum is not None:  # the contract's bound, refused here with a 422
@@ -60,12 +97,17 @@ def _field(column: Column) -> tuple[Any, Any]:
         constraints["pattern"] = _pattern(column)
         constraints["max_length"] = column.max_length
     if column.kind is Kind.STRING_LIST:
-        constraints["max_length"] = column.max_items
+        # The first bad code of a list is enough to name it; 99 bad codes cost 99 errors.
+        constraints |= {"max_length": column.max_items, "fail_fast": True}
     if column.role is Role.REQUIRED and column.kind in (Kind.STRING, Kind.STRING_LIST):
         constraints["min_length"] = 1
+    # The rules bind the value itself, inside the optional union, where pydantic can state
+    # every one of them in the schema (a bound outside a union with a validator is lost).
+    bound = Annotated[(kind, Field(**constraints), *_VALIDATORS.get(column.kind, ()))]
+    described = Field(description=column.description)
     if column.role is Role.REQUIRED:
-        return Annotated[kind, Field(**constraints)], ...
-    return Annotated[kind | None, Field(**constraints)], None
+        return Annotated[bound, described], ...
+    return Annotated[bound | None, described], None
 
 
 DenialIn = create_model(  # type: ignore[call-overload]
@@ -97,13 +139,21 @@ EXAMPLE_DENIAL = {
 }
 
 
-class ScoreRequest(BaseModel):
+class ScoreOptions(BaseModel):
+    """A score request's envelope: its denials unchecked, so each can be checked on its own."""
+
+    denials: list[Any] = Field(min_length=1)
+    explain: StrictBool = Field(True, description="Include SHAP reasons for each model.")
+    top_reasons: Annotated[int, Field(ge=1, le=20), *_VALIDATORS[Kind.INTEGER]] = Field(
+        5, description="Reasons listed per model."
+    )
+
+
+class ScoreRequest(ScoreOptions):
     """1 to N denials to score; N is the service's configured batch limit."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"denials": [EXAMPLE_DENIAL]}]})
     denials: list[DenialIn] = Field(min_length=1)  # type: ignore[valid-type]
-    explain: bool = Field(True, description="Include SHAP reasons for each model.")
-    top_reasons: int = Field(5, ge=1, le=20, description="Reasons listed per model.")
 
 
 class Reason(BaseModel):
@@ -221,11 +271,11 @@ class FeedbackIn(BaseModel):
     )
     idempotency_key: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
     denial_id: str = Field(min_length=1, max_length=TEXT_MAXIMUM, pattern=NO_NUL)
-    confirmed_root_cause: bool | None = None
+    confirmed_root_cause: StrictBool | None = None
     corrected_root_cause: Literal[ROOT_CAUSES] | None = None  # type: ignore[valid-type]
     resolution: Literal[RESOLUTIONS] | None = None  # type: ignore[valid-type]
-    recovered_amount: float | None = Field(None, ge=0, le=AMOUNT_MAXIMUM)
-    resolved_date: dt.date | None = None
+    recovered_amount: StrictFloat | None = Field(None, ge=0, le=AMOUNT_MAXIMUM)
+    resolved_date: IsoDate | None = None
     reviewer_note: str | None = Field(None, max_length=2000, pattern=NO_NUL)
 
 
