@@ -91,3 +91,41 @@ def test_strict_refuses_exactly_the_samples_with_findings(tmp_path: Path) -> Non
     with_findings = {o.path.name for o in lenient.files if o.findings}
     assert {o.path.name for o in report.failed} == with_findings
     assert len(with_findings) >= 3  # the wrong SE01 counts at least
+
+
+@pytest.fixture(scope="module")
+def corruption_benchmark():
+    from conftest import load_module
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "ingest_defects.py"
+    return load_module(path, "ingest_defects")
+
+
+@pytest.fixture(scope="module")
+def clean_samples(corruption_benchmark) -> list:
+    paths = sorted(p for p in SAMPLES.iterdir() if p.name != MANIFEST.name)
+    return [corruption_benchmark.load_sample(path) for path in paths]
+
+
+@pytest.mark.parametrize(
+    "defect",
+    [
+        "SE01 count wrong",
+        "IEA02 trimmed (differs from ISA13)",
+        "text after the last segment",
+        "missing IEA at end of file",
+        "line breaks and indentation between segments",
+        "claim: CLP03 missing",
+        "claim: CAS amount malformed",
+        "claim: loop out of order (MOA after a line)",
+    ],
+)
+def test_every_good_claim_survives_each_corruption_of_the_samples(
+    corruption_benchmark, clean_samples: list, defect: str, tmp_path: Path
+) -> None:
+    tally = corruption_benchmark.run_class(defect, clean_samples, tmp_path)
+    assert tally.files >= 9 and tally.good_claims >= 18
+    assert tally.recovered == tally.good_claims
+    assert tally.denials_found == tally.good_denials == 1
+    # Each damaged claim is held back, never read as if whole.
+    assert tally.quarantined == tally.damaged_claims
