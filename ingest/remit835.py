@@ -140,6 +140,8 @@ class RemittanceParser:
         self.stats.segments = number
         if self._envelope is None:
             raise self._error(number, "the file holds no segments")
+        for note in sorted(reader.layout_notes):
+            self.findings.add(None, note)
         self._envelope.finish(number)
         if self._claim is not None:
             # The transaction never closed: whatever the claim held after the last segment

@@ -20,6 +20,7 @@ error can point at one.
 from __future__ import annotations
 
 import codecs
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,8 @@ _HEAD_CHARS = 512  # enough for any ISA, even one padded or wrapped
 _ISA_ELEMENTS = 16
 _LINE_BREAKS = "\r\n"
 _BLANKS = " \t"
+INDENTED = "layout: segments indented with blanks (removed before reading)"
+WRAPPED = "layout: line breaks inside segments, a wrapped file (removed before reading)"
 _CONTROL_DIGITS = 9  # ISA13 and GS06 run to nine digits; control numbers never carry PHI
 
 
@@ -170,6 +173,8 @@ class SegmentReader:
         self.path = Path(path)
         self.chunk_size = max(1, chunk_size)
         self.separators: Separators | None = None
+        # Layout that was tolerated (blanks or line breaks where X12 has none), for findings.
+        self.layout_notes: set[str] = set()
 
     def batches(self) -> Iterator[list[str]]:
         """Lists of segment texts in file order; empty segments are dropped."""
@@ -212,13 +217,22 @@ class SegmentReader:
         terminator = self.separators.segment
         # A byte order mark can also sit mid-file, where files were concatenated.
         removed = self.separators.removed_line_breaks + "\ufeff"
-        pending = ""
+        pending, previous = "", terminator
+        wrapped = _wrapped_line(terminator)
         decoded, at_end = head, False  # the head goes through the same path as every chunk
         while True:
+            if wrapped is not None and wrapped.search(previous + decoded):
+                self.layout_notes.add(WRAPPED)
+                wrapped = None  # once is enough to report; stop looking
+            previous = decoded[-1:] or previous
             text = pending + _strip(decoded, removed)
-            if not pending:
+            if not pending and text and text[0] in _BLANKS:
+                self.layout_notes.add(INDENTED)
                 text = text.lstrip(_BLANKS)  # a segment starts here
-            parts = _unindent(text, terminator).split(terminator)
+            unindented = _unindent(text, terminator)
+            if len(unindented) != len(text):
+                self.layout_notes.add(INDENTED)
+            parts = unindented.split(terminator)
             pending = parts.pop()
             if len(pending) > MAX_SEGMENT_CHARS:
                 raise RemittanceError(
@@ -256,6 +270,14 @@ class SegmentReader:
             if not more:
                 break
         return text.lstrip("\ufeff \t\r\n\x00")
+
+
+def _wrapped_line(terminator: str) -> re.Pattern[str] | None:
+    """Finds a line break that does not follow a terminator (or another line break): a
+    segment wrapped over lines. ``None`` when the terminator is itself a line break."""
+    if terminator in _LINE_BREAKS:
+        return None
+    return re.compile(f"[^{re.escape(terminator)}\r\n][\r\n]")
 
 
 def _unindent(text: str, terminator: str) -> str:

@@ -25,6 +25,7 @@ from features.contract import load_denials
 from ingest.batch import ingest
 from ingest.errors import shown_code, shown_number
 from ingest.remit835 import Quarantined, RemittanceError, RemittanceParser
+from ingest.x12 import INDENTED, WRAPPED
 
 MEDICARE_ID = "1EG4TE5MK72"  # an MBI-shaped value: the CMS example format
 BODY = [
@@ -133,6 +134,26 @@ def test_a_truncated_file_keeps_the_claims_before_the_cut(tmp_path: Path) -> Non
     assert [q.clp[1] for q in quarantined] == ["PCN5001"]
     assert "the file ends inside this claim" in quarantined[0].reason
     assert "ends inside the transaction opened at segment 3 (no SE)" in messages(parser)
+
+
+@pytest.mark.parametrize(
+    ("layout", "note"),
+    [
+        (CLEAN.replace("~\n", "~\r\n    "), INDENTED),
+        (CLEAN.replace("~\n", "~\n\t"), INDENTED),
+        (CLEAN.replace("CLP*PCN3001*1*200.00*", "CLP*PCN3001*1*20\r\n0.00*"), WRAPPED),
+        (CLEAN.replace("~\n", "~"), None),
+        (CLEAN.replace("~\n", "~\r\n"), None),  # a line break after each terminator: usual
+    ],
+    ids=["indented", "tab", "wrapped", "one-line", "crlf"],
+)
+def test_blanks_and_line_breaks_where_x12_has_none_are_findings(
+    tmp_path: Path, layout: str, note: str | None
+) -> None:
+    claim_ids, quarantined, parser = read(write(tmp_path, "r.835", layout))
+    assert claim_ids == CLAIM_IDS and quarantined == []
+    noted = [f.message for f in parser.findings.items if f.message.startswith("layout:")]
+    assert noted == ([note] if note else [])
 
 
 @pytest.mark.parametrize(
