@@ -173,6 +173,8 @@ SEGMENT_BREAK = "\x00"  # splits one rewritten segment into two when the file is
 
 @dataclass
 class Tally:
+    """What one defect class cost, summed over the files it applies to."""
+
     files: int = 0
     good_claims: int = 0
     recovered: int = 0

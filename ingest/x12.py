@@ -221,7 +221,7 @@ class SegmentReader:
         wrapped = _wrapped_line(terminator)
         decoded, at_end = head, False  # the head goes through the same path as every chunk
         while True:
-            if wrapped is not None and wrapped.search(previous + decoded):
+            if wrapped is not None and _has_wrapped_line(previous + decoded, terminator, wrapped):
                 self.layout_notes.add(WRAPPED)
                 wrapped = None  # once is enough to report; stop looking
             previous = decoded[-1:] or previous
@@ -278,6 +278,18 @@ def _wrapped_line(terminator: str) -> re.Pattern[str] | None:
     if terminator in _LINE_BREAKS:
         return None
     return re.compile(f"[^{re.escape(terminator)}\r\n][\r\n]")
+
+
+def _has_wrapped_line(text: str, terminator: str, wrapped: re.Pattern[str]) -> bool:
+    """Whether ``text`` holds a line break inside a segment. Counting is fast and rules out
+    the usual layouts (none, or line breaks after terminators); the pattern, slow on a whole
+    chunk, confirms only what counting cannot."""
+    breaks = text.count("\n") + text.count("\r")
+    if not breaks:
+        return False
+    expected = text.count(terminator + "\n") + text.count(terminator + "\r")
+    expected += sum(text.count(pair) for pair in ("\r\n", "\n\n", "\r\r", "\n\r"))
+    return breaks > expected and wrapped.search(text) is not None
 
 
 def _unindent(text: str, terminator: str) -> str:
