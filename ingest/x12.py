@@ -221,18 +221,10 @@ class SegmentReader:
         wrapped = _wrapped_line(terminator)
         decoded, at_end = head, False  # the head goes through the same path as every chunk
         while True:
-            if wrapped is not None and _has_wrapped_line(previous + decoded, terminator, wrapped):
-                self.layout_notes.add(WRAPPED)
-                wrapped = None  # once is enough to report; stop looking
+            wrapped = self._note_wrapping(previous + decoded, terminator, wrapped)
             previous = decoded[-1:] or previous
-            text = pending + _strip(decoded, removed)
-            if not pending and text and text[0] in _BLANKS:
-                self.layout_notes.add(INDENTED)
-                text = text.lstrip(_BLANKS)  # a segment starts here
-            unindented = _unindent(text, terminator)
-            if len(unindented) != len(text):
-                self.layout_notes.add(INDENTED)
-            parts = unindented.split(terminator)
+            text = self._unindented(pending, _strip(decoded, removed), terminator)
+            parts = text.split(terminator)
             pending = parts.pop()
             if len(pending) > MAX_SEGMENT_CHARS:
                 raise RemittanceError(
@@ -254,6 +246,26 @@ class SegmentReader:
             # Some senders omit the last terminator; whether anything is missing is for the
             # envelope check to decide.
             yield [pending]
+
+    def _note_wrapping(
+        self, text: str, terminator: str, wrapped: re.Pattern[str] | None
+    ) -> re.Pattern[str] | None:
+        """Records a wrapped line once; returns the pattern while there is one to look for."""
+        if wrapped is not None and _has_wrapped_line(text, terminator, wrapped):
+            self.layout_notes.add(WRAPPED)
+            return None
+        return wrapped
+
+    def _unindented(self, pending: str, text: str, terminator: str) -> str:
+        """``pending + text`` without blanks at the start of segments; records indentation."""
+        text = pending + text
+        if not pending and text and text[0] in _BLANKS:  # a segment starts here
+            self.layout_notes.add(INDENTED)
+            text = text.lstrip(_BLANKS)
+        unindented = _unindent(text, terminator)
+        if len(unindented) != len(text):
+            self.layout_notes.add(INDENTED)
+        return unindented
 
     def _read_head(self, stream: BinaryIO, decoder: codecs.IncrementalDecoder) -> str:
         """The first characters of the file, BOM and leading blanks removed."""
