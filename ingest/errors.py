@@ -15,8 +15,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-# Digits with the punctuation of amounts and dates, no letter: ``-12.50``, ``20240901``.
-_NUMBER_SHAPED = re.compile(r"[-+.,/ \d]{1,20}")
+# A sign, then digits with the punctuation of amounts, no letter: ``-12.50``, ``20240901``.
+# Dashes, slashes or blanks inside would let a phone number or an SSN (555-1212) through.
+_NUMBER_SHAPED = re.compile(r"[-+]?[.,\d]{0,19}")
 # A code: at most two letters, then digits (CO, 16, A7, N14, MA130, M51); no word can hide here.
 _CODE_SHAPED = re.compile(r"[A-Z]{0,2}\d{0,4}")
 _VERSION_SHAPED = re.compile(r"\d{6}(X\d{3}A?\d?)?")
@@ -26,8 +27,8 @@ _MAX_NUMBER_DIGITS = 8
 
 def shown_number(value: str, max_digits: int = _MAX_NUMBER_DIGITS) -> str:
     """A value from an amount, count, date or control-number position, as a message may quote
-    it: as is when it has the shape of a number (digits and punctuation, no letter, no more
-    than ``max_digits`` digits), else only described (see :func:`described`)."""
+    it: as is when it has the shape of a number (a sign, then digits, points and commas, no
+    more than ``max_digits`` digits), else only described (see :func:`described`)."""
     digits = sum(char.isdigit() for char in value)
     if value.isascii() and _NUMBER_SHAPED.fullmatch(value) and digits <= max_digits:
         return repr(value)

@@ -328,6 +328,8 @@ def test_code_shaped_values_are_quoted(value: str) -> None:
         ("123456789", "a value of 9 characters, digits (not shown)"),  # an SSN's shape
         (PATIENT_NAME, "a value of 13 characters, letters (not shown)"),
         ("amount", "a value of 6 characters, letters (not shown)"),
+        ("555-1212", "a value of 8 characters, digits and other characters (not shown)"),
+        ("123-45-6789", "a value of 11 characters, digits and other characters (not shown)"),
     ],
 )
 def test_values_that_could_be_ids_or_names_are_described_not_quoted(
