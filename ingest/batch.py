@@ -1,10 +1,14 @@
 """Ingest many remittance files into one contract table, file by file, in bounded memory.
 
-A file is all or nothing: its rows reach the output only once the whole file has parsed
-(envelope counts are known only at the end). Rows of a file wait in memory up to
-``chunk_rows``, then in pickled chunks in a temporary folder beside the output, so a file of
-any size is held in bounded memory. A bad file is reported and skipped; the others are
-written.
+A file's rows reach the output only once the whole file has parsed (envelope counts are known
+only at the end). Rows of a file wait in memory up to ``chunk_rows``, then in pickled chunks
+in a temporary folder beside the output, so a file of any size is held in bounded memory.
+
+Defects do not cost good claims: a claim that cannot be read whole is quarantined (written to
+the ``quarantine`` table when one is given, with its reason) and every other claim of the file
+is read; envelope defects are findings. A file fails only when it is not an 835 at all, or,
+with ``strict``, when it has any finding (for those who certify trading partners). A failed
+file is reported and skipped; the others are written.
 
 Every chunk passes through :func:`features.contract.validate` before it is written. A row the
 contract refuses is reported as a finding with its file and segment and left out; the table
@@ -16,15 +20,16 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from features.contract import DenialWriter, validate
-from ingest.denials import CONTRACT_ROW_COLUMNS, could_be_denial, denial_rows
+from ingest.denials import CONTRACT_ROW_COLUMNS, could_be_denial, denial_rows, quarantine_row
 from ingest.errors import Finding, RemittanceError
-from ingest.remit835 import FindingLog, ParseStats, RemittanceParser
+from ingest.remit835 import FindingLog, ParseStats, Quarantined, RemittanceParser
 
 CHUNK_ROWS = 10_000  # rows of a file held in memory before spilling; bounds peak memory
 # Extensions that are clearly not remittances; skipped (and listed) when reading a folder.
@@ -49,6 +54,7 @@ EXTRA_COLUMNS: dict[str, str] = {
     "segment_number": "int64",
 }
 ROW_COLUMNS = CONTRACT_ROW_COLUMNS + tuple(EXTRA_COLUMNS)
+QUARANTINE_COLUMNS = (*ROW_COLUMNS, "quarantine_reason")
 
 
 @dataclass
@@ -115,20 +121,26 @@ def ingest(
     out: Path | str,
     *,
     validator: Validator | None = None,
-    tolerate_counts: bool = False,
+    quarantine: Path | str | None = None,
+    strict: bool = False,
     chunk_rows: int = CHUNK_ROWS,
     progress: Progress | None = None,
 ) -> IngestReport:
     """Read remittance files and folders into one contract table at ``out``.
 
     ``validator`` (e.g. :func:`ingest.validate.validate_file`) runs first on each file; a file
-    it finds fault with is reported and not ingested.
+    it finds fault with is reported and not ingested. Claims that cannot be read whole go to
+    the ``quarantine`` table (same columns and a ``quarantine_reason``) when it is given.
+    ``strict`` fails every file that has a finding.
     """
     files, skipped = find_remittances(paths)
     report = IngestReport(Path(out), skipped=skipped)
-    with DenialWriter(Path(out)) as writer:
+    writer, held = DenialWriter(Path(out)), _QuarantineTable(quarantine)  # paths checked
+    with ExitStack() as stack:
+        stack.enter_context(writer)
+        stack.enter_context(held)
         with tempfile.TemporaryDirectory(prefix=".ingest-", dir=Path(out).parent) as spill:
-            run = _Run(writer, Path(spill), validator, tolerate_counts, chunk_rows)
+            run = _Run(writer, held, Path(spill), validator, strict, chunk_rows)
             for path in files:
                 outcome = run.ingest_file(path)
                 report.files.append(outcome)
@@ -139,32 +151,63 @@ def ingest(
     return report
 
 
+class _QuarantineTable:
+    """The quarantine table, when asked for: contract-shaped rows of the claims that could
+    not be read whole, with the reason. Always written, empty when nothing was quarantined,
+    so that a run's quarantine never shows an earlier run's claims."""
+
+    def __init__(self, path: Path | str | None) -> None:
+        self.writer = DenialWriter(Path(path)) if path is not None else None
+
+    def __enter__(self) -> _QuarantineTable:
+        if self.writer is not None:
+            self.writer.__enter__()
+        return self
+
+    def write(self, claims: list[Quarantined]) -> None:
+        if self.writer is not None and claims:
+            self.writer.write(quarantine_frame([quarantine_row(claim) for claim in claims]))
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.writer is None:
+            return
+        if self.writer.rows_written == 0 and exc_info[0] is None:
+            self.writer.write(quarantine_frame([]))
+        self.writer.__exit__(*exc_info)
+
+
 @dataclass
 class _Run:
     """One ingest run: where rows go, and the ids already written (to skip copies)."""
 
     writer: DenialWriter
+    quarantine: _QuarantineTable
     spill: Path
     validator: Validator | None
-    tolerate_counts: bool
+    strict: bool
     chunk_rows: int
     committed: set[int] = field(default_factory=set)
     files_read: int = 0
 
     def ingest_file(self, path: Path) -> FileOutcome:
-        """Read one file; its rows are written only if all of it reads."""
+        """Read one file; its rows (and quarantined claims) are written once all of it has
+        read, and, with ``strict``, only when it has no finding."""
         self.files_read += 1
         outcome = FileOutcome(path)
         if self.validator is not None and self._vetoed(outcome):
             return outcome
-        parser = RemittanceParser(path, tolerate_counts=self.tolerate_counts)
+        quarantined: list[Quarantined] = []
+        parser = RemittanceParser(path, on_quarantine=quarantined.append)
         stage = _FileStage(self.spill / f"file{self.files_read}", self.committed, self.chunk_rows)
         try:
             for claim in parser.claims(screen=could_be_denial):
                 for row in denial_rows(claim, parser.findings):
                     stage.add(row, parser.findings)
-            outcome.rows_written = stage.commit(self.writer, parser.findings)
             outcome.stats = parser.stats
+            if self.strict:
+                _refuse_findings(parser.findings)
+            outcome.rows_written = stage.commit(self.writer, parser.findings)
+            self.quarantine.write(quarantined)
         except RemittanceError as error:
             outcome.error = error
         finally:
@@ -182,6 +225,15 @@ class _Run:
             message = f"TR3 validation failed ({len(problems)} issues)"
             outcome.error = RemittanceError(outcome.path, problems[0].segment_number, message)
         return bool(problems)
+
+
+def _refuse_findings(findings: FindingLog) -> None:
+    """``--strict``: a file with any finding fails, named by its first finding."""
+    count = len(findings.items) + findings.suppressed
+    if count:
+        first = findings.items[0]
+        more = f" (and {count - 1} more findings)" if count > 1 else ""
+        raise RemittanceError(first.file, first.segment_number, f"strict: {first.message}{more}")
 
 
 class _FileStage:
@@ -234,14 +286,32 @@ class _FileStage:
 
 def contract_frame(rows: list[dict[str, object]], findings: FindingLog) -> pd.DataFrame:
     """Rows as a typed frame that passes the contract; rows it refuses go to ``findings``."""
-    frame = pd.DataFrame.from_records(rows, columns=list(ROW_COLUMNS))
-    for name, dtype in EXTRA_COLUMNS.items():
-        if dtype.startswith("datetime"):
-            frame[name] = pd.to_datetime(frame[name], format="ISO8601").astype(dtype)
-        elif dtype != "object":
-            frame[name] = frame[name].astype(dtype)
+    frame = _typed_frame(rows, ROW_COLUMNS)
     result = validate(frame)
     for error in result.errors:
         segment = int(frame["segment_number"].iat[error.row - 1]) if error.row else None
         findings.add(segment, f"denial not written: contract: {error.column}: {error.reason}")
     return result.valid_rows()
+
+
+def quarantine_frame(rows: list[dict[str, object]]) -> pd.DataFrame:
+    """Quarantine rows as a typed frame: the contract's columns, typed as the contract types
+    them, but not validated (a quarantined claim lacks what the contract requires)."""
+    frame = _typed_frame(rows, QUARANTINE_COLUMNS)
+    for column in ("service_date", "denial_date", "submission_date", "as_of_date"):
+        frame[column] = pd.to_datetime(frame[column], format="ISO8601").astype("datetime64[s]")
+    for column in ("billed_amount", "denied_amount", "paid_amount"):
+        frame[column] = frame[column].astype("float64")
+    frame["units"] = frame["units"].astype("Int64")
+    return frame
+
+
+def _typed_frame(rows: list[dict[str, object]], columns: tuple[str, ...]) -> pd.DataFrame:
+    """Rows as a frame whose extra columns have the dtype every chunk shares."""
+    frame = pd.DataFrame.from_records(rows, columns=list(columns))
+    for name, dtype in EXTRA_COLUMNS.items():
+        if dtype.startswith("datetime"):
+            frame[name] = pd.to_datetime(frame[name], format="ISO8601").astype(dtype)
+        elif dtype != "object":
+            frame[name] = frame[name].astype(dtype)
+    return frame

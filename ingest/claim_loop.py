@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from features.contract import CARC_PATTERN, RARC_PATTERN
-from ingest.errors import RemittanceError, shown
-from ingest.model import Adjustment, Claim, FindingLog, Remittance, ServiceLine
+from ingest.errors import ClaimDefect, shown_code, shown_label, shown_number, stray_text
+from ingest.model import Adjustment, Claim, FindingLog, Remittance, ServiceLine, location_id
 from ingest.x12 import Separators, is_delimiter
 
 Screen = Callable[[str, str], bool]
@@ -62,13 +62,14 @@ class ClaimReader:
     # ------------------------------------------------------------------ the claim
 
     def check(self, number: int, elements: list[str]) -> str:
-        """Check a CLP segment's required elements (CLP01-04); returns CLP02, the status."""
+        """Check a CLP segment's required elements (CLP01-04); returns CLP02, the status.
+        Raises :class:`ClaimDefect` when one is missing or malformed."""
         padded = elements + _PAD if len(elements) < 5 else elements
         if not padded[1].strip():
-            raise self._error(number, "CLP01 (claim id) is missing")
+            raise ClaimDefect(number, "CLP01 (claim id) is missing")
         status = padded[2].strip()
         if not status:
-            raise self._error(number, "CLP02 (claim status) is missing")
+            raise ClaimDefect(number, "CLP02 (claim status) is missing")
         self._required_amount(number, padded[3], "CLP03 (total claim charge)")
         self._required_amount(number, padded[4], "CLP04 (claim payment)")
         return status
@@ -93,7 +94,7 @@ class ClaimReader:
             # The amounts that check() accepted, read the same way (it strips any whitespace).
             billed=self._required_amount(number, padded[3], "CLP03 (total claim charge)"),
             paid=self._required_amount(number, padded[4], "CLP04 (claim payment)"),
-            patient_responsibility=_amount(padded[5]),
+            patient_responsibility=read_amount(padded[5]),
             filing_indicator=filing,
             payer_claim_number=padded[7].strip(),
             facility_code=padded[8].strip(),
@@ -137,20 +138,35 @@ class ClaimReader:
         return pattern
 
     def read(self, claim: Claim, segments: list[str], element: str) -> Claim:
-        """Fill a claim from the segments that follow its CLP (numbered from CLP + 1)."""
+        """Fill a claim from the segments that follow its CLP (numbered from CLP + 1).
+        Raises :class:`ClaimDefect` when the loop cannot be read whole."""
         self._claim, self._line = claim, None
         handlers = self._handlers
-        for number, text in enumerate(segments, claim.segment_number + 1):
-            elements = text.split(element)
-            handler = handlers.get(elements[0])
-            if handler is not None:
-                handler(number, elements)
-            elif elements[0] not in _IGNORED and not SEGMENT_ID.fullmatch(elements[0]):
-                raise self._error(
-                    number, f"not an X12 segment: {elements[0][:3]!r} is not a segment id"
-                )
-        self._claim = self._line = None
+        try:
+            for number, text in enumerate(segments, claim.segment_number + 1):
+                elements = text.split(element)
+                handler = handlers.get(elements[0])
+                if handler is not None:
+                    handler(number, elements)
+                elif elements[0] not in _IGNORED and not SEGMENT_ID.fullmatch(elements[0]):
+                    # A fragment between the claim's segments; the segments themselves are
+                    # whole, so the claim is read.
+                    self.findings.add(number, stray_text(text), claim=claim_row_id(claim))
+        finally:
+            self._claim = self._line = None
         return claim
+
+    def _claim_level(self, number: int, elements: list[str]) -> Claim:
+        """The open claim, for a segment that belongs to loop 2100 itself: after a service
+        line it is out of order, and which line or claim it describes cannot be told."""
+        if self._line is not None:
+            raise ClaimDefect(
+                number,
+                f"{elements[0]} (claim level, loop 2100) after the service line at segment "
+                f"{self._line.segment_number}: the claim's loops are out of order",
+            )
+        assert self._claim is not None
+        return self._claim
 
     # ------------------------------------------------------------------ adjustments, remarks
 
@@ -174,18 +190,23 @@ class ClaimReader:
         amount_text: str,
         target: Claim | ServiceLine,
     ) -> None:
-        label = f"CAS{position:02d} {shown(f'{group}-{code}', 12)}"
-        amount = _amount(amount_text)
-        if amount is None:
-            self.findings.add(
-                number, f"{label}: amount {shown(amount_text)} is not a number; adjustment left out"
-            )
-        elif not self._fits(group, code):
+        label = f"CAS{position:02d} {shown_label(group, code)}"
+        amount = read_amount(amount_text)
+        if not self._fits(group, code):
+            # Masked or invented codes (sample files): the adjustment cannot be a contract
+            # reason code whatever its amount, so the claim is read without it.
             self.findings.add(
                 number,
                 f"{label} does not fit GROUP-CODE ({CARC_PATTERN}); left out of carc_codes and "
                 "of the denial decision",
             )
+        elif amount is None:
+            what = (
+                f"{shown_number(amount_text)} is not an amount"
+                if amount_text.strip()
+                else "is missing"
+            )
+            raise ClaimDefect(number, f"{label}: CAS{position + 1:02d} (amount) {what}")
         else:
             target.adjustments.append(Adjustment(group, code, amount, number))
 
@@ -197,13 +218,13 @@ class ClaimReader:
         return fits
 
     def _mia(self, number: int, elements: list[str]) -> None:
-        assert self._claim is not None
-        self._claim.institutional_evidence = True  # inpatient adjudication
-        self._add_remarks(number, elements, _MIA_REMARKS, self._claim.remarks)
+        claim = self._claim_level(number, elements)
+        claim.institutional_evidence = True  # inpatient adjudication
+        self._add_remarks(number, elements, _MIA_REMARKS, claim.remarks)
 
     def _moa(self, number: int, elements: list[str]) -> None:
-        assert self._claim is not None
-        self._add_remarks(number, elements, _MOA_REMARKS, self._claim.remarks)
+        claim = self._claim_level(number, elements)
+        self._add_remarks(number, elements, _MOA_REMARKS, claim.remarks)
 
     def _lq(self, number: int, elements: list[str]) -> None:
         if self._line is not None and len(elements) > 2 and elements[1] == "HE":
@@ -230,7 +251,7 @@ class ClaimReader:
         else:
             self.findings.add(
                 number,
-                f"remark code {shown(code, 12)} does not fit {RARC_PATTERN}; "
+                f"remark code {shown_code(code)} does not fit {RARC_PATTERN}; "
                 "left out of rarc_codes",
             )
 
@@ -254,6 +275,7 @@ class ClaimReader:
             if qualifier != "150":
                 line.end = date
         elif qualifier in _CLAIM_DATES:
+            claim = self._claim_level(number, elements)
             if qualifier == "232":
                 claim.start = date
             elif qualifier == "233":
@@ -267,7 +289,7 @@ class ClaimReader:
         padded = elements + _PAD if len(elements) < 8 else elements
         composite = padded[1].strip()
         if not composite:
-            raise self._error(number, "SVC01 (procedure) is missing")
+            raise ClaimDefect(number, "SVC01 (procedure) is missing")
         qualifier, procedure, modifiers = self._procedure(composite)
         revenue_code = padded[4].strip()
         if qualifier == "NU" or revenue_code:
@@ -300,27 +322,23 @@ class ClaimReader:
     # ------------------------------------------------------------------ amounts
 
     def _line_amount(self, number: int, text: str, name: str) -> float:
-        """A line amount; a line without one is kept (it still counts as a line) and read as 0,
-        which keeps it from ever becoming a denial row."""
-        amount = _amount(text)
-        if amount is None:
-            what = "is missing" if not text.strip() else f"{shown(text)} is not an amount"
-            self.findings.add(number, f"{name} {what}; read as 0")
+        """A line amount. A line without one is kept (it still counts as a line) and read as 0,
+        which keeps it from ever becoming a denial row; one that holds something other than a
+        number makes the claim unreadable."""
+        if not text.strip():
+            self.findings.add(number, f"{name} is missing; read as 0")
             return 0.0
-        return amount
+        return self._required_amount(number, text, name)
 
     def _required_amount(self, number: int, text: str, name: str) -> float:
-        amount = _amount(text)
+        amount = read_amount(text)
         if amount is None:
-            what = "is missing" if not text.strip() else f"{shown(text)} is not an amount"
-            raise self._error(number, f"{name} {what}")
+            what = "is missing" if not text.strip() else f"{shown_number(text)} is not an amount"
+            raise ClaimDefect(number, f"{name} {what}")
         return amount
 
-    def _error(self, number: int, message: str) -> RemittanceError:
-        return RemittanceError(self.path, number, message)
 
-
-def _amount(text: str) -> float | None:
+def read_amount(text: str) -> float | None:
     """An X12 decimal (R type) as a float; ``None`` when empty, not a number or not finite."""
     text = text.strip()
     if not text:
@@ -334,7 +352,12 @@ def _amount(text: str) -> float | None:
 
 def _units(text: str) -> int | None:
     """Units of service as a whole number, ``None`` when absent, fractional or negative."""
-    value = _amount(text)
+    value = read_amount(text)
     if value is None or not 0 <= value <= _MAX_UNITS or value != int(value):
         return None
     return int(value)
+
+
+def claim_row_id(claim: Claim) -> str:
+    """The id of a claim's claim-level row, which names it in findings (never CLP01)."""
+    return location_id(claim.remittance, claim.ordinal, claim.claim_id, 0)

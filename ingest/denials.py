@@ -18,7 +18,6 @@ adjudication and never counts.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -27,7 +26,9 @@ from functools import lru_cache
 
 from features.adjustments import is_denial_adjustment
 from features.contract import GROUP_CODES
-from ingest.remit835 import Adjustment, Claim, FindingLog, ServiceLine
+from ingest.claim_loop import claim_row_id, read_amount
+from ingest.model import location_id
+from ingest.remit835 import Adjustment, Claim, FindingLog, Quarantined, ServiceLine
 
 # CLP06 claim filing indicator -> contract payer_type. Medicaid managed care has no code of
 # its own (plans send MC or HM), so it is never inferred here.
@@ -74,6 +75,7 @@ CONTRACT_ROW_COLUMNS = (
     "procedure_code",
     "modifiers",
     "units",
+    "as_of_date",
 )
 
 
@@ -285,6 +287,9 @@ def _row(
         "procedure_code": (procedure_line.procedure_code or None) if procedure_line else None,
         "modifiers": list(procedure_line.modifiers) if procedure_line else [],
         "units": procedure_line.units if procedure_line else None,
+        # The day the remittance was issued: aging and deadlines count from it, never from
+        # the day the file happened to be ingested.
+        "as_of_date": denial_date,
         # Extra, non-PHI columns for tracing a row back to its remittance.
         "denial_level": "line" if line is not None else "claim",
         "line_number": line.number if line is not None else None,
@@ -329,6 +334,40 @@ def _row_problem(
     return None
 
 
+def quarantine_row(quarantined: Quarantined) -> dict[str, object]:
+    """The contract-shaped row of a claim that could not be read whole: what its CLP and
+    transaction header say, blanks where the claim could not be read, and the reason. It
+    carries nothing the contract's own rows do not."""
+    clp = quarantined.clp + [""] * max(0, 10 - len(quarantined.clp))
+    remittance = quarantined.remittance
+    remittance_date = iso_date(remittance.remittance_date)
+    return {
+        "denial_id": quarantined.row_id,
+        "claim_id": clp[1].strip() or None,
+        "payer_id": remittance.payer_id or None,
+        "payer_type": payer_type(clp[6]),
+        "denial_date": remittance_date,
+        "billed_amount": read_amount(clp[3]),
+        "paid_amount": read_amount(clp[4]),
+        "provider_npi": _npi(remittance.payee_npi),
+        "carc_codes": [],
+        "rarc_codes": [],
+        "modifiers": [],
+        "as_of_date": remittance_date,
+        "denial_level": "claim",
+        "carc_amounts": [],
+        "payer_name": remittance.payer_name or None,
+        "payer_claim_number": clp[7].strip() or None,
+        "claim_status": clp[2].strip() or None,
+        "claim_filing_indicator": clp[6].strip() or None,
+        "claim_frequency": clp[9].strip() or None,
+        "remittance_trace": remittance.trace or None,
+        "source_file": str(remittance.source),
+        "segment_number": quarantined.clp_segment_number,
+        "quarantine_reason": f"segment {quarantined.segment_number}: {quarantined.reason}",
+    }
+
+
 def ranked_adjustments(adjustments: Iterable[Adjustment]) -> tuple[list[str], list[float]]:
     """``GROUP-CODE`` labels with their summed amounts, largest amount first; a code repeated
     on several lines appears once."""
@@ -350,22 +389,11 @@ def place_of_service(claim: Claim) -> str | None:
 
 
 def denial_id(claim: Claim, line: ServiceLine | None) -> str:
-    """A deterministic id without PHI: a hash of where the denial sits in the remittance
-    (payer, trace, production date, transaction, claim position, claim id, line number). The
-    same remittance ingested twice gives the same ids, so the copy is recognised."""
-    remittance = claim.remittance
-    key = "\x1f".join(
-        (
-            remittance.payer_id,
-            remittance.trace,
-            remittance.remittance_date,
-            remittance.transaction_control,
-            str(claim.ordinal),
-            claim.claim_id,
-            str(line.number if line is not None else 0),
-        )
-    )
-    return "D" + hashlib.blake2b(key.encode(), digest_size=10).hexdigest()
+    """A deterministic id without PHI for a claim's or a line's denial (see
+    :func:`ingest.model.location_id`)."""
+    if line is None:
+        return claim_row_id(claim)
+    return location_id(claim.remittance, claim.ordinal, claim.claim_id, line.number)
 
 
 @lru_cache(maxsize=16384)

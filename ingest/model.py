@@ -6,6 +6,7 @@ claims that never become rows cost nothing); amounts are floats.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -106,6 +107,43 @@ class Claim:
     lines: list[ServiceLine] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Quarantined:
+    """A claim that could not be read whole: its CLP elements as sent, where the defect is
+    and what it is. Every other claim of the file is read."""
+
+    remittance: Remittance
+    ordinal: int
+    clp_segment_number: int
+    clp: list[str]  # the CLP segment's elements, CLP00 = "CLP"
+    segment_number: int  # where the defect is
+    reason: str
+
+    @property
+    def row_id(self) -> str:
+        """The id its quarantine row carries, also used to name it in findings."""
+        claim_id = self.clp[1].strip() if len(self.clp) > 1 else ""
+        return location_id(self.remittance, self.ordinal, claim_id, 0)
+
+
+def location_id(remittance: Remittance, ordinal: int, claim_id: str, line_number: int) -> str:
+    """A deterministic id without PHI: a hash of where a claim or line sits in the remittance
+    (payer, trace, production date, transaction, claim position, claim id, line number). The
+    same remittance ingested twice gives the same ids, so the copy is recognised."""
+    key = "\x1f".join(
+        (
+            remittance.payer_id,
+            remittance.trace,
+            remittance.remittance_date,
+            remittance.transaction_control,
+            str(ordinal),
+            claim_id,
+            str(line_number),
+        )
+    )
+    return "D" + hashlib.blake2b(key.encode(), digest_size=10).hexdigest()
+
+
 @dataclass
 class ParseStats:
     """What one file held; ``denied_claims`` counts CLP02 = 4 only, as payers report it."""
@@ -117,6 +155,7 @@ class ParseStats:
     reversals: int = 0
     service_lines: int = 0
     provider_adjustments: int = 0  # PLB segments
+    quarantined: int = 0  # claims that could not be read whole (counted in ``claims`` too)
 
 
 class FindingLog:
@@ -129,9 +168,9 @@ class FindingLog:
         self.items: list[Finding] = []
         self.suppressed = 0
 
-    def add(self, segment_number: int | None, message: str) -> None:
+    def add(self, segment_number: int | None, message: str, claim: str | None = None) -> None:
         """Record one finding (or just count it once the cap is reached)."""
         if len(self.items) < self.limit:
-            self.items.append(Finding(self.path, segment_number, message))
+            self.items.append(Finding(self.path, segment_number, message, claim))
         else:
             self.suppressed += 1

@@ -108,7 +108,6 @@ def link_outcomes(
     remits: Iterable[Path | str],
     out: Path | str,
     *,
-    tolerate_counts: bool = False,
     progress: Callable[[FileOutcome], None] | None = None,
 ) -> LinkReport:
     """Write ``denials`` with recovery labels from the later payments found in ``remits``."""
@@ -118,11 +117,12 @@ def link_outcomes(
     files, skipped = find_remittances(remits)
     report = LinkReport(Path(out), denials=len(frame), skipped=skipped)
     for path in files:
-        outcome = _scan_file(path, index, payments, tolerate_counts)
+        outcome = _scan_file(path, index, payments)
         report.files.append(outcome)
         if progress is not None:
             progress(outcome)
     labelled = apply_payments(frame, {k: list(v.values()) for k, v in payments.items()})
+    labelled["as_of_date"] = remittance_as_of_date(labelled)
     result = validate(labelled)
     if not result.ok:  # a bug, not bad input: the labels are derived from valid rows
         raise DenialsTableError(f"linked table breaks the contract: {result.errors[0]}")
@@ -148,10 +148,10 @@ def _scan_file(
     path: Path,
     index: _DenialIndex,
     payments: dict[int, dict[tuple[str, ...], Payment]],
-    tolerate_counts: bool,
 ) -> FileOutcome:
-    """Record the payments one remittance file makes towards known denials."""
-    parser = RemittanceParser(path, tolerate_counts=tolerate_counts)
+    """Record the payments one remittance file makes towards known denials. Claims that
+    cannot be read whole are reported (findings) and pay nothing."""
+    parser = RemittanceParser(path)
     outcome = FileOutcome(path)
     found: list[tuple[int, tuple[str, ...], Payment]] = []
     try:
@@ -225,6 +225,15 @@ def apply_payments(frame: pd.DataFrame, payments: dict[int, list[Payment]]) -> p
     labelled["resolution"] = resolution
     labelled["resolved_date"] = resolved
     return labelled
+
+
+def remittance_as_of_date(frame: pd.DataFrame) -> pd.Series:
+    """Each denial's ``as_of_date`` as ingest set it (the day its remittance was issued), or
+    its ``denial_date`` where it is missing; never the day the labels were linked."""
+    denial_date = pd.to_datetime(frame["denial_date"]).astype("datetime64[s]")
+    if "as_of_date" not in frame:
+        return denial_date
+    return pd.to_datetime(frame["as_of_date"]).astype("datetime64[s]").fillna(denial_date)
 
 
 def _label(frame: pd.DataFrame, name: str, default: object) -> pd.Series:

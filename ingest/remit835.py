@@ -10,10 +10,13 @@ go by :class:`~ingest.claim_loop.ClaimReader`. A caller that wants denials only 
 are then counted and skipped after splitting just their CAS segments, which is what most of
 a remittance is.
 
-:class:`RemittanceError` is the only exception the parser raises. It names the file, the
-segment number and what is wrong: truncated file, bad envelope, missing CLP elements, text
-that is not X12. Anything that does not stop the file (a code that does not fit the
-contract, an adjustment without a number) becomes a :class:`Finding`.
+Ingestion never loses a good claim for a bad one. A defect inside one claim (a required CLP,
+CAS or SVC element missing or malformed, its loop out of order, an unreadable segment in it)
+quarantines that claim only: it is handed to ``on_quarantine`` and reported as a finding
+naming the segment and the claim's row id. Envelope defects (counts, control numbers,
+trailers missing, text between or after segments) are findings too. :class:`RemittanceError`,
+the only exception the parser raises, is kept for a file that is not an 835 at all: not X12,
+empty, no transaction, a transaction other than 835.
 
 005010X221A1 is the reference; 004010X091A1 files read the same way (the segments used here
 did not change between versions, apart from the 4010-only CR group code).
@@ -26,12 +29,20 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ingest.claim_loop import SEGMENT_ID, ClaimReader, Screen
-from ingest.errors import Finding, RemittanceError, shown
+from ingest.errors import (
+    ClaimDefect,
+    Finding,
+    RemittanceError,
+    shown_code,
+    shown_version,
+    stray_text,
+)
 from ingest.model import (
     Adjustment,
     Claim,
     FindingLog,
     ParseStats,
+    Quarantined,
     Remittance,
     ServiceLine,
 )
@@ -43,6 +54,7 @@ __all__ = [
     "Finding",
     "FindingLog",
     "ParseStats",
+    "Quarantined",
     "Remittance",
     "RemittanceError",
     "RemittanceParser",
@@ -57,25 +69,30 @@ _CLAIM_CLOSERS = ("CLP", "LX", "SE", "PLB", *_ENVELOPE_IDS)
 _IGNORED_IN_HEADER = frozenset(("N3", "N4", "N2", "PER", "CUR", "RDM", "AMT", "QTY", "NM1"))
 
 Handler = Callable[[int, list[str]], "Claim | None"]
+QuarantineSink = Callable[[Quarantined], None]
 
 
 class RemittanceParser:
     """Reads one 835 file and yields its claims in file order.
 
-    ``tolerate_counts`` turns wrong SE01/GE01/IEA01 counts into findings instead of errors.
-    Statistics and findings are complete once :meth:`claims` is exhausted.
+    Claims that cannot be read whole go to ``on_quarantine`` (and are counted and reported).
+    ``tolerate_counts`` is accepted for compatibility and does nothing: count mismatches are
+    always findings now. Statistics and findings are complete once :meth:`claims` is
+    exhausted.
     """
 
     def __init__(
         self,
         path: Path | str,
         *,
+        on_quarantine: QuarantineSink | None = None,
         tolerate_counts: bool = False,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         finding_limit: int = 200,
     ) -> None:
+        del tolerate_counts  # deprecated no-op, see the class docstring
         self.path = Path(path)
-        self.tolerate_counts = tolerate_counts
+        self.on_quarantine = on_quarantine
         self.chunk_size = chunk_size
         self.stats = ParseStats()
         self.findings = FindingLog(self.path, finding_limit)
@@ -123,17 +140,23 @@ class RemittanceParser:
         self.stats.segments = number
         if self._envelope is None:
             raise self._error(number, "the file holds no segments")
+        for note in sorted(reader.layout_notes):
+            self.findings.add(None, note)
         self._envelope.finish(number)
+        if self._claim is not None:
+            # The transaction never closed: whatever the claim held after the last segment
+            # read may be missing.
+            self._claim = self._claim._replace(
+                defect=ClaimDefect(number, "the file ends inside this claim: it may be incomplete")
+            )
+            self._close_claim()
 
     def _start(self, reader: SegmentReader) -> None:
         assert reader.separators is not None
         self._set_separators(reader.separators.element)
         self._claim_reader = ClaimReader(self.path, self.findings, reader.separators.component)
         self._envelope = Envelope(
-            self.path,
-            bare_transactions=reader.separators.component is None,
-            tolerate_counts=self.tolerate_counts,
-            on_count_mismatch=self.findings.add,
+            self.path, self.findings.add, bare_transactions=reader.separators.component is None
         )
         if reader.separators.component is None:
             self.findings.add(1, "no ISA envelope: separators taken from the ST segment")
@@ -160,9 +183,7 @@ class RemittanceParser:
             self._switch_separators(text, number)
             return self._handlers["ISA"], text.split(self._element)
         if not SEGMENT_ID.fullmatch(elements[0]):
-            raise self._error(
-                number, f"not an X12 segment: {elements[0][:3]!r} is not a segment id"
-            )
+            return self._stray_text, elements
         if self._handlers is self._outside:
             return self._outside_transaction, elements
         return _ignore, elements
@@ -182,7 +203,25 @@ class RemittanceParser:
         return {"ISA": self._isa, "GS": self._gs, "ST": self._st, "GE": self._ge, "IEA": self._iea}
 
     def _outside_transaction(self, number: int, elements: list[str]) -> None:
-        raise self._error(number, f"{elements[0]} segment outside a transaction (ST to SE)")
+        self.findings.add(
+            number, f"envelope: {elements[0]} segment outside a transaction (ST to SE); ignored"
+        )
+
+    def _stray_text(self, number: int, elements: list[str]) -> None:
+        """Text between segments that is no segment: a fragment left after a terminator, an
+        end-of-file mark, a line of a report pasted in."""
+        message = stray_text(self._element.join(elements))
+        if self._after_last_interchange():
+            message = f"after the last interchange: {message}"
+        self.findings.add(number, message)
+
+    def _after_last_interchange(self) -> bool:
+        envelope = self._envelope
+        return (
+            envelope is not None
+            and envelope.interchange is None
+            and self._handlers is self._outside
+        )
 
     def _isa(self, number: int, elements: list[str]) -> None:
         assert self._envelope is not None
@@ -196,7 +235,8 @@ class RemittanceParser:
         self._version = _element(elements, 8).strip()
         if self._version not in SUPPORTED_VERSIONS:
             self.findings.add(
-                number, f"GS08 version {shown(self._version)} is not 005010X221A1; read as 5010"
+                number,
+                f"GS08 version {shown_version(self._version)} is not 005010X221A1; read as 5010",
             )
 
     def _ge(self, number: int, elements: list[str]) -> None:
@@ -212,7 +252,8 @@ class RemittanceParser:
         self._envelope.open_transaction(number, elements)
         if _element(elements, 1).strip() != "835":
             raise self._error(
-                number, f"ST01 is {shown(_element(elements, 1), 6)}: only 835 remittances are read"
+                number,
+                f"ST01 is {shown_code(_element(elements, 1))}: only 835 remittances are read",
             )
         self._remittance = Remittance(
             source=self.path,
@@ -234,13 +275,16 @@ class RemittanceParser:
         self._remittance = None
         return done
 
-    def _envelope_inside(self, number: int, elements: list[str]) -> None:
-        """ISA, GS, ST, GE or IEA between ST and SE."""
-        assert self._envelope is not None and self._envelope.transaction is not None
-        opened = self._envelope.transaction.segment_number
-        raise self._error(
-            number, f"{elements[0]} before SE closed the transaction opened at segment {opened}"
-        )
+    def _envelope_inside(self, number: int, elements: list[str]) -> Claim | None:
+        """ISA, GS, ST, GE or IEA between ST and SE: the SE is missing. The transaction is
+        closed here (a finding) and the segment read as the envelope it opens or closes."""
+        assert self._envelope is not None
+        done = self._close_claim()
+        self._envelope.abandon_transaction(number, elements[0])
+        self._handlers = self._outside
+        self._remittance = None
+        self._outside[elements[0]](number, elements)
+        return done
 
     # ------------------------------------------------------------------ 835 header
 
@@ -308,19 +352,23 @@ class RemittanceParser:
         return self._close_claim()
 
     def _outside_claim(self, number: int, elements: list[str]) -> None:
-        if elements[0] == "SVC":
-            raise self._error(number, "SVC (service line) before any CLP claim")
-        self.findings.add(number, f"{elements[0]} outside a claim; ignored")
+        what = "SVC (service line) before any CLP claim" if elements[0] == "SVC" else elements[0]
+        self.findings.add(number, f"{what} outside a claim: loops out of order; ignored")
 
     # ------------------------------------------------------------------ claims
 
     def _clp(self, number: int, elements: list[str]) -> Claim | None:
         done = self._close_claim()
         assert self._remittance is not None and self._claim_reader is not None
-        status = self._claim_reader.check(number, elements)
+        try:
+            status, defect = self._claim_reader.check(number, elements), None
+        except ClaimDefect as error:
+            status, defect = _element(elements, 2).strip(), error
         self._ordinal += 1
         # The Claim object is built when the claim closes, and only if it is worth reading.
-        self._claim = _OpenClaim(number, elements, self._ordinal, self._lx_institutional, status)
+        self._claim = _OpenClaim(
+            number, elements, self._ordinal, self._lx_institutional, status, defect
+        )
         self._claim_segments = []
         self.stats.claims += 1
         if status == "4":
@@ -334,21 +382,56 @@ class RemittanceParser:
         if opened is None or segments is None:
             return None
         self._claim = self._claim_segments = None
+        if opened.defect is not None:
+            self._quarantine(opened, opened.defect)
+            return None
+        if self._screen is not None and not self._worth_reading(opened, segments):
+            return None
+        try:
+            return self._read_claim(opened, segments)
+        except ClaimDefect as defect:
+            self._quarantine(opened, defect)
+            return None
+
+    def _worth_reading(self, opened: _OpenClaim, segments: list[str]) -> bool:
+        assert self._claim_reader is not None and self._screen is not None
+        assert self._reader is not None and self._reader.separators is not None
+        separators = self._reader.separators
+        worth, lines = self._claim_reader.worth_reading(
+            opened.status, segments, separators, self._screen
+        )
+        if not worth:
+            self.stats.service_lines += lines
+        return worth
+
+    def _read_claim(self, opened: _OpenClaim, segments: list[str]) -> Claim:
         reader = self._claim_reader
         assert reader is not None and self._remittance is not None
-        if self._screen is not None:
-            assert self._reader is not None and self._reader.separators is not None
-            separators = self._reader.separators
-            worth, lines = reader.worth_reading(opened.status, segments, separators, self._screen)
-            if not worth:
-                self.stats.service_lines += lines
-                return None
         claim = reader.open(
             self._remittance, opened.ordinal, opened.number, opened.elements, opened.institutional
         )
         reader.read(claim, segments, self._element)
         self.stats.service_lines += len(claim.lines)
         return claim
+
+    def _quarantine(self, opened: _OpenClaim, defect: ClaimDefect) -> None:
+        assert self._remittance is not None
+        quarantined = Quarantined(
+            self._remittance,
+            opened.ordinal,
+            opened.number,
+            list(opened.elements),
+            defect.segment_number,
+            defect.message,
+        )
+        self.stats.quarantined += 1
+        self.findings.add(
+            defect.segment_number,
+            f"claim at segment {opened.number} quarantined: {defect.message}",
+            claim=quarantined.row_id,
+        )
+        if self.on_quarantine is not None:
+            self.on_quarantine(quarantined)
 
 
 class _OpenClaim(NamedTuple):
@@ -359,6 +442,7 @@ class _OpenClaim(NamedTuple):
     ordinal: int
     institutional: bool
     status: str
+    defect: ClaimDefect | None = None  # a CLP element missing or malformed
 
 
 def _ignore(number: int, elements: list[str]) -> None:

@@ -20,12 +20,13 @@ error can point at one.
 from __future__ import annotations
 
 import codecs
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from ingest.errors import RemittanceError, shown
+from ingest.errors import RemittanceError, shown_code, shown_number
 
 DEFAULT_CHUNK_SIZE = 1 << 20
 # A segment longer than this means the terminator is not what the header said: stop instead of
@@ -35,6 +36,9 @@ _HEAD_CHARS = 512  # enough for any ISA, even one padded or wrapped
 _ISA_ELEMENTS = 16
 _LINE_BREAKS = "\r\n"
 _BLANKS = " \t"
+INDENTED = "layout: segments indented with blanks (removed before reading)"
+WRAPPED = "layout: line breaks inside segments, a wrapped file (removed before reading)"
+_CONTROL_DIGITS = 9  # ISA13 and GS06 run to nine digits; control numbers never carry PHI
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +93,7 @@ def detect_separators(head: str, path: Path) -> Separators:
     raise RemittanceError(
         path,
         1,
-        f"not an X12 file: it starts with {head[:3]!r} where an ISA interchange header "
+        f"not an X12 file: it starts with {shown_code(head[:3])} where an ISA interchange header "
         "(or a bare ST transaction) is expected",
     )
 
@@ -169,6 +173,8 @@ class SegmentReader:
         self.path = Path(path)
         self.chunk_size = max(1, chunk_size)
         self.separators: Separators | None = None
+        # Layout that was tolerated (blanks or line breaks where X12 has none), for findings.
+        self.layout_notes: set[str] = set()
 
     def batches(self) -> Iterator[list[str]]:
         """Lists of segment texts in file order; empty segments are dropped."""
@@ -211,13 +217,14 @@ class SegmentReader:
         terminator = self.separators.segment
         # A byte order mark can also sit mid-file, where files were concatenated.
         removed = self.separators.removed_line_breaks + "\ufeff"
-        pending = ""
+        pending, previous = "", terminator
+        wrapped = _wrapped_line(terminator)
         decoded, at_end = head, False  # the head goes through the same path as every chunk
         while True:
-            text = pending + _strip(decoded, removed)
-            if not pending:
-                text = text.lstrip(_BLANKS)  # a segment starts here
-            parts = _unindent(text, terminator).split(terminator)
+            wrapped = self._note_wrapping(previous + decoded, terminator, wrapped)
+            previous = decoded[-1:] or previous
+            text = self._unindented(pending, _strip(decoded, removed), terminator)
+            parts = text.split(terminator)
             pending = parts.pop()
             if len(pending) > MAX_SEGMENT_CHARS:
                 raise RemittanceError(
@@ -240,6 +247,26 @@ class SegmentReader:
             # envelope check to decide.
             yield [pending]
 
+    def _note_wrapping(
+        self, text: str, terminator: str, wrapped: re.Pattern[str] | None
+    ) -> re.Pattern[str] | None:
+        """Records a wrapped line once; returns the pattern while there is one to look for."""
+        if wrapped is not None and _has_wrapped_line(text, terminator, wrapped):
+            self.layout_notes.add(WRAPPED)
+            return None
+        return wrapped
+
+    def _unindented(self, pending: str, text: str, terminator: str) -> str:
+        """``pending + text`` without blanks at the start of segments; records indentation."""
+        text = pending + text
+        if not pending and text and text[0] in _BLANKS:  # a segment starts here
+            self.layout_notes.add(INDENTED)
+            text = text.lstrip(_BLANKS)
+        unindented = _unindent(text, terminator)
+        if len(unindented) != len(text):
+            self.layout_notes.add(INDENTED)
+        return unindented
+
     def _read_head(self, stream: BinaryIO, decoder: codecs.IncrementalDecoder) -> str:
         """The first characters of the file, BOM and leading blanks removed."""
         text = ""
@@ -255,6 +282,26 @@ class SegmentReader:
             if not more:
                 break
         return text.lstrip("\ufeff \t\r\n\x00")
+
+
+def _wrapped_line(terminator: str) -> re.Pattern[str] | None:
+    """Finds a line break that does not follow a terminator (or another line break): a
+    segment wrapped over lines. ``None`` when the terminator is itself a line break."""
+    if terminator in _LINE_BREAKS:
+        return None
+    return re.compile(f"[^{re.escape(terminator)}\r\n][\r\n]")
+
+
+def _has_wrapped_line(text: str, terminator: str, wrapped: re.Pattern[str]) -> bool:
+    """Whether ``text`` holds a line break inside a segment. Counting is fast and rules out
+    the usual layouts (none, or line breaks after terminators); the pattern, slow on a whole
+    chunk, confirms only what counting cannot."""
+    breaks = text.count("\n") + text.count("\r")
+    if not breaks:
+        return False
+    expected = text.count(terminator + "\n") + text.count(terminator + "\r")
+    expected += sum(text.count(pair) for pair in ("\r\n", "\n\n", "\r\r", "\n\r"))
+    return breaks > expected and wrapped.search(text) is not None
 
 
 def _unindent(text: str, terminator: str) -> str:
@@ -283,136 +330,128 @@ class _Open:
 class Envelope:
     """Checks ISA/GS/ST nesting, control numbers and counts as the segments go by.
 
-    Structure errors (a trailer without its header, a file that ends inside an envelope,
-    control numbers that differ) always raise. Count mismatches (SE01, GE01, IEA01) raise too,
-    unless ``tolerate_counts`` is set, in which case they are handed to ``on_count_mismatch``
-    so the caller can report them: test files and some vendors get the counts wrong while the
-    content is whole.
+    An envelope defect never costs a claim, so none of them stops the file: a wrong SE01, GE01
+    or IEA01 count, control numbers that differ, a header while the previous envelope is still
+    open (it is closed for it), a trailer without its header, a file that ends without its
+    trailers: each is handed to ``report`` as a finding and reading goes on. Only a file
+    without any transaction is refused, since it holds no remittance at all.
     """
 
     def __init__(
         self,
         path: Path,
+        report: Callable[[int | None, str], None],
         *,
         bare_transactions: bool = False,
-        tolerate_counts: bool = False,
-        on_count_mismatch: Callable[[int, str], None] | None = None,
     ) -> None:
         self.path = path
+        self.report = report
         self.bare_transactions = bare_transactions
-        self.tolerate_counts = tolerate_counts
-        self.on_count_mismatch = on_count_mismatch
         self.interchange: _Open | None = None
         self.group: _Open | None = None
         self.transaction: _Open | None = None
         self.transactions_seen = 0
 
     def open_interchange(self, number: int, elements: list[str]) -> None:
-        self._refuse_open(number, "ISA", self.interchange, "interchange", "IEA")
+        if self.interchange is not None:
+            self._unclosed(number, "ISA", "interchange", self.interchange, "IEA")
+            self.group = self.interchange = None
         self.interchange = _Open(number, _element(elements, 13))
 
     def open_group(self, number: int, elements: list[str]) -> None:
         if self.interchange is None:
-            raise RemittanceError(self.path, number, "GS outside an interchange (no ISA before)")
-        self._refuse_open(number, "GS", self.group, "functional group", "GE")
-        self.interchange.children += 1
+            self.report(number, "envelope: GS outside an interchange (no ISA before it)")
+        elif self.group is not None:
+            self._unclosed(number, "GS", "functional group", self.group, "GE")
+        if self.interchange is not None:
+            self.interchange.children += 1
         self.group = _Open(number, _element(elements, 6))
 
     def open_transaction(self, number: int, elements: list[str]) -> None:
         if self.group is None and not (self.bare_transactions and self.interchange is None):
-            raise RemittanceError(self.path, number, "ST outside a functional group (no GS)")
-        self._refuse_open(number, "ST", self.transaction, "transaction", "SE")
+            self.report(number, "envelope: ST outside a functional group (no GS before it)")
         if self.group is not None:
             self.group.children += 1
         self.transaction = _Open(number, _element(elements, 2))
         self.transactions_seen += 1
 
+    def abandon_transaction(self, number: int, header: str) -> None:
+        """A header arrived inside the open transaction: its SE is missing."""
+        assert self.transaction is not None
+        self._unclosed(number, header, "transaction", self.transaction, "SE")
+        self.transaction = None
+
     def close_transaction(self, number: int, elements: list[str]) -> None:
-        opened = self._require_open(number, "SE", self.transaction, "ST")
+        opened = self.transaction
+        if opened is None:
+            self.report(number, "envelope: SE without a matching ST; ignored")
+            return
         self._check_control(number, "SE02", _element(elements, 2), opened, "ST02")
         self._check_count(number, "SE01", _element(elements, 1), number - opened.segment_number + 1)
         self.transaction = None
 
     def close_group(self, number: int, elements: list[str]) -> None:
-        self._refuse_inside(number, "GE", self.transaction, "transaction", "SE")
-        opened = self._require_open(number, "GE", self.group, "GS")
+        opened = self.group
+        if opened is None:
+            self.report(number, "envelope: GE without a matching GS; ignored")
+            return
         self._check_control(number, "GE02", _element(elements, 2), opened, "GS06")
         self._check_count(number, "GE01", _element(elements, 1), opened.children)
         self.group = None
 
     def close_interchange(self, number: int, elements: list[str]) -> None:
-        self._refuse_inside(number, "IEA", self.group, "functional group", "GE")
-        opened = self._require_open(number, "IEA", self.interchange, "ISA")
+        if self.group is not None:
+            self._unclosed(number, "IEA", "functional group", self.group, "GE")
+            self.group = None
+        opened = self.interchange
+        if opened is None:
+            self.report(number, "envelope: IEA without a matching ISA; ignored")
+            return
         self._check_control(number, "IEA02", _element(elements, 2), opened, "ISA13")
         self._check_count(number, "IEA01", _element(elements, 1), opened.children)
         self.interchange = None
 
     def finish(self, last_number: int) -> None:
-        """The file ended: every envelope must be closed and there must be a transaction."""
+        """The file ended: envelopes still open are findings; no transaction at all is an
+        error."""
+        if self.transactions_seen == 0:
+            raise RemittanceError(self.path, last_number, "no ST transaction in the file")
         for opened, name, trailer in (
             (self.transaction, "transaction", "SE"),
             (self.group, "functional group", "GE"),
             (self.interchange, "interchange", "IEA"),
         ):
             if opened is not None:
-                raise RemittanceError(
-                    self.path,
+                self.report(
                     last_number,
-                    f"the file ends inside the {name} opened at segment "
-                    f"{opened.segment_number} (no {trailer}): it is truncated",
+                    f"envelope: the file ends inside the {name} opened at segment "
+                    f"{opened.segment_number} (no {trailer}): truncated, or its trailer left off",
                 )
-        if self.transactions_seen == 0:
-            raise RemittanceError(self.path, last_number, "no ST transaction in the file")
 
-    def _refuse_open(
-        self, number: int, header: str, opened: _Open | None, name: str, trailer: str
-    ) -> None:
-        if opened is not None:
-            raise RemittanceError(
-                self.path,
-                number,
-                f"{header} before the {name} opened at segment {opened.segment_number} "
-                f"was closed by {trailer}",
-            )
-
-    def _refuse_inside(
-        self, number: int, trailer: str, opened: _Open | None, name: str, inner: str
-    ) -> None:
-        if opened is not None:
-            raise RemittanceError(
-                self.path,
-                number,
-                f"{trailer} while the {name} opened at segment {opened.segment_number} "
-                f"has no {inner}",
-            )
-
-    def _require_open(self, number: int, trailer: str, opened: _Open | None, header: str) -> _Open:
-        if opened is None:
-            raise RemittanceError(self.path, number, f"{trailer} without a matching {header}")
-        return opened
+    def _unclosed(self, number: int, header: str, name: str, opened: _Open, trailer: str) -> None:
+        self.report(
+            number,
+            f"envelope: {header} before the {name} opened at segment {opened.segment_number} "
+            f"was closed by {trailer}; closed here",
+        )
 
     def _check_control(
         self, number: int, name: str, value: str, opened: _Open, header_name: str
     ) -> None:
         if value.strip() != opened.control.strip():
-            raise RemittanceError(
-                self.path,
+            self.report(
                 number,
-                f"{name} control number {shown(value)} differs from {header_name} "
-                f"{shown(opened.control)} at segment {opened.segment_number}",
+                f"envelope: {name} control number {shown_number(value, _CONTROL_DIGITS)} "
+                f"differs from {header_name} {shown_number(opened.control, _CONTROL_DIGITS)} "
+                f"at segment {opened.segment_number}",
             )
 
     def _check_count(self, number: int, name: str, value: str, actual: int) -> None:
         declared = value.strip()
         if not (declared.isascii() and declared.isdigit()):
-            raise RemittanceError(self.path, number, f"{name} {shown(value)} is not a count")
-        if int(declared) == actual:
-            return
-        message = f"{name} says {int(declared)} but there are {actual}"
-        if not self.tolerate_counts:
-            raise RemittanceError(self.path, number, f"bad envelope count: {message}")
-        if self.on_count_mismatch is not None:
-            self.on_count_mismatch(number, f"envelope count tolerated: {message}")
+            self.report(number, f"envelope: {name} {shown_number(value)} is not a count")
+        elif int(declared) != actual:
+            self.report(number, f"envelope: {name} says {int(declared)} but there are {actual}")
 
 
 def _element(elements: list[str], position: int) -> str:

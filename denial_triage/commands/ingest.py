@@ -1,9 +1,12 @@
 """Remittance commands: ingest 835 files into contract denials, link later payments to them.
 
 Thin commands over :func:`ingest.batch.ingest` and :func:`ingest.outcomes.link_outcomes`.
-Exit status: 0 when every file was read; 1 when a file failed (it is reported with its
-segment number, and everything from the good files is still written), when the output or the
-denials table cannot be used, or, with ``--strict``, when there were findings; 2 for usage.
+Defects cost only the claim they sit in: such a claim is quarantined (``--quarantine``) and
+every other claim is read; envelope defects are findings. Exit status: 0 when every file was
+read (findings and quarantined claims allowed); 1 when a file failed (not an 835 at all, or,
+with ``--strict``, any finding: it is reported with its segment number, and everything from
+the good files is still written), or when the output or the denials table cannot be used;
+2 for usage.
 """
 
 from __future__ import annotations
@@ -18,6 +21,11 @@ from ingest.batch import ingest as ingest_files
 from ingest.outcomes import DenialsTableError, LinkReport
 from ingest.outcomes import link_outcomes as link_files
 from ingest.validate import INSTALL_PYX12, ValidatorUnavailable, pyx12_available, validate_file
+
+TOLERATE_COUNTS_HELP = (
+    "--tolerate-counts is deprecated and does nothing: wrong SE/GE/IEA counts are always "
+    "findings now (use --strict to fail on them)."
+)
 
 app = typer.Typer(
     help="835 remittances: ingest denials, link outcomes.",
@@ -35,13 +43,21 @@ def ingest(
         help="Run full TR3 validation with pyx12 first (slow); a file "
         "that fails it is not ingested.",
     ),
-    tolerate_counts: bool = typer.Option(
-        False, "--tolerate-counts", help="Report wrong SE/GE/IEA counts instead of failing."
+    quarantine: Path | None = typer.Option(
+        None,
+        "--quarantine",
+        help="Write claims that cannot be read whole here (.parquet or .csv), with the reason.",
     ),
-    strict: bool = typer.Option(False, "--strict", help="Exit 1 when there are findings too."),
+    strict: bool = typer.Option(
+        False, "--strict", help="Any finding fails its file (certifying a trading partner)."
+    ),
+    tolerate_counts: bool = typer.Option(
+        False, "--tolerate-counts", hidden=True, help=TOLERATE_COUNTS_HELP
+    ),
     show: int = typer.Option(10, "--show", min=0, help="Findings printed per file."),
 ) -> None:
     """Read 835 remittances and write one contract row per denial."""
+    _warn_tolerate_counts(tolerate_counts)
     if validate and not pyx12_available():  # say so before the output is touched
         typer.echo(f"error: {ValidatorUnavailable.__doc__} {INSTALL_PYX12}", err=True)
         raise typer.Exit(1)
@@ -50,15 +66,15 @@ def ingest(
             paths,
             out,
             validator=validate_file if validate else None,
-            tolerate_counts=tolerate_counts,
+            quarantine=quarantine,
+            strict=strict,
             progress=lambda outcome: _print_outcome(outcome, show),
         )
     except (ContractFileError, ValidatorUnavailable) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
-    typer.echo(_ingest_summary(report))
-    findings = sum(len(outcome.findings) + outcome.suppressed_findings for outcome in report.files)
-    if report.failed or (strict and findings):
+    typer.echo(_ingest_summary(report, quarantine))
+    if report.failed:
         raise typer.Exit(1)
 
 
@@ -70,17 +86,17 @@ def link_outcomes(
     out: Path = typer.Option(..., "--out", help="Output history, .parquet or .csv."),
     more_remits: list[Path] = typer.Argument(None, hidden=True),
     tolerate_counts: bool = typer.Option(
-        False, "--tolerate-counts", help="Report wrong SE/GE/IEA counts instead of failing."
+        False, "--tolerate-counts", hidden=True, help=TOLERATE_COUNTS_HELP
     ),
     show: int = typer.Option(10, "--show", min=0, help="Findings printed per file."),
 ) -> None:
     """Give earlier denials recovered_amount, resolution and resolved_date from later 835s."""
+    _warn_tolerate_counts(tolerate_counts)
     try:
         report = link_files(
             denials,
             [*remits, *(more_remits or [])],
             out,
-            tolerate_counts=tolerate_counts,
             progress=lambda outcome: _print_outcome(outcome, show),
         )
     except (ContractFileError, DenialsTableError) as exc:
@@ -95,6 +111,11 @@ app.command("ingest")(ingest)
 app.command("link-outcomes")(link_outcomes)
 
 
+def _warn_tolerate_counts(given: bool) -> None:
+    if given:
+        typer.echo(f"note: {TOLERATE_COUNTS_HELP}", err=True)
+
+
 def _print_outcome(outcome: FileOutcome, show: int) -> None:
     """One line per file as it is read, then its first findings."""
     if outcome.error is not None:
@@ -102,9 +123,10 @@ def _print_outcome(outcome: FileOutcome, show: int) -> None:
     elif outcome.stats is not None:
         stats = outcome.stats
         duplicates = f", {outcome.duplicates} duplicates skipped" if outcome.duplicates else ""
+        held = f", {stats.quarantined} quarantined" if stats.quarantined else ""
         typer.echo(
             f"ok {outcome.path}: {stats.claims} claims ({stats.denied_claims} denied, "
-            f"{stats.reversals} reversals), {outcome.rows_written} rows{duplicates}",
+            f"{stats.reversals} reversals{held}), {outcome.rows_written} rows{duplicates}",
             err=True,
         )
     for finding in outcome.findings[:show]:
@@ -115,13 +137,15 @@ def _print_outcome(outcome: FileOutcome, show: int) -> None:
         typer.echo(f"  ... {hidden} more findings in {outcome.path}", err=True)
 
 
-def _ingest_summary(report: IngestReport) -> str:
+def _ingest_summary(report: IngestReport, quarantine: Path | None) -> str:
     skipped = f"; skipped {len(report.skipped)} non-remittance files" if report.skipped else ""
+    held = report.total("quarantined")
+    where = f" (written to {quarantine})" if quarantine is not None else " (see findings)"
     return (
         f"read {len(report.files)} files ({len(report.failed)} failed{skipped}): "
         f"{report.total('claims'):,} claims, {report.total('denied_claims'):,} denied "
-        f"(CLP02 = 4), {report.total('reversals'):,} reversals; wrote {report.rows_written:,} "
-        f"denial rows to {report.output}"
+        f"(CLP02 = 4), {report.total('reversals'):,} reversals, {held:,} quarantined"
+        f"{where if held else ''}; wrote {report.rows_written:,} denial rows to {report.output}"
     )
 
 

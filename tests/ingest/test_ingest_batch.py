@@ -38,18 +38,23 @@ def test_a_folder_becomes_one_contract_table(tmp_path: Path) -> None:
     assert report.total("claims") == 4 and report.total("denied_claims") == 2
 
 
-def test_a_bad_file_is_reported_and_the_good_ones_written(tmp_path: Path) -> None:
+def test_a_file_that_is_not_x12_is_reported_and_the_others_written(tmp_path: Path) -> None:
     folder = _folder(tmp_path)
     truncated = x12([*header(), *denied_claim("PCN9999")])[:-60]
     write(folder, "broken.835", truncated)
     write(folder, "notes.835", "this is not a remittance")
     out = tmp_path / "denials.parquet"
-    report = ingest([folder], out)
+    report = ingest([folder], out, quarantine=tmp_path / "held.csv")
     failed = {outcome.path.name: str(outcome.error) for outcome in report.failed}
-    assert set(failed) == {"broken.835", "notes.835"}
-    assert "truncated" in failed["broken.835"] and "segment" in failed["broken.835"]
+    assert set(failed) == {"notes.835"}
+    assert "notes.835, segment 1: not an X12 file" in failed["notes.835"]
+    # The truncated file is read: its last claim, cut short, is quarantined, not guessed at.
+    broken = next(outcome for outcome in report.files if outcome.path.name == "broken.835")
+    assert broken.stats is not None and broken.stats.quarantined == 1
+    assert any("truncated" in finding.message for finding in broken.findings)
     frame = load_denials(out).frame
     assert len(frame) == 4 and "PCN9999" not in set(frame["claim_id"])
+    assert pd.read_csv(tmp_path / "held.csv")["claim_id"].tolist() == ["PCN9999"]
 
 
 def test_the_same_remittance_twice_is_written_once(tmp_path: Path) -> None:

@@ -28,24 +28,63 @@ def _good_and_bad(tmp_path: Path) -> Path:
     write(folder, "good.835", x12([*header(), *denied_claim()]))
     bad = x12([*header(), *paid_claim()]).replace("SE*20*", "SE*19*")
     write(folder, "bad-count.835", bad)
+    write(folder, "letter.835", "Dear provider, your remittance is attached.")
     return folder
 
 
-def test_ingest_writes_good_files_and_fails_on_a_bad_one(tmp_path: Path) -> None:
+def test_ingest_reads_files_with_findings_and_fails_on_one_that_is_not_x12(
+    tmp_path: Path,
+) -> None:
     out = tmp_path / "denials.parquet"
     result = runner.invoke(app, ["ingest", str(_good_and_bad(tmp_path)), "--out", str(out)])
     assert result.exit_code == 1
-    assert "bad-count.835, segment 22: bad envelope count: SE01 says 19" in result.output
-    assert "wrote 1 denial rows" in result.output
+    assert "letter.835, segment 1: not an X12 file" in result.output
+    assert "bad-count.835, segment 22: envelope: SE01 says 19 but there are 20" in result.output
+    assert "ok " in result.output and "wrote 1 denial rows" in result.output
     assert load_denials(out).ok
 
 
-def test_tolerated_counts_exit_zero_unless_strict(tmp_path: Path) -> None:
+def test_strict_fails_a_file_with_findings(tmp_path: Path) -> None:
     folder = _good_and_bad(tmp_path)
-    args = ["ingest", str(folder), "--out", str(tmp_path / "d.csv"), "--tolerate-counts"]
+    (folder / "letter.835").unlink()
+    args = ["ingest", str(folder), "--out", str(tmp_path / "d.csv")]
     assert runner.invoke(app, args).exit_code == 0
     strict = runner.invoke(app, [*args, "--strict"])
-    assert strict.exit_code == 1 and "envelope count tolerated" in strict.output
+    assert strict.exit_code == 1
+    assert "FAILED" in strict.output and "strict: envelope: SE01 says 19" in strict.output
+
+
+def test_tolerate_counts_is_a_deprecated_no_op(tmp_path: Path) -> None:
+    folder = _good_and_bad(tmp_path)
+    (folder / "letter.835").unlink()
+    args = ["ingest", str(folder), "--out", str(tmp_path / "d.csv"), "--tolerate-counts"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0 and "--tolerate-counts is deprecated" in result.output
+    assert "SE01 says 19" in result.output  # reported as before
+
+
+def test_quarantined_claims_are_written_where_asked(tmp_path: Path) -> None:
+    body = [*header(), *denied_claim(), *paid_claim()]
+    text = x12(body).replace("CAS*CO*197*250.00", "CAS*CO*197*25O.00")
+    path = write(tmp_path, "r.835", text)
+    held = tmp_path / "held.csv"
+    args = ["ingest", str(path), "--out", str(tmp_path / "d.csv"), "--quarantine", str(held)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "2 claims (1 denied, 0 reversals, 1 quarantined), 0 rows" in result.output
+    assert f"1 quarantined (written to {held})" in result.output
+    assert "segment 23, claim D" in result.output and "PCN1001" not in result.output
+    assert "PCN1001" in held.read_text()  # the contract's claim_id column, in the file
+
+
+def test_a_wrong_quarantine_extension_is_an_error_before_anything_is_written(
+    tmp_path: Path,
+) -> None:
+    out = write(tmp_path, "d.csv", "kept")
+    args = ["ingest", str(tmp_path), "--out", str(out), "--quarantine", str(tmp_path / "q.txt")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and "unknown extension" in result.output
+    assert out.read_text() == "kept"
 
 
 def test_a_wrong_output_extension_is_an_error(tmp_path: Path) -> None:

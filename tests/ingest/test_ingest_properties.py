@@ -3,6 +3,7 @@ well-formed remittance gives contract-valid rows, the same with or without scree
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from remit_fixtures import (
 
 from features.contract import validate
 from ingest.denials import could_be_denial, denial_rows
-from ingest.remit835 import RemittanceError, RemittanceParser
+from ingest.remit835 import Quarantined, RemittanceError, RemittanceParser
 
 PROPERTY = settings(
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -208,3 +209,30 @@ def test_amounts_with_control_character_padding_are_read_like_the_check_reads_th
     for screened in (True, False):
         rows = _ingest_rows(scratch, 64, screened)
         assert any(row["claim_id"] == "PCN1001" for row in rows)
+
+
+def _claim_keys(path: Path) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    """(ST02, position) of the claims read, and of the claims quarantined."""
+    quarantined: list[Quarantined] = []
+    parser = RemittanceParser(path, on_quarantine=quarantined.append)
+    read = [(c.remittance.transaction_control, c.ordinal) for c in parser.claims()]
+    return read, [(q.remittance.transaction_control, q.ordinal) for q in quarantined]
+
+
+@PROPERTY
+@given(text=remittances(), data=st.data())
+def test_a_damaged_claim_costs_that_claim_and_no_other(
+    scratch: Path, text: str, data: st.DataObject
+) -> None:
+    scratch.write_text(text, newline="")
+    clean, none = _claim_keys(scratch)
+    assert none == []
+    claims = [match.start() for match in re.finditer(r"CLP\*", text)]
+    damaged = data.draw(st.integers(0, len(claims) - 1))
+    start = claims[damaged]
+    elements = text[start : text.index("~", start)].split("*")
+    elements[data.draw(st.sampled_from([3, 4]))] = data.draw(st.sampled_from(["", "1EG4TE5MK72"]))
+    scratch.write_text(text[:start] + "*".join(elements) + text[text.index("~", start) :])
+    read, quarantined = _claim_keys(scratch)
+    assert quarantined == [clean[damaged]]
+    assert read == clean[:damaged] + clean[damaged + 1 :]

@@ -123,3 +123,27 @@ def test_a_table_that_breaks_the_contract_is_refused(tmp_path: Path) -> None:
     write_denials(pd.DataFrame({"denial_id": ["a"]}), tmp_path / "bad.parquet")
     with pytest.raises(DenialsTableError, match="contract errors"):
         link_outcomes(tmp_path / "bad.parquet", [], tmp_path / "h.parquet")
+
+
+def test_linking_keeps_the_as_of_date_ingest_set(tmp_path: Path) -> None:
+    paid = _later(tmp_path, "later.835", _payment("PCN1001", "180.00"))
+    row = _history(tmp_path, paid).loc["PCN1001"]
+    # The denying remittance's date (DTM*405), not the later payment's, nor today.
+    assert row["as_of_date"] == row["denial_date"] == pd.Timestamp("2024-10-14")
+
+
+@pytest.mark.parametrize("given", [None, "2024-10-30"])
+def test_a_missing_as_of_date_becomes_the_remittance_date_never_today(
+    tmp_path: Path, given: str | None
+) -> None:
+    first = write(tmp_path, "first.835", x12([*header(), *denied_claim()]))
+    ingest([first], tmp_path / "denials.parquet")
+    frame = load_denials(tmp_path / "denials.parquet").frame
+    if given is None:
+        frame = frame.drop(columns="as_of_date")  # a table from before ingest set it
+    else:
+        frame["as_of_date"] = pd.Timestamp(given)
+    write_denials(frame, tmp_path / "denials.parquet")
+    link_outcomes(tmp_path / "denials.parquet", [], tmp_path / "h.parquet")
+    linked = load_denials(tmp_path / "h.parquet").frame
+    assert linked["as_of_date"].tolist() == [pd.Timestamp(given or "2024-10-14")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -113,10 +114,10 @@ def test_masked_codes_are_findings_not_crashes(tmp_path: Path) -> None:
     claims, parser = _claims(path)
     assert [a.label for a in claims[0].lines[0].adjustments] == ["PR-1", "CO-45"]
     messages = " ".join(finding.message for finding in parser.findings.items)
-    # Values holding a word could be anything, a name included: only their length is shown.
-    assert "CAS02 a 6-character value (not shown) does not fit" in messages
-    assert "amount a 6-character value (not shown) is not a number" in messages
-    assert "remark code a 5-character value (not shown) does not fit" in messages
+    # Values holding a word could be anything, a name included: only their shape is shown.
+    assert "CAS02 group a value of 3 characters, letters (not shown), code a value" in messages
+    assert "CAS02 group 'PR', code a value of 3 characters, letters (not shown)" in messages
+    assert "remark code a value of 5 characters, letters and digits (not shown)" in messages
     # Code- and number-shaped values are quoted, which is what a biller needs to fix them.
     assert "'PR-9999' does not fit" in messages
     assert "'X7' does not fit" in messages
@@ -129,7 +130,7 @@ def _malformed(body: list[str]) -> str:
 @pytest.mark.parametrize(
     ("text", "segment", "message"),
     [
-        (_malformed(paid_claim())[:-40], None, "truncated"),
+        (_malformed(paid_claim())[:-40], 21, "ends inside the transaction opened at segment 3"),
         (_malformed(paid_claim()).replace("SE*20*", "SE*19*"), 22, "SE01 says 19 but there are 20"),
         (_malformed(paid_claim()).replace("GE*1*", "GE*2*"), 23, "GE01 says 2 but there are 1"),
         (_malformed(paid_claim()).replace("IEA*1*000000001", "IEA*1*7"), 24, "IEA02"),
@@ -137,43 +138,49 @@ def _malformed(body: list[str]) -> str:
         (
             _malformed(paid_claim()).replace("*200.00*120.00*40.00*15", "**120.00*40.00*15"),
             14,
-            "CLP03",
+            "quarantined: CLP03",
         ),
-        (_malformed(paid_claim()).replace("PCN3001*1*", "PCN3001**"), 14, "CLP02"),
+        (_malformed(paid_claim()).replace("PCN3001*1*", "PCN3001**"), 14, "quarantined: CLP02"),
         (
             _malformed(paid_claim()).replace("*120.00*40.00*15", "*abc*40.00*15"),
             14,
-            "CLP04 .claim payment. a 3-character value .not shown. is not an amount",
+            "CLP04 .claim payment. a value of 3 characters, letters .not shown. is not an amount",
         ),
         (
             _malformed(paid_claim()).replace("*120.00*40.00*15", "*1.2.0*40.00*15"),
             14,
             "CLP04 .claim payment. '1.2.0' is not an amount",
         ),
-        (_malformed(paid_claim()).replace("ST*835*", "ST*837*"), 3, "only 835"),
-        (_malformed(paid_claim()).replace("LX*1", "lx*1"), 13, "not a segment id"),
+        (_malformed(paid_claim()).replace("LX*1", "lx*1"), 13, "not an X12 segment"),
         (_malformed(paid_claim()).replace("GS*HP", "XX*HP"), 2, "outside a transaction"),
-        (_malformed(paid_claim()).replace("SE*20*0001~\n", ""), 22, "GE before SE"),
+        (_malformed(paid_claim()).replace("SE*20*0001~\n", ""), 22, "GE before the transaction"),
         (_malformed(paid_claim()) + "CLP*X*1*1*1~", 25, "outside a transaction"),
     ],
 )
-def test_malformed_files_name_file_segment_and_problem(
-    tmp_path: Path, text: str, segment: int | None, message: str
+def test_defects_are_findings_naming_file_segment_and_problem(
+    tmp_path: Path, text: str, segment: int, message: str
 ) -> None:
     path = write(tmp_path, "bad.835", text)
-    with pytest.raises(RemittanceError, match=message) as caught:
+    _, parser = _claims(path)
+    found = [f for f in parser.findings.items if re.search(message, f.message)]
+    assert found, parser.findings.items
+    assert found[0].file == path and found[0].segment_number == segment
+
+
+def test_a_transaction_other_than_835_fails_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "bad.835", _malformed(paid_claim()).replace("ST*835*", "ST*837*"))
+    with pytest.raises(RemittanceError, match="only 835") as caught:
         _claims(path)
-    assert caught.value.file == path
-    if segment is not None:
-        assert caught.value.segment_number == segment
+    assert caught.value.file == path and caught.value.segment_number == 3
 
 
-def test_count_mismatches_can_be_tolerated_and_reported(tmp_path: Path) -> None:
+def test_tolerate_counts_is_accepted_and_changes_nothing(tmp_path: Path) -> None:
     path = write(tmp_path, "r.835", _malformed(paid_claim()).replace("SE*20*", "SE*19*"))
-    claims, parser = _claims(path, tolerate_counts=True)
-    assert len(claims) == 1
-    assert [f.segment_number for f in parser.findings.items] == [22]
-    assert "SE01 says 19" in parser.findings.items[0].message
+    for options in ({}, {"tolerate_counts": True}):
+        claims, parser = _claims(path, **options)
+        assert len(claims) == 1
+        assert [f.segment_number for f in parser.findings.items] == [22]
+        assert "SE01 says 19" in parser.findings.items[0].message
 
 
 def test_a_service_line_without_amounts_is_kept_and_reported(tmp_path: Path) -> None:

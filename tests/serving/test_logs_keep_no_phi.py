@@ -5,6 +5,7 @@ logs at DEBUG), each given a good remittance and one broken right after the pati
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import subprocess
@@ -39,15 +40,23 @@ def garbled_after_the_patient(folder: Path) -> Path:
 
 
 def broken_at_the_claim(folder: Path) -> Path:
-    """A remittance that cannot be read: the member id where the claim's charge belongs."""
-    body = [*remits.header(), *remits.denied_claim()]
+    """A remittance with one claim that cannot be read (the member id where its charge
+    belongs, a Medicare id where its payment belongs) beside one that can."""
+    body = [*remits.header(), *remits.denied_claim(), *remits.denied_claim("PCN1002")]
     body[body.index("CLP*PCN1001*4*250.00*0*0*12*ICN9001*11*1")] = (
-        f"CLP*PCN1001*4*{remits.MEMBER_ID}*0*0*12*ICN9001*11*1"
+        f"CLP*PCN1001*4*{remits.MEMBER_ID}*{MEDICARE_ID}*0*12*ICN9001*11*1"
     )
     return remits.write(folder, "broken.835", remits.x12(body))
 
 
-REMITTANCES = {"remit.835": 200, "garbled.835": 200, "broken.835": 422}
+def not_x12(folder: Path) -> Path:
+    """Not a remittance at all: a letter naming the patient."""
+    return remits.write(folder, "letter.835", f"{remits.PATIENT_NAME} {remits.MEMBER_ID}")
+
+
+MEDICARE_ID = "1EG4TE5MK72"  # an MBI-shaped value (the CMS example format)
+# A quarantined claim does not fail the upload; only input that is not X12 does.
+REMITTANCES = {"remit.835": 200, "garbled.835": 200, "broken.835": 200, "letter.835": 422}
 
 
 def write_remittances(folder: Path) -> list[Path]:
@@ -56,13 +65,15 @@ def write_remittances(folder: Path) -> list[Path]:
         remits.full_remittance(folder),
         garbled_after_the_patient(folder),
         broken_at_the_claim(folder),
+        not_x12(folder),
     ]
 
 
 def assert_no_phi(output: str) -> None:
     assert output.strip(), "nothing was logged: the scan would prove nothing"
     assert remits.PATIENT_NAME not in output
-    assert remits.MEMBER_ID not in output
+    assert remits.MEMBER_ID not in output and MEDICARE_ID not in output
+    assert "PCN1001" not in output  # a claim id (patient control number) is never echoed
     assert [raw for raw in RAW_835 if raw in output] == []
 
 
@@ -89,9 +100,11 @@ def test_the_ingest_command_logs_no_patient_data(tmp_path: Path) -> None:
         timeout=300,
         check=False,
     )
-    assert run.returncode == 1  # the broken file fails the run; the others are written
+    assert run.returncode == 1  # the letter fails the run; the others are written
     output = run.stdout + run.stderr
-    assert "broken.835, segment" in output and "not shown" in output
+    assert "letter.835, segment 1: not an X12 file" in output
+    assert "broken.835, segment 14, claim D" in output and "quarantined" in output
+    assert "CLP03 (total claim charge) a value of 11 characters, letters and digits" in output
     assert (tmp_path / "denials.parquet").is_file()
     assert_no_phi(output)
 
@@ -138,9 +151,12 @@ def test_the_service_logs_no_patient_data(
         )
         assert response.status_code == REMITTANCES[remittance.name], response.text
         answers.append(response.text)
+    # The broken remittance's readable claim is scored; the other is logged as a count.
+    assert len(json.loads(answers[2])["results"]) == 1
     # Answers name the file and segment, and quote nothing of the patient.
-    assert "broken.835" in answers[-1]
+    assert "letter.835, segment 1: not an X12 file" in answers[-1]
     assert_no_phi("\n".join(answers))
     logged = service_logs.getvalue()
     assert '"request_id"' in logged and "/v1/ingest/835" in logged  # the request logs are here
+    assert '"claims_quarantined": 1' in logged
     assert_no_phi(logged)

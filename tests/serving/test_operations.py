@@ -79,12 +79,20 @@ def test_an_uploaded_835_is_ingested_scored_and_audited(registry, tmp_path: Path
             f"/v1/denials/{results[0]['denial_id']}", headers=auth(keys["reviewer"])
         )
         assert stored.status_code == 200
-        broken = remittance[: len(remittance) // 2]
+        # A file cut in half keeps the claims before the cut (the cut one is quarantined);
+        # only input that is not X12 is refused.
+        cut = remittance[: len(remittance) // 2]
+        read = client.post(
+            "/v1/ingest/835", files={"file": ("cut.835", cut)}, headers=auth(keys["scorer"])
+        )
+        assert read.status_code == 200, read.text
         bad = client.post(
-            "/v1/ingest/835", files={"file": ("cut.835", broken)}, headers=auth(keys["scorer"])
+            "/v1/ingest/835",
+            files={"file": ("notes.835", b"remittance notes, not X12")},
+            headers=auth(keys["scorer"]),
         )
         assert bad.status_code == 422
-        assert "cut.835" in bad.json()["detail"] and "segment" in bad.json()["detail"]
+        assert "notes.835, segment 1: not an X12 file" in bad.json()["detail"]
 
 
 def test_hot_reload_swaps_models_without_failing_requests(registry) -> None:
