@@ -27,7 +27,7 @@ import orjson
 import pandas as pd
 
 from features.contract import clean_records, validate
-from features.pipeline import DenialColumns
+from features.pipeline import DenialColumns, live_scoring_date
 from serving.reasons import plain_reasons
 from serving.schemas import EXAMPLE_DENIAL
 from training.tracking import CHAMPION, MODEL_NAME, alias_version, load_triage_model
@@ -74,6 +74,7 @@ def score_denials(
     explain: bool = True,
     top: int = 5,
     threads: int | None = None,
+    today: dt.date | None = None,
 ) -> list[dict[str, Any]]:
     """Result objects (the API's ``DenialScore``) for validated denials, in order.
 
@@ -81,11 +82,17 @@ def score_denials(
     contract (:func:`features.contract.clean_records`, the service's requests); both are read
     into the same columns and scored by the same code. ``threads``: LightGBM's, by default
     :func:`training.triage_model.prediction_threads`.
+
+    This is live scoring (the service, ``denial-triage score`` of a backlog): a denial without
+    ``as_of_date`` is looked at ``today``, by default the wall clock's date
+    (:func:`features.pipeline.live_scoring_date`). Histories are scored by
+    :meth:`TriageModel.score`, as of their own dates.
     """
+    today = today or live_scoring_date()
     columns = (
-        DenialColumns.from_frame(denials)
+        DenialColumns.from_frame(denials, today)
         if isinstance(denials, pd.DataFrame)
-        else DenialColumns.from_records(denials)
+        else DenialColumns.from_records(denials, today)
     )
     assessment = model.assess(columns, explain=explain, top=top, threads=threads)
     explanations = assessment.explanations or [None] * columns.rows

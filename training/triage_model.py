@@ -19,6 +19,7 @@ class costs a tenth of ``pred_contrib`` on the whole model, with identical contr
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 from dataclasses import dataclass, field
@@ -128,14 +129,21 @@ class TriageModel:
 
     # ------------------------------------------------------------------ scoring
 
-    def score(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Scores, routing, deadlines, priority and review reasons for validated contract rows."""
-        scores = self.assess(DenialColumns.from_frame(frame)).scores
+    def score(self, frame: pd.DataFrame, today: dt.date | None = None) -> pd.DataFrame:
+        """Scores, routing, deadlines, priority and review reasons for validated contract rows.
+
+        ``today``: the live scoring date of rows without ``as_of_date``; None scores them as a
+        history, as of their denial date (see :func:`features.pipeline.live_scoring_date`).
+        """
+        scores = self.assess(DenialColumns.from_frame(frame, today)).scores
         return pd.DataFrame(scores, index=frame.index)
 
-    def explain(self, frame: pd.DataFrame, top: int = 5) -> list[dict[str, Explanation]]:
-        """Per denial, per model: the top SHAP contributions in the model's log-odds space."""
-        assessment = self.assess(DenialColumns.from_frame(frame), explain=True, top=top)
+    def explain(
+        self, frame: pd.DataFrame, top: int = 5, today: dt.date | None = None
+    ) -> list[dict[str, Explanation]]:
+        """Per denial, per model: the top SHAP contributions in the model's log-odds space
+        (``today`` as in :meth:`score`)."""
+        assessment = self.assess(DenialColumns.from_frame(frame, today), explain=True, top=top)
         return assessment.explanations or []
 
     def assess(
