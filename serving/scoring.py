@@ -110,10 +110,15 @@ def _score_rows(scores: dict[str, Any]) -> list[dict[str, Any]]:
     classes = [name[2:] for name in scores if name.startswith("p_")]
     names = [name for name in scores if not name.startswith("p_")]
     values = [_plain(scores[name]) for name in names]
-    probabilities = zip(*(_plain(scores[f"p_{c}"]) for c in classes), strict=True)
+    rows = list(zip(*values, strict=True))
+    probabilities = (
+        zip(*(_plain(scores[f"p_{c}"]) for c in classes), strict=True)
+        if classes
+        else [()] * len(rows)  # no root-cause model: no class probabilities
+    )
     return [
         {**dict(zip(names, row, strict=True)), "probabilities": dict(zip(classes, p, strict=True))}
-        for row, p in zip(zip(*values, strict=True), probabilities, strict=True)
+        for row, p in zip(rows, probabilities, strict=True)
     ]
 
 
@@ -126,12 +131,13 @@ def _plain(column: Any) -> list[Any]:
 
 
 def _result(denial_id: str, row: dict[str, Any], explanation: dict | None) -> dict[str, Any]:
-    reasons = {t: plain_reasons(t, explanation[t]) if explanation else None for t in TASKS}
+    explained = explanation or {}
+    reasons = {t: plain_reasons(t, explained[t]) if t in explained else None for t in TASKS}
     return {
         "denial_id": str(denial_id),
         "root_cause": {
             "category": row["root_cause"],
-            "probability": float(row["root_cause_probability"]),
+            "probability": _probability(row["root_cause_probability"]),
             "probabilities": row["probabilities"],
             "mapped_by_codes": row["mapped_root_cause"],
             "explanation": reasons["root_cause"],
@@ -143,7 +149,7 @@ def _result(denial_id: str, row: dict[str, Any], explanation: dict | None) -> di
             "explanation": reasons["recovery"],
         },
         "preventable": {
-            "probability": float(row["preventable_probability"]),
+            "probability": _probability(row["preventable_probability"]),
             "prevention_owner": row["prevention_owner"],
             "explanation": reasons["preventable"],
         },
@@ -166,6 +172,11 @@ def _result(denial_id: str, row: dict[str, Any], explanation: dict | None) -> di
         "review_reasons": list(row["review_reasons"]),
         "unseen_codes": list(row["unseen_codes"]),
     }
+
+
+def _probability(value: float) -> float | None:
+    """A model's probability, or None where the model was not trained (NaN in the scores)."""
+    return None if math.isnan(value) else float(value)
 
 
 def flatten_results(results: list[dict[str, Any]]) -> pd.DataFrame:
@@ -269,9 +280,11 @@ def canary_check(triage: object) -> None:
     except Exception as exc:  # any failure here means the model must not serve
         raise ModelRejected(f"the model fails to score a known denial: {exc!r}") from exc
     probabilities = list(result["root_cause"]["probabilities"].values())
-    if not math.isclose(sum(probabilities), 1.0, rel_tol=1e-6):
+    if triage.root_cause_model is not None and not math.isclose(
+        sum(probabilities), 1.0, rel_tol=1e-6
+    ):
         raise ModelRejected("root-cause probabilities do not sum to 1")
-    for task in TASKS:
+    for task in triage.fitted_tasks:
         _check_additive(task, result[task]["explanation"])
 
 
