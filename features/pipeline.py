@@ -76,11 +76,27 @@ NUMERIC_FEATURES = (
 NO_REMARK = "none"
 
 
+def live_scoring_date() -> dt.date:
+    """Today by the wall clock: the as-of date of live scoring only.
+
+    A denial scored now (the service, ``denial-triage score`` of a backlog, the pyfunc) without
+    an ``as_of_date`` is looked at today. Histories (training, evaluation) never read the
+    clock: their rows fall back to their own denial date, so a model trained on the same file
+    is the same model whatever day it is trained.
+    """
+    return dt.date.today()
+
+
 def reference_dates(frame: pd.DataFrame, today: dt.date | None = None) -> pd.Series:
-    """The scoring date of each row: its ``as_of_date``, else today."""
-    fill = pd.Timestamp(today or dt.date.today())
+    """The as-of date of each row: its ``as_of_date``, else ``today`` when scoring live
+    (see :func:`live_scoring_date`), else its ``denial_date`` (a history's rows)."""
+    fill = (
+        pd.Series(pd.Timestamp(today), index=frame.index)
+        if today is not None
+        else pd.to_datetime(frame["denial_date"])
+    )
     if "as_of_date" not in frame:
-        return pd.Series(fill, index=frame.index, dtype="datetime64[s]")
+        return fill.astype("datetime64[s]")
     return pd.to_datetime(frame["as_of_date"]).fillna(fill).astype("datetime64[s]")
 
 
@@ -116,11 +132,12 @@ class DenialColumns:
     lists: dict[str, list[Sequence[str]]]
     numbers: dict[str, np.ndarray]  # float64
     dates: dict[str, np.ndarray]  # datetime64[s]
-    as_of: np.ndarray  # datetime64[s]: as_of_date, else today
+    as_of: np.ndarray  # datetime64[s]: as_of_date, else today (live) or denial_date (history)
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, today: dt.date | None = None) -> DenialColumns:
-        """Columns of a validated contract frame (absent optional columns count as missing)."""
+        """Columns of a validated contract frame (absent optional columns count as missing);
+        ``today``: the live scoring date for rows without ``as_of_date`` (None: a history)."""
         text = {name: frame[name].to_numpy() for name in TEXT_COLUMNS}
         text["payer_id"] = frame["payer_id"].astype(str).to_numpy()
         text.update({name: _optional_text(frame, name) for name in OPTIONAL_TEXT_COLUMNS})
@@ -140,8 +157,9 @@ class DenialColumns:
         cls, records: Sequence[Mapping[str, Any]], today: dt.date | None = None
     ) -> DenialColumns:
         """Columns of rows already coerced by the contract (dates as ``datetime.date``,
-        missing values as None), without pandas."""
-        fill = np.datetime64(today or dt.date.today(), "s")
+        missing values as None), without pandas; ``today`` as in :meth:`from_frame`."""
+        dates = {name: _date_array([r.get(name) for r in records]) for name in DATE_COLUMNS}
+        fill = dates["denial_date"] if today is None else np.datetime64(today, "s")
         as_of = _date_array([r.get("as_of_date") for r in records])
         return cls(
             rows=len(records),
@@ -158,7 +176,7 @@ class DenialColumns:
                 name: np.array([_number(r.get(name)) for r in records], dtype=float)
                 for name in NUMBER_COLUMNS
             },
-            dates={name: _date_array([r.get(name) for r in records]) for name in DATE_COLUMNS},
+            dates=dates,
             as_of=np.where(np.isnat(as_of), fill, as_of),
         )
 

@@ -179,8 +179,11 @@ class ModelExplanation(BaseModel):
 
 class RootCauseScore(BaseModel):
     category: str
-    probability: float
-    probabilities: dict[str, float]
+    probability: float | None = Field(
+        description="The model's probability of the category; null when the model was trained "
+        "without enough root_cause labels and the category is the code mapping's."
+    )
+    probabilities: dict[str, float] = Field(description="Every class; empty without a model.")
     mapped_by_codes: str = Field(description="What the governed code mapping alone says.")
     explanation: ModelExplanation | None = None
 
@@ -193,7 +196,9 @@ class RecoveryScore(BaseModel):
 
 
 class PreventableScore(BaseModel):
-    probability: float
+    probability: float | None = Field(
+        description="Null when the model was trained without enough preventable labels."
+    )
     prevention_owner: str = Field(description="The upstream step that owns the fix.")
     explanation: ModelExplanation | None = None
 

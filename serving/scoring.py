@@ -27,7 +27,7 @@ import orjson
 import pandas as pd
 
 from features.contract import clean_records, validate
-from features.pipeline import DenialColumns
+from features.pipeline import DenialColumns, live_scoring_date
 from serving.reasons import plain_reasons
 from serving.schemas import EXAMPLE_DENIAL
 from training.tracking import CHAMPION, MODEL_NAME, alias_version, load_triage_model
@@ -74,6 +74,7 @@ def score_denials(
     explain: bool = True,
     top: int = 5,
     threads: int | None = None,
+    today: dt.date | None = None,
 ) -> list[dict[str, Any]]:
     """Result objects (the API's ``DenialScore``) for validated denials, in order.
 
@@ -81,11 +82,17 @@ def score_denials(
     contract (:func:`features.contract.clean_records`, the service's requests); both are read
     into the same columns and scored by the same code. ``threads``: LightGBM's, by default
     :func:`training.triage_model.prediction_threads`.
+
+    This is live scoring (the service, ``denial-triage score`` of a backlog): a denial without
+    ``as_of_date`` is looked at ``today``, by default the wall clock's date
+    (:func:`features.pipeline.live_scoring_date`). Histories are scored by
+    :meth:`TriageModel.score`, as of their own dates.
     """
+    today = today or live_scoring_date()
     columns = (
-        DenialColumns.from_frame(denials)
+        DenialColumns.from_frame(denials, today)
         if isinstance(denials, pd.DataFrame)
-        else DenialColumns.from_records(denials)
+        else DenialColumns.from_records(denials, today)
     )
     assessment = model.assess(columns, explain=explain, top=top, threads=threads)
     explanations = assessment.explanations or [None] * columns.rows
@@ -103,10 +110,15 @@ def _score_rows(scores: dict[str, Any]) -> list[dict[str, Any]]:
     classes = [name[2:] for name in scores if name.startswith("p_")]
     names = [name for name in scores if not name.startswith("p_")]
     values = [_plain(scores[name]) for name in names]
-    probabilities = zip(*(_plain(scores[f"p_{c}"]) for c in classes), strict=True)
+    rows = list(zip(*values, strict=True))
+    probabilities = (
+        zip(*(_plain(scores[f"p_{c}"]) for c in classes), strict=True)
+        if classes
+        else [()] * len(rows)  # no root-cause model: no class probabilities
+    )
     return [
         {**dict(zip(names, row, strict=True)), "probabilities": dict(zip(classes, p, strict=True))}
-        for row, p in zip(zip(*values, strict=True), probabilities, strict=True)
+        for row, p in zip(rows, probabilities, strict=True)
     ]
 
 
@@ -119,12 +131,13 @@ def _plain(column: Any) -> list[Any]:
 
 
 def _result(denial_id: str, row: dict[str, Any], explanation: dict | None) -> dict[str, Any]:
-    reasons = {t: plain_reasons(t, explanation[t]) if explanation else None for t in TASKS}
+    explained = explanation or {}
+    reasons = {t: plain_reasons(t, explained[t]) if t in explained else None for t in TASKS}
     return {
         "denial_id": str(denial_id),
         "root_cause": {
             "category": row["root_cause"],
-            "probability": float(row["root_cause_probability"]),
+            "probability": _probability(row["root_cause_probability"]),
             "probabilities": row["probabilities"],
             "mapped_by_codes": row["mapped_root_cause"],
             "explanation": reasons["root_cause"],
@@ -136,7 +149,7 @@ def _result(denial_id: str, row: dict[str, Any], explanation: dict | None) -> di
             "explanation": reasons["recovery"],
         },
         "preventable": {
-            "probability": float(row["preventable_probability"]),
+            "probability": _probability(row["preventable_probability"]),
             "prevention_owner": row["prevention_owner"],
             "explanation": reasons["preventable"],
         },
@@ -159,6 +172,11 @@ def _result(denial_id: str, row: dict[str, Any], explanation: dict | None) -> di
         "review_reasons": list(row["review_reasons"]),
         "unseen_codes": list(row["unseen_codes"]),
     }
+
+
+def _probability(value: float) -> float | None:
+    """A model's probability, or None where the model was not trained (NaN in the scores)."""
+    return None if math.isnan(value) else float(value)
 
 
 def flatten_results(results: list[dict[str, Any]]) -> pd.DataFrame:
@@ -262,9 +280,11 @@ def canary_check(triage: object) -> None:
     except Exception as exc:  # any failure here means the model must not serve
         raise ModelRejected(f"the model fails to score a known denial: {exc!r}") from exc
     probabilities = list(result["root_cause"]["probabilities"].values())
-    if not math.isclose(sum(probabilities), 1.0, rel_tol=1e-6):
+    if triage.root_cause_model is not None and not math.isclose(
+        sum(probabilities), 1.0, rel_tol=1e-6
+    ):
         raise ModelRejected("root-cause probabilities do not sum to 1")
-    for task in TASKS:
+    for task in triage.fitted_tasks:
         _check_additive(task, result[task]["explanation"])
 
 

@@ -70,6 +70,8 @@ from features.pipeline import DenialFeatures, FeatureStatistics
 from training.fit import (
     DEFAULT_MATURITY_DAYS,
     DEFAULT_TEST_MONTHS,
+    LabelCount,
+    label_counts,
     platt_calibration,
     preventable_target,
     recovered_share,
@@ -236,6 +238,12 @@ def dask_time_split(
         history[dates.isin(distinct[split.test])],
         split.cutoff,
     )
+
+
+def dask_label_counts(rows: dd.DataFrame, specs: dict[str, ModelSpec]) -> dict[str, LabelCount]:
+    """:func:`training.fit.label_counts` of a Dask frame, counted per partition and summed."""
+    parts = dask.compute(*[dask.delayed(label_counts)(part, specs) for part in rows.to_delayed()])
+    return {task: functools.reduce(operator.add, (part[task] for part in parts)) for task in specs}
 
 
 # ---------------------------------------------------------------------------- row layout

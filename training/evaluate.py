@@ -25,7 +25,7 @@ from features.contract import ROOT_CAUSES
 from features.pipeline import reference_dates
 from training import metrics, plots
 from training.baselines import CodeSetLookup
-from training.fit import recovered_target, resolved_rows
+from training.fit import labelled_rows, preventable_target, recovered_target, resolved_rows
 from training.specs import ModelSpec
 from training.triage_model import TriageModel
 
@@ -51,15 +51,22 @@ class Evaluation:
         return {k: v for k, v in self.report[task].items() if isinstance(v, int | float)}
 
     def gate_failures(self, specs: dict[str, ModelSpec]) -> list[str]:
+        """Gates failed by the models evaluated; a model left out of training (too few labels)
+        has no gates: its scores fall back to the mapping and ask for review."""
         return [
-            f for task, spec in specs.items() for f in spec.gate_failures(self.task_metrics(task))
+            failure
+            for task, spec in specs.items()
+            if task in self.report
+            for failure in spec.gate_failures(self.task_metrics(task))
         ]
 
 
 def evaluate_model(
     model: TriageModel, train: pd.DataFrame, test: pd.DataFrame, *, seed: int = 7
 ) -> Evaluation:
-    """Score the test months and measure every model and baseline on them."""
+    """Score the test months and measure every fitted model and its baselines on them, each
+    on the test rows that carry its label (a model trained without enough labels is left out
+    of the report)."""
     scores = model.score(test)
     priority_report, curves = _prioritization(model, test, scores)
     report = {
@@ -67,14 +74,12 @@ def evaluate_model(
             "train": len(train),
             "test": len(test),
             "test_resolved": int(resolved_rows(test).sum()),
+            **{
+                f"test_labelled_{task}": int(labelled_rows(test, task).sum())
+                for task in model.fitted_tasks
+            },
         },
-        "root_cause": _root_cause(train, test, scores, seed),
-        "recovery": _binary(
-            recovered_target(test), scores["recovery_probability"], resolved_rows(test)
-        ),
-        "preventable": _binary(
-            test["preventable"].astype(bool).to_numpy(), scores["preventable_probability"], None
-        ),
+        **_model_sections(model, train, test, scores, seed),
         "prioritization": priority_report,
         "model": {
             "mapping_version": model.mapping_version,
@@ -84,12 +89,38 @@ def evaluate_model(
     return Evaluation(report, scores, curves)
 
 
+def _model_sections(
+    model: TriageModel, train: pd.DataFrame, test: pd.DataFrame, scores: pd.DataFrame, seed: int
+) -> dict[str, Any]:
+    """One report section per fitted model, each measured on the test rows with its label."""
+    sections: dict[str, Any] = {}
+    if model.root_cause_model is not None:
+        sections["root_cause"] = _root_cause(train, test, scores, seed)
+    sections["recovery"] = _binary(
+        recovered_target(test), scores["recovery_probability"], resolved_rows(test)
+    )
+    if model.preventable_model is not None:
+        sections["preventable"] = _binary(
+            preventable_target(test),
+            scores["preventable_probability"],
+            labelled_rows(test, "preventable"),
+        )
+    return sections
+
+
 # ---------------------------------------------------------------------------- root cause
 
 
 def _root_cause(
     train: pd.DataFrame, test: pd.DataFrame, scores: pd.DataFrame, seed: int
 ) -> dict[str, Any]:
+    """The model and its baselines on the test rows with a root_cause label, the baselines
+    learning from the training rows with one."""
+    labelled = labelled_rows(test, "root_cause")
+    train = train[labelled_rows(train, "root_cause")]
+    test, scores = test[labelled], scores[labelled]
+    if test.empty:
+        return {"rows": 0}  # gates then read "not measured": nothing to promote on
     truth = test["root_cause"].to_numpy(dtype=object)
     labels = list(ROOT_CAUSES)
     model = metrics.multiclass_summary(truth, scores["root_cause"].to_numpy(dtype=object), labels)
@@ -103,6 +134,7 @@ def _root_cause(
         name: metrics.multiclass_summary(truth, pred, labels) for name, pred in baselines.items()
     }
     return {
+        "rows": len(test),
         "accuracy": model["accuracy"],
         "macro_f1": model["macro_f1"],
         "accuracy_gain_over_best_code_lookup": model["accuracy"]
@@ -192,6 +224,8 @@ def _optional_float(frame: pd.DataFrame, name: str) -> np.ndarray:
 def _binary(truth: np.ndarray, probability: pd.Series, rows: np.ndarray | None) -> dict[str, Any]:
     """Discrimination and calibration; ``rows`` limits to labelled rows (recovery: resolved)."""
     keep = np.ones(len(truth), dtype=bool) if rows is None else rows
+    if not keep.any():
+        return {"rows": 0}  # gates then read "not measured": nothing to promote on
     summary = metrics.binary_summary(truth[keep], probability.to_numpy()[keep])
     table = metrics.reliability_table(truth[keep], probability.to_numpy()[keep])
     return {
@@ -235,21 +269,26 @@ def _prioritization(
 def write_figures(
     model: TriageModel, evaluation: Evaluation, test: pd.DataFrame, folder: Path
 ) -> list[Path]:
-    """Confusion matrix, calibration curves, recovery at capacity and a SHAP summary."""
+    """Confusion matrix, calibration curves, recovery at capacity and a SHAP summary, for
+    the models evaluated (no confusion matrix without a measured root-cause model)."""
     folder.mkdir(parents=True, exist_ok=True)
-    root = evaluation.report["root_cause"]
+    report = evaluation.report
     reliability = {
-        task: pd.DataFrame(evaluation.report[task]["reliability"])
+        task: pd.DataFrame(report[task]["reliability"])
         for task in ("recovery", "preventable")
+        if "reliability" in report.get(task, {})
     }
-    return [
-        plots.plot_confusion_matrix(
-            np.array(root["confusion_matrix"]), root["labels"], folder / "confusion_matrix.png"
-        ),
+    figures = [
         plots.plot_reliability(reliability, folder / "calibration.png", outcome="outcome"),
         plots.plot_recovery_at_capacity(evaluation.curves, folder / "recovery_at_capacity.png"),
         shap_summary(model, test, folder / "shap_summary_recovery.png"),
     ]
+    root = report.get("root_cause", {})
+    if "confusion_matrix" in root:
+        matrix = np.array(root["confusion_matrix"])
+        path = folder / "confusion_matrix.png"
+        figures.insert(0, plots.plot_confusion_matrix(matrix, root["labels"], path))
+    return figures
 
 
 def shap_summary(model: TriageModel, frame: pd.DataFrame, path: Path, rows: int = 2_000) -> Path:

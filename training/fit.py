@@ -7,6 +7,7 @@ model learned from.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import lightgbm as lgb
@@ -75,8 +76,21 @@ def recovered_target(frame: pd.DataFrame) -> np.ndarray:
 
 
 def resolved_rows(frame: pd.DataFrame) -> np.ndarray:
-    """Rows that carry a recovery label: every resolution but ``open``."""
-    return (frame["resolution"] != "open").to_numpy()
+    """Rows that carry a recovery label: a resolution, and not ``open``."""
+    if "resolution" not in frame:
+        return np.zeros(len(frame), dtype=bool)
+    resolution = frame["resolution"]
+    return (resolution.notna() & (resolution != "open")).to_numpy()
+
+
+def labelled_rows(frame: pd.DataFrame, task: str) -> np.ndarray:
+    """Rows that carry ``task``'s own label: resolved rows for recovery, rows with a
+    ``root_cause`` or ``preventable`` value for those models."""
+    if task == "recovery":
+        return resolved_rows(frame)
+    if task not in frame:
+        return np.zeros(len(frame), dtype=bool)
+    return frame[task].notna().to_numpy()
 
 
 def root_cause_codes(labels: pd.Series) -> np.ndarray:
@@ -85,8 +99,70 @@ def root_cause_codes(labels: pd.Series) -> np.ndarray:
 
 
 def preventable_target(frame: pd.DataFrame) -> np.ndarray:
-    """The preventable label as booleans."""
-    return frame["preventable"].astype(bool).to_numpy()
+    """The preventable label as booleans (rows without one read False: select labelled rows
+    with :func:`labelled_rows` first)."""
+    return frame["preventable"].fillna(False).astype(bool).to_numpy()
+
+
+@dataclass(frozen=True)
+class LabelCount:
+    """How many training rows carry one model's label, and whether that is enough to fit it."""
+
+    task: str
+    labelled: int
+    values: frozenset[str]  # distinct label values among them
+    required: int  # the spec's ``min_labels``
+
+    @property
+    def enough(self) -> bool:
+        return self.labelled >= self.required and len(self.values) >= 2
+
+    def __add__(self, other: LabelCount) -> LabelCount:
+        """The count over two parts of a history (partitions)."""
+        return LabelCount(
+            self.task, self.labelled + other.labelled, self.values | other.values, self.required
+        )
+
+    def message(self) -> str:
+        """What training does with this model, in the words the command prints."""
+        if self.enough:
+            return f"{self.task}: fitted on {self.labelled:,} labelled rows"
+        if self.labelled < self.required:
+            why = f"{self.labelled:,} training rows carry its label, fewer than its min_labels"
+            why += f" ({self.required:,}, models/{self.task}.yaml)"
+        else:
+            why = f"its {self.labelled:,} labelled rows all hold the same value"
+        return f"{self.task}: not fitted: {why}"
+
+
+def label_counts(frame: pd.DataFrame, specs: dict[str, ModelSpec]) -> dict[str, LabelCount]:
+    """Per model, the training rows that carry its label (what :func:`fit_triage_model` fits)."""
+    counts = {}
+    for task, spec in specs.items():
+        rows = labelled_rows(frame, task)
+        values = frozenset(str(v) for v in np.unique(_label_values(frame[rows], task)))
+        counts[task] = LabelCount(task, int(rows.sum()), values, spec.min_labels)
+    return counts
+
+
+def _label_values(frame: pd.DataFrame, task: str) -> np.ndarray:
+    if task == "recovery":
+        return recovered_target(frame)
+    return frame[task].astype(str).to_numpy()
+
+
+class NotEnoughLabels(ValueError):
+    """The history lacks the labels the recovery model, which every score needs, learns from."""
+
+
+def require_recovery_labels(counts: dict[str, LabelCount]) -> dict[str, LabelCount]:
+    """The counts, if recovery can be fitted; else :class:`NotEnoughLabels` saying what to add."""
+    if not counts["recovery"].enough:
+        raise NotEnoughLabels(
+            f"{counts['recovery'].message()}; the priority score needs it: add resolutions "
+            "and recovered amounts (from remittances or feedback) to the history"
+        )
+    return counts
 
 
 def recovered_share(frame: pd.DataFrame) -> np.ndarray:
@@ -104,21 +180,41 @@ def platt_calibration(margin: np.ndarray, target: np.ndarray) -> PlattCalibratio
 def fit_triage_model(
     frame: pd.DataFrame, specs: dict[str, ModelSpec], *, seed: int = 7, n_jobs: int = 2
 ) -> TriageModel:
-    """Fit the feature pipeline and all three models on a labelled training frame."""
+    """Fit the feature pipeline and each model on the training rows that carry its label.
+
+    Root cause and preventable are left out (None) when their labels are fewer than their
+    spec's ``min_labels``; recovery, which the priority score rests on, is required.
+    """
+    counts = require_recovery_labels(label_counts(frame, specs))
     features = DenialFeatures().fit(frame)
     matrix = features.transform(frame)
-    categorical = features.categorical_indices
-    fit = _Fitter(seed, n_jobs, categorical)
-    resolved = resolved_rows(frame)
+    fit = _Fitter(seed, n_jobs, features.categorical_indices)
+    rows = {task: labelled_rows(frame, task) for task in specs}
     recovery, recovery_calibration = fit.calibrated_binary(
-        specs["recovery"], matrix[resolved], recovered_target(frame)[resolved], frame[resolved]
+        specs["recovery"], matrix[rows["recovery"]], frame[rows["recovery"]], recovered_target
     )
-    preventable, preventable_calibration = fit.calibrated_binary(
-        specs["preventable"], matrix, preventable_target(frame), frame
+    preventable, preventable_calibration = (
+        fit.calibrated_binary(
+            specs["preventable"],
+            matrix[rows["preventable"]],
+            frame[rows["preventable"]],
+            preventable_target,
+        )
+        if counts["preventable"].enough
+        else (None, None)
+    )
+    root_cause = (
+        fit.root_cause(
+            specs["root_cause"],
+            matrix[rows["root_cause"]],
+            frame.loc[rows["root_cause"], "root_cause"],
+        )
+        if counts["root_cause"].enough
+        else None
     )
     return TriageModel(
         features=features,
-        root_cause_model=fit.root_cause(specs["root_cause"], matrix, frame["root_cause"]),
+        root_cause_model=root_cause,
         recovery_model=recovery,
         recovery_calibration=recovery_calibration,
         recovery_share_model=fit.recovered_share(specs["recovery"], matrix, frame),
@@ -143,8 +239,15 @@ class _Fitter:
         return model.fit(matrix, root_cause_codes(labels), categorical_feature=self.categorical)
 
     def calibrated_binary(
-        self, spec: ModelSpec, matrix: np.ndarray, target: np.ndarray, frame: pd.DataFrame
+        self,
+        spec: ModelSpec,
+        matrix: np.ndarray,
+        frame: pd.DataFrame,
+        label: Callable[[pd.DataFrame], np.ndarray],
     ) -> tuple[lgb.LGBMClassifier, PlattCalibration]:
+        """A binary model on labelled rows (``matrix`` and ``frame`` alike), Platt-calibrated
+        on the newest of them."""
+        target = label(frame)
         holdout = newest_share(frame, spec.calibration_share)
         model = lgb.LGBMClassifier(objective="binary", **spec.hyperparameters, **self._common())
         model.fit(matrix[~holdout], target[~holdout], categorical_feature=self.categorical)

@@ -19,6 +19,7 @@ import mlflow.pyfunc
 import pandas as pd
 
 from features.contract import validate
+from features.pipeline import live_scoring_date
 from training.triage_model import TriageModel
 
 ARTIFACT_KEY = "triage_model"
@@ -44,11 +45,13 @@ class TriagePyfunc(mlflow.pyfunc.PythonModel):
         params: dict[str, Any] | None = None,
     ) -> pd.DataFrame:
         frame = checked_frame(model_input)
-        scores = self.triage.score(frame)
+        today = live_scoring_date()  # the pyfunc scores live: rows without as_of_date are seen now
+        scores = self.triage.score(frame, today)
         output = serializable_scores(scores)
         output.insert(0, "denial_id", frame["denial_id"].to_numpy())
         if (params or {}).get("explain"):
-            explanations = self.triage.explain(frame, top=int((params or {}).get("top", 5)))
+            top = int((params or {}).get("top", 5))
+            explanations = self.triage.explain(frame, top=top, today=today)
             output["explanation"] = [
                 json.dumps({task: asdict(e) for task, e in row.items()}) for row in explanations
             ]

@@ -19,8 +19,11 @@ from training.feedback import apply_feedback, load_feedback
 from training.fit import (
     DEFAULT_MATURITY_DAYS,
     DEFAULT_TEST_MONTHS,
+    LabelCount,
     TimeSplit,
     fit_triage_model,
+    label_counts,
+    require_recovery_labels,
     time_split,
 )
 from training.specs import ModelSpec, load_specs
@@ -60,6 +63,7 @@ class TrainingResult:
     record: TrainingRecord
     evaluation: Evaluation
     cutoff: pd.Timestamp
+    labels: dict[str, LabelCount]  # per model: training rows with its label, fitted or not
 
 
 @dataclass(frozen=True)
@@ -70,10 +74,12 @@ class _Fitted:
     train_rows: int
     cutoff: pd.Timestamp
     matured_by: pd.Timestamp | None
+    labels: dict[str, LabelCount]
 
 
 def load_history(path: Path) -> pd.DataFrame:
-    """A labelled, contract-valid history, or a :class:`TrainingDataError` naming the problem."""
+    """A contract-valid history with every label column (empty where the file has none), or
+    a :class:`TrainingDataError` naming the problem."""
     result = load_denials(path)
     if not result.ok:
         shown = "\n".join(f"  {e}" for e in result.errors[:20])
@@ -81,15 +87,30 @@ def load_history(path: Path) -> pd.DataFrame:
             f"{path}: {len(result.bad_rows):,} rows break the data contract "
             f"(run `denial-triage validate {path}` for all of them):\n{shown}"
         )
-    missing = [name for name in LABEL_COLUMNS if name not in result.frame]
-    if missing:
-        raise TrainingDataError(f"{path}: training needs the label columns {', '.join(missing)}")
-    unlabelled = int(
-        result.frame["root_cause"].isna().sum() + result.frame["preventable"].isna().sum()
+    return with_label_columns(result.frame)
+
+
+def with_label_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """The history with every label column, empty where the file has none: labels may be
+    missing (each model learns from the rows that carry its own)."""
+    missing = {name: _EMPTY_LABELS[name] for name in LABEL_COLUMNS if name not in frame}
+    if not missing:
+        return frame
+    return frame.assign(
+        **{
+            name: pd.Series(pd.NA, index=frame.index, dtype=dtype)
+            for name, dtype in missing.items()
+        }
     )
-    if unlabelled:
-        raise TrainingDataError(f"{path}: {unlabelled:,} root_cause/preventable labels are empty")
-    return result.frame
+
+
+_EMPTY_LABELS = {
+    "root_cause": "object",
+    "preventable": "boolean",
+    "resolution": "object",
+    "recovered_amount": "Float64",
+    "resolved_date": "datetime64[s]",
+}
 
 
 def split_history(
@@ -114,9 +135,19 @@ def train(options: TrainingOptions, progress: Progress = lambda _: None) -> Trai
     progress(f"evaluating on {len(fitted.test_rows):,} denials from {fitted.cutoff.date()}")
     evaluation = evaluate_model(model, fitted.baseline_rows, fitted.test_rows, seed=options.seed)
     evaluation.report["rows"]["train"] = fitted.train_rows
+    evaluation.report["labels"] = label_report(fitted.labels)
     progress("logging to MLflow and registering the model")
     record = _log(model, evaluation, fitted.test_rows, options, specs)
-    return TrainingResult(record, evaluation, fitted.cutoff)
+    return TrainingResult(record, evaluation, fitted.cutoff, fitted.labels)
+
+
+def label_report(labels: dict[str, LabelCount]) -> dict[str, dict[str, int]]:
+    """Per model, its labelled training rows, the spec's minimum and whether it was fitted
+    (1/0, so MLflow logs each as a metric)."""
+    return {
+        task: {"train": c.labelled, "min_labels": c.required, "fitted": int(c.enough)}
+        for task, c in labels.items()
+    }
 
 
 def _fit_here(options: TrainingOptions, specs: dict[str, ModelSpec], progress: Progress) -> _Fitted:
@@ -126,9 +157,12 @@ def _fit_here(options: TrainingOptions, specs: dict[str, ModelSpec], progress: P
         frame, changed = apply_feedback(frame, load_feedback(options.feedback_database))
         progress(f"feedback changed the labels of {changed:,} denials")
     train_rows, test_rows, split = split_history(frame, options)
+    labels = label_counts(train_rows, specs)
     progress(f"fitting on {len(train_rows):,} denials before {split.cutoff.date()}")
     model = fit_triage_model(train_rows, specs, seed=options.seed)
-    return _Fitted(model, train_rows, test_rows, len(train_rows), split.cutoff, split.matured_by)
+    return _Fitted(
+        model, train_rows, test_rows, len(train_rows), split.cutoff, split.matured_by, labels
+    )
 
 
 def _fit_on_dask(
@@ -137,6 +171,7 @@ def _fit_on_dask(
     """Train on a Dask cluster; only the test months and a baseline sample reach this process."""
     from training.distributed import (
         dask_client,
+        dask_label_counts,
         dask_time_split,
         fit_triage_model_dask,
         read_partitioned,
@@ -149,14 +184,38 @@ def _fit_on_dask(
             history, options.test_months, options.maturity_days
         )
         count = int(train_rows.shape[0].compute())
+        labels = require_recovery_labels(dask_label_counts(train_rows, specs))
+        _refuse_partial_labels(options.data, labels, count)
         progress(f"fitting on {count:,} denials before {cutoff.date()} with lightgbm.dask")
         model = fit_triage_model_dask(train_rows, specs, client, seed=options.seed)
         fraction = min(1.0, BASELINE_SAMPLE_ROWS / max(count, 1))
         baseline = train_rows.sample(frac=fraction, random_state=options.seed).compute()
         test = test_rows.compute()
     return _Fitted(
-        model, baseline.reset_index(drop=True), test.reset_index(drop=True), count, cutoff, None
+        model,
+        baseline.reset_index(drop=True),
+        test.reset_index(drop=True),
+        count,
+        cutoff,
+        None,
+        labels,
     )
+
+
+def _refuse_partial_labels(path: Path, labels: dict[str, LabelCount], rows: int) -> None:
+    """Dask training fits root cause and preventable on every training row: it needs them
+    all labelled."""
+    partial = [
+        f"{task} on {c.labelled:,} of {rows:,}"
+        for task, c in labels.items()
+        if task != "recovery" and c.labelled < rows
+    ]
+    if partial:
+        raise TrainingDataError(
+            f"{path}: --dask trains only fully labelled histories, and the training rows "
+            f"carry {', '.join(partial)}; train without --dask, which fits each model on "
+            "the rows that carry its label"
+        )
 
 
 def _metadata(options: TrainingOptions, fitted: _Fitted) -> dict[str, object]:
@@ -187,7 +246,7 @@ def _log(
             evaluation,
             experiment=options.experiment,
             artifact_root=options.data_dir / "mlartifacts",
-            params=_params(options, specs, model),
+            params=_params(options, specs, model, evaluation.report["labels"]),
             tags=_tags(model),
             figures=figures,
             input_example=test_rows.head(3),
@@ -195,7 +254,10 @@ def _log(
 
 
 def _params(
-    options: TrainingOptions, specs: dict[str, ModelSpec], model: TriageModel
+    options: TrainingOptions,
+    specs: dict[str, ModelSpec],
+    model: TriageModel,
+    labels: dict[str, dict[str, int]],
 ) -> dict[str, object]:
     params: dict[str, object] = {
         "seed": options.seed,
@@ -205,6 +267,8 @@ def _params(
         "test_rows": model.metadata["test_rows"],
         "features": len(model.features.feature_names_),
     }
+    for task, counts in labels.items():
+        params.update({f"labels.{task}.{k}": v for k, v in counts.items()})
     for task, spec in specs.items():
         params.update({f"{task}.{k}": v for k, v in spec.hyperparameters.items()})
     return params

@@ -41,6 +41,9 @@ class ModelSpec(BaseModel):
     estimator: Literal["lightgbm"] = "lightgbm"
     calibration: Literal["sigmoid", "none"] = "none"
     calibration_share: float = Field(0.15, gt=0, lt=0.5)
+    # Fewer training rows carrying this model's label than this and the model is not fitted:
+    # a site's history often labels root causes for a few percent of its denials only.
+    min_labels: int = Field(..., ge=1)
     hyperparameters: dict[str, Any]
     share_hyperparameters: dict[str, Any] | None = None
     gates: dict[str, Gate]

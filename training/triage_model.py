@@ -19,6 +19,7 @@ class costs a tenth of ``pred_contrib`` on the whole model, with identical contr
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 from dataclasses import dataclass, field
@@ -40,6 +41,11 @@ from training.priority import priority_parts
 
 LOW_CONFIDENCE = 0.5  # top root-cause probability below this needs a person
 HIGH_DOLLARS = 10_000.0  # denied amounts above this are reviewed before acting
+# Review reasons of a model trained without enough root_cause or preventable labels.
+NO_ROOT_CAUSE_MODEL = (
+    "no root-cause model (too few root_cause labels): the cause is the code mapping's; confirm it"
+)
+NO_PREVENTABLE_MODEL = "no preventable model (too few preventable labels): not scored"
 
 
 @dataclass(frozen=True)
@@ -81,13 +87,14 @@ def prediction_threads(rows: int, busy_cores: int = 0) -> int:
 class ModelOutputs:
     """What the four LightGBM models say about a batch, predicted once."""
 
-    root_probabilities: np.ndarray  # rows x classes, in ``root_cause_classes`` order
+    root_probabilities: np.ndarray | None  # rows x classes, in ``root_cause_classes`` order
     recovery_margin: np.ndarray
     recovered_share: np.ndarray  # unclipped
-    preventable_margin: np.ndarray
+    preventable_margin: np.ndarray | None  # None: no preventable model
 
     @property
     def top_class(self) -> np.ndarray:
+        assert self.root_probabilities is not None, "no root-cause model"
         return self.root_probabilities.argmax(axis=1)
 
 
@@ -101,20 +108,37 @@ class Assessment:
 
 @dataclass
 class TriageModel:
-    """Everything needed to score and explain denials, fitted together."""
+    """Everything needed to score and explain denials, fitted together.
+
+    The root-cause and preventable models are None when training had too few of their labels:
+    the root cause is then the governed mapping's (every score asks for review), and the
+    preventable probability is missing (NaN here, null in the API).
+    """
 
     features: DenialFeatures
-    root_cause_model: lgb.LGBMClassifier
+    root_cause_model: lgb.LGBMClassifier | None
     recovery_model: lgb.LGBMClassifier
     recovery_calibration: PlattCalibration
     recovery_share_model: lgb.LGBMRegressor
-    preventable_model: lgb.LGBMClassifier
-    preventable_calibration: PlattCalibration
+    preventable_model: lgb.LGBMClassifier | None
+    preventable_calibration: PlattCalibration | None
     metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
     def root_cause_classes(self) -> list[str]:
+        if self.root_cause_model is None:
+            return []
         return [ROOT_CAUSES[i] for i in self.root_cause_model.classes_]
+
+    @property
+    def fitted_tasks(self) -> tuple[str, ...]:
+        """The models this object holds, among root_cause, recovery and preventable."""
+        models = {
+            "root_cause": self.root_cause_model,
+            "recovery": self.recovery_model,
+            "preventable": self.preventable_model,
+        }
+        return tuple(task for task, model in models.items() if model is not None)
 
     @property
     def mapping_version(self) -> str:
@@ -128,14 +152,21 @@ class TriageModel:
 
     # ------------------------------------------------------------------ scoring
 
-    def score(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Scores, routing, deadlines, priority and review reasons for validated contract rows."""
-        scores = self.assess(DenialColumns.from_frame(frame)).scores
+    def score(self, frame: pd.DataFrame, today: dt.date | None = None) -> pd.DataFrame:
+        """Scores, routing, deadlines, priority and review reasons for validated contract rows.
+
+        ``today``: the live scoring date of rows without ``as_of_date``; None scores them as a
+        history, as of their denial date (see :func:`features.pipeline.live_scoring_date`).
+        """
+        scores = self.assess(DenialColumns.from_frame(frame, today)).scores
         return pd.DataFrame(scores, index=frame.index)
 
-    def explain(self, frame: pd.DataFrame, top: int = 5) -> list[dict[str, Explanation]]:
-        """Per denial, per model: the top SHAP contributions in the model's log-odds space."""
-        assessment = self.assess(DenialColumns.from_frame(frame), explain=True, top=top)
+    def explain(
+        self, frame: pd.DataFrame, top: int = 5, today: dt.date | None = None
+    ) -> list[dict[str, Explanation]]:
+        """Per denial, per model: the top SHAP contributions in the model's log-odds space
+        (``today`` as in :meth:`score`)."""
+        assessment = self.assess(DenialColumns.from_frame(frame, today), explain=True, top=top)
         return assessment.explanations or []
 
     def assess(
@@ -165,6 +196,11 @@ class TriageModel:
             preventable_margin=_predict(self.preventable_model, matrix, threads, raw_score=True),
         )
 
+    def _preventable_probability(self, outputs: ModelOutputs) -> np.ndarray:
+        if outputs.preventable_margin is None or self.preventable_calibration is None:
+            return np.full(len(outputs.recovery_margin), np.nan)
+        return self.preventable_calibration.probability(outputs.preventable_margin)
+
     def _score_columns(self, columns: DenialColumns, outputs: ModelOutputs) -> dict[str, Any]:
         recovery = self.recovery_calibration.probability(outputs.recovery_margin)
         share = np.clip(outputs.recovered_share, 0.0, 1.0)
@@ -177,14 +213,13 @@ class TriageModel:
             deadlines=payer_deadlines(self.features.payer_rules_, columns).as_frame(),
             as_of=columns.as_of,
         )
+        mapped = [route.root_cause for route in routes]
         scores = {
-            **self._root_cause_scores(outputs.root_probabilities),
+            **self._root_cause_scores(outputs.root_probabilities, mapped),
             "recovery_probability": recovery,
             "expected_recovered_share": share,
-            "preventable_probability": self.preventable_calibration.probability(
-                outputs.preventable_margin
-            ),
-            "mapped_root_cause": [route.root_cause for route in routes],
+            "preventable_probability": self._preventable_probability(outputs),
+            "mapped_root_cause": mapped,
             "action_path": [route.action_path for route in routes],
             "owner_queue": [route.owner_queue for route in routes],
             "mapping_rule": [route.rule for route in routes],
@@ -197,7 +232,16 @@ class TriageModel:
         scores["requires_human_review"] = np.array([bool(r) for r in scores["review_reasons"]])
         return scores
 
-    def _root_cause_scores(self, probabilities: np.ndarray) -> dict[str, Any]:
+    def _root_cause_scores(
+        self, probabilities: np.ndarray | None, mapped: list[str]
+    ) -> dict[str, Any]:
+        """The model's top cause and class probabilities; without a root-cause model, the
+        mapping's cause with no probability."""
+        if probabilities is None:
+            return {
+                "root_cause": np.array(mapped),
+                "root_cause_probability": np.full(len(mapped), np.nan),
+            }
         classes = self.root_cause_classes
         return {
             "root_cause": np.array(classes)[probabilities.argmax(axis=1)],
@@ -207,6 +251,7 @@ class TriageModel:
 
     def _review_reasons(self, columns: DenialColumns, scores: dict[str, Any]) -> list[list[str]]:
         policies = self.features.mapping_.root_causes
+        missing = self._missing_model_reasons()
         reasons: list[list[str]] = []
         rows = zip(
             scores["root_cause"],
@@ -218,7 +263,7 @@ class TriageModel:
             strict=True,
         )
         for cause, confidence, mapped, amount, unseen, days_left in rows:
-            row = []
+            row = list(missing)
             if confidence < LOW_CONFIDENCE:
                 row.append(f"low confidence: top root cause at {confidence:.0%}")
             if policies[cause].human_review:
@@ -234,20 +279,35 @@ class TriageModel:
             reasons.append(row)
         return reasons
 
+    def _missing_model_reasons(self) -> list[str]:
+        """Review reasons every row carries when a model could not be trained."""
+        fitted = self.fitted_tasks
+        return [
+            reason
+            for task, reason in (
+                ("root_cause", NO_ROOT_CAUSE_MODEL),
+                ("preventable", NO_PREVENTABLE_MODEL),
+            )
+            if task not in fitted
+        ]
+
     # ------------------------------------------------------------------ explanations
 
     def _explanations(
         self, matrix: np.ndarray, outputs: ModelOutputs, top: int, threads: int
     ) -> list[dict[str, Explanation]]:
-        contributions = {
-            "root_cause": self._root_cause_contributions(matrix, outputs.top_class, threads),
-            "recovery": self._calibrated_contributions(
-                self.recovery_model, self.recovery_calibration, matrix, threads
-            ),
-            "preventable": self._calibrated_contributions(
+        contributions = {}
+        if self.root_cause_model is not None:
+            contributions["root_cause"] = self._root_cause_contributions(
+                matrix, outputs.top_class, threads
+            )
+        contributions["recovery"] = self._calibrated_contributions(
+            self.recovery_model, self.recovery_calibration, matrix, threads
+        )
+        if self.preventable_model is not None and self.preventable_calibration is not None:
+            contributions["preventable"] = self._calibrated_contributions(
                 self.preventable_model, self.preventable_calibration, matrix, threads
-            ),
-        }
+            )
         per_task = {
             task: self._explanations_of(task, c, matrix, top) for task, c in contributions.items()
         }
@@ -273,6 +333,7 @@ class TriageModel:
         """One booster per root-cause class, split from the model once and kept."""
         boosters = self.__dict__.get(_CLASS_BOOSTERS)
         if boosters is None:
+            assert self.root_cause_model is not None, "no root-cause model to split"
             boosters = split_by_class(self.root_cause_model.booster_)
             self.__dict__[_CLASS_BOOSTERS] = boosters  # a racing twin builds the same
         return boosters
@@ -351,8 +412,10 @@ _END_OF_TREES = "end of trees"
 
 
 def _predict(
-    model: lgb.LGBMModel, matrix: np.ndarray, threads: int, raw_score: bool = False
-) -> np.ndarray:
+    model: lgb.LGBMModel | None, matrix: np.ndarray, threads: int, raw_score: bool = False
+) -> np.ndarray | None:
+    if model is None:
+        return None
     return model.booster_.predict(matrix, raw_score=raw_score, num_threads=threads)
 
 

@@ -84,6 +84,7 @@ def train(
         raise typer.Exit(1) from exc
     report = result.evaluation.report
     typer.echo(f"registered {result.record.model_uri} (run {result.record.run_id})")
+    typer.echo("labels:\n  " + "\n  ".join(c.message() for c in result.labels.values()))
     typer.echo(_summary(report))
     failures = result.evaluation.gate_failures(load_specs())
     typer.echo("gates: all pass" if not failures else "gates failing:\n  " + "\n  ".join(failures))
@@ -137,21 +138,41 @@ def promote(
 
 
 def _summary(report: dict) -> str:
-    root, recovery, preventable = report["root_cause"], report["recovery"], report["preventable"]
-    lookup = root["baselines"]["best_code_lookup"]["accuracy"]
+    """The evaluation in a few lines: each measured model, then the rankings."""
     ranking = report["prioritization"]["rankings"]
     lines = [
-        f"root cause   accuracy {root['accuracy']:.3f}  macro-F1 {root['macro_f1']:.3f}  "
-        f"(best code lookup {lookup:.3f}, governed mapping "
-        f"{root['baselines']['governed_mapping']['accuracy']:.3f}, "
-        f"logistic regression {root['baselines']['logistic_regression']['accuracy']:.3f})",
-        f"recovery     ROC AUC {recovery['roc_auc']:.3f}  Brier {recovery['brier']:.3f}  "
-        f"ECE {recovery['expected_calibration_error']:.3f}",
-        f"preventable  ROC AUC {preventable['roc_auc']:.3f}  Brier {preventable['brier']:.3f}  "
-        f"ECE {preventable['expected_calibration_error']:.3f}",
+        _root_cause_line(report.get("root_cause")),
+        _binary_line("recovery", report["recovery"]),
+        _binary_line("preventable", report.get("preventable")),
         "share of the oracle's recovered dollars when working the top 10% / 20% / 30%:",
     ]
     for name, shares in ranking.items():
         parts = " / ".join(f"{v['share_of_oracle']:.1%}" for v in shares.values())
         lines.append(f"  {name:<24} {parts}")
     return "\n".join(lines)
+
+
+def _root_cause_line(root: dict | None) -> str:
+    if root is None:
+        return "root cause   not trained: scores take the governed mapping's cause, for review"
+    if not root.get("rows"):
+        return "root cause   not measured: no test row carries a root_cause label"
+    baselines = root["baselines"]
+    return (
+        f"root cause   accuracy {root['accuracy']:.3f}  macro-F1 {root['macro_f1']:.3f}  "
+        f"on {root['rows']:,} labelled rows (best code lookup "
+        f"{baselines['best_code_lookup']['accuracy']:.3f}, governed mapping "
+        f"{baselines['governed_mapping']['accuracy']:.3f}, "
+        f"logistic regression {baselines['logistic_regression']['accuracy']:.3f})"
+    )
+
+
+def _binary_line(task: str, measured: dict | None) -> str:
+    if measured is None:
+        return f"{task:<12} not trained: scores carry no {task} probability"
+    if not measured.get("rows"):
+        return f"{task:<12} not measured: no test row carries its label"
+    return (
+        f"{task:<12} ROC AUC {measured['roc_auc']:.3f}  Brier {measured['brier']:.3f}  "
+        f"ECE {measured['expected_calibration_error']:.3f}  on {measured['rows']:,} rows"
+    )

@@ -15,6 +15,7 @@ from features.pipeline import (
     NUMERIC_FEATURES,
     DenialColumns,
     DenialFeatures,
+    reference_dates,
 )
 from features.procedures import procedure_family
 from training.tracking import example_payload
@@ -87,6 +88,35 @@ def test_amounts_and_dates_are_computed_from_the_row(
     days = (row["as_of_date"].iloc[0] - row["denial_date"].iloc[0]).days
     assert values["days_since_denial"] == days
     assert values["denial_month"] == row["denial_date"].iloc[0].month
+
+
+def test_a_history_row_without_as_of_date_is_seen_on_its_denial_date(
+    fitted: DenialFeatures, sample: pd.DataFrame
+) -> None:
+    """Aging and deadlines of a history come from its own dates, never from the clock."""
+    rows = sample.head(300).copy()
+    rows.loc[::2, "as_of_date"] = pd.NaT
+    expected = rows["as_of_date"].fillna(rows["denial_date"]).to_numpy("datetime64[s]")
+    np.testing.assert_array_equal(DenialColumns.from_frame(rows).as_of, expected)
+    from_rows = DenialColumns.from_records(_service_rows(rows))
+    np.testing.assert_array_equal(from_rows.as_of, expected)
+    values = pd.DataFrame(fitted.transform(rows.drop(columns="as_of_date")))
+    values.columns = fitted.feature_names_
+    assert (values["days_since_denial"] == 0).all()
+    service_days = (rows["denial_date"] - rows["service_date"]).dt.days.to_numpy()
+    np.testing.assert_array_equal(values["days_since_service"], service_days)
+
+
+def test_live_scoring_fills_a_missing_as_of_date_with_the_day_given(
+    sample: pd.DataFrame,
+) -> None:
+    rows = sample.head(50).copy()
+    rows.loc[::2, "as_of_date"] = pd.NaT
+    today = pd.Timestamp("2031-05-17")
+    expected = rows["as_of_date"].fillna(today).to_numpy("datetime64[s]")
+    np.testing.assert_array_equal(reference_dates(rows, today.date()).to_numpy(), expected)
+    from_rows = DenialColumns.from_records(_service_rows(rows), today.date())
+    np.testing.assert_array_equal(from_rows.as_of, expected)
 
 
 def test_unseen_codes_are_scored_in_the_other_bucket_and_counted(
@@ -190,7 +220,7 @@ def test_rows_read_without_pandas_give_the_identical_matrix(
 ) -> None:
     """The service's path (coerced rows) against the pandas path, on thousands of rows."""
     frame = sample.head(4_000).copy()
-    frame.loc[::3, "as_of_date"] = pd.NaT  # today fills in, on both paths
+    frame.loc[::3, "as_of_date"] = pd.NaT  # the denial date fills in, on both paths
     from_frame = fitted.transform(validate(frame).frame)
     from_rows = fitted.encode(DenialColumns.from_records(_service_rows(frame)))
     np.testing.assert_array_equal(from_rows, from_frame)  # NaN where NaN, bit for bit

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
+from dataclasses import replace
 
 import pandas as pd
 import pytest
+import time_machine
 
 from features.contract import clean_records, validate
+from serving.schemas import DenialScore
 from serving.scoring import TASKS, canary_check, score_denials
 from training.tracking import example_payload
-from training.triage_model import TriageModel
+from training.triage_model import NO_PREVENTABLE_MODEL, NO_ROOT_CAUSE_MODEL, TriageModel
 
 
 @pytest.fixture(scope="module")
@@ -65,3 +69,41 @@ def test_scores_without_explanations_are_the_same_scores(
 
 def test_the_canary_passes_a_sound_model(triage_model: TriageModel) -> None:
     canary_check(triage_model)
+
+
+def test_live_scoring_reads_the_clock_only_for_denials_without_as_of_date(
+    triage_model: TriageModel, denials: pd.DataFrame
+) -> None:
+    rows = denials.head(40).copy()
+    rows.loc[::2, "as_of_date"] = pd.NaT
+    with time_machine.travel(dt.datetime(2031, 3, 1, 12), tick=False):
+        results = score_denials(triage_model, service_rows(rows), explain=False)
+    as_of = rows["as_of_date"].fillna(pd.Timestamp("2031-03-01"))
+    deadlines = pd.to_datetime([r["priority"]["deadline"] for r in results])
+    expected = (deadlines - pd.DatetimeIndex(as_of)).days.tolist()
+    assert [r["priority"]["days_to_deadline"] for r in results] == expected
+
+
+def test_a_model_trained_without_root_cause_or_preventable_labels_serves_from_the_mapping(
+    triage_model: TriageModel, denials: pd.DataFrame
+) -> None:
+    """Routing from the governed mapping, probabilities null, and a person asked to review."""
+    recovery_only = replace(
+        triage_model, root_cause_model=None, preventable_model=None, preventable_calibration=None
+    )
+    canary_check(recovery_only)
+    results = score_denials(recovery_only, service_rows(denials.head(30)))
+    full = score_denials(triage_model, service_rows(denials.head(30)))
+    for result, with_models in zip(results, full, strict=True):
+        DenialScore.model_validate(result)
+        assert result["root_cause"]["category"] == result["root_cause"]["mapped_by_codes"]
+        assert result["root_cause"]["probability"] is None
+        assert result["root_cause"]["probabilities"] == {}
+        assert result["root_cause"]["explanation"] is None
+        assert result["preventable"]["probability"] is None
+        assert result["preventable"]["explanation"] is None
+        assert result["requires_human_review"]
+        assert NO_ROOT_CAUSE_MODEL in result["review_reasons"]
+        assert NO_PREVENTABLE_MODEL in result["review_reasons"]
+        assert result["routing"] == with_models["routing"]
+        assert result["recovery"] == with_models["recovery"]

@@ -21,6 +21,7 @@ from training.distributed import (
     DistributedTrainingError,
     PartitionedContractError,
     dask_client,
+    dask_label_counts,
     dask_time_split,
     fit_triage_model_dask,
     newest_share_start,
@@ -30,6 +31,7 @@ from training.distributed import (
 from training.fit import (
     TimeSplit,
     fit_triage_model,
+    label_counts,
     newest_share,
     preventable_target,
     recovered_target,
@@ -142,6 +144,18 @@ def test_time_split_keeps_the_same_rows(
     assert cutoff == split.cutoff
     assert len(train) == len(split.train)
     assert set(test["denial_id"].compute()) == set(history["denial_id"].iloc[split.test])
+
+
+def test_label_counts_of_partitions_add_up_to_those_of_the_whole(
+    dask_split: tuple[dd.DataFrame, dd.DataFrame, pd.Timestamp],
+    split: TimeSplit,
+    history: pd.DataFrame,
+    quick_specs: dict[str, ModelSpec],
+) -> None:
+    counted = dask_label_counts(dask_split[0], quick_specs)
+    assert counted == label_counts(history.iloc[split.train], quick_specs)
+    assert counted["recovery"].labelled < len(split.train)  # open denials carry no label
+    assert counted["root_cause"].labelled == len(split.train)
 
 
 def test_feature_pipeline_is_fitted_identically(

@@ -1,0 +1,212 @@
+"""Training on the labels a site really has: each model learns from the rows with its label."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import small_specs
+from typer.testing import CliRunner
+
+from denial_triage.cli import app
+from denial_triage.settings import get_settings
+from features.contract import LABEL_COLUMNS, validate
+from serving.scoring import ModelStore, score_denials
+from training import run as training_run
+from training.evaluate import evaluate_model
+from training.feedback import apply_feedback
+from training.fit import NotEnoughLabels, fit_triage_model, label_counts, labelled_rows
+from training.run import TrainingDataError, TrainingOptions, _refuse_partial_labels, train
+from training.tracking import configure_tracking, example_payload, load_triage_model
+from training.triage_model import NO_PREVENTABLE_MODEL, NO_ROOT_CAUSE_MODEL
+
+UNLABELLED = ("root_cause", "preventable")
+
+
+@pytest.fixture(scope="module")
+def small(split_history: tuple[pd.DataFrame, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    train_rows, test = split_history
+    return train_rows.sample(4_000, random_state=12).reset_index(drop=True), test.head(400)
+
+
+def without_labels(frame: pd.DataFrame, keep_share: float = 0.0, seed: int = 0) -> pd.DataFrame:
+    """The frame with root_cause and preventable emptied on all but ``keep_share`` of rows."""
+    emptied = frame.copy()
+    dropped = np.random.default_rng(seed).random(len(frame)) >= keep_share
+    emptied.loc[dropped, "root_cause"] = None
+    emptied.loc[dropped, "preventable"] = pd.NA
+    return emptied
+
+
+def specs_with_min_labels(minimum: int) -> dict:
+    return {
+        task: spec.model_copy(update={"min_labels": minimum})
+        for task, spec in small_specs(20).items()
+    }
+
+
+def test_a_history_without_root_cause_or_preventable_labels_trains_recovery_only(
+    small: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    history, test = small
+    model = fit_triage_model(without_labels(history), small_specs(20), seed=2)
+    assert model.fitted_tasks == ("recovery",)
+    scores = model.score(test)
+    assert (scores["root_cause"] == scores["mapped_root_cause"]).all()
+    assert scores["root_cause_probability"].isna().all()
+    assert scores["preventable_probability"].isna().all()
+    assert scores["recovery_probability"].between(0, 1).all()
+    assert scores["review_reasons"].map(lambda r: NO_ROOT_CAUSE_MODEL in r).all()
+    assert scores["review_reasons"].map(lambda r: NO_PREVENTABLE_MODEL in r).all()
+    assert scores["requires_human_review"].all()
+    explanation = model.explain(test.head(5))[0]
+    assert list(explanation) == ["recovery"]
+
+
+def test_labels_on_five_percent_of_rows_train_all_three_when_min_labels_allows(
+    small: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    history, test = small
+    sparse = without_labels(history, keep_share=0.05, seed=3)
+    counts = label_counts(sparse, specs_with_min_labels(100))
+    labelled = int(sparse["root_cause"].notna().sum())
+    assert 150 < labelled < 250 and counts["root_cause"].labelled == labelled
+    assert counts["preventable"].labelled == labelled
+    model = fit_triage_model(sparse, specs_with_min_labels(100), seed=2)
+    assert model.fitted_tasks == ("root_cause", "recovery", "preventable")
+    scores = model.score(test)
+    assert scores["preventable_probability"].between(0, 1).all()
+    assert not scores["review_reasons"].map(lambda r: NO_ROOT_CAUSE_MODEL in r).any()
+    # The shipped specs ask for more labels: the same history then fits recovery alone.
+    refused = label_counts(sparse, small_specs(20))
+    assert not refused["root_cause"].enough
+    assert "not fitted" in refused["root_cause"].message()
+    assert "min_labels (500, models/root_cause.yaml)" in refused["root_cause"].message()
+
+
+def test_evaluation_reports_only_the_fitted_models_on_their_labelled_rows(
+    small: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    history, test = small
+    model = fit_triage_model(without_labels(history), small_specs(20), seed=2)
+    evaluation = evaluate_model(model, history, test)
+    assert "root_cause" not in evaluation.report and "preventable" not in evaluation.report
+    assert evaluation.report["recovery"]["rows"] == int(labelled_rows(test, "recovery").sum())
+    failures = evaluation.gate_failures(small_specs(20))
+    assert all(f.startswith("recovery:") for f in failures)
+    sparse_test = without_labels(test, keep_share=0.5, seed=4)
+    full = fit_triage_model(history, small_specs(20), seed=2)
+    measured = evaluate_model(full, history, sparse_test).report
+    assert measured["root_cause"]["rows"] == int(sparse_test["root_cause"].notna().sum())
+    assert measured["preventable"]["rows"] == int(sparse_test["preventable"].notna().sum())
+
+
+def test_a_history_without_resolutions_is_refused_with_the_reason(
+    small: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    history, _ = small
+    open_only = history.assign(resolution="open", recovered_amount=None, resolved_date=pd.NaT)
+    with pytest.raises(NotEnoughLabels, match="recovery: not fitted: 0 training rows"):
+        fit_triage_model(open_only, small_specs(20), seed=2)
+
+
+def test_rows_labelled_only_by_feedback_count_as_labelled(
+    small: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    history, _ = small
+    bare = without_labels(history)
+    chosen = bare.sample(600, random_state=5)
+    feedback = pd.DataFrame(
+        {
+            "denial_id": chosen["denial_id"],
+            "root_cause": history.loc[chosen.index, "root_cause"],
+            "resolution": None,
+            "recovered_amount": None,
+            "resolved_date": None,
+        }
+    )
+    merged, changed = apply_feedback(bare, feedback)
+    assert changed == 600
+    counts = label_counts(merged, specs_with_min_labels(500))
+    assert counts["root_cause"].labelled == 600 and counts["root_cause"].enough
+    assert counts["preventable"].labelled == 0 and not counts["preventable"].enough
+    model = fit_triage_model(merged, specs_with_min_labels(500), seed=2)
+    assert model.fitted_tasks == ("root_cause", "recovery")
+
+
+def test_dask_training_refuses_partial_labels_with_what_to_do(
+    small: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    history, _ = small
+    sparse = without_labels(history, keep_share=0.3, seed=6)
+    counts = label_counts(sparse, small_specs(20))
+    with pytest.raises(TrainingDataError, match="train without --dask"):
+        _refuse_partial_labels(Path("h.parquet"), counts, len(sparse))
+    _refuse_partial_labels(Path("h.parquet"), label_counts(history, small_specs(20)), len(history))
+
+
+def test_an_unlabelled_history_trains_registers_and_serves_from_the_mapping(
+    tmp_path: Path,
+    history: pd.DataFrame,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """End to end: the file has no root_cause or preventable column at all."""
+    recent = history[
+        history["denial_date"] >= history["denial_date"].max() - pd.Timedelta(days=500)
+    ]
+    data = tmp_path / "history.parquet"
+    recent.sample(6_000, random_state=9).drop(columns=list(UNLABELLED)).to_parquet(data)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setattr(training_run, "load_specs", lambda: small_specs(20))
+    options = TrainingOptions(data=data, data_dir=tmp_path / "data", test_months=2)
+    result = train(options)
+    assert result.labels["root_cause"].labelled == 0 and not result.labels["root_cause"].enough
+    assert result.evaluation.report["labels"]["recovery"]["fitted"] == 1
+    assert result.evaluation.report["labels"]["root_cause"] == {
+        "train": 0,
+        "min_labels": 500,
+        "fitted": 0,
+    }
+    configure_tracking(options.data_dir)
+    run = mlflow.get_run(result.record.run_id)
+    assert run.data.params["labels.root_cause.train"] == "0"
+    assert run.data.params["labels.preventable.fitted"] == "0"
+    assert run.data.metrics["labels.recovery.fitted"] == 1.0
+    assert run.data.metrics["labels.recovery.train"] == result.labels["recovery"].labelled > 0
+    loaded = ModelStore(tmp_path / "cache").load_version(result.record.model_version)
+    rows = validate(recent.tail(5).drop(columns=list(UNLABELLED))).frame
+    scored = score_denials(loaded.triage, rows)
+    for result_row in scored:
+        assert result_row["root_cause"]["category"] == result_row["root_cause"]["mapped_by_codes"]
+        assert result_row["root_cause"]["probability"] is None
+        assert result_row["root_cause"]["probabilities"] == {}
+        assert result_row["preventable"]["probability"] is None
+        assert result_row["requires_human_review"]
+        assert NO_ROOT_CAUSE_MODEL in result_row["review_reasons"]
+        assert result_row["recovery"]["explanation"]["reasons"]
+    assert load_triage_model(result.record.model_uri).fitted_tasks == ("recovery",)
+    served = mlflow.pyfunc.load_model(result.record.model_uri).predict(example_payload(rows))
+    assert (served["root_cause"] == served["mapped_root_cause"]).all()
+    assert served["root_cause_probability"].isna().all()
+    assert served["preventable_probability"].isna().all()
+    assert served["review_reasons"].str.contains(NO_ROOT_CAUSE_MODEL, regex=False).all()
+
+
+def test_the_train_command_exits_1_naming_the_missing_recovery_labels(
+    tmp_path: Path, history: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "unlabelled.parquet"
+    history.head(3_000).drop(columns=list(LABEL_COLUMNS)).to_parquet(data)
+    monkeypatch.setenv("DENIAL_TRIAGE_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    try:
+        outcome = CliRunner().invoke(app, ["train", "--data", str(data)])
+    finally:
+        get_settings.cache_clear()
+    assert outcome.exit_code == 1
+    assert "recovery: not fitted: 0 training rows carry its label" in outcome.output
+    assert "add resolutions and recovered amounts" in outcome.output
