@@ -154,7 +154,13 @@ COLUMNS: tuple[Column, ...] = (
     _col("prior_auth_on_file", Kind.BOOLEAN, OPT, "An authorization number was on the claim."),
     _col("eligibility_verified", Kind.BOOLEAN, OPT, "Eligibility was checked before service."),
     _col("submission_attempt", Kind.INTEGER, OPT, "1 for the first submission.", minimum=1),
-    _col("as_of_date", Kind.DATE, OPT, "Scoring date for aging and deadlines; default today."),
+    _col(
+        "as_of_date",
+        Kind.DATE,
+        OPT,
+        "Day the denial is looked at, for aging and deadlines; default denial_date in a history, "
+        "today for live scoring only.",
+    ),
     _col("root_cause", Kind.STRING, L, "True root-cause category.", allowed=ROOT_CAUSES),
     _col("preventable", Kind.BOOLEAN, L, "A front-end or billing step could have avoided it."),
     _col("resolution", Kind.STRING, L, "How the denial ended.", allowed=RESOLUTIONS),
