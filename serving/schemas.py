@@ -35,6 +35,9 @@ from features.contract import (
 # here, with a 422 naming the field, instead of failing where it is stored (a 5xx, or an audit
 # record that can never be written).
 NO_NUL = r"^[^\x00]*$"
+# A required text must hold more than spaces: surrounding spaces are stripped before the
+# contract's "required value is empty" rule, so the schema says so too.
+NOT_BLANK = r"^[^\x00]*[^\s\x00][^\x00]*$"
 
 
 def _iso_date_only(value: object) -> object:
@@ -74,7 +77,9 @@ _PYTHON_TYPES: dict[Kind, Any] = {
 
 
 def _pattern(column: Column) -> str:
-    return f"^{column.pattern}$" if column.pattern else NO_NUL
+    if column.pattern:
+        return f"^{column.pattern}$"
+    return NOT_BLANK if column.role is Role.REQUIRED and column.kind is Kind.STRING else NO_NUL
 
 
 def _list_type(column: Column) -> Any:
