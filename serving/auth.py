@@ -109,7 +109,9 @@ async def _refusal(scope: Scope) -> tuple[int, str] | None:
 async def _refuse(scope: Scope, send: Send, status: int, detail: str) -> None:
     request_id = scope.get("state", {}).get("request_id")
     body = json.dumps({"detail": detail, "request_id": request_id}).encode()
-    headers = [(b"content-type", b"application/json")]
+    # Close the connection: the body left unread is not received at all, so a sender with no
+    # key costs the service one answer, not the upload of its body.
+    headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
     if status == 401:
         headers.append((b"www-authenticate", b"Bearer"))
     await send({"type": "http.response.start", "status": status, "headers": headers})

@@ -129,6 +129,7 @@ async def _refuse_too_large(send: Send, request_id: str, limit: int) -> None:
             "headers": [
                 (b"content-type", b"application/json"),
                 (REQUEST_ID_HEADER, request_id.encode()),
+                (b"connection", b"close"),  # the rest of the body is not received
             ],
         }
     )
