@@ -5,9 +5,10 @@ swapped in one assignment, so a request that started with the old model finishes
 nothing is kept in the process that two replicas sharing one database would disagree on: keys,
 scores and feedback live in the database, and an authenticated key is remembered only briefly.
 
-Audit records are written behind the request by :class:`serving.audit_writer.AuditWriter`;
-every use of the database here waits for the records handed over before it, so this process
-always reads its own scores.
+Audit records are written behind the request by :class:`serving.audit_writer.AuditWriter`,
+journaled to disk before the answer (:class:`serving.journal.AuditJournal`). A read waits for
+the records on their way that it could see, its caller's own or its denial's, for at most
+:data:`READ_WAIT_SECONDS`: never for other clients' batches.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from serving.audit_writer import AuditJob, AuditWriter, LocalStore, ProcessStore
 from serving.auth import Caller
 from serving.database import make_engine, session_factory, upgrade_database
 from serving.errors import ServiceError
+from serving.journal import AuditJournal
 from serving.limits import parse_score_request
 from serving.logs import logger
 from serving.remittance import remittance_denials
@@ -50,6 +52,10 @@ from training.tracking import configure_tracking
 from training.triage_model import prediction_threads
 
 AUTH_CACHE_SECONDS = 30.0  # a revoked key stops working everywhere within this time
+# A read waits at most this long for its own records still on their way: past it, the database
+# is struggling and an answer without them beats a reviewer left waiting.
+READ_WAIT_SECONDS = 2.0
+JOURNAL_FOLDER = "journal"  # under the spool folder: the service's durable audit state
 
 
 class ServiceState:
@@ -77,9 +83,14 @@ class ServiceState:
         upgrade_database(url)
         self.engine = make_engine(url)
         self.sessions = session_factory(self.engine)
-        self.local_audit = LocalStore(repository.audit_writer(self.sessions), self.spool.append)
+        self.local_audit = LocalStore(
+            repository.audit_writer(self.sessions), self.spool.append, self.spool.set_aside
+        )
+        journal = AuditJournal(self.spool.folder / JOURNAL_FOLDER)
+        journal.replay(self._store_replayed)  # what a killed run had answered, first
         if self.settings.audit_write_behind:
-            self.audit_writer = AuditWriter(self._audit_store(url), self._spooled)
+            kept = journal if self.settings.audit_journal else None
+            self.audit_writer = AuditWriter(self._audit_store(url), self._spooled, kept)
             self.audit_writer.start()
         self.refresh_model()
         if self.model is None:
@@ -97,6 +108,10 @@ class ServiceState:
             return self.local_audit
         return ProcessStore(url, self.spool.folder, self.local_audit)
 
+    def _store_replayed(self, jobs: list[AuditJob]) -> None:
+        assert self.local_audit is not None, "the database is not open yet"
+        self._spooled(self.local_audit.store(jobs))
+
     def stop(self) -> None:
         if self.audit_writer is not None:
             self.audit_writer.close()
@@ -105,10 +120,12 @@ class ServiceState:
             self.engine.dispose()
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A database session that sees every score this process has answered so far."""
+    def session(self, caller: str | None = None) -> Iterator[Session]:
+        """A database session; given a caller, it first sees the scores answered to that
+        caller (waiting at most :data:`READ_WAIT_SECONDS`), never waiting for others'."""
         assert self.sessions is not None, "the service has not started"
-        self.flush_audit()
+        if caller is not None and self.audit_writer is not None:
+            self.audit_writer.wait_for_caller(caller, READ_WAIT_SECONDS)
         with self.sessions() as session:
             yield session
 
@@ -116,6 +133,11 @@ class ServiceState:
         """Wait until the audit records of every answered request are written (or spooled)."""
         if self.audit_writer is not None:
             self.audit_writer.flush()
+
+    def pending_denial(self, denial_id: str) -> bool:
+        """Whether ``denial_id`` was scored and answered, its audit record still on its way to
+        the database (queued, journaled or being written): scored, though no read finds it yet."""
+        return self.audit_writer is not None and self.audit_writer.pending_denial(denial_id)
 
     # ------------------------------------------------------------------ models
 
@@ -287,8 +309,7 @@ class ServiceState:
             payload=payload,
         )
         if self.audit_writer is not None:
-            for part in job.parts():
-                self.audit_writer.submit(part)
+            self.audit_writer.submit(*job.parts())  # journaled (one fsync) before the answer
             return
         assert self.local_audit is not None, "the service has not started"
         self._spooled(self.local_audit.store([job]))
@@ -305,13 +326,8 @@ class ServiceState:
         # files(), not pending(): the drain reads every file anyway; count nothing twice.
         if self.sessions is None or not self.spool.files():
             return 0
-
-        def write(records: list[dict[str, Any]]) -> int:
-            with self.session() as session:
-                return repository.record_scores(session, records)
-
         try:
-            written = self.spool.drain(write)
+            written = self.spool.drain(repository.audit_writer(self.sessions))
         except SQLAlchemyError:
             self.database_away = True
             return 0
@@ -320,6 +336,8 @@ class ServiceState:
         return written
 
     def latest_score(self, denial_id: str) -> StoredScore:
+        if self.audit_writer is not None:  # answered a moment ago: its record is on its way
+            self.audit_writer.wait_for_denial(denial_id, READ_WAIT_SECONDS)
         try:
             with self.session() as session:
                 record = repository.latest_score(session, denial_id)
