@@ -18,8 +18,9 @@ a worker died midway, or replayed, is stored once.
 
 :meth:`AuditWriter.flush` waits until everything handed over so far is written or spooled, and
 :meth:`AuditWriter.close` flushes before it returns. Reads do not flush: the writer counts the
-jobs on the way per caller and per denial, so a read waits for its own caller's or its
-denial's records only, and a reviewer never queues behind another client's batches.
+jobs on the way per caller, and keeps each denial's newest job on the way, so a read waits for
+its own caller's records only, a denial answered a moment ago is read from its job, and a
+reviewer never queues behind another client's batches.
 """
 
 from __future__ import annotations
@@ -84,9 +85,10 @@ class AuditJob:
         """The job's audit records, outputs and explanations apart, in transaction chunks."""
         for start in range(0, len(self.results), RECORDS_PER_TRANSACTION):
             end = min(start + RECORDS_PER_TRANSACTION, len(self.results))
-            yield [self._record(i) for i in range(start, end)]
+            yield [self.record(i) for i in range(start, end)]
 
-    def _record(self, position: int) -> dict[str, Any]:
+    def record(self, position: int) -> dict[str, Any]:
+        """The audit record of the denial at ``position``, as it is written."""
         result = self.results[position]
         record = repository.audit_record(
             request_id=self.request_id,
@@ -265,7 +267,8 @@ class AuditWriter:
     """One background thread handing the audit jobs of answered requests to a store.
 
     It knows which callers and which denials still have records on the way, so a read waits
-    for those only (:meth:`wait_for_caller`, :meth:`wait_for_denial`), never for everyone's.
+    for its own caller's only (:meth:`wait_for_caller`), and a denial answered a moment ago is
+    read from its job (:meth:`pending_record`) instead of waiting for its write.
     """
 
     def __init__(
@@ -282,7 +285,8 @@ class AuditWriter:
         self._submitted = 0
         self._finished = 0
         self._waiting_callers: Counter[str] = Counter()  # jobs on the way, per caller
-        self._waiting_denials: Counter[str] = Counter()  # records on the way, per denial id
+        # Per denial id on the way, its newest job and position (jobs are stored in order).
+        self._newest: dict[str, tuple[AuditJob, int]] = {}
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
 
     def start(self) -> None:
@@ -300,7 +304,10 @@ class AuditWriter:
             for job in jobs:
                 self._submitted += 1
                 self._waiting_callers[job.caller] += 1
-                self._waiting_denials.update(_denial_ids(job))
+                self._newest.update(
+                    (denial_id, (job, position))
+                    for position, denial_id in enumerate(_denial_ids(job))
+                )
         for job in jobs:
             self._jobs.put(job)
 
@@ -319,19 +326,18 @@ class AuditWriter:
                 lambda: not self._waiting_callers[caller] or not self._thread.is_alive(), timeout
             )
 
-    def wait_for_denial(self, denial_id: str, timeout: float) -> bool:
-        """Wait (at most ``timeout`` seconds) until no record of ``denial_id`` is on the way."""
-        with self._progress:
-            return self._progress.wait_for(
-                lambda: not self._waiting_denials[denial_id] or not self._thread.is_alive(),
-                timeout,
-            )
-
     def pending_denial(self, denial_id: str) -> bool:
         """Whether a record of ``denial_id`` was answered and is still on its way to the
         database (in the queue, the journal or being written)."""
         with self._progress:
-            return self._waiting_denials[denial_id] > 0
+            return denial_id in self._newest
+
+    def pending_record(self, denial_id: str) -> dict[str, Any] | None:
+        """The newest record of ``denial_id`` still on its way, built as it will be written;
+        None when none is."""
+        with self._progress:
+            newest = self._newest.get(denial_id)
+        return newest[0].record(newest[1]) if newest else None
 
     def close(self) -> None:
         """Store what is waiting, then stop the thread and the store."""
@@ -350,14 +356,19 @@ class AuditWriter:
             with self._progress:
                 self._finished += len(batch)
                 for job in batch:
-                    self._waiting_callers[job.caller] -= 1
-                    self._waiting_denials.subtract(_denial_ids(job))
-                # Counters keep no zero entries: a long run sees many callers and denials.
-                self._waiting_callers += Counter()
-                self._waiting_denials += Counter()
+                    self._forget(job)
                 self._progress.notify_all()
             if len(batch) < len(jobs):
                 return  # close() asked to stop, after the jobs queued before it
+
+    def _forget(self, job: AuditJob) -> None:
+        """The job is stored: its caller and denials no longer wait for it (called locked)."""
+        self._waiting_callers[job.caller] -= 1
+        if self._waiting_callers[job.caller] <= 0:
+            del self._waiting_callers[job.caller]  # a long run sees many callers
+        for denial_id in _denial_ids(job):
+            if self._newest.get(denial_id, (None,))[0] is job:
+                del self._newest[denial_id]
 
     def _next_jobs(self) -> list[AuditJob | None]:
         """The next job, with those waiting behind it up to about one transaction's worth."""

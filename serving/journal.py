@@ -46,8 +46,9 @@ FRAME = struct.Struct("<II")  # payload length, crc32 of the payload
 # A segment whose jobs are all written is removed once it reaches this size; a smaller one is
 # kept for the next requests, so light traffic does not create a file per request.
 RETIRE_BYTES = 1 << 20
-# Past this size a new segment is started even while the current one still has jobs waiting.
-MAX_SEGMENT_BYTES = 64 << 20
+# Past this size a new segment is started even while the current one has jobs waiting: under
+# steady load the old one is removed once its jobs are stored, and a restart replays no more.
+MAX_SEGMENT_BYTES = 16 << 20
 ORJSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 

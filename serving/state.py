@@ -6,9 +6,10 @@ nothing is kept in the process that two replicas sharing one database would disa
 scores and feedback live in the database, and an authenticated key is remembered only briefly.
 
 Audit records are written behind the request by :class:`serving.audit_writer.AuditWriter`,
-journaled to disk before the answer (:class:`serving.journal.AuditJournal`). A read waits for
-the records on their way that it could see, its caller's own or its denial's, for at most
-:data:`READ_WAIT_SECONDS`: never for other clients' batches.
+journaled to disk before the answer (:class:`serving.journal.AuditJournal`). Reads never wait
+for other clients' batches: a session asked for by a caller waits for that caller's own records
+(at most :data:`READ_WAIT_SECONDS`), and a denial whose record is still on its way is read from
+its job.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
@@ -336,8 +338,11 @@ class ServiceState:
         return written
 
     def latest_score(self, denial_id: str) -> StoredScore:
-        if self.audit_writer is not None:  # answered a moment ago: its record is on its way
-            self.audit_writer.wait_for_denial(denial_id, READ_WAIT_SECONDS)
+        """A denial's newest score: answered a moment ago and still on its way to the
+        database, it is read from its job, without waiting for the write (or for others')."""
+        pending = self.audit_writer.pending_record(denial_id) if self.audit_writer else None
+        if pending is not None:
+            return _stored_score(SimpleNamespace(**pending))
         try:
             with self.session() as session:
                 record = repository.latest_score(session, denial_id)
@@ -345,18 +350,7 @@ class ServiceState:
             raise ServiceError(503, f"the audit log {_unavailable(exc)}; retry later") from exc
         if record is None:
             raise ServiceError(404, f"denial {denial_id!r} has not been scored")
-        score = dict(record.outputs)
-        for task in _TASKS:
-            score[task] = {**score[task], "explanation": (record.explanation or {}).get(task)}
-        return StoredScore(
-            denial_id=record.denial_id,
-            request_id=record.request_id,
-            scored_at=record.scored_at,
-            model_version=record.model_version,
-            mapping_version=record.mapping_version,
-            input_hash=record.input_hash,
-            score=score,
-        )
+        return _stored_score(record)
 
     # ------------------------------------------------------------------ feedback
 
@@ -385,6 +379,22 @@ class ServiceState:
 
 
 _TASKS = ("root_cause", "recovery", "preventable")
+
+
+def _stored_score(record: Any) -> StoredScore:
+    """A score as read back, from an audit record (stored, or still on its way)."""
+    score = dict(record.outputs)
+    for task in _TASKS:
+        score[task] = {**score[task], "explanation": (record.explanation or {}).get(task)}
+    return StoredScore(
+        denial_id=record.denial_id,
+        request_id=record.request_id,
+        scored_at=record.scored_at,
+        model_version=record.model_version,
+        mapping_version=record.mapping_version,
+        input_hash=record.input_hash,
+        score=score,
+    )
 
 
 def _unavailable(error: SQLAlchemyError) -> str:

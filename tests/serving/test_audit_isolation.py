@@ -3,7 +3,6 @@ batched with are written, and the database is not called unreachable (issue 12, 
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import make_url, select
 from sqlalchemy.orm import Session, sessionmaker
+from test_spool import records
 
 from serving import repository
 from serving.audit_writer import AuditWriter, LocalStore
@@ -22,26 +22,10 @@ pytest_plugins = ["database_fixtures"]
 Records = list[dict]
 
 
-def records(request_id: str, count: int) -> Records:
-    return [
-        repository.audit_record(
-            request_id=request_id,
-            denial={"denial_id": f"{request_id}-D{i}", "denied_amount": 10.0 + i},
-            caller="worklist",
-            model_version="3",
-            mapping_version="m",
-            outputs={"root_cause": {"category": "coding"}},
-            explanation={"root_cause": {"reasons": []}},
-            scored_at=dt.datetime(2026, 3, 1, tzinfo=dt.UTC),
-        )
-        for i in range(count)
-    ]
-
-
 def refused_record(database_url: str) -> dict:
     """A record the table refuses: on PostgreSQL a denial id longer than its VARCHAR(128);
     SQLite does not enforce lengths, so there a denial id that is missing (NOT NULL)."""
-    record = records("bad-request", 1)[0]
+    record = records(1, batch=99)[0]
     postgres = make_url(database_url).get_backend_name() == "postgresql"
     record["denial_id"] = "X" * 205 if postgres else None
     return record
@@ -87,8 +71,8 @@ def test_a_refused_record_does_not_take_other_requests_records_with_it(
     spool = AuditSpool(tmp_path / "spool")
     reported: list[int] = []
     store = LocalStore(repository.audit_writer(sessions), spool.append, spool.set_aside)
-    good = [BuiltJob(f"req-{n}", records(f"req-{n}", 9)) for n in range(3)]
-    bad = BuiltJob("bad-request", [*records("bad-request", 3), refused_record(database_url)])
+    good = [BuiltJob(f"req-{n}", records(9, batch=n)) for n in range(3)]
+    bad = BuiltJob("req-bad", [*records(3, batch=3), refused_record(database_url)])
     writer = AuditWriter(store, reported.append)
     writer.start()
     try:
@@ -110,9 +94,9 @@ def test_the_drain_writes_a_files_good_records_and_sets_aside_the_refused_one(
     database_url: str, sessions: sessionmaker[Session], tmp_path: Path
 ) -> None:
     spool = AuditSpool(tmp_path / "spool")
-    good = records("req-a", 5)
+    good = records(5, batch=1)
     spool.append([*good[:2], refused_record(database_url), *good[2:]])
-    spool.append(records("req-b", 4))
+    spool.append(records(4, batch=2))
     assert spool.drain(repository.audit_writer(sessions)) == 9
     assert spool.pending() == 0
     assert len(stored_denials(sessions)) == 9

@@ -80,6 +80,18 @@ def test_a_segment_whose_jobs_are_all_stored_is_removed_once_large(
     assert len(segments(tmp_path)) == 1
 
 
+def test_a_full_segment_is_followed_by_a_new_one_and_removed_once_stored(
+    jobs: list[AuditJob], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(journal_module, "MAX_SEGMENT_BYTES", len(encode(jobs[0])))
+    journal = AuditJournal(tmp_path)
+    journal.record(jobs[:1])
+    journal.record(jobs[1:2])  # the first segment is full: a second one starts
+    _full, second = segments(tmp_path)
+    journal.done(jobs[:1])
+    assert segments(tmp_path) == [second]  # the full one went once its job was stored
+
+
 def test_requests_waiting_at_once_share_an_fsync(
     jobs: list[AuditJob], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
