@@ -92,6 +92,11 @@ def live_site(
             timeout=60,
         )
         assert response.status_code == 200, response.text
+        # Pages do not wait for a scorer's records; a read of the last denial waits for it,
+        # and records are written in order.
+        last = page_denials[-1]["denial_id"]
+        read = httpx.get(f"{url}/v1/denials/{last}", headers=auth(keys["reviewer"]), timeout=60)
+        assert read.status_code == 200, read.text
         yield LiveSite(url, keys, settings.resolved_database_url, page_denials)
 
 
