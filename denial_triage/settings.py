@@ -62,6 +62,12 @@ class Settings(BaseSettings):
         description="Build and write audit records in a worker process, on another core; "
         "false does it from a thread of the service.",
     )
+    audit_journal: bool = Field(
+        True,
+        description="Journal each score's audit job to disk (fsynced, shared by the requests "
+        "waiting at once) before the answer, so a hard kill loses nothing answered; false "
+        "answers a moment sooner and may lose the last second of records on a kill.",
+    )
     shutdown_grace_seconds: int = Field(
         30, ge=1, description="How long in-flight requests may take to finish on SIGTERM."
     )

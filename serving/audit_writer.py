@@ -8,13 +8,19 @@ JSON), so by default a worker process does it (:class:`ProcessStore`), on anothe
 outside the service's interpreter lock; :class:`LocalStore` does the same work in this
 process, and takes over whenever the worker cannot.
 
-Nothing is dropped on the way: a batch the database refuses goes to the durable spool, as a
-synchronous write would; :meth:`AuditWriter.flush` waits until everything handed over so far
-is written or spooled, and :meth:`AuditWriter.close` flushes before it returns. The service
-flushes before every read of its database, so a caller always reads its own scores. Record
-ids are fixed by job and position before any write, so a batch written again after a worker
-died midway is stored once. What a hard kill of the service (SIGKILL, power loss) takes with
-it is what waited in memory: the last milliseconds of records.
+Nothing is dropped on the way: a batch the database cannot take (it is away) goes to the
+durable spool, as a synchronous write would, and a record the table itself refuses is set
+aside alone, its batch's other records written. With a journal
+(:class:`serving.journal.AuditJournal`, on by default) a job is on disk before its request is
+answered, so a hard kill (SIGKILL, power loss) loses nothing answered: the next start replays
+it. Record ids are fixed by job and position before any write, so a batch written again after
+a worker died midway, or replayed, is stored once.
+
+:meth:`AuditWriter.flush` waits until everything handed over so far is written or spooled, and
+:meth:`AuditWriter.close` flushes before it returns. Reads do not flush: the writer counts the
+jobs on the way per caller, and keeps each denial's newest job on the way, so a read waits for
+its own caller's records only, a denial answered a moment ago is read from its job, and a
+reviewer never queues behind another client's batches.
 """
 
 from __future__ import annotations
@@ -22,10 +28,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import multiprocessing
+import multiprocessing.connection
+import os
 import queue
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
@@ -35,6 +44,7 @@ from typing import Any, Protocol
 from sqlalchemy.exc import SQLAlchemyError
 
 from serving import repository
+from serving.spool import Refusal, write_isolating
 
 logger = logging.getLogger(__name__)
 
@@ -75,9 +85,10 @@ class AuditJob:
         """The job's audit records, outputs and explanations apart, in transaction chunks."""
         for start in range(0, len(self.results), RECORDS_PER_TRANSACTION):
             end = min(start + RECORDS_PER_TRANSACTION, len(self.results))
-            yield [self._record(i) for i in range(start, end)]
+            yield [self.record(i) for i in range(start, end)]
 
-    def _record(self, position: int) -> dict[str, Any]:
+    def record(self, position: int) -> dict[str, Any]:
+        """The audit record of the denial at ``position``, as it is written."""
         result = self.results[position]
         record = repository.audit_record(
             request_id=self.request_id,
@@ -132,18 +143,24 @@ class LocalStore:
     """Builds and writes records in this process."""
 
     write: Callable[[Records], int]  # commits records to the database
-    spill: Callable[[Records], None]  # stores records durably when the database refuses them
+    spill: Callable[[Records], None]  # stores records durably when the database is away
+    set_aside: Callable[[list[Refusal]], object]  # keeps records the table itself refused
 
     def store(self, jobs: list[AuditJob]) -> int:
+        """Write the jobs' records; returns how many were spooled because the database was
+        away (records the table refused are set aside alone, and not counted)."""
         spooled = 0
         for records in transactions(jobs):
             try:
-                self.write(records)
-            except Exception as exc:  # the database is away, or refused them: keep them on disk
+                _, refused = write_isolating(self.write, records)
+            except Exception as exc:  # the database is away: keep the records on disk
                 if not isinstance(exc, SQLAlchemyError):
                     logger.exception("audit records not written to the database; spooling them")
                 self._spill_safely(records)
                 spooled += len(records)
+                continue
+            if refused:
+                self.set_aside(refused)
         return spooled
 
     def _spill_safely(self, records: Records) -> None:
@@ -210,10 +227,25 @@ def _open_worker_store(database_url: str, spool_dir: str) -> None:
     from serving.spool import AuditSpool
 
     global _WORKER_STORE
+    _exit_with_parent()
     sessions = session_factory(make_engine(database_url))
-    _WORKER_STORE = LocalStore(
-        repository.audit_writer(sessions), AuditSpool(Path(spool_dir)).append
-    )
+    spool = AuditSpool(Path(spool_dir))
+    _WORKER_STORE = LocalStore(repository.audit_writer(sessions), spool.append, spool.set_aside)
+
+
+def _exit_with_parent() -> None:
+    """End this worker when the service that started it dies, even by SIGKILL, which gives
+    the pool no chance to stop it: an orphan would hold its memory and a database
+    connection for good. What it was writing is in the journal, replayed at the next start."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _store_in_worker(jobs: list[AuditJob]) -> int:
@@ -221,29 +253,63 @@ def _store_in_worker(jobs: list[AuditJob]) -> int:
     return _WORKER_STORE.store(jobs)
 
 
-class AuditWriter:
-    """One background thread handing the audit jobs of answered requests to a store."""
+class Journal(Protocol):
+    """Where jobs are kept on disk from before the answer until they are stored."""
 
-    def __init__(self, store: Store, spooled: Callable[[int], None] = lambda _: None) -> None:
+    def record(self, jobs: Sequence[AuditJob]) -> None: ...
+
+    def done(self, jobs: Sequence[AuditJob]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class AuditWriter:
+    """One background thread handing the audit jobs of answered requests to a store.
+
+    It knows which callers and which denials still have records on the way, so a read waits
+    for its own caller's only (:meth:`wait_for_caller`), and a denial answered a moment ago is
+    read from its job (:meth:`pending_record`) instead of waiting for its write.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        spooled: Callable[[int], None] = lambda _: None,
+        journal: Journal | None = None,
+    ) -> None:
         self.store = store
         self._spooled = spooled  # told how many records went to the spool
+        self._journal = journal
         self._jobs: queue.Queue[AuditJob | None] = queue.Queue(MAX_WAITING_REQUESTS)
         self._progress = threading.Condition()
         self._submitted = 0
         self._finished = 0
+        self._waiting_callers: Counter[str] = Counter()  # jobs on the way, per caller
+        # Per denial id on the way, its newest job and position (jobs are stored in order).
+        self._newest: dict[str, tuple[AuditJob, int]] = {}
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
-    def submit(self, job: AuditJob) -> None:
-        """Hand over one answered request's audit job."""
+    def submit(self, *jobs: AuditJob) -> None:
+        """Hand over answered requests' audit jobs; with a journal, they are on disk when
+        this returns, so the answer may leave."""
         if not self._thread.is_alive():
-            self._handle([job])  # not started, or closed: store it here and now
+            self._handle(list(jobs))  # not started, or closed: store them here and now
             return
+        if self._journal is not None:
+            self._journal.record(jobs)
         with self._progress:
-            self._submitted += 1
-        self._jobs.put(job)
+            for job in jobs:
+                self._submitted += 1
+                self._waiting_callers[job.caller] += 1
+                self._newest.update(
+                    (denial_id, (job, position))
+                    for position, denial_id in enumerate(_denial_ids(job))
+                )
+        for job in jobs:
+            self._jobs.put(job)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything submitted before this call is written or spooled."""
@@ -253,12 +319,34 @@ class AuditWriter:
                 lambda: self._finished >= target or not self._thread.is_alive(), timeout
             )
 
+    def wait_for_caller(self, caller: str, timeout: float) -> bool:
+        """Wait (at most ``timeout`` seconds) until no job of ``caller`` is on the way."""
+        with self._progress:
+            return self._progress.wait_for(
+                lambda: not self._waiting_callers[caller] or not self._thread.is_alive(), timeout
+            )
+
+    def pending_denial(self, denial_id: str) -> bool:
+        """Whether a record of ``denial_id`` was answered and is still on its way to the
+        database (in the queue, the journal or being written)."""
+        with self._progress:
+            return denial_id in self._newest
+
+    def pending_record(self, denial_id: str) -> dict[str, Any] | None:
+        """The newest record of ``denial_id`` still on its way, built as it will be written;
+        None when none is."""
+        with self._progress:
+            newest = self._newest.get(denial_id)
+        return newest[0].record(newest[1]) if newest else None
+
     def close(self) -> None:
         """Store what is waiting, then stop the thread and the store."""
         if self._thread.is_alive():
             self._jobs.put(None)
             self._thread.join()
         self.store.close()
+        if self._journal is not None:
+            self._journal.close()
 
     def _run(self) -> None:
         while True:
@@ -267,9 +355,20 @@ class AuditWriter:
             self._handle(batch)
             with self._progress:
                 self._finished += len(batch)
+                for job in batch:
+                    self._forget(job)
                 self._progress.notify_all()
             if len(batch) < len(jobs):
                 return  # close() asked to stop, after the jobs queued before it
+
+    def _forget(self, job: AuditJob) -> None:
+        """The job is stored: its caller and denials no longer wait for it (called locked)."""
+        self._waiting_callers[job.caller] -= 1
+        if self._waiting_callers[job.caller] <= 0:
+            del self._waiting_callers[job.caller]  # a long run sees many callers
+        for denial_id in _denial_ids(job):
+            if self._newest.get(denial_id, (None,))[0] is job:
+                del self._newest[denial_id]
 
     def _next_jobs(self) -> list[AuditJob | None]:
         """The next job, with those waiting behind it up to about one transaction's worth."""
@@ -291,7 +390,14 @@ class AuditWriter:
         try:
             spooled = self.store.store(jobs)
         except Exception:  # a defect, not the database: report it and keep the thread alive
+            # The jobs stay in the journal, if there is one: the next start replays them.
             logger.exception("audit records of %d requests could not be stored", len(jobs))
             return
+        if self._journal is not None:
+            self._journal.done(jobs)
         if spooled:
             self._spooled(spooled)
+
+
+def _denial_ids(job: AuditJob) -> list[str]:
+    return [str(denial["denial_id"]) for denial in job.payload]

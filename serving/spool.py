@@ -9,6 +9,11 @@ Each :meth:`AuditSpool.append` publishes one new file, complete and flushed to d
 becomes visible under its final name, and never touched again. So a drainer never sees a
 half-written file, and several processes may share one folder: at worst two of them replay
 the same file, which the unique ``record_id`` absorbs.
+
+A record the table itself refuses (a value too long for its column, a field missing) is not an
+outage: :func:`write_isolating` retries its transaction in halves until the refused record is
+alone, writes every other one, and :meth:`AuditSpool.set_aside` keeps the refused one under
+``rejected/`` with the reason, for inspection. Files are created 0600: they hold scores.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
 from serving.repository import json_safe
 
@@ -35,7 +40,38 @@ REJECTED_FOLDER = "rejected"
 # and hold back every file after it, so it is set aside instead.
 MALFORMED = (LookupError, TypeError, ValueError, DataError, IntegrityError)
 
-Write = Callable[[list[dict[str, Any]]], int]
+Records = list[dict[str, Any]]
+Write = Callable[[Records], int]
+Refusal = tuple[dict[str, Any], str]  # a record the table refused, and the error's name
+PRIVATE_FILE = 0o600  # scores and denial facts: readable by the service's user only
+PRIVATE_FOLDER = 0o700
+
+
+def refused_by_table(error: BaseException) -> bool:
+    """Whether a failed write was refused for its records themselves (retrying them in
+    smaller groups can find the culprit), as against the database being away."""
+    if isinstance(error, MALFORMED):
+        return True
+    # A StatementError that is not a DBAPIError was raised while binding a value, before
+    # the database was asked: a record's value, not the connection.
+    return isinstance(error, StatementError) and not isinstance(error, DBAPIError)
+
+
+def write_isolating(write: Write, records: Records) -> tuple[int, list[Refusal]]:
+    """Write ``records``; when the table refuses the group, retry it in halves, so only the
+    refused records are left out. Returns what was written and what was refused; an outage
+    (any other error) propagates, and the caller keeps the whole group."""
+    try:
+        return write(records), []
+    except Exception as error:
+        if not refused_by_table(error):
+            raise
+        if len(records) == 1:
+            return 0, [(records[0], type(error).__name__)]
+    half = len(records) // 2
+    written_first, refused_first = write_isolating(write, records[:half])
+    written_last, refused_last = write_isolating(write, records[half:])
+    return written_first + written_last, refused_first + refused_last
 
 
 class AuditSpool:
@@ -48,20 +84,23 @@ class AuditSpool:
         """Durably store ``records``; returns the file written (None when there were none)."""
         if not records:
             return None
-        self.folder.mkdir(parents=True, exist_ok=True)
-        lines = "".join(json.dumps(json_safe(record)) + "\n" for record in records)
-        # Time first so files drain in the order they were spooled; pid and uuid keep
-        # processes and threads from ever choosing the same name.
-        name = f"{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex}"
-        partial = self.folder / f".{name}.partial"
-        with partial.open("w", encoding="utf-8") as handle:
-            handle.write(lines)
-            handle.flush()
-            os.fsync(handle.fileno())
-        final = partial.with_name(name + SUFFIX)
-        os.replace(partial, final)
-        _fsync_folder(self.folder)
-        return final
+        return _publish(self.folder, _unique_name() + SUFFIX, records)
+
+    def set_aside(self, refused: Sequence[Refusal]) -> list[Path]:
+        """Keep records the table refused under ``rejected/``, one file per reason (in its
+        name); they are never drained again, and never lost."""
+        reasons: dict[str, list[dict[str, Any]]] = {}
+        for record, reason in refused:
+            reasons.setdefault(reason, []).append(record)
+        folder = self.folder / REJECTED_FOLDER
+        paths = [
+            _publish(folder, f"{_unique_name()}.{reason}{SUFFIX}", records)
+            for reason, records in reasons.items()
+        ]
+        for path in paths:
+            # The reason is an exception's name, never its message: a message may quote a record.
+            logger.error("audit records the table refused, set aside for inspection: %s", path)
+        return paths
 
     def files(self) -> list[Path]:
         """Spooled files waiting to be written, oldest first."""
@@ -78,15 +117,14 @@ class AuditSpool:
 
         Files are removed one by one after ``write`` returns. If it raises (the database went
         away again), the files not yet written stay for the next drain, and the error
-        propagates. A file whose records are malformed is set aside, and the drain goes on.
+        propagates. Records the table refuses are set aside, the file's others written.
         """
         written = 0
         for path, records in self._readable():
-            try:
-                written += write(records)
-            except MALFORMED as error:
-                self._reject(path, reason=type(error).__name__)
-                continue
+            count, refused = write_isolating(write, records)
+            written += count
+            if refused:
+                self.set_aside(refused)
             with suppress(FileNotFoundError):  # another process drained it too
                 path.unlink()
         return written
@@ -113,6 +151,29 @@ class AuditSpool:
         )
 
 
+def _unique_name() -> str:
+    # Time first so files drain in the order they were spooled; pid and uuid keep processes
+    # and threads from ever choosing the same name.
+    return f"{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex}"
+
+
+def _publish(folder: Path, name: str, records: Sequence[Mapping[str, Any]]) -> Path:
+    """Write ``records`` as JSON lines to ``folder/name``: complete, fsynced and 0600 before
+    the name appears, so a reader never sees half a file."""
+    folder.mkdir(mode=PRIVATE_FOLDER, parents=True, exist_ok=True)
+    lines = "".join(json.dumps(json_safe(record)) + "\n" for record in records)
+    partial = folder / f".{name}.partial"
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(lines)
+        handle.flush()
+        os.fsync(handle.fileno())
+    final = folder / name
+    os.replace(partial, final)
+    fsync_folder(folder)
+    return final
+
+
 def _read_lines(path: Path) -> list[str]:
     """The file's JSON lines; none when another process has just drained and removed it."""
     try:
@@ -122,8 +183,8 @@ def _read_lines(path: Path) -> list[str]:
     return [line for line in text.splitlines() if line.strip()]
 
 
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename itself durable, not only the file's contents."""
+def fsync_folder(folder: Path) -> None:
+    """Make a new name (a rename, a created file) itself durable, not only the file's contents."""
     descriptor = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(descriptor)

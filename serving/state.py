@@ -5,9 +5,11 @@ swapped in one assignment, so a request that started with the old model finishes
 nothing is kept in the process that two replicas sharing one database would disagree on: keys,
 scores and feedback live in the database, and an authenticated key is remembered only briefly.
 
-Audit records are written behind the request by :class:`serving.audit_writer.AuditWriter`;
-every use of the database here waits for the records handed over before it, so this process
-always reads its own scores.
+Audit records are written behind the request by :class:`serving.audit_writer.AuditWriter`,
+journaled to disk before the answer (:class:`serving.journal.AuditJournal`). Reads never wait
+for other clients' batches: a session asked for by a caller waits for that caller's own records
+(at most :data:`READ_WAIT_SECONDS`), and a denial whose record is still on its way is read from
+its job.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
@@ -33,6 +36,7 @@ from serving.audit_writer import AuditJob, AuditWriter, LocalStore, ProcessStore
 from serving.auth import Caller
 from serving.database import make_engine, session_factory, upgrade_database
 from serving.errors import ServiceError
+from serving.journal import AuditJournal
 from serving.limits import parse_score_request
 from serving.logs import logger
 from serving.remittance import remittance_denials
@@ -50,6 +54,10 @@ from training.tracking import configure_tracking
 from training.triage_model import prediction_threads
 
 AUTH_CACHE_SECONDS = 30.0  # a revoked key stops working everywhere within this time
+# A read waits at most this long for its own records still on their way: past it, the database
+# is struggling and an answer without them beats a reviewer left waiting.
+READ_WAIT_SECONDS = 2.0
+JOURNAL_FOLDER = "journal"  # under the spool folder: the service's durable audit state
 
 
 class ServiceState:
@@ -77,9 +85,14 @@ class ServiceState:
         upgrade_database(url)
         self.engine = make_engine(url)
         self.sessions = session_factory(self.engine)
-        self.local_audit = LocalStore(repository.audit_writer(self.sessions), self.spool.append)
+        self.local_audit = LocalStore(
+            repository.audit_writer(self.sessions), self.spool.append, self.spool.set_aside
+        )
+        journal = AuditJournal(self.spool.folder / JOURNAL_FOLDER)
+        journal.replay(self._store_replayed)  # what a killed run had answered, first
         if self.settings.audit_write_behind:
-            self.audit_writer = AuditWriter(self._audit_store(url), self._spooled)
+            kept = journal if self.settings.audit_journal else None
+            self.audit_writer = AuditWriter(self._audit_store(url), self._spooled, kept)
             self.audit_writer.start()
         self.refresh_model()
         if self.model is None:
@@ -97,6 +110,10 @@ class ServiceState:
             return self.local_audit
         return ProcessStore(url, self.spool.folder, self.local_audit)
 
+    def _store_replayed(self, jobs: list[AuditJob]) -> None:
+        assert self.local_audit is not None, "the database is not open yet"
+        self._spooled(self.local_audit.store(jobs))
+
     def stop(self) -> None:
         if self.audit_writer is not None:
             self.audit_writer.close()
@@ -105,10 +122,12 @@ class ServiceState:
             self.engine.dispose()
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A database session that sees every score this process has answered so far."""
+    def session(self, caller: str | None = None) -> Iterator[Session]:
+        """A database session; given a caller, it first sees the scores answered to that
+        caller (waiting at most :data:`READ_WAIT_SECONDS`), never waiting for others'."""
         assert self.sessions is not None, "the service has not started"
-        self.flush_audit()
+        if caller is not None and self.audit_writer is not None:
+            self.audit_writer.wait_for_caller(caller, READ_WAIT_SECONDS)
         with self.sessions() as session:
             yield session
 
@@ -116,6 +135,11 @@ class ServiceState:
         """Wait until the audit records of every answered request are written (or spooled)."""
         if self.audit_writer is not None:
             self.audit_writer.flush()
+
+    def pending_denial(self, denial_id: str) -> bool:
+        """Whether ``denial_id`` was scored and answered, its audit record still on its way to
+        the database (queued, journaled or being written): scored, though no read finds it yet."""
+        return self.audit_writer is not None and self.audit_writer.pending_denial(denial_id)
 
     # ------------------------------------------------------------------ models
 
@@ -287,8 +311,7 @@ class ServiceState:
             payload=payload,
         )
         if self.audit_writer is not None:
-            for part in job.parts():
-                self.audit_writer.submit(part)
+            self.audit_writer.submit(*job.parts())  # journaled (one fsync) before the answer
             return
         assert self.local_audit is not None, "the service has not started"
         self._spooled(self.local_audit.store([job]))
@@ -305,13 +328,8 @@ class ServiceState:
         # files(), not pending(): the drain reads every file anyway; count nothing twice.
         if self.sessions is None or not self.spool.files():
             return 0
-
-        def write(records: list[dict[str, Any]]) -> int:
-            with self.session() as session:
-                return repository.record_scores(session, records)
-
         try:
-            written = self.spool.drain(write)
+            written = self.spool.drain(repository.audit_writer(self.sessions))
         except SQLAlchemyError:
             self.database_away = True
             return 0
@@ -320,6 +338,11 @@ class ServiceState:
         return written
 
     def latest_score(self, denial_id: str) -> StoredScore:
+        """A denial's newest score: answered a moment ago and still on its way to the
+        database, it is read from its job, without waiting for the write (or for others')."""
+        pending = self.audit_writer.pending_record(denial_id) if self.audit_writer else None
+        if pending is not None:
+            return _stored_score(SimpleNamespace(**pending))
         try:
             with self.session() as session:
                 record = repository.latest_score(session, denial_id)
@@ -327,18 +350,7 @@ class ServiceState:
             raise ServiceError(503, f"the audit log {_unavailable(exc)}; retry later") from exc
         if record is None:
             raise ServiceError(404, f"denial {denial_id!r} has not been scored")
-        score = dict(record.outputs)
-        for task in _TASKS:
-            score[task] = {**score[task], "explanation": (record.explanation or {}).get(task)}
-        return StoredScore(
-            denial_id=record.denial_id,
-            request_id=record.request_id,
-            scored_at=record.scored_at,
-            model_version=record.model_version,
-            mapping_version=record.mapping_version,
-            input_hash=record.input_hash,
-            score=score,
-        )
+        return _stored_score(record)
 
     # ------------------------------------------------------------------ feedback
 
@@ -367,6 +379,22 @@ class ServiceState:
 
 
 _TASKS = ("root_cause", "recovery", "preventable")
+
+
+def _stored_score(record: Any) -> StoredScore:
+    """A score as read back, from an audit record (stored, or still on its way)."""
+    score = dict(record.outputs)
+    for task in _TASKS:
+        score[task] = {**score[task], "explanation": (record.explanation or {}).get(task)}
+    return StoredScore(
+        denial_id=record.denial_id,
+        request_id=record.request_id,
+        scored_at=record.scored_at,
+        model_version=record.model_version,
+        mapping_version=record.mapping_version,
+        input_hash=record.input_hash,
+        score=score,
+    )
 
 
 def _unavailable(error: SQLAlchemyError) -> str:

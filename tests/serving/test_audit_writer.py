@@ -41,10 +41,15 @@ class FakeJob:
     request_id: str
     count: int
     broken: bool = False
+    caller: str = "worklist"
 
     @property
     def results(self) -> list[None]:
         return [None] * self.count
+
+    @property
+    def payload(self) -> list[dict]:
+        return [{"denial_id": f"{self.request_id}-D{i}"} for i in range(self.count)]
 
     def records(self) -> Iterator[Records]:
         if self.broken:
@@ -83,7 +88,7 @@ def spilled() -> Records:
 
 @pytest.fixture
 def local(database: Database, spilled: Records) -> LocalStore:
-    return LocalStore(database.write, spilled.extend)
+    return LocalStore(database.write, spilled.extend, spilled.extend)
 
 
 def ids(rows: Records) -> list[str]:
@@ -155,7 +160,7 @@ def test_each_store_call_carries_about_one_transaction(database: Database) -> No
             time.sleep(0.02)  # a slow database: requests queue up meanwhile
             return super().store(jobs)
 
-    writer = AuditWriter(Counting(database.write, lambda records: None))
+    writer = AuditWriter(Counting(database.write, lambda records: None, lambda refused: None))
     writer.start()
     for request in range(30):
         writer.submit(FakeJob(f"r{request}", 400))
@@ -277,7 +282,9 @@ def test_a_worker_process_writes_and_a_dead_one_is_replaced_without_duplicates(
 ) -> None:
     spool = AuditSpool(tmp_path / "spool")
     engine = make_engine(records_database)
-    local = LocalStore(repository.audit_writer(session_factory(engine)), spool.append)
+    local = LocalStore(
+        repository.audit_writer(session_factory(engine)), spool.append, spool.set_aside
+    )
     store = ProcessStore(records_database, spool.folder, local)
     try:
         first = scored_job(triage_model, denials.head(10), "req-1")
@@ -302,7 +309,7 @@ def test_the_worker_spools_what_the_database_refuses(
 ) -> None:
     away = f"sqlite:///{tmp_path / 'no-such-folder' / 'records.db'}"  # cannot be opened
     spool = AuditSpool(tmp_path / "spool")
-    store = ProcessStore(away, spool.folder, LocalStore(lambda _: 0, spool.append))
+    store = ProcessStore(away, spool.folder, LocalStore(lambda _: 0, spool.append, spool.set_aside))
     try:
         assert store.store([scored_job(triage_model, denials.head(4), "req-1")]) == 4
         assert spool.pending() == 4

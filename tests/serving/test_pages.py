@@ -57,6 +57,7 @@ def site(
         keys = create_keys(settings.resolved_database_url, "pages")
         response = client.post("/v1/score", json={"denials": denials}, headers=auth(keys["scorer"]))
         assert response.status_code == 200, response.text
+        client.app.state.service.flush_audit()  # pages do not wait for a scorer's records
         yield Site(client, keys, settings, denials)
 
 

@@ -83,7 +83,8 @@ def live_site(
         database_url=f"sqlite:///{database}",
         model_poll_seconds=3600,
     )
-    with _serving(settings) as url:
+    with _serving(settings) as server:
+        url = server.url
         keys = create_keys(settings.resolved_database_url, "browser")
         response = httpx.post(
             f"{url}/v1/score",
@@ -92,6 +93,7 @@ def live_site(
             timeout=60,
         )
         assert response.status_code == 200, response.text
+        server.flush_audit()  # pages do not wait for a scorer's records
         yield LiveSite(url, keys, settings.resolved_database_url, page_denials)
 
 
@@ -107,14 +109,22 @@ class _serving:
             target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True
         )
 
-    def __enter__(self) -> str:
+    def __enter__(self) -> _serving:
         self.thread.start()
         deadline = time.monotonic() + 60
         while not self.server.started:
             if not self.thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("the service did not start; see its log above")
             time.sleep(0.05)
+        return self
+
+    @property
+    def url(self) -> str:
         return f"http://127.0.0.1:{self.socket.getsockname()[1]}"
+
+    def flush_audit(self) -> None:
+        """Wait until every score answered so far is in the database."""
+        self.server.config.app.state.service.flush_audit()
 
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
