@@ -18,6 +18,7 @@ import os
 import re
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -421,10 +422,18 @@ def record_feedback(
 
 def _problems(exc: Exception) -> list[str]:
     if isinstance(exc, ValidationError):
-        return [f"{'.'.join(map(str, e['loc'])) or 'form'}: {e['msg']}" for e in exc.errors()]
+        return [_problem(e["loc"], e["msg"]) for e in exc.errors()]
+    if isinstance(exc, ServiceError) and isinstance(exc.detail, list):
+        return [_problem(d["loc"], d["msg"]) for d in exc.detail]
     if isinstance(exc, ServiceError):
         return [str(exc.detail)]
     return [str(exc)]
+
+
+def _problem(loc: Sequence[str | int], message: str) -> str:
+    """A problem as the form shows it: the field's name (the API's ``body`` left out)."""
+    field = ".".join(str(part) for part in loc if part != "body")
+    return f"{field or 'form'}: {message}"
 
 
 def _status(exc: Exception) -> int:

@@ -17,8 +17,11 @@ from pydantic import (
     Field,
     StrictBool,
     StrictFloat,
+    ValidationInfo,
     create_model,
+    field_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from features.contract import (
     AMOUNT_MAXIMUM,
@@ -30,6 +33,7 @@ from features.contract import (
     Kind,
     Role,
 )
+from training.feedback import NOTHING_RECOVERED
 
 # PostgreSQL text and JSON cannot hold the NUL character: text that carries one is refused
 # here, with a 422 naming the field, instead of failing where it is stored (a 5xx, or an audit
@@ -282,6 +286,44 @@ class FeedbackIn(BaseModel):
     recovered_amount: StrictFloat | None = Field(None, ge=0, le=AMOUNT_MAXIMUM)
     resolved_date: IsoDate | None = None
     reviewer_note: str | None = Field(None, max_length=2000, pattern=NO_NUL)
+
+    # The outcome must read as one story (data contract, outcome labels): money is recovered
+    # only by a resolution that brings it back from the payer; billed_to_patient, like
+    # written_off, recovers nothing from the payer (as training.feedback and the synthetic
+    # history read it). An open denial has neither a recovered amount nor a resolved date.
+    # Field validators, not a model validator, so each problem names its field.
+
+    @field_validator("recovered_amount")
+    @classmethod
+    def _recovered_by_the_resolution(cls, amount: float | None, info: ValidationInfo) -> Any:
+        if amount is None or "resolution" not in info.data:  # a bad resolution is named alone
+            return amount
+        resolution = info.data["resolution"]
+        if resolution is None:
+            _outcome_problem("a recovered amount needs the resolution that brought it back")
+        if resolution == "open":
+            _outcome_problem("must be empty while the denial is open")
+        if amount > 0 and resolution in NOTHING_RECOVERED:
+            _outcome_problem(
+                f"a denial {resolution.replace('_', ' ')} recovers nothing from the payer: "
+                "give 0 or leave it empty"
+            )
+        return amount
+
+    @field_validator("resolved_date")
+    @classmethod
+    def _dated_by_the_resolution(cls, day: dt.date | None, info: ValidationInfo) -> Any:
+        if day is None or "resolution" not in info.data:
+            return day
+        if info.data["resolution"] is None:
+            _outcome_problem("a resolved date needs the resolution it dates")
+        if info.data["resolution"] == "open":
+            _outcome_problem("must be empty while the denial is open")
+        return day
+
+
+def _outcome_problem(message: str) -> None:
+    raise PydanticCustomError("feedback_outcome", message)
 
 
 class FeedbackOut(BaseModel):

@@ -398,3 +398,27 @@ def test_an_outcome_recorded_on_a_page_shows_on_the_dashboard(site: Site, review
     outcomes = dashboard.split('id="outcomes-heading"')[1]
     assert re.search(r"overturned on appeal</td><td class=\"number\">1</td>", outcomes)
     assert f"${float(recovered):,.0f}" in outcomes
+
+
+@pytest.mark.parametrize(
+    ("outcome", "shown"),
+    [
+        ({"resolution": "overturned_on_appeal", "recovered_amount": "999999999999.99"}, "denied"),
+        ({"resolution": "written_off", "recovered_amount": "80"}, "recovers nothing"),
+        ({"resolution": "open", "resolved_date": "2026-12-01"}, "while the denial is open"),
+    ],
+)
+def test_an_outcome_that_does_not_fit_the_denial_is_shown_beside_the_form(
+    site: Site, reviewer, outcome: dict[str, str], shown: str
+) -> None:
+    denial_id = site.denials[5]["denial_id"]
+    page = reviewer.get(f"/ui/denials/{denial_id}").text
+    url = f"/ui/denials/{denial_id}/feedback"
+    response = reviewer.post(url, data=feedback_form(page, verdict="confirm", **outcome))
+    assert response.status_code == 422
+    form = response.text.split('id="feedback"')[1]
+    problem = re.search(r'<p class="problem" role="alert">([^<]+)</p>', form).group(1)
+    field = "resolved_date" if "resolved_date" in outcome else "recovered_amount"
+    assert problem.startswith(f"{field}: ") and shown in problem
+    assert f'value="{outcome.get("recovered_amount", "")}"' in form  # what was typed is kept
+    assert stored(site, Feedback, denial_id=denial_id) == []
