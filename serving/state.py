@@ -397,8 +397,9 @@ def _check_against_score(record: ScoreRecord | None, body: FeedbackIn) -> None:
     denied = facts.get("denied_amount")
     if body.recovered_amount is not None and denied is not None and body.recovered_amount > denied:
         problems.append(_field_problem("recovered_amount", f"exceeds the ${denied:,.2f} denied"))
-    denied_on = facts.get("denial_date")
-    if body.resolved_date is not None and denied_on and body.resolved_date.isoformat() < denied_on:
+    # Scores of 835 files keep the date as a timestamp ("2026-09-02T00:00:00.000"): its day.
+    denied_on = str(facts.get("denial_date") or "")[:10]
+    if body.resolved_date is not None and body.resolved_date.isoformat() < denied_on:
         problems.append(_field_problem("resolved_date", f"before the denial date {denied_on}"))
     if problems:
         raise ServiceError(422, problems)

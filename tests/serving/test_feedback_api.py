@@ -11,14 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from database_fixtures import auth, create_keys
+from database_fixtures import auth, create_keys, feedback_count
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 
 from denial_triage.settings import Settings
 from serving.app import create_app
 from serving.database import make_engine, session_factory
-from serving.records import Feedback
 from serving.repository import audit_record, record_scores
 
 pytest_plugins = ["database_fixtures"]
@@ -36,13 +35,7 @@ class Desk:
         return self.client.post("/v1/feedback", json=body, headers=auth(self.keys[role]))
 
     def stored(self, denial_id: str) -> int:
-        engine = make_engine(self.database_url)
-        try:
-            with session_factory(engine)() as session:
-                count = select(func.count()).where(Feedback.denial_id == denial_id)
-                return session.scalar(count.select_from(Feedback)) or 0
-        finally:
-            engine.dispose()
+        return feedback_count(self.database_url, denial_id)
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +138,21 @@ def test_an_outcome_that_does_not_add_up_is_refused_by_field(
     assert list(problems(response)) == [field]
     assert message in problems(response)[field]
     assert desk.stored("D-1") == 0
+
+
+def test_a_denial_resolved_the_day_it_was_denied_is_stored(desk: Desk) -> None:
+    """Scores of 835 files keep the denial date as a timestamp; the day is what counts."""
+    stamped = scored("D-835", 120.0, day=3)
+    stamped["facts"]["denial_date"] = f"{DENIED_ON}T00:00:00.000"
+    engine = make_engine(desk.database_url)
+    with session_factory(engine)() as session:
+        record_scores(session, [stamped])
+    engine.dispose()
+    same_day = {"resolution": "written_off", "resolved_date": DENIED_ON}
+    assert desk.post({"idempotency_key": "k", "denial_id": "D-835", **same_day}).status_code == 201
+    day_before = {**same_day, "resolved_date": "2026-09-01"}
+    refused = desk.post({"idempotency_key": "j", "denial_id": "D-835", **day_before})
+    assert problems(refused) == {"resolved_date": f"before the denial date {DENIED_ON}"}
 
 
 @pytest.mark.parametrize(
