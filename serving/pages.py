@@ -14,6 +14,7 @@ key, so a double submit stores one feedback.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import re
 import secrets
@@ -269,10 +270,23 @@ class FeedbackForm(BaseModel):
             confirmed_root_cause={"confirm": True, "correct": False}.get(self.verdict),
             corrected_root_cause=self.corrected_root_cause if correcting else None,
             resolution=self.resolution or None,
-            recovered_amount=self.recovered_amount or None,
+            recovered_amount=_form_amount(self.recovered_amount),
             resolved_date=self.resolved_date or None,
             reviewer_note=self.reviewer_note or None,
         )
+
+
+def _form_amount(text: str) -> float | None:
+    """The form's dollars as a number: the API takes a JSON number, never text."""
+    if not text:
+        return None
+    try:
+        amount = float(text.replace(",", "").removeprefix("$"))
+    except ValueError:
+        amount = math.nan
+    if not math.isfinite(amount):
+        raise ValueError(f"recovered_amount: {text!r} is not an amount in dollars, like 120.50")
+    return amount
 
 
 # ---------------------------------------------------------------------------- sign-in

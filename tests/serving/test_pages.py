@@ -392,7 +392,7 @@ def test_feedback_form_problems_are_shown_on_the_page(site: Site, reviewer) -> N
 def test_an_outcome_recorded_on_a_page_shows_on_the_dashboard(site: Site, reviewer) -> None:
     denial_id, recovered = site.denials[3]["denial_id"], str(site.denials[3]["denied_amount"])
     page = reviewer.get(f"/ui/denials/{denial_id}").text
-    outcome = {"resolution": "overturned_on_appeal", "recovered_amount": recovered}
+    outcome = {"resolution": "overturned_on_appeal", "recovered_amount": f"${recovered}"}
     reviewer.post(f"/ui/denials/{denial_id}/feedback", data=feedback_form(page, **outcome))
     dashboard = reviewer.get("/ui/dashboard").text
     outcomes = dashboard.split('id="outcomes-heading"')[1]
@@ -406,6 +406,7 @@ def test_an_outcome_recorded_on_a_page_shows_on_the_dashboard(site: Site, review
         ({"resolution": "overturned_on_appeal", "recovered_amount": "999999999999.99"}, "denied"),
         ({"resolution": "written_off", "recovered_amount": "80"}, "recovers nothing"),
         ({"resolution": "open", "resolved_date": "2026-12-01"}, "while the denial is open"),
+        ({"resolution": "paid_after_correction", "recovered_amount": "12abc"}, "not an amount"),
     ],
 )
 def test_an_outcome_that_does_not_fit_the_denial_is_shown_beside_the_form(
