@@ -300,14 +300,11 @@ class FeedbackIn(BaseModel):
             return amount
         resolution = info.data["resolution"]
         if resolution is None:
-            _outcome_problem("a recovered amount needs the resolution that brought it back")
+            _outcome_problem(AMOUNT_WITHOUT_RESOLUTION)
         if resolution == "open":
-            _outcome_problem("must be empty while the denial is open")
+            _outcome_problem(EMPTY_WHILE_OPEN)
         if amount > 0 and resolution in NOTHING_RECOVERED:
-            _outcome_problem(
-                f"a denial {resolution.replace('_', ' ')} recovers nothing from the payer: "
-                "give 0 or leave it empty"
-            )
+            _outcome_problem(NOTHING_RECOVERED_FROM_THE_PAYER)
         return amount
 
     @field_validator("resolved_date")
@@ -316,10 +313,33 @@ class FeedbackIn(BaseModel):
         if day is None or "resolution" not in info.data:
             return day
         if info.data["resolution"] is None:
-            _outcome_problem("a resolved date needs the resolution it dates")
+            _outcome_problem(DATE_WITHOUT_RESOLUTION)
         if info.data["resolution"] == "open":
-            _outcome_problem("must be empty while the denial is open")
+            _outcome_problem(EMPTY_WHILE_OPEN)
         return day
+
+
+# Feedback rules no JSON Schema can state: the outcome against itself (checked above) and
+# against the denial's latest score (checked by ``ServiceState.save_feedback``). Fixed texts,
+# so the API fuzzing can tell these refusals from a schema-valid body wrongly refused.
+AMOUNT_WITHOUT_RESOLUTION = "a recovered amount needs the resolution that brought it back"
+DATE_WITHOUT_RESOLUTION = "a resolved date needs the resolution it dates"
+EMPTY_WHILE_OPEN = "must be empty while the denial is open"
+NOTHING_RECOVERED_FROM_THE_PAYER = (
+    "written off or billed to the patient recovers nothing from the payer: give 0 or leave it empty"
+)
+OVER_THE_DENIED_AMOUNT = "exceeds the denied amount of the denial's latest score"
+BEFORE_THE_DENIAL = "is before the denial date of the denial's latest score"
+FEEDBACK_RULES = frozenset(
+    {
+        AMOUNT_WITHOUT_RESOLUTION,
+        DATE_WITHOUT_RESOLUTION,
+        EMPTY_WHILE_OPEN,
+        NOTHING_RECOVERED_FROM_THE_PAYER,
+        OVER_THE_DENIED_AMOUNT,
+        BEFORE_THE_DENIAL,
+    }
+)
 
 
 def _outcome_problem(message: str) -> None:

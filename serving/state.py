@@ -43,7 +43,14 @@ from serving.limits import parse_score_request
 from serving.logs import logger
 from serving.records import ScoreRecord
 from serving.remittance import remittance_denials
-from serving.schemas import FeedbackIn, FeedbackOut, ScoreRequest, StoredScore
+from serving.schemas import (
+    BEFORE_THE_DENIAL,
+    OVER_THE_DENIED_AMOUNT,
+    FeedbackIn,
+    FeedbackOut,
+    ScoreRequest,
+    StoredScore,
+)
 from serving.scoring import (
     LoadedModel,
     ModelRejected,
@@ -396,11 +403,11 @@ def _check_against_score(record: ScoreRecord | None, body: FeedbackIn) -> None:
     problems = []
     denied = facts.get("denied_amount")
     if body.recovered_amount is not None and denied is not None and body.recovered_amount > denied:
-        problems.append(_field_problem("recovered_amount", f"exceeds the ${denied:,.2f} denied"))
+        problems.append(_field_problem("recovered_amount", OVER_THE_DENIED_AMOUNT))
     # Scores of 835 files keep the date as a timestamp ("2026-09-02T00:00:00.000"): its day.
     denied_on = str(facts.get("denial_date") or "")[:10]
     if body.resolved_date is not None and body.resolved_date.isoformat() < denied_on:
-        problems.append(_field_problem("resolved_date", f"before the denial date {denied_on}"))
+        problems.append(_field_problem("resolved_date", BEFORE_THE_DENIAL))
     if problems:
         raise ServiceError(422, problems)
 

@@ -19,6 +19,7 @@ from denial_triage.settings import Settings
 from serving.app import create_app
 from serving.database import make_engine, session_factory
 from serving.repository import audit_record, record_scores
+from serving.schemas import BEFORE_THE_DENIAL, OVER_THE_DENIED_AMOUNT
 
 pytest_plugins = ["database_fixtures"]
 
@@ -102,7 +103,7 @@ def test_the_recovered_amount_is_held_to_the_latest_denied_amount(desk: Desk) ->
     over = desk.post({**outcome, "idempotency_key": "a", "recovered_amount": 300.0})
     assert over.status_code == 422
     assert over.json()["detail"] == [
-        {"loc": ["body", "recovered_amount"], "msg": "exceeds the $200.00 denied"}
+        {"loc": ["body", "recovered_amount"], "msg": OVER_THE_DENIED_AMOUNT}
     ]
     trillions = desk.post({**outcome, "idempotency_key": "b", "recovered_amount": 999999999999.99})
     assert trillions.status_code == 422
@@ -152,7 +153,7 @@ def test_a_denial_resolved_the_day_it_was_denied_is_stored(desk: Desk) -> None:
     assert desk.post({"idempotency_key": "k", "denial_id": "D-835", **same_day}).status_code == 201
     day_before = {**same_day, "resolved_date": "2026-09-01"}
     refused = desk.post({"idempotency_key": "j", "denial_id": "D-835", **day_before})
-    assert problems(refused) == {"resolved_date": f"before the denial date {DENIED_ON}"}
+    assert problems(refused) == {"resolved_date": BEFORE_THE_DENIAL}
 
 
 @pytest.mark.parametrize(
