@@ -57,6 +57,8 @@ from schemathesis.core.result import Err
 from schemathesis.errors import FailureGroup
 from schemathesis.python import asgi
 
+from serving.schemas import FEEDBACK_RULES
+
 # The role whose key each operation is sent with: the least one it admits (None: no key).
 OPERATION_ROLES: dict[str, str | None] = {
     "POST /v1/score": "scorer",
@@ -87,9 +89,10 @@ def key_accepted(ctx: CheckContext, response: Response, case: Case) -> bool | No
 # What a request can break that a JSON Schema cannot state: the contract's rules across fields,
 # and an upload being an X12 835 at all. A schema-valid request refused for these alone is right
 # to be refused; refused for anything else, it is a finding.
-RULES_ACROSS_FIELDS = frozenset(
-    {"exceeds billed_amount", "after denial_date", "duplicate of an earlier row"}
-)
+RULES_ACROSS_FIELDS = (
+    frozenset({"exceeds billed_amount", "after denial_date", "duplicate of an earlier row"})
+    | FEEDBACK_RULES
+)  # feedback's outcome against itself and against the denial's score
 
 
 def refused_for_what_no_schema_says(response: Response, case: Case) -> bool:

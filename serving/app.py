@@ -229,6 +229,7 @@ def _routes(app: FastAPI) -> None:
             **ERRORS,
             200: {"description": "This idempotency key was already recorded, with this body."},
             201: {"model": FeedbackOut, "description": "Recorded."},
+            404: {"model": ErrorResponse, "description": "The denial was never scored."},
             409: {
                 "model": ErrorResponse,
                 "description": "This idempotency key was already used for different feedback.",

@@ -7,6 +7,7 @@ revisions shipped inside the package and run programmatically, so no ``alembic.i
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 5.0
+DATA_FILE_MODE = 0o600  # the SQLite file and, following it, its -wal, -shm and -journal
 # Replicas wait this long for another one's migration before giving up.
 MIGRATION_LOCK_TIMEOUT_S = 120.0
 POSTGRES_CONNECT_TIMEOUT_S = 5
@@ -75,7 +77,7 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 def _sqlite_engine(url: URL, busy_timeout_s: float) -> Engine:
     on_disk = bool(url.database) and url.database != ":memory:"
     if on_disk:
-        Path(str(url.database)).parent.mkdir(parents=True, exist_ok=True)
+        _create_private_file(Path(str(url.database)))
     engine = create_engine(url, connect_args={"timeout": busy_timeout_s}, hide_parameters=True)
 
     @event.listens_for(engine, "connect")
@@ -89,6 +91,21 @@ def _sqlite_engine(url: URL, busy_timeout_s: float) -> Engine:
         cursor.close()
 
     return engine
+
+
+def _create_private_file(path: Path) -> None:
+    """Create the database file readable by its owner only (0600) unless it exists.
+
+    SQLite would create it with the umask's mode (0644 as a rule), and gives its -wal, -shm and
+    -journal files the database file's mode, so creating it first keeps them all private: the
+    audit log and the page sessions are nobody else's to read.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, DATA_FILE_MODE)
+    except FileExistsError:
+        return  # another process made it first, with this same mode; or it is older: kept
+    os.close(descriptor)
 
 
 def _use_wal(cursor: Any, timeout_s: float) -> None:

@@ -1,20 +1,25 @@
 """Server-rendered pages for reviewers and leaders, under ``/ui``.
 
-Sign-in takes an API key of the reviewer or admin role and keeps only the key's hash in a
-signed session cookie (HttpOnly, SameSite=Lax, path ``/ui``). Every page looks that hash up
-again, so a revoked key or a changed role closes its sessions at their next request. Pages are
-Jinja2 templates with autoescaping; charts are inline SVG drawn on the server; there is no
-JavaScript. Forms that change something carry the session's CSRF token, and the feedback form
-a generated idempotency key, so a double submit stores one feedback.
+Sign-in takes an API key of the reviewer or admin role and opens a session kept in the database
+(:class:`serving.records.PageSession`); the signed cookie (HttpOnly, SameSite=Lax, path ``/ui``)
+holds only the session's random id, nothing derived from the key. Every page looks the session
+up again, so signing out, the session's 8 hours passing, or the key being revoked closes it at
+its next request. The sign-in form echoes a token from the cookie it was served with, so
+another site cannot sign a browser in under its own key (login CSRF). Pages are Jinja2 templates
+with autoescaping; charts are inline SVG drawn on the server; there is no JavaScript. Forms that
+change something carry the session's CSRF token, and the feedback form a generated idempotency
+key, so a double submit stores one feedback.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import re
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -26,18 +31,23 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.orm import Session
 
 from denial_triage.settings import Settings
 from features.codes import CodeReference
 from serving import model_card, repository, views
 from serving.auth import Caller
 from serving.errors import ServiceError
+from serving.records import ApiKey
 from serving.schemas import FeedbackIn
 from serving.state import ServiceState
 
 PAGE_ROLES = ("reviewer", "admin")
 SESSION_COOKIE = "denial_triage_session"
 SESSION_HOURS = 8  # a working day; then sign in again
+# What the cookie holds: the page session's id once signed in, the sign-in form's token before.
+SESSION_ID = "session"
+SIGN_IN_TOKEN = "sign_in_csrf"  # pragma: allowlist secret
 SESSION_SECRET_FILE = "session-secret"  # pragma: allowlist secret
 MIN_SECRET_CHARACTERS = 32
 HOME = "/ui/worklist"
@@ -183,14 +193,22 @@ def _state(request: Request) -> ServiceState:
     return request.app.state.service
 
 
+def _key_records(request: Request) -> Session:
+    """A database session for keys and page sessions. Not ``ServiceState.session()``: these
+    read no scores, so they need not wait for the audit writer."""
+    sessions = _state(request).sessions
+    assert sessions is not None, "the service has not started"
+    return sessions()
+
+
 def signed_in(request: Request) -> Viewer:
-    """The viewer of a valid session, checked against the keys on every request."""
-    key_hash = request.session.get("key_hash")
-    if isinstance(key_hash, str):
-        with _state(request).session() as session:
-            key = repository.active_key_by_hash(session, key_hash)
+    """The viewer of an open page session, checked against the database on every request."""
+    session_id = request.session.get(SESSION_ID)
+    if isinstance(session_id, str):
+        with _key_records(request) as session:
+            key = repository.signed_in_key(session, session_id)
         if key is not None and key.role in PAGE_ROLES:
-            return Viewer(key.name, key.role, str(request.session.get("csrf", "")))
+            return Viewer(key.name, key.role, key.csrf_token)
     request.session.clear()
     if request.method != "GET":  # a form sent from an expired session: back to its page
         raise SignInRequired(request.url.path.removesuffix("/feedback"))
@@ -202,8 +220,12 @@ SignedIn = Annotated[Viewer, Depends(signed_in)]
 
 
 def _check_csrf(viewer: Viewer, token: str) -> None:
-    if not viewer.csrf_token or not secrets.compare_digest(viewer.csrf_token, token):
+    if not _same_token(viewer.csrf_token, token):
         raise ServiceError(403, "this form is stale or was not sent from these pages; reload it")
+
+
+def _same_token(expected: object, sent: str) -> bool:
+    return isinstance(expected, str) and bool(expected) and secrets.compare_digest(expected, sent)
 
 
 def safe_next(wanted: str | None) -> str:
@@ -248,10 +270,23 @@ class FeedbackForm(BaseModel):
             confirmed_root_cause={"confirm": True, "correct": False}.get(self.verdict),
             corrected_root_cause=self.corrected_root_cause if correcting else None,
             resolution=self.resolution or None,
-            recovered_amount=self.recovered_amount or None,
+            recovered_amount=_form_amount(self.recovered_amount),
             resolved_date=self.resolved_date or None,
             reviewer_note=self.reviewer_note or None,
         )
+
+
+def _form_amount(text: str) -> float | None:
+    """The form's dollars as a number: the API takes a JSON number, never text."""
+    if not text:
+        return None
+    try:
+        amount = float(text.replace(",", "").removeprefix("$"))
+    except ValueError:
+        amount = math.nan
+    if not math.isfinite(amount):
+        raise ValueError(f"recovered_amount: {text!r} is not an amount in dollars, like 120.50")
+    return amount
 
 
 # ---------------------------------------------------------------------------- sign-in
@@ -268,7 +303,17 @@ def sign_in_page(
     request: Request, wanted: Annotated[str, Query(alias="next", max_length=2000)] = ""
 ) -> HTMLResponse:
     """The sign-in form."""
-    return _render(request, "login.html", {"next": safe_next(wanted), "error": None})
+    return _sign_in_form(request, wanted)
+
+
+def _sign_in_form(
+    request: Request, wanted: str, error: str | None = None, status_code: int = 200
+) -> HTMLResponse:
+    """The sign-in form with the token its post must echo, kept in the cookie until used."""
+    if not isinstance(request.session.get(SIGN_IN_TOKEN), str):
+        request.session[SIGN_IN_TOKEN] = secrets.token_urlsafe(32)
+    context = {"next": safe_next(wanted), "error": error, "csrf": request.session[SIGN_IN_TOKEN]}
+    return _render(request, "login.html", context, status_code=status_code)
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -276,28 +321,39 @@ def sign_in(
     request: Request,
     api_key: Annotated[str, Form(max_length=repository.MAX_KEY_LENGTH * 2)] = "",
     wanted: Annotated[str, Form(alias="next", max_length=2000)] = "",
+    csrf: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    """Open a session for a reviewer or admin key; refuse scorer keys and bad keys."""
-    key = api_key.strip()
-    caller = _state(request).authenticate(key) if key else None
-    error, status = None, 200
-    if caller is None:
-        error, status = "That key is not valid, or it was revoked.", 401
-    elif caller.role not in PAGE_ROLES:
-        error = f"A {caller.role} key cannot open these pages; use a reviewer or admin key."
-        status = 403
-    if error:
-        context = {"next": safe_next(wanted), "error": error}
-        return _render(request, "login.html", context, status_code=status)
-    request.session.clear()
-    request.session.update(key_hash=repository.hash_key(key), csrf=secrets.token_urlsafe(32))
+    """Open a session for a reviewer or admin key; refuse scorer keys, bad keys and forms not
+    served by this site."""
+    if not _same_token(request.session.get(SIGN_IN_TOKEN), csrf):
+        error = "This sign-in form is stale or was not sent from these pages; sign in here."
+        return _sign_in_form(request, wanted, error, status_code=403)
+    with _key_records(request) as session:
+        key = repository.authenticate(session, api_key.strip())
+        error, status = _sign_in_refusal(key)
+        if key is None or error:
+            return _sign_in_form(request, wanted, error, status_code=status)
+        session_id = repository.open_page_session(session, key, dt.timedelta(hours=SESSION_HOURS))
+    request.session.clear()  # a new cookie: the sign-in token is spent
+    request.session[SESSION_ID] = session_id
     return RedirectResponse(safe_next(wanted), status_code=303)
+
+
+def _sign_in_refusal(key: ApiKey | None) -> tuple[str | None, int]:
+    """Why a key may not open the pages, and the status that says so; (None, 200) if it may."""
+    if key is None:
+        return "That key is not valid, or it was revoked.", 401
+    if key.role not in PAGE_ROLES:
+        return f"A {key.role} key cannot open these pages; use a reviewer or admin key.", 403
+    return None, 200
 
 
 @router.post("/logout")
 def sign_out(request: Request, viewer: SignedIn, csrf: Annotated[str, Form()] = "") -> Response:
-    """Close the session."""
+    """End the session, here and in the database, so its cookie opens nothing any more."""
     _check_csrf(viewer, csrf)
+    with _key_records(request) as session:
+        repository.end_page_session(session, request.session[SESSION_ID])
     request.session.clear()
     return RedirectResponse("/ui/login", status_code=303)
 
@@ -380,10 +436,18 @@ def record_feedback(
 
 def _problems(exc: Exception) -> list[str]:
     if isinstance(exc, ValidationError):
-        return [f"{'.'.join(map(str, e['loc'])) or 'form'}: {e['msg']}" for e in exc.errors()]
+        return [_problem(e["loc"], e["msg"]) for e in exc.errors()]
+    if isinstance(exc, ServiceError) and isinstance(exc.detail, list):
+        return [_problem(d["loc"], d["msg"]) for d in exc.detail]
     if isinstance(exc, ServiceError):
         return [str(exc.detail)]
     return [str(exc)]
+
+
+def _problem(loc: Sequence[str | int], message: str) -> str:
+    """A problem as the form shows it: the field's name (the API's ``body`` left out)."""
+    field = ".".join(str(part) for part in loc if part != "body")
+    return f"{field or 'form'}: {message}"
 
 
 def _status(exc: Exception) -> int:

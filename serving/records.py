@@ -1,4 +1,5 @@
-"""What the service keeps: API keys, the audit log of scores, and reviewer feedback.
+"""What the service keeps: API keys, the reviewers' page sessions, the audit log of scores,
+and reviewer feedback.
 
 No patient names or member ids are stored anywhere: a score is kept as the hash of its input
 denial, the denial's non-identifying routing facts (payer, codes, amounts, denial date) and what
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Dialect,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -27,6 +29,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -123,6 +126,26 @@ class ApiKey(Base):
         return self.revoked_at is None
 
 
+class PageSession(Base):
+    """A signed-in session of the reviewers' pages, kept here so it can be ended anywhere.
+
+    The browser's cookie holds the random session id; only its SHA-256 is stored, so a copy of
+    the database opens no session. Nothing in the cookie is derived from the key.
+    """
+
+    __tablename__ = "page_sessions"
+
+    id: Mapped[int] = mapped_column(RowId, primary_key=True)
+    session_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"), index=True)
+    # Forms that change something must echo it: a page of another site cannot read it.
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utc_now)
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)
+    # Set at sign-out and when the key is revoked; an ended session never opens again.
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+
 class ScoreRecord(Base):
     """The audit log: one row per scored denial, enough to account for and replay the score."""
 
@@ -150,9 +173,11 @@ class Feedback(Base):
     """A reviewer's correction or a later outcome for one denial, idempotent on a client key."""
 
     __tablename__ = "feedback"
+    # Each caller's idempotency keys are its own: one caller's key never collides with another's.
+    __table_args__ = (UniqueConstraint("caller", "idempotency_key"),)
 
     id: Mapped[int] = mapped_column(RowId, primary_key=True)
-    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200))
     denial_id: Mapped[str] = mapped_column(String(128), index=True)
     received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utc_now)
     caller: Mapped[str] = mapped_column(String(100))

@@ -34,16 +34,20 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, defer, sessionmaker
 
-from serving.records import ApiKey, Feedback, Role, ScoreRecord, utc_now
+from serving.records import ApiKey, Feedback, PageSession, Role, ScoreRecord, utc_now
 
 KEY_SCHEME = "dt"
 KEY_ID_LENGTH = 8
 KEY_SECRET_BYTES = 32
+SESSION_ID_BYTES = 32  # a page session's id: as hard to guess as a key's secret
+# Ended and expired page sessions are kept this long (who was signed in when), then deleted.
+SESSIONS_KEPT = dt.timedelta(days=30)
 # Longest well-formed key: scheme, id, two underscores and the base64 secret, with slack.
 MAX_KEY_LENGTH = 128
 FEEDBACK_FIELDS = (
@@ -143,7 +147,7 @@ def canonical_hash(document: Any) -> str:
 
 
 def hash_key(key: str) -> str:
-    """The stored form of a key: SHA-256 hex of the whole key."""
+    """The stored form of a key (or of a page session's id): SHA-256 hex of the whole text."""
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
@@ -210,10 +214,12 @@ def find_api_key(session: Session, name_or_id: str) -> ApiKey:
 
 
 def revoke_api_key(session: Session, name_or_id: str) -> ApiKey:
-    """Revoke a key by name or id; revoking twice keeps the first revocation time."""
+    """Revoke a key by name or id, ending its page sessions in the same commit; revoking twice
+    keeps the first revocation time."""
     row = find_api_key(session, name_or_id)
     if row.revoked_at is None:
         row.revoked_at = utc_now()
+        _end_sessions(session, PageSession.key_id == row.id, row.revoked_at)
         session.commit()
     return row
 
@@ -325,14 +331,15 @@ def count_scores(session: Session) -> int:
 def save_feedback(
     session: Session, idempotency_key: str, payload: Mapping[str, Any], caller: str
 ) -> tuple[Feedback, bool]:
-    """Store feedback once per idempotency key; returns the row and whether it is new.
+    """Store feedback once per caller and idempotency key; returns the row and whether it is new.
 
-    The same key with the same body (a client retrying after a timeout) returns the stored
-    row; the same key with a different body raises :class:`FeedbackConflict`.
+    The same key with the same body from the same caller (a client retrying after a timeout)
+    returns the stored row; with a different body it raises :class:`FeedbackConflict`. Another
+    caller's use of the same key is none of this caller's business: it is stored apart.
     """
     fields = _feedback_fields(payload)
     request_hash = canonical_hash(fields)
-    existing = _feedback_by_key(session, idempotency_key)
+    existing = _feedback_by_key(session, caller, idempotency_key)
     if existing is None:
         row = Feedback(
             idempotency_key=idempotency_key, caller=caller, request_hash=request_hash, **fields
@@ -344,7 +351,7 @@ def save_feedback(
         except IntegrityError:
             # A concurrent duplicate won the unique constraint; its row decides.
             session.rollback()
-            existing = _feedback_by_key(session, idempotency_key)
+            existing = _feedback_by_key(session, caller, idempotency_key)
             if existing is None:
                 raise
     if existing.request_hash != request_hash:
@@ -352,9 +359,11 @@ def save_feedback(
     return existing, False
 
 
-def _feedback_by_key(session: Session, idempotency_key: str) -> Feedback | None:
+def _feedback_by_key(session: Session, caller: str, idempotency_key: str) -> Feedback | None:
     return session.scalars(
-        select(Feedback).where(Feedback.idempotency_key == idempotency_key)
+        select(Feedback).where(
+            Feedback.caller == caller, Feedback.idempotency_key == idempotency_key
+        )
     ).first()
 
 
@@ -684,8 +693,59 @@ def feedback_for_denial(session: Session, denial_id: str) -> list[Feedback]:
     )
 
 
-def active_key_by_hash(session: Session, key_hash: str) -> ApiKey | None:
-    """The active key whose stored hash is ``key_hash`` (a signed-in page session holds it)."""
-    return session.scalars(
-        select(ApiKey).where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
+# ---------------------------------------------------------------------------- page sessions
+
+
+@dataclass(frozen=True)
+class SignedInKey:
+    """An open page session's key: its name and role, and the session's CSRF token."""
+
+    name: str
+    role: str
+    csrf_token: str
+
+
+def open_page_session(session: Session, key: ApiKey, lifetime: dt.timedelta) -> str:
+    """Open a page session for an active key; returns its id, for the cookie only (only the
+    id's hash is stored). Sessions that ended long ago are deleted on the way."""
+    session_id = secrets.token_urlsafe(SESSION_ID_BYTES)
+    now = utc_now()
+    session.add(
+        PageSession(
+            session_hash=hash_key(session_id),
+            key_id=key.id,
+            csrf_token=secrets.token_urlsafe(32),
+            created_at=now,
+            expires_at=now + lifetime,
+        )
+    )
+    forgotten = PageSession.expires_at < now - SESSIONS_KEPT
+    session.execute(PageSession.__table__.delete().where(forgotten))
+    session.commit()
+    return session_id
+
+
+def signed_in_key(session: Session, session_id: str) -> SignedInKey | None:
+    """The key of an open page session: not ended, not expired, its key not revoked."""
+    row = session.execute(
+        select(ApiKey.name, ApiKey.role, PageSession.csrf_token)
+        .join(ApiKey, PageSession.key_id == ApiKey.id)
+        .where(
+            PageSession.session_hash == hash_key(session_id),
+            PageSession.ended_at.is_(None),
+            PageSession.expires_at > utc_now(),
+            ApiKey.revoked_at.is_(None),
+        )
     ).first()
+    return SignedInKey(*row) if row else None
+
+
+def end_page_session(session: Session, session_id: str) -> None:
+    """End a page session (sign-out); ending it again changes nothing."""
+    _end_sessions(session, PageSession.session_hash == hash_key(session_id), utc_now())
+    session.commit()
+
+
+def _end_sessions(session: Session, which: ColumnElement[bool], at: dt.datetime) -> None:
+    still_open = PageSession.ended_at.is_(None)
+    session.execute(update(PageSession).where(which, still_open).values(ended_at=at))

@@ -17,8 +17,11 @@ from pydantic import (
     Field,
     StrictBool,
     StrictFloat,
+    ValidationInfo,
     create_model,
+    field_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from features.contract import (
     AMOUNT_MAXIMUM,
@@ -30,6 +33,7 @@ from features.contract import (
     Kind,
     Role,
 )
+from training.feedback import NOTHING_RECOVERED
 
 # PostgreSQL text and JSON cannot hold the NUL character: text that carries one is refused
 # here, with a 422 naming the field, instead of failing where it is stored (a 5xx, or an audit
@@ -287,6 +291,64 @@ class FeedbackIn(BaseModel):
     recovered_amount: StrictFloat | None = Field(None, ge=0, le=AMOUNT_MAXIMUM)
     resolved_date: IsoDate | None = None
     reviewer_note: str | None = Field(None, max_length=2000, pattern=NO_NUL)
+
+    # The outcome must read as one story (data contract, outcome labels): money is recovered
+    # only by a resolution that brings it back from the payer; billed_to_patient, like
+    # written_off, recovers nothing from the payer (as training.feedback and the synthetic
+    # history read it). An open denial has neither a recovered amount nor a resolved date.
+    # Field validators, not a model validator, so each problem names its field.
+
+    @field_validator("recovered_amount")
+    @classmethod
+    def _recovered_by_the_resolution(cls, amount: float | None, info: ValidationInfo) -> Any:
+        if amount is None or "resolution" not in info.data:  # a bad resolution is named alone
+            return amount
+        resolution = info.data["resolution"]
+        if resolution is None:
+            _outcome_problem(AMOUNT_WITHOUT_RESOLUTION)
+        if resolution == "open":
+            _outcome_problem(EMPTY_WHILE_OPEN)
+        if amount > 0 and resolution in NOTHING_RECOVERED:
+            _outcome_problem(NOTHING_RECOVERED_FROM_THE_PAYER)
+        return amount
+
+    @field_validator("resolved_date")
+    @classmethod
+    def _dated_by_the_resolution(cls, day: dt.date | None, info: ValidationInfo) -> Any:
+        if day is None or "resolution" not in info.data:
+            return day
+        if info.data["resolution"] is None:
+            _outcome_problem(DATE_WITHOUT_RESOLUTION)
+        if info.data["resolution"] == "open":
+            _outcome_problem(EMPTY_WHILE_OPEN)
+        return day
+
+
+# Feedback rules no JSON Schema can state: the outcome against itself (checked above) and
+# against the denial's latest score (checked by ``ServiceState.save_feedback``). Fixed texts,
+# so the API fuzzing can tell these refusals from a schema-valid body wrongly refused.
+AMOUNT_WITHOUT_RESOLUTION = "a recovered amount needs the resolution that brought it back"
+DATE_WITHOUT_RESOLUTION = "a resolved date needs the resolution it dates"
+EMPTY_WHILE_OPEN = "must be empty while the denial is open"
+NOTHING_RECOVERED_FROM_THE_PAYER = (
+    "written off or billed to the patient recovers nothing from the payer: give 0 or leave it empty"
+)
+OVER_THE_DENIED_AMOUNT = "exceeds the denied amount of the denial's latest score"
+BEFORE_THE_DENIAL = "is before the denial date of the denial's latest score"
+FEEDBACK_RULES = frozenset(
+    {
+        AMOUNT_WITHOUT_RESOLUTION,
+        DATE_WITHOUT_RESOLUTION,
+        EMPTY_WHILE_OPEN,
+        NOTHING_RECOVERED_FROM_THE_PAYER,
+        OVER_THE_DENIED_AMOUNT,
+        BEFORE_THE_DENIAL,
+    }
+)
+
+
+def _outcome_problem(message: str) -> None:
+    raise PydanticCustomError("feedback_outcome", message)
 
 
 class FeedbackOut(BaseModel):

@@ -26,7 +26,13 @@ from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
-from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import (
+    DataError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from sqlalchemy.orm import Session
 
 from denial_triage.settings import Settings
@@ -39,8 +45,16 @@ from serving.errors import ServiceError
 from serving.journal import AuditJournal
 from serving.limits import parse_score_request
 from serving.logs import logger
+from serving.records import ScoreRecord
 from serving.remittance import remittance_denials
-from serving.schemas import FeedbackIn, FeedbackOut, ScoreRequest, StoredScore
+from serving.schemas import (
+    BEFORE_THE_DENIAL,
+    OVER_THE_DENIED_AMOUNT,
+    FeedbackIn,
+    FeedbackOut,
+    ScoreRequest,
+    StoredScore,
+)
 from serving.scoring import (
     LoadedModel,
     ModelRejected,
@@ -355,9 +369,16 @@ class ServiceState:
     # ------------------------------------------------------------------ feedback
 
     def save_feedback(self, body: FeedbackIn, caller: Caller) -> FeedbackOut:
+        """Store feedback on a scored denial, once per caller and idempotency key.
+
+        404 for a denial never scored; 422 naming the field when the outcome does not fit the
+        denial's latest score, or when the database refuses a value (resending cannot help);
+        409 for a reused key; 503 only for an outage, which a retry with the same key rides out.
+        """
         payload = body.model_dump(mode="json", exclude={"idempotency_key"})
         try:
             with self.session() as session:
+                _check_against_score(repository.latest_score(session, body.denial_id), body)
                 stored, created = repository.save_feedback(
                     session, body.idempotency_key, payload, caller.name
                 )
@@ -370,12 +391,53 @@ class ServiceState:
                 )
         except repository.FeedbackConflict as exc:
             raise ServiceError(409, str(exc)) from exc
+        except (DataError, IntegrityError) as exc:
+            raise ServiceError(422, _refused(exc)) from exc
         except SQLAlchemyError as exc:
             raise ServiceError(
                 503,
                 f"feedback cannot be stored now: the database {_unavailable(exc)}; "
                 "retry with the same idempotency key",
             ) from exc
+
+
+def _check_against_score(record: ScoreRecord | None, body: FeedbackIn) -> None:
+    """Refuse feedback on a denial never scored, or an outcome its latest score rules out.
+
+    Scores recorded before revision 0002 carry no facts: their outcomes are checked only by
+    :class:`FeedbackIn`, since there is no denied amount or date to hold them to.
+    """
+    if record is None:
+        raise ServiceError(
+            404, f"denial {body.denial_id!r} has not been scored; feedback is taken on scores"
+        )
+    facts = record.facts or {}
+    problems = []
+    denied = facts.get("denied_amount")
+    if body.recovered_amount is not None and denied is not None and body.recovered_amount > denied:
+        problems.append(_field_problem("recovered_amount", OVER_THE_DENIED_AMOUNT))
+    # Scores of 835 files keep the date as a timestamp ("2026-09-02T00:00:00.000"): its day.
+    denied_on = str(facts.get("denial_date") or "")[:10]
+    if body.resolved_date is not None and body.resolved_date.isoformat() < denied_on:
+        problems.append(_field_problem("resolved_date", BEFORE_THE_DENIAL))
+    if problems:
+        raise ServiceError(422, problems)
+
+
+def _field_problem(field: str, message: str) -> dict[str, Any]:
+    return {"loc": ["body", field], "msg": message}
+
+
+def _refused(error: DataError | IntegrityError) -> list[dict[str, Any]]:
+    """A value the database will never take, answered as the request's fault (no retry)."""
+    kind = type(error).__name__
+    return [
+        {
+            "loc": ["body"],
+            "msg": f"the database refused this feedback ({kind}): a value does not fit where "
+            "it is stored; correct the request, resending it unchanged cannot succeed",
+        }
+    ]
 
 
 _TASKS = ("root_cause", "recovery", "preventable")

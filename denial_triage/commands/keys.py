@@ -58,14 +58,17 @@ def list_command() -> None:
 def revoke_command(
     name_or_id: str = typer.Argument(..., help="The key's name, or its id from `keys list`."),
 ) -> None:
-    """Revoke a key; requests with it are refused from now on."""
+    """Revoke a key; requests with it are refused from now on, and its page sessions end."""
     with open_session() as session:
         try:
             row = revoke_api_key(session, name_or_id)
         except KeyNotFound as exc:
             typer.echo(f"{exc.args[0]}; see `denial-triage keys list`.", err=True)
             raise typer.Exit(1) from exc
-    typer.echo(f"Key {row.id} '{row.name}' revoked at {row.revoked_at:%Y-%m-%d %H:%M:%S} UTC.")
+    typer.echo(
+        f"Key {row.id} '{row.name}' revoked at {row.revoked_at:%Y-%m-%d %H:%M:%S} UTC; "
+        "its page sessions are ended."
+    )
 
 
 def format_keys(rows: list[ApiKey]) -> str:

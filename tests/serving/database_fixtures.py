@@ -134,3 +134,18 @@ def create_keys(database_url: str, prefix: str) -> dict[str, str]:
 def auth(key: str) -> dict[str, str]:
     """The header that carries an API key."""
     return {"Authorization": f"Bearer {key}"}
+
+
+def feedback_count(database_url: str, denial_id: str) -> int:
+    """How many feedback rows the database holds for a denial."""
+    from sqlalchemy import func, select
+
+    from serving.records import Feedback
+
+    engine = make_engine(database_url)
+    try:
+        with session_factory(engine)() as session:
+            count = select(func.count()).where(Feedback.denial_id == denial_id)
+            return session.scalar(count.select_from(Feedback)) or 0
+    finally:
+        engine.dispose()

@@ -133,6 +133,7 @@ def test_the_latest_score_is_read_back_from_the_audit_log(service, trained) -> N
 def test_feedback_is_idempotent_on_its_key(service, trained) -> None:
     client, keys = service
     denial = trained[1].iloc[5]
+    score(client, keys["scorer"], payload(trained[1].iloc[[5]]))  # feedback is on scores only
     body = {
         "idempotency_key": "test-feedback-1",
         "denial_id": denial["denial_id"],

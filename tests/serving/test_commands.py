@@ -3,6 +3,7 @@ errors when the database is not there."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from denial_triage.commands import db, keys
 from denial_triage.settings import get_settings
 from serving.database import head_revision, make_engine, session_factory
 from serving.records import ApiKey
-from serving.repository import authenticate
+from serving.repository import authenticate, open_page_session, signed_in_key
 
 pytest_plugins = ["database_fixtures"]
 
@@ -75,9 +76,25 @@ def test_key_is_printed_once_and_never_listed(
     assert key.rsplit("_", 1)[-1] not in listed.output
     assert row.key_hash not in listed.output
 
+    page_session = signed_in_page(database_url, row)
     revoked = runner.invoke(cli, ["keys", "revoke", "desk"])
     assert revoked.exit_code == 0, revoked.output
     assert stored_key(database_url, key) is None
+    assert "its page sessions are ended" in revoked.output
+    engine = make_engine(database_url)
+    with session_factory(engine)() as session:
+        assert signed_in_key(session, page_session) is None
+    engine.dispose()
+
+
+def signed_in_page(url: str, key: ApiKey) -> str:
+    """A page session the key opened, as signing in on the pages does; returns its id."""
+    engine = make_engine(url)
+    with session_factory(engine)() as session:
+        session_id = open_page_session(session, key, dt.timedelta(hours=8))
+        assert signed_in_key(session, session_id) is not None
+    engine.dispose()
+    return session_id
 
 
 def test_unknown_role_names_the_choices() -> None:

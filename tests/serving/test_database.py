@@ -4,6 +4,7 @@ starts, and existing data kept through every upgrade."""
 from __future__ import annotations
 
 import datetime as dt
+import stat
 import threading
 from typing import Any
 
@@ -12,6 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, MetaData, inspect, select, text
+from sqlalchemy.exc import IntegrityError
 
 from serving.database import (
     SchemaNotCurrent,
@@ -25,11 +27,18 @@ from serving.database import (
     upgrade_database,
 )
 from serving.records import Base
-from serving.repository import authenticate, feedback_frame, hash_key, latest_score
+from serving.repository import (
+    FeedbackConflict,
+    authenticate,
+    feedback_frame,
+    hash_key,
+    latest_score,
+    save_feedback,
+)
 
 pytest_plugins = ["database_fixtures"]
 
-TABLES = {"api_keys", "score_records", "feedback"}
+TABLES = {"api_keys", "page_sessions", "score_records", "feedback"}
 
 
 def table_names(url: str) -> set[str]:
@@ -126,6 +135,27 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Any) -> None:
     engine.dispose()
 
 
+def test_a_new_sqlite_database_and_its_journals_are_private(tmp_path: Any) -> None:
+    """They were created 0644: anyone on the machine could read the audit log and sessions."""
+    path = tmp_path / "data" / "records.db"
+    upgrade_database(f"sqlite:///{path}")
+    engine = make_engine(f"sqlite:///{path}")
+    with engine.connect() as connection:  # holding it open keeps the -wal and -shm files
+        connection.execute(text("SELECT count(*) FROM api_keys"))
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in path.parent.iterdir()}
+    engine.dispose()
+    assert {"records.db", "records.db-wal", "records.db-shm"} <= set(modes)
+    assert set(modes.values()) == {0o600}, modes
+
+
+def test_an_existing_database_file_is_opened_as_it_is(tmp_path: Any) -> None:
+    path = tmp_path / "records.db"
+    upgrade_database(f"sqlite:///{path}")
+    path.chmod(0o640)  # an operator's choice, e.g. a group of readers for backups
+    upgrade_database(f"sqlite:///{path}")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
 # ---------------------------------------------------------------------------- data kept
 
 OLD_KEY = "dt_0a1b2c3d_" + "k" * 43
@@ -196,6 +226,47 @@ ROWS_AT_REVISION: dict[str, dict[str, list[dict[str, Any]]]] = {
             }
         ],
     },
+    "0003": {
+        "api_keys": [
+            {
+                "id": 8,
+                "name": "desk",
+                "role": "reviewer",
+                "key_prefix": "1a2b3c4d",
+                "key_hash": "12" * 32,
+                "created_at": SCORED_AT,
+                "revoked_at": None,
+            }
+        ],
+        "page_sessions": [
+            {
+                "id": 1,
+                "session_hash": "34" * 32,
+                "key_id": 8,
+                "csrf_token": "t" * 43,
+                "created_at": SCORED_AT,
+                "expires_at": SCORED_AT + dt.timedelta(hours=8),
+                "ended_at": SCORED_AT + dt.timedelta(hours=1),
+            }
+        ],
+        "feedback": [
+            {
+                "id": 2 + offset,
+                "idempotency_key": "shared-key",  # one key, two callers: allowed from 0003
+                "denial_id": "D-2",
+                "received_at": SCORED_AT + dt.timedelta(days=1),
+                "caller": caller,
+                "confirmed_root_cause": True,
+                "corrected_root_cause": None,
+                "resolution": None,
+                "recovered_amount": None,
+                "resolved_date": None,
+                "reviewer_note": None,
+                "request_hash": "ef" * 32,
+            }
+            for offset, caller in enumerate(("desk", "worklist"))
+        ],
+    },
 }
 
 
@@ -252,8 +323,20 @@ def test_upgraded_rows_are_read_by_todays_code(empty_database_url: str) -> None:
         assert authenticate(session, OLD_KEY).name == "worklist"
         assert latest_score(session, "D-1").outputs["root_cause"]["category"] == "coding"
         labels = feedback_frame(session)
+        with pytest.raises(FeedbackConflict):  # "fb-1" is still reviewer-1's
+            save_feedback(session, "fb-1", {"denial_id": "D-1", "reviewer_note": "x"}, "reviewer-1")
     engine.dispose()
     assert labels.to_dict("records")[0]["root_cause"] == "coding"
+
+
+def test_upgraded_feedback_keys_are_unique_per_caller(empty_database_url: str) -> None:
+    upgrade_database(empty_database_url, "0002")
+    insert_rows(empty_database_url, ROWS_AT_REVISION["0001"])
+    upgrade_database(empty_database_url)
+    kept = ROWS_AT_REVISION["0001"]["feedback"][0]
+    insert_rows(empty_database_url, {"feedback": [{**kept, "id": 50, "caller": "reviewer-2"}]})
+    with pytest.raises(IntegrityError, match=r"caller_idempotency_key|caller, feedback\.idemp"):
+        insert_rows(empty_database_url, {"feedback": [{**kept, "id": 51}]})
 
 
 def test_a_database_from_a_newer_release_is_not_mistaken_for_an_old_one(engine: Engine) -> None:

@@ -54,6 +54,20 @@ def test_same_key_with_another_body_is_a_conflict(session: Session) -> None:
     assert feedback_rows(session) == 1
 
 
+def test_one_callers_key_never_collides_with_anothers(session: Session) -> None:
+    """Keys were unique across callers: the second desk got the first one's row back (same
+    body) or a 409 (another body) for feedback it never sent."""
+    mine, created = save_feedback(session, "fb-1", BODY, "desk")
+    theirs, theirs_created = save_feedback(session, "fb-1", BODY, "billing-office")
+    other_body, _ = save_feedback(session, "fb-2", BODY, "desk")
+    noted, _ = save_feedback(session, "fb-2", {**BODY, "reviewer_note": "x"}, "billing-office")
+    assert (created, theirs_created) == (True, True)
+    assert len({mine.id, theirs.id, other_body.id, noted.id}) == 4
+    assert (theirs.caller, noted.reviewer_note) == ("billing-office", "x")
+    assert save_feedback(session, "fb-1", BODY, "billing-office") == (theirs, False)
+    assert feedback_rows(session) == 4
+
+
 def test_unknown_fields_are_refused_not_dropped(session: Session) -> None:
     with pytest.raises(ValueError, match="patient_name"):
         save_feedback(session, "fb-1", {**BODY, "patient_name": "Jane Doe"}, "desk")

@@ -11,15 +11,11 @@ from sqlalchemy.orm import Session
 
 from serving.repository import (
     WorklistFilters,
-    active_key_by_hash,
     audit_record,
-    create_api_key,
     feedback_for_denial,
-    hash_key,
     latest_totals,
     outcome_totals,
     record_scores,
-    revoke_api_key,
     root_cause_reviews,
     save_feedback,
     worklist_choices,
@@ -230,14 +226,6 @@ def test_outcomes_and_reviews_count_each_denials_latest_word(session: Session) -
     open_totals = latest_totals(session, [], today=TODAY, open_only=True)
     assert open_totals[0]["denials"] == 2  # D-1 was overturned
     assert [f.idempotency_key for f in feedback_for_denial(session, "D-1")] == ["c", "b", "a"]
-
-
-def test_a_revoked_key_no_longer_opens_a_session(session: Session) -> None:
-    key, _ = create_api_key(session, "reviewer", "desk")
-    assert active_key_by_hash(session, hash_key(key)).name == "desk"
-    revoke_api_key(session, "desk")
-    assert active_key_by_hash(session, hash_key(key)) is None
-    assert active_key_by_hash(session, "0" * 64) is None
 
 
 def test_a_nul_in_a_filter_is_named_and_ignored(session: Session) -> None:

@@ -3,6 +3,9 @@ every page's content, filters and paging, and feedback stored once."""
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
+import json
 import re
 import stat
 from collections.abc import Iterator
@@ -14,14 +17,14 @@ from urllib.parse import urlencode
 import pytest
 from database_fixtures import auth, create_keys
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from denial_triage.settings import Settings
 from serving import pages
 from serving.app import create_app
 from serving.database import make_engine, session_factory
-from serving.records import Feedback, ScoreRecord
-from serving.repository import audit_record, record_scores, revoke_api_key
+from serving.records import Feedback, PageSession, ScoreRecord
+from serving.repository import audit_record, hash_key, record_scores, revoke_api_key
 
 if TYPE_CHECKING:
     from page_fixtures import PagesRegistry
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
 pytest_plugins = ["page_fixtures"]
 
 PAGES = ("/ui/worklist", "/ui/dashboard", "/ui/model")
+SESSION_ID = pages.SESSION_ID
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,15 @@ def reviewer(site: Site) -> Iterator[TestClient]:
 
 
 def sign_in(client: TestClient, key: str, wanted: str = "") -> object:
-    return client.post("/ui/login", data={"api_key": key, "next": wanted}, follow_redirects=False)
+    """Sign in as a browser does: the form first, then its post with the form's token."""
+    form = {"api_key": key, "next": wanted, "csrf": csrf_of(client.get("/ui/login").text)}
+    return client.post("/ui/login", data=form, follow_redirects=False)
+
+
+def cookie_document(client: TestClient) -> dict:
+    """What the signed session cookie carries (its first part is base64 JSON)."""
+    value = client.cookies[pages.SESSION_COOKIE]
+    return json.loads(base64.b64decode(value.split(".")[0] + "=="))
 
 
 def stored(site: Site, model, **where) -> list:
@@ -109,8 +121,22 @@ def test_sign_in_refuses_scorer_and_bad_keys(site: Site) -> None:
     assert scorer.status_code == 403 and "cannot open these pages" in scorer.text
     assert sign_in(site.client, "dt_00000000_nonsense").status_code == 401
     assert sign_in(site.client, "").status_code == 401
-    assert "set-cookie" not in scorer.headers
+    assert SESSION_ID not in cookie_document(site.client)  # no session was opened
     assert site.client.get("/ui/worklist", follow_redirects=False).status_code == 303
+
+
+def test_sign_in_needs_the_token_of_a_form_this_site_served(site: Site) -> None:
+    """Login CSRF: another site's form could otherwise sign a browser in under its own key."""
+    site.client.cookies.clear()
+    forged = {"api_key": site.keys["reviewer"], "next": ""}
+    refused = site.client.post("/ui/login", data=forged, follow_redirects=False)
+    assert refused.status_code == 403 and "stale or was not sent from these pages" in refused.text
+    site.client.get("/ui/login")  # a real form's cookie, but another token in the post
+    wrong = site.client.post("/ui/login", data={**forged, "csrf": "guessed"})
+    assert wrong.status_code == 403
+    assert site.client.get("/ui/worklist", follow_redirects=False).status_code == 303
+    assert sign_in(site.client, site.keys["reviewer"]).status_code == 303
+    site.client.cookies.clear()
 
 
 def test_sign_in_sets_a_guarded_cookie_and_returns_to_the_page_asked_for(site: Site) -> None:
@@ -118,7 +144,20 @@ def test_sign_in_sets_a_guarded_cookie_and_returns_to_the_page_asked_for(site: S
     assert response.status_code == 303 and response.headers["location"] == "/ui/dashboard"
     cookie = response.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=lax" in cookie and "path=/ui" in cookie
-    assert site.keys["admin"] not in response.headers["set-cookie"]  # only its hash is kept
+    site.client.cookies.clear()
+
+
+def test_the_cookie_holds_only_the_session_id_and_the_database_only_its_hash(site: Site) -> None:
+    site.client.cookies.clear()
+    sign_in(site.client, site.keys["admin"])
+    document = cookie_document(site.client)
+    assert list(document) == [SESSION_ID]  # the sign-in token is spent
+    session_id = document[SESSION_ID]
+    assert hash_key(site.keys["admin"]) not in json.dumps(document)  # once the cookie's value
+    assert site.keys["admin"] not in json.dumps(document)
+    rows = stored(site, PageSession, session_hash=hash_key(session_id))
+    assert len(rows) == 1 and rows[0].ended_at is None
+    assert not stored(site, PageSession, session_hash=session_id)
     site.client.cookies.clear()
 
 
@@ -140,6 +179,7 @@ def test_a_revoked_key_loses_its_session_at_the_next_page(site: Site) -> None:
         revoke_api_key(session, "revoked-reviewer")
     engine.dispose()
     assert site.client.get("/ui/worklist", follow_redirects=False).status_code == 303
+    site.client.cookies.clear()
 
 
 def test_sign_out_needs_the_session_token_and_ends_the_session(reviewer: TestClient) -> None:
@@ -147,6 +187,35 @@ def test_sign_out_needs_the_session_token_and_ends_the_session(reviewer: TestCli
     assert reviewer.post("/ui/logout", data={"csrf": "forged"}).status_code == 403
     response = reviewer.post("/ui/logout", data={"csrf": csrf_of(page)}, follow_redirects=False)
     assert response.status_code == 303
+    assert reviewer.get("/ui/worklist", follow_redirects=False).status_code == 303
+
+
+def test_a_cookie_kept_from_before_sign_out_opens_nothing(site: Site, reviewer) -> None:
+    """It opened pages and posted feedback for up to 8 hours after sign-out."""
+    denial_id = site.denials[4]["denial_id"]
+    page = reviewer.get(f"/ui/denials/{denial_id}").text
+    kept = reviewer.cookies[pages.SESSION_COOKIE]
+    reviewer.post("/ui/logout", data={"csrf": csrf_of(page)})
+    reviewer.cookies.set(pages.SESSION_COOKIE, kept, path="/ui")
+    assert reviewer.get("/ui/worklist", follow_redirects=False).status_code == 303
+    reviewer.cookies.set(pages.SESSION_COOKIE, kept, path="/ui")
+    form = feedback_form(page, verdict="confirm")
+    posted = reviewer.post(f"/ui/denials/{denial_id}/feedback", data=form, follow_redirects=False)
+    assert posted.status_code == 303 and posted.headers["location"].startswith("/ui/login")
+    assert stored(site, Feedback, denial_id=denial_id) == []
+
+
+def test_a_session_ends_when_its_eight_hours_pass(site: Site, reviewer) -> None:
+    session_id = cookie_document(reviewer)[SESSION_ID]
+    engine = make_engine(site.settings.resolved_database_url)
+    with session_factory(engine)() as session:
+        row = session.scalars(select(PageSession).filter_by(session_hash=hash_key(session_id)))
+        opened = row.one()
+        assert opened.expires_at - opened.created_at == dt.timedelta(hours=pages.SESSION_HOURS)
+        past = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+        session.execute(update(PageSession).filter_by(id=opened.id).values(expires_at=past))
+        session.commit()
+    engine.dispose()
     assert reviewer.get("/ui/worklist", follow_redirects=False).status_code == 303
 
 
@@ -322,11 +391,36 @@ def test_feedback_form_problems_are_shown_on_the_page(site: Site, reviewer) -> N
 
 
 def test_an_outcome_recorded_on_a_page_shows_on_the_dashboard(site: Site, reviewer) -> None:
-    denial_id = site.denials[3]["denial_id"]
+    denial_id, recovered = site.denials[3]["denial_id"], str(site.denials[3]["denied_amount"])
     page = reviewer.get(f"/ui/denials/{denial_id}").text
-    outcome = {"resolution": "overturned_on_appeal", "recovered_amount": "1234.5"}
+    outcome = {"resolution": "overturned_on_appeal", "recovered_amount": f"${recovered}"}
     reviewer.post(f"/ui/denials/{denial_id}/feedback", data=feedback_form(page, **outcome))
     dashboard = reviewer.get("/ui/dashboard").text
     outcomes = dashboard.split('id="outcomes-heading"')[1]
     assert re.search(r"overturned on appeal</td><td class=\"number\">1</td>", outcomes)
-    assert "$1,234" in outcomes
+    assert f"${float(recovered):,.0f}" in outcomes
+
+
+@pytest.mark.parametrize(
+    ("outcome", "shown"),
+    [
+        ({"resolution": "overturned_on_appeal", "recovered_amount": "999999999999.99"}, "denied"),
+        ({"resolution": "written_off", "recovered_amount": "80"}, "recovers nothing"),
+        ({"resolution": "open", "resolved_date": "2026-12-01"}, "while the denial is open"),
+        ({"resolution": "paid_after_correction", "recovered_amount": "12abc"}, "not an amount"),
+    ],
+)
+def test_an_outcome_that_does_not_fit_the_denial_is_shown_beside_the_form(
+    site: Site, reviewer, outcome: dict[str, str], shown: str
+) -> None:
+    denial_id = site.denials[5]["denial_id"]
+    page = reviewer.get(f"/ui/denials/{denial_id}").text
+    url = f"/ui/denials/{denial_id}/feedback"
+    response = reviewer.post(url, data=feedback_form(page, verdict="confirm", **outcome))
+    assert response.status_code == 422
+    form = response.text.split('id="feedback"')[1]
+    problem = re.search(r'<p class="problem" role="alert">([^<]+)</p>', form).group(1)
+    field = "resolved_date" if "resolved_date" in outcome else "recovered_amount"
+    assert problem.startswith(f"{field}: ") and shown in problem
+    assert f'value="{outcome.get("recovered_amount", "")}"' in form  # what was typed is kept
+    assert stored(site, Feedback, denial_id=denial_id) == []

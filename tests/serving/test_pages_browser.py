@@ -20,13 +20,10 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 import uvicorn
-from database_fixtures import auth, create_keys
-from sqlalchemy import func, select
+from database_fixtures import auth, create_keys, feedback_count
 
 from denial_triage.settings import Settings
 from serving.app import create_app
-from serving.database import make_engine, session_factory
-from serving.records import Feedback
 
 if TYPE_CHECKING:
     from page_fixtures import PagesRegistry
@@ -164,13 +161,7 @@ def fits_the_width(page: Any) -> bool:
 
 
 def feedback_rows(site: LiveSite, denial_id: str) -> int:
-    engine = make_engine(site.database_url)
-    try:
-        with session_factory(engine)() as session:
-            count = select(func.count()).where(Feedback.denial_id == denial_id)
-            return session.scalar(count.select_from(Feedback)) or 0
-    finally:
-        engine.dispose()
+    return feedback_count(site.database_url, denial_id)
 
 
 def test_review_a_denial_from_the_worklist_at_desktop_width(browser, live_site) -> None:
