@@ -35,6 +35,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from features.contract import TEXT_MAXIMUM
+
 # Deterministic constraint names: later migrations (and SQLite batch mode) refer to them.
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -156,7 +158,7 @@ class ScoreRecord(Base):
     # Assigned when the score is made, so a record replayed from the spool is written once.
     record_id: Mapped[str] = mapped_column(String(36), unique=True)
     request_id: Mapped[str] = mapped_column(String(64))
-    denial_id: Mapped[str] = mapped_column(String(128))
+    denial_id: Mapped[str] = mapped_column(String(TEXT_MAXIMUM))
     scored_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)
     caller: Mapped[str] = mapped_column(String(100))
     model_version: Mapped[str] = mapped_column(String(64))
@@ -178,7 +180,7 @@ class Feedback(Base):
 
     id: Mapped[int] = mapped_column(RowId, primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(String(200))
-    denial_id: Mapped[str] = mapped_column(String(128), index=True)
+    denial_id: Mapped[str] = mapped_column(String(TEXT_MAXIMUM), index=True)
     received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utc_now)
     caller: Mapped[str] = mapped_column(String(100))
     confirmed_root_cause: Mapped[bool | None]

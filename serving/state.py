@@ -45,7 +45,6 @@ from serving.errors import ServiceError
 from serving.journal import AuditJournal
 from serving.limits import parse_score_request
 from serving.logs import logger
-from serving.records import ScoreRecord
 from serving.remittance import remittance_denials
 from serving.schemas import (
     BEFORE_THE_DENIAL,
@@ -354,17 +353,22 @@ class ServiceState:
     def latest_score(self, denial_id: str) -> StoredScore:
         """A denial's newest score: answered a moment ago and still on its way to the
         database, it is read from its job, without waiting for the write (or for others')."""
-        pending = self.audit_writer.pending_record(denial_id) if self.audit_writer else None
-        if pending is not None:
-            return _stored_score(SimpleNamespace(**pending))
         try:
             with self.session() as session:
-                record = repository.latest_score(session, denial_id)
+                record = self._latest_record(session, denial_id)
         except SQLAlchemyError as exc:
             raise ServiceError(503, f"the audit log {_unavailable(exc)}; retry later") from exc
         if record is None:
             raise ServiceError(404, f"denial {denial_id!r} has not been scored")
         return _stored_score(record)
+
+    def _latest_record(self, session: Session, denial_id: str) -> Any:
+        """The newest audit record of a denial: still on its way to the database (answered a
+        moment ago, read from its job) or stored; None when it was never scored."""
+        pending = self.audit_writer.pending_record(denial_id) if self.audit_writer else None
+        if pending is not None:
+            return SimpleNamespace(**pending)
+        return repository.latest_score(session, denial_id)
 
     # ------------------------------------------------------------------ feedback
 
@@ -378,7 +382,7 @@ class ServiceState:
         payload = body.model_dump(mode="json", exclude={"idempotency_key"})
         try:
             with self.session() as session:
-                _check_against_score(repository.latest_score(session, body.denial_id), body)
+                _check_against_score(self._latest_record(session, body.denial_id), body)
                 stored, created = repository.save_feedback(
                     session, body.idempotency_key, payload, caller.name
                 )
@@ -401,7 +405,7 @@ class ServiceState:
             ) from exc
 
 
-def _check_against_score(record: ScoreRecord | None, body: FeedbackIn) -> None:
+def _check_against_score(record: Any, body: FeedbackIn) -> None:
     """Refuse feedback on a denial never scored, or an outcome its latest score rules out.
 
     Scores recorded before revision 0002 carry no facts: their outcomes are checked only by

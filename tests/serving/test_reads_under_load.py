@@ -138,3 +138,33 @@ def test_a_callers_own_read_sees_its_own_scores(
 
     seconds, rows = timed(own_rows)
     assert 0.2 < seconds < service_state.READ_WAIT_SECONDS and rows == 5
+
+
+def test_feedback_on_a_denial_answered_a_moment_ago_is_checked_and_taken(
+    state: ServiceState, held: HeldStore, triage_model: TriageModel, denials: pd.DataFrame
+) -> None:
+    """The score was answered; its record is still on its way: feedback must not answer 404,
+    and is held to that score's denied amount all the same."""
+    from serving.auth import Caller
+    from serving.schemas import FeedbackIn
+
+    assert state.audit_writer is not None
+    busy = scored_job(triage_model, denials.head(2), "req-busy")
+    denial = busy.payload[0]
+    state.audit_writer.submit(busy)
+    reviewer = Caller("reviewer", "reviewer")
+
+    def feedback(key: str, recovered: float) -> Any:
+        body = FeedbackIn(
+            idempotency_key=key,
+            denial_id=denial["denial_id"],
+            resolution="paid_after_correction",
+            recovered_amount=recovered,
+        )
+        return state.save_feedback(body, reviewer)
+
+    seconds, too_much = timed(lambda: feedback("k-over", denial["denied_amount"] + 1))
+    assert seconds < PROMPT_SECONDS and isinstance(too_much, ServiceError)
+    assert too_much.status_code == 422
+    seconds, taken = timed(lambda: feedback("k-ok", denial["denied_amount"]))
+    assert seconds < PROMPT_SECONDS and taken.created
