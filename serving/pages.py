@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -373,7 +373,8 @@ def worklist(request: Request, viewer: SignedIn) -> HTMLResponse:
 # ---------------------------------------------------------------------------- denial review
 
 
-@router.get("/denials/{denial_id}", response_class=HTMLResponse)
+# Path parameters, so ids holding a '/' are reviewed like any other.
+@router.get("/denials/{denial_id:path}", response_class=HTMLResponse)
 def denial(request: Request, denial_id: str, viewer: SignedIn, recorded: str = "") -> Response:
     """A denial's latest score, its explanation and the feedback form."""
     notice = {
@@ -407,7 +408,7 @@ def _review(
     return _render(request, "denial.html", context, viewer, status_code=status_code)
 
 
-@router.post("/denials/{denial_id}/feedback", response_class=HTMLResponse)
+@router.post("/denials/{denial_id:path}/feedback", response_class=HTMLResponse)
 def record_feedback(
     request: Request,
     denial_id: str,
@@ -430,7 +431,7 @@ def record_feedback(
         )
     recorded = "new" if stored.created else "repeat"
     return RedirectResponse(
-        f"/ui/denials/{denial_id}?recorded={recorded}#feedback", status_code=303
+        f"/ui/denials/{quote(denial_id)}?recorded={recorded}#feedback", status_code=303
     )
 
 

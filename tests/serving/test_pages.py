@@ -424,3 +424,24 @@ def test_an_outcome_that_does_not_fit_the_denial_is_shown_beside_the_form(
     assert problem.startswith(f"{field}: ") and shown in problem
     assert f'value="{outcome.get("recovered_amount", "")}"' in form  # what was typed is kept
     assert stored(site, Feedback, denial_id=denial_id) == []
+
+
+def test_a_denial_id_holding_a_slash_is_reviewed_and_its_feedback_stored(
+    site: Site, reviewer
+) -> None:
+    """Such ids could be scored but never opened: the route took no '/'."""
+    denial = {**site.denials[3], "denial_id": "CLM/2026/7-1"}
+    scored = site.client.post(
+        "/v1/score", json={"denials": [denial]}, headers=auth(site.keys["scorer"])
+    )
+    assert scored.status_code == 200, scored.text
+    site.client.app.state.service.flush_audit()
+    worklist = reviewer.get("/ui/worklist", params={"size": 200}).text
+    assert "CLM/2026/7-1" in worklist_ids(worklist)
+    page = reviewer.get("/ui/denials/CLM/2026/7-1")
+    assert page.status_code == 200 and "CLM/2026/7-1" in page.text
+    form = feedback_form(page.text, verdict="confirm")
+    sent = reviewer.post("/ui/denials/CLM/2026/7-1/feedback", data=form, follow_redirects=False)
+    assert sent.status_code == 303, sent.text
+    assert sent.headers["location"].startswith("/ui/denials/CLM/2026/7-1?recorded=new")
+    assert len(stored(site, Feedback, denial_id="CLM/2026/7-1")) == 1
