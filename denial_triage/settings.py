@@ -77,6 +77,13 @@ class Settings(BaseSettings):
         description="Signs the web pages' session cookie; when unset, one is generated once and "
         "kept in <data_dir>/session-secret, so replicas sharing a data directory agree.",
     )
+    audit_hash_key: str | None = Field(
+        None,
+        min_length=32,
+        description="Keys the audit log's input hashes (HMAC-SHA256), so a hash cannot be "
+        "confirmed by guessing a denial offline; when unset, one is generated once and kept in "
+        "<data_dir>/audit-hash-key. Keep it: an auditor needs it to check a hash.",
+    )
 
     @property
     def history_dir(self) -> Path:

@@ -178,8 +178,10 @@ class ProcessStore:
 
     MAX_RESTARTS = 3  # a worker that keeps dying is given up: this process does the work
 
-    def __init__(self, database_url: str, spool_dir: Path, fallback: LocalStore) -> None:
-        self._arguments = (database_url, str(spool_dir))
+    def __init__(
+        self, database_url: str, spool_dir: Path, fallback: LocalStore, input_hash_key: str
+    ) -> None:
+        self._arguments = (database_url, str(spool_dir), input_hash_key)
         self._fallback = fallback
         self._restarts = 0
         self._pool: ProcessPoolExecutor | None = self._start()
@@ -221,13 +223,14 @@ class ProcessStore:
 _WORKER_STORE: LocalStore | None = None
 
 
-def _open_worker_store(database_url: str, spool_dir: str) -> None:
-    """In the worker process: its own engine and spool."""
+def _open_worker_store(database_url: str, spool_dir: str, input_hash_key: str) -> None:
+    """In the worker process: its own engine and spool, and the site's key for input hashes."""
     from serving.database import make_engine, session_factory
     from serving.spool import AuditSpool
 
     global _WORKER_STORE
     _exit_with_parent()
+    repository.use_input_hash_key(input_hash_key)
     sessions = session_factory(make_engine(database_url))
     spool = AuditSpool(Path(spool_dir))
     _WORKER_STORE = LocalStore(repository.audit_writer(sessions), spool.append, spool.set_aside)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import os
 import re
 import secrets
 import uuid
@@ -40,6 +39,7 @@ from serving.auth import Caller
 from serving.errors import ServiceError
 from serving.records import ApiKey
 from serving.schemas import FeedbackIn
+from serving.site_secrets import site_secret
 from serving.state import ServiceState
 
 PAGE_ROLES = ("reviewer", "admin")
@@ -49,7 +49,6 @@ SESSION_HOURS = 8  # a working day; then sign in again
 SESSION_ID = "session"
 SIGN_IN_TOKEN = "sign_in_csrf"  # pragma: allowlist secret
 SESSION_SECRET_FILE = "session-secret"  # pragma: allowlist secret
-MIN_SECRET_CHARACTERS = 32
 HOME = "/ui/worklist"
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -70,37 +69,10 @@ router = APIRouter(prefix="/ui", include_in_schema=False)
 
 
 def session_secret(settings: Settings) -> str:
-    """The secret signing session cookies: the setting, else one kept in the data directory.
-
-    The generated secret is written once (the first replica to start wins; the others read
-    it), so every replica sharing the data directory accepts every other's cookies.
-    """
-    if settings.session_secret:
-        return settings.session_secret
+    """The secret signing session cookies: the setting, else one kept in the data directory,
+    so every replica sharing the data directory accepts every other's cookies."""
     path = settings.data_dir / SESSION_SECRET_FILE
-    if not path.exists():
-        _write_new_secret(path)
-    secret = path.read_text(encoding="utf-8").strip()
-    if len(secret) < MIN_SECRET_CHARACTERS:
-        raise ValueError(
-            f"{path} holds a session secret shorter than {MIN_SECRET_CHARACTERS} characters; "
-            "delete the file to have one generated, or set DENIAL_TRIAGE_SESSION_SECRET"
-        )
-    return secret
-
-
-def _write_new_secret(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
-    descriptor = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write(secrets.token_urlsafe(48))
-    try:
-        os.link(staging, path)  # atomic, and never replaces a secret another replica wrote
-    except FileExistsError:
-        pass
-    finally:
-        staging.unlink()
+    return site_secret(settings.session_secret, path, "DENIAL_TRIAGE_SESSION_SECRET")
 
 
 def session_options(settings: Settings) -> dict[str, Any]:

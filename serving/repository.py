@@ -137,10 +137,33 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+def canonical_json(document: Any) -> bytes:
+    """The canonical JSON of ``document`` (sorted keys, no spaces), as UTF-8."""
+    return json.dumps(json_safe(document), sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
 def canonical_hash(document: Any) -> str:
-    """SHA-256 hex of the canonical JSON of ``document`` (sorted keys, no spaces)."""
-    text = json.dumps(json_safe(document), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    """SHA-256 hex of the canonical JSON of ``document``."""
+    return hashlib.sha256(canonical_json(document)).hexdigest()
+
+
+# The site's key for the audit log's input hashes, set once when a service (or its audit
+# worker) starts: an unkeyed hash of a denial could be confirmed by guessing its fields.
+_INPUT_HASH_KEY: bytes | None = None
+
+
+def use_input_hash_key(key: str | bytes) -> None:
+    """Key every input hash this process makes from now on (see :func:`input_hash`)."""
+    global _INPUT_HASH_KEY
+    _INPUT_HASH_KEY = key.encode("utf-8") if isinstance(key, str) else key
+
+
+def input_hash(denial: Mapping[str, Any]) -> str:
+    """HMAC-SHA256 hex, under the site's key, of the canonical JSON of a scored denial: the
+    holder of the key and the denial can show it was scored; nobody else learns anything."""
+    if _INPUT_HASH_KEY is None:
+        raise RuntimeError("no key for input hashes: call use_input_hash_key at start-up")
+    return hmac.new(_INPUT_HASH_KEY, canonical_json(denial), hashlib.sha256).hexdigest()
 
 
 # ---------------------------------------------------------------------------- API keys
@@ -245,7 +268,7 @@ def audit_record(
 ) -> dict[str, Any]:
     """One audit record as a JSON-safe dict, ready for :func:`record_scores` or the spool.
 
-    The denial itself is kept only as the hash of its canonical JSON, plus the few
+    The denial itself is kept only as the keyed hash of its canonical JSON, plus the few
     non-identifying facts the reviewers' pages route and filter by (:data:`DENIAL_FACTS`), so
     claim ids, providers, diagnoses and service dates never reach the log. ``record_id`` is
     fixed here, once, so a record written late from the spool is still written only once.
@@ -258,7 +281,7 @@ def audit_record(
         "caller": caller,
         "model_version": model_version,
         "mapping_version": mapping_version,
-        "input_hash": canonical_hash(denial),
+        "input_hash": input_hash(denial),
         "outputs": json_safe(outputs),
         "explanation": json_safe(explanation),
         "facts": denial_facts(denial),

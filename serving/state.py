@@ -62,10 +62,12 @@ from serving.scoring import (
     ScoredBatch,
     score_denials,
 )
+from serving.site_secrets import site_secret
 from serving.spool import AuditSpool
 from training.tracking import configure_tracking
 from training.triage_model import prediction_threads
 
+AUDIT_HASH_KEY_FILE = "audit-hash-key"
 AUTH_CACHE_SECONDS = 30.0  # a revoked key stops working everywhere within this time
 # A read waits at most this long for its own records still on their way: past it, the database
 # is struggling and an answer without them beats a reviewer left waiting.
@@ -94,6 +96,7 @@ class ServiceState:
 
     def start(self) -> None:
         configure_tracking(self.settings.data_dir)
+        repository.use_input_hash_key(self.input_hash_key)
         url = self.settings.resolved_database_url
         upgrade_database(url)
         self.engine = make_engine(url)
@@ -121,7 +124,13 @@ class ServiceState:
         assert self.local_audit is not None, "the database is not open yet"
         if not self.settings.audit_worker_process:
             return self.local_audit
-        return ProcessStore(url, self.spool.folder, self.local_audit)
+        return ProcessStore(url, self.spool.folder, self.local_audit, self.input_hash_key)
+
+    @property
+    def input_hash_key(self) -> str:
+        """The site's key for the audit log's input hashes (the setting, else generated)."""
+        path = self.settings.data_dir / AUDIT_HASH_KEY_FILE
+        return site_secret(self.settings.audit_hash_key, path, "DENIAL_TRIAGE_AUDIT_HASH_KEY")
 
     def _store_replayed(self, jobs: list[AuditJob]) -> None:
         assert self.local_audit is not None, "the database is not open yet"

@@ -16,6 +16,16 @@ from training.synthetic import generate_history
 
 HISTORY_ROWS = 60_000
 HISTORY_SEED = 11
+TEST_INPUT_HASH_KEY = "test-site-key-for-input-hashes-0123456789"  # pragma: allowlist secret
+
+
+@pytest.fixture(autouse=True, scope="session")
+def input_hash_key() -> str:
+    """Audit records built outside a service (which sets the site's own) use a test key."""
+    from serving.repository import use_input_hash_key
+
+    use_input_hash_key(TEST_INPUT_HASH_KEY)
+    return TEST_INPUT_HASH_KEY
 
 
 @pytest.fixture(scope="session")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import json
 
 import numpy as np
+from conftest import TEST_INPUT_HASH_KEY
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -13,9 +16,12 @@ from serving.records import ScoreRecord
 from serving.repository import (
     audit_record,
     canonical_hash,
+    canonical_json,
     count_scores,
+    input_hash,
     latest_score,
     record_scores,
+    use_input_hash_key,
 )
 
 pytest_plugins = ["database_fixtures"]
@@ -77,9 +83,12 @@ def test_records_from_the_service_with_datetimes_are_accepted(session: Session) 
     assert session.scalars(select(ScoreRecord.scored_at)).one() == at(9)
 
 
-def test_the_input_is_kept_as_a_hash_and_its_routing_facts() -> None:
+def test_the_input_is_kept_as_a_keyed_hash_and_its_routing_facts(input_hash_key: str) -> None:
     record = scored("D-1", at(9))
-    assert record["input_hash"] == canonical_hash(DENIAL)
+    keyed = hmac.new(input_hash_key.encode(), canonical_json(DENIAL), hashlib.sha256)
+    assert record["input_hash"] == keyed.hexdigest()
+    # An unkeyed hash could be confirmed by anyone guessing the denial's fields offline.
+    assert record["input_hash"] != canonical_hash(DENIAL)
     # What the reviewers' worklist filters by; the rest of a denial stays inside the hash.
     assert record["facts"] == {
         "payer_id": "87726",
@@ -102,10 +111,16 @@ def test_the_input_is_kept_as_a_hash_and_its_routing_facts() -> None:
     }
 
 
-def test_input_hash_ignores_field_order_and_sees_any_change() -> None:
+def test_input_hash_ignores_field_order_and_sees_any_change_and_any_other_key() -> None:
     reordered = dict(reversed(list(DENIAL.items())))
-    assert canonical_hash(reordered) == canonical_hash(DENIAL)
-    assert canonical_hash({**DENIAL, "denied_amount": 180.51}) != canonical_hash(DENIAL)
+    assert input_hash(reordered) == input_hash(DENIAL)
+    assert input_hash({**DENIAL, "denied_amount": 180.51}) != input_hash(DENIAL)
+    mine = input_hash(DENIAL)
+    try:
+        use_input_hash_key("another-site-key-of-at-least-32-characters")
+        assert input_hash(DENIAL) != mine
+    finally:
+        use_input_hash_key(TEST_INPUT_HASH_KEY)
 
 
 def test_audit_documents_are_plain_json() -> None:

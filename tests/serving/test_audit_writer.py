@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import psutil
 import pytest
+from conftest import TEST_INPUT_HASH_KEY
 from sqlalchemy.exc import OperationalError
 
 from features.contract import clean_records
@@ -285,7 +286,7 @@ def test_a_worker_process_writes_and_a_dead_one_is_replaced_without_duplicates(
     local = LocalStore(
         repository.audit_writer(session_factory(engine)), spool.append, spool.set_aside
     )
-    store = ProcessStore(records_database, spool.folder, local)
+    store = ProcessStore(records_database, spool.folder, local, TEST_INPUT_HASH_KEY)
     try:
         first = scored_job(triage_model, denials.head(10), "req-1")
         assert store.store([first]) == 0
@@ -309,7 +310,12 @@ def test_the_worker_spools_what_the_database_refuses(
 ) -> None:
     away = f"sqlite:///{tmp_path / 'no-such-folder' / 'records.db'}"  # cannot be opened
     spool = AuditSpool(tmp_path / "spool")
-    store = ProcessStore(away, spool.folder, LocalStore(lambda _: 0, spool.append, spool.set_aside))
+    store = ProcessStore(
+        away,
+        spool.folder,
+        LocalStore(lambda _: 0, spool.append, spool.set_aside),
+        TEST_INPUT_HASH_KEY,
+    )
     try:
         assert store.store([scored_job(triage_model, denials.head(4), "req-1")]) == 4
         assert spool.pending() == 4

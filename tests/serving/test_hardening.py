@@ -259,3 +259,25 @@ def test_access_logs_never_carry_the_path(service, caplog: pytest.LogCaptureFixt
     lines = [r for r in caplog.records if r.getMessage() == "request"]
     assert lines and all(r.route == "/v1/denials/{denial_id:path}" for r in lines)
     assert not [r for r in caplog.records if "D-PRIVATE-42" in str(vars(r))]
+
+
+def test_the_audit_keeps_a_hash_keyed_with_the_site_secret(service, trained, denial) -> None:
+    """An unsalted SHA-256 of the whole denial could be confirmed by guessing it offline."""
+    import hashlib
+    import hmac
+    import stat
+
+    from serving.repository import canonical_hash, canonical_json
+    from serving.schemas import DenialIn
+
+    client, keys = service
+    sent = {**denial, "denial_id": "hash-1"}
+    assert post_score(client, keys["scorer"], json.dumps({"denials": [sent]}).encode()).is_success
+    stored = client.get("/v1/denials/hash-1", headers=auth(keys["reviewer"])).json()
+    key_file = trained[0] / "audit-hash-key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    as_scored = DenialIn.model_validate(sent).model_dump(mode="json")
+    keyed = hmac.new(key_file.read_text().strip().encode(), canonical_json(as_scored), "sha256")
+    assert stored["input_hash"] == keyed.hexdigest()
+    assert stored["input_hash"] != canonical_hash(as_scored)
+    assert hashlib.sha256(canonical_json(as_scored)).hexdigest() == canonical_hash(as_scored)
