@@ -305,7 +305,7 @@ class _ClaimWriter:
         ]
         if pd.notna(row["provider_npi"]):
             segments.append(f"NM1*82*1*PROVIDER*RENDERING****XX*{row['provider_npi']}")
-        received = self.dates.get("submission_date", [""] * len(self.rows))[index]
+        received = self.dates["submission_date"][index] if "submission_date" in self.dates else ""
         if received:
             segments.append(f"DTM*050*{received}")
         return segments
