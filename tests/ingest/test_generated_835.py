@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 from denial_triage.cli import app
 from features.contract import load_denials
 from ingest.batch import IngestReport, ingest
+from ingest.denials import CONTRACT_ROW_COLUMNS
 from ingest.outcomes import link_outcomes
 from ingest.writer import RECOVERED, RemittanceReport, write_remittances
 from training.synthetic import generate_history
@@ -30,22 +31,12 @@ from training.synthetic import generate_history
 # Ingestion validates each file's rows as a table, about 0.15 s a file, so the sample keeps
 # the files few: four months and the six busiest payers, about 200 denials in about 80 files.
 ROWS, MONTHS, PAYERS = 600, 4, 6
-CARRIED = (
-    "payer_id",
-    "claim_type",
-    "service_date",
-    "denial_date",
-    "billed_amount",
-    "denied_amount",
-    "paid_amount",
-    "carc_codes",
-    "rarc_codes",
-    "submission_date",
-    "provider_npi",
-    "place_of_service",
-    "procedure_code",
-    "modifiers",
-    "units",
+# The contract columns an 835 fills, less the ids (matched on, or hashed by ingestion), the
+# issue date as as_of_date, and payer_type (compared on its own: one type does not survive).
+CARRIED = tuple(
+    name
+    for name in CONTRACT_ROW_COLUMNS
+    if name not in {"denial_id", "claim_id", "payer_type", "as_of_date"}
 )
 
 
