@@ -17,13 +17,20 @@ the denied ones included, stays good and keeps its position (and so its denial i
 from __future__ import annotations
 
 import argparse
-import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from features.contract import CARC_PATTERN
+from ingest.corruption import (
+    CLAIM_DEFECTS,
+    ENVELOPE_DEFECTS,
+    LAYOUT_BREAK,
+    LAYOUT_DEFECT,
+    FileDefect,
+    damage_claim,
+)
+from ingest.corruption import render as render_segments
 from ingest.denials import denial_rows
 from ingest.remit835 import FindingLog, Quarantined, RemittanceParser
 from ingest.x12 import SegmentReader, Separators
@@ -46,70 +53,29 @@ class Sample:
 # when it does not apply to the sample.
 Corruption = Callable[[Sample], "tuple[list[str], int] | None"]
 _LOOP_ENDS = ("CLP", "LX", "PLB", "SE")
-_CARC = re.compile(CARC_PATTERN)
 
 
-def _replace_element(segment: str, element: str, position: int, value: str | None) -> str:
-    parts = segment.split(element)
-    if position >= len(parts):
-        return segment
-    if value is None:
-        del parts[position]
-    else:
-        parts[position] = value
-    return element.join(parts)
-
-
-def _envelope(segment_id: str, position: int, change: Callable[[str], str]) -> Corruption:
-    """Change one element of every ``segment_id`` segment."""
+def _envelope(defect: FileDefect) -> Corruption:
+    """An envelope or layout defect of the whole file: no claim is damaged."""
 
     def corrupt(sample: Sample) -> tuple[list[str], int] | None:
-        element = sample.separators.element
-        prefix = segment_id + element
-        if not any(segment.startswith(prefix) for segment in sample.segments):
-            return None
-        damaged = [
-            _replace_element(s, element, position, change(s.split(element)[position]))
-            if s.startswith(prefix)
-            else s
-            for s in sample.segments
-        ]
-        return damaged, 0
+        damaged = defect(sample.segments, sample.separators.element)
+        return None if damaged is None else (damaged, 0)
 
     return corrupt
 
 
-def _text_after_last_segment(sample: Sample) -> tuple[list[str], int]:
-    return [*sample.segments, "1" + sample.separators.element + "000000001"], 0
-
-
-def _missing_iea(sample: Sample) -> tuple[list[str], int] | None:
-    if not sample.segments[-1].startswith("IEA"):
-        return None
-    return sample.segments[:-1], 0
-
-
-def _stray_fragment_in_header(sample: Sample) -> tuple[list[str], int] | None:
-    at = next((i for i, s in enumerate(sample.segments) if s.startswith("BPR")), None)
-    if at is None:
-        return None
-    return [*sample.segments[: at + 1], " 0.00", *sample.segments[at + 1 :]], 0
-
-
-def _damaged_copy(segment_id: str, change: Callable[[str, str], str | None]) -> Corruption:
-    """A copy of the first claim holding a ``segment_id`` segment that ``change`` can rewrite
-    (it returns ``None`` when it cannot), rewritten, added at the end of its transaction."""
+def _damaged_copy(defect: str) -> Corruption:
+    """A copy of the first claim ``defect`` can damage, damaged, added at the end of its
+    transaction."""
 
     def corrupt(sample: Sample) -> tuple[list[str], int] | None:
         element = sample.separators.element
         for start, end in _claim_loops(sample.segments, element):
-            loop = sample.segments[start:end]
-            for offset, segment in enumerate(loop):
-                changed = change(segment, element) if segment.startswith(segment_id) else None
-                if changed is not None:
-                    copy = [*loop[:offset], changed, *loop[offset + 1 :]]
-                    at = _transaction_end(sample.segments, end, element)
-                    return [*sample.segments[:at], *copy, *sample.segments[at:]], 1
+            copy = damage_claim(sample.segments[start:end], element, defect)
+            if copy is not None:
+                at = _transaction_end(sample.segments, end, element)
+                return [*sample.segments[:at], *copy, *sample.segments[at:]], 1
         return None
 
     return corrupt
@@ -134,41 +100,10 @@ def _transaction_end(segments: list[str], index: int, element: str) -> int:
     return index
 
 
-def _cas_amount(segment: str, element: str) -> str | None:
-    """A CAS whose group and code fit the contract gets a malformed amount (masked sample
-    codes are left alone: their adjustments are findings, not defects)."""
-    elements = segment.split(element)
-    if len(elements) < 4 or not _CARC.fullmatch(f"{elements[1]}-{elements[2]}"):
-        return None
-    return _replace_element(segment, element, 3, "12O.00")
-
-
-def _moa_after_line(segment: str, element: str) -> str | None:
-    """Loop out of order: a claim-level MOA after the claim's first service line."""
-    return f"{segment}{SEGMENT_BREAK}MOA{element}{element}{element}MA130"
-
-
 CLASSES: dict[str, Corruption] = {
-    "SE01 count wrong": _envelope("SE", 1, lambda count: str(int(count or 0) + 7)),
-    "GE01 count wrong": _envelope("GE", 1, lambda count: str(int(count or 0) + 1)),
-    "IEA01 count wrong": _envelope("IEA", 1, lambda count: str(int(count or 0) + 1)),
-    "IEA02 trimmed (differs from ISA13)": _envelope("IEA", 2, lambda n: n.lstrip("0") or "1"),
-    "SE02 differs from ST02": _envelope("SE", 2, lambda number: number + "9"),
-    "text after the last segment": _text_after_last_segment,
-    "missing IEA at end of file": _missing_iea,
-    "stray fragment between segments": _stray_fragment_in_header,
-    "line breaks and indentation between segments": lambda sample: (sample.segments, 0),
-    "claim: CLP03 missing": _damaged_copy("CLP", lambda s, e: _replace_element(s, e, 3, "")),
-    "claim: CLP04 holds an id": _damaged_copy(
-        "CLP", lambda s, e: _replace_element(s, e, 4, "1EG4TE5MK72")
-    ),
-    "claim: CAS amount malformed": _damaged_copy("CAS", _cas_amount),
-    "claim: SVC01 missing": _damaged_copy("SVC", lambda s, e: _replace_element(s, e, 1, "")),
-    "claim: SVC02 malformed": _damaged_copy("SVC", lambda s, e: _replace_element(s, e, 2, "1.2.3")),
-    "claim: loop out of order (MOA after a line)": _damaged_copy("SVC", _moa_after_line),
+    **{name: _envelope(defect) for name, defect in ENVELOPE_DEFECTS.items()},
+    **{name: _damaged_copy(name) for name in CLAIM_DEFECTS},
 }
-_LAYOUT_CLASS = "line breaks and indentation between segments"
-SEGMENT_BREAK = "\x00"  # splits one rewritten segment into two when the file is rendered
 
 
 @dataclass
@@ -198,9 +133,7 @@ def load_sample(path: Path) -> Sample:
 
 def render(sample: Sample, segments: list[str], layout: str = "") -> str:
     """Segments back to text; ``layout`` goes after each terminator (line breaks, indents)."""
-    terminator = sample.separators.segment
-    text = "".join(segment + terminator + layout for segment in segments)
-    return text.replace(SEGMENT_BREAK, terminator + layout)
+    return render_segments(segments, sample.separators.segment, layout)
 
 
 def _read(
@@ -228,7 +161,7 @@ def run_class(name: str, samples: list[Sample], folder: Path) -> Tally:
         if corrupted is None:
             continue
         segments, damaged = corrupted
-        layout = "\r\n  " if name == _LAYOUT_CLASS else ""
+        layout = LAYOUT_BREAK if name == LAYOUT_DEFECT else ""
         text = render(sample, segments, layout)
         read, quarantined, findings = _read(sample, text, folder / name[:12] / sample.name)
         good = sample.claim_keys

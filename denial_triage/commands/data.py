@@ -19,6 +19,7 @@ from features.contract import (
     scoring_json_schema,
 )
 from features.mapping import load_mapping
+from ingest.writer import write_remittances
 from training.profile import profile_history
 from training.synthetic import generate_history
 
@@ -36,6 +37,19 @@ def generate(
     out: Path = typer.Option(
         None, help="Output .parquet or .csv [default: DATA_DIR/history/history.parquet]."
     ),
+    as_835: Path = typer.Option(
+        None,
+        "--as-835",
+        help="Also write the history as X12 835 remittances in this folder: denials on their "
+        "denial dates, recoveries as later payments.",
+    ),
+    defect_share: float = typer.Option(
+        0.0,
+        min=0.0,
+        max=1.0,
+        help="With --as-835: share of denied claims and of files damaged by the defects real "
+        "payers' files carry (e.g. 0.01).",
+    ),
 ) -> None:
     """Generate a realistic synthetic denial history that meets the data contract."""
     target = out or default_history_path()
@@ -45,6 +59,31 @@ def generate(
         generate_history(rows, seed, target, on_chunk=lambda n: progress.advance(task, n))
     seconds = time.perf_counter() - started
     typer.echo(f"wrote {rows:,} denials to {target} in {seconds:.1f} s (seed {seed})")
+    if as_835 is not None:
+        _write_835(target, as_835, defect_share, seed)
+
+
+def _write_835(history: Path, folder: Path, defect_share: float, seed: int) -> None:
+    """The generated history as remittances; exit 1 when the folder cannot be written."""
+    started = time.perf_counter()
+    try:
+        # Typed through the contract, so a CSV history's lists and dates read as such.
+        rows = load_denials(history).frame
+        report = write_remittances(rows, folder, defect_share=defect_share, seed=seed)
+    except OSError as exc:
+        typer.echo(f"error: cannot write remittances to {folder}: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    seconds = time.perf_counter() - started
+    typer.echo(
+        f"wrote {report.files:,} 835 files ({report.transactions:,} remittances, "
+        f"{report.denied_claims:,} denied and {report.paying_claims:,} paying claims, "
+        f"{report.bytes / 2**20:,.1f} MiB) to {folder} in {seconds:.1f} s"
+    )
+    if defect_share > 0:
+        typer.echo(
+            f"damaged {len(report.damaged_claims):,} denied claims and "
+            f"{sum(report.envelope_defects.values()):,} file envelopes"
+        )
 
 
 def validate(
