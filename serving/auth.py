@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -14,6 +13,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from serving.errors import ServiceError
+from serving.middleware import refuse_unread
 
 ROLES = ("scorer", "reviewer", "admin")
 NO_KEY = "an API key is required: send 'Authorization: Bearer <key>'"
@@ -108,11 +108,5 @@ async def _refusal(scope: Scope) -> tuple[int, str] | None:
 
 async def _refuse(scope: Scope, send: Send, status: int, detail: str) -> None:
     request_id = scope.get("state", {}).get("request_id")
-    body = json.dumps({"detail": detail, "request_id": request_id}).encode()
-    # Close the connection: the body left unread is not received at all, so a sender with no
-    # key costs the service one answer, not the upload of its body.
-    headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
-    if status == 401:
-        headers.append((b"www-authenticate", b"Bearer"))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    challenge = [(b"www-authenticate", b"Bearer")] if status == 401 else []
+    await refuse_unread(send, status, detail, request_id, challenge)

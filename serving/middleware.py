@@ -120,19 +120,22 @@ def _tagged(send: Send, request_id: str, client_id: str | None, status: dict[str
 
 
 async def _refuse_too_large(send: Send, request_id: str, limit: int) -> None:
-    detail = {"detail": f"request body larger than {limit} bytes", "request_id": request_id}
-    body = json.dumps(detail).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (REQUEST_ID_HEADER, request_id.encode()),
-                (b"connection", b"close"),  # the rest of the body is not received
-            ],
-        }
-    )
+    detail = f"request body larger than {limit} bytes"
+    await refuse_unread(send, 413, detail, request_id, [(REQUEST_ID_HEADER, request_id.encode())])
+
+
+async def refuse_unread(
+    send: Send,
+    status: int,
+    detail: str,
+    request_id: str | None,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    """Answer an error before the body was read, and close the connection: the rest of the
+    body is then never received, so a refused upload costs one answer, not its bytes."""
+    body = json.dumps({"detail": detail, "request_id": request_id}).encode()
+    start = [(b"content-type", b"application/json"), (b"connection", b"close"), *(headers or [])]
+    await send({"type": "http.response.start", "status": status, "headers": start})
     await send({"type": "http.response.body", "body": body})
 
 
