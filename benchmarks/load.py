@@ -220,11 +220,15 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_service(deployment: Deployment, work: Path) -> Iterator[Service]:
-    """The service as shipped, stopped with SIGTERM (a graceful shutdown) afterwards."""
+def running_service(
+    deployment: Deployment, work: Path, settings: dict[str, str] | None = None
+) -> Iterator[Service]:
+    """The service as shipped (or with ``settings``, environment variables), stopped with
+    SIGTERM (a graceful shutdown) afterwards."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DENIAL_TRIAGE_"))}
     env["DENIAL_TRIAGE_DATA_DIR"] = str(deployment.data_dir)
+    env.update(settings or {})
     command = [sys.executable, "-m", "denial_triage", "serve", "--port", str(port)]
     log = work / "service.log"
     with log.open("w") as output:

@@ -49,6 +49,19 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         10 * 1024 * 1024, ge=1024, description="Largest request body accepted (413 beyond)."
     )
+    refusals_per_minute: int = Field(
+        30,
+        ge=1,
+        description="Refused requests (401, 413, 422) a sender may have in a minute; past it, "
+        "its requests with a body are answered 429 after a pause, until the minute allows again.",
+    )
+    refused_pause_seconds: float = Field(
+        1.0,
+        ge=0,
+        le=30,
+        description="How long the answer to a sender past its refusals waits: a client that "
+        "sends again only once answered then sends about one request per pause.",
+    )
     model_poll_seconds: float = Field(
         30.0, gt=0, description="How often the service checks whether the champion alias moved."
     )

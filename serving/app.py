@@ -31,6 +31,7 @@ from serving.auth import ROLES, Caller, KeyGate, require_roles
 from serving.errors import ServiceError
 from serving.logs import configure_logging, logger
 from serving.middleware import RequestContextMiddleware
+from serving.refusals import RefusalThrottle
 from serving.schemas import (
     NO_NUL,
     ErrorResponse,
@@ -54,6 +55,10 @@ ERRORS = {
     403: {"model": ErrorResponse, "description": "The key's role may not do this."},
     413: {"model": ErrorResponse, "description": "Body or batch larger than the service accepts."},
     422: {"model": ErrorResponse, "description": "Where the request breaks the contract, and why."},
+    429: {
+        "model": ErrorResponse,
+        "description": "This sender was refused too often in the last minute; see Retry-After.",
+    },
     503: {"model": ErrorResponse, "description": "No model is loaded yet."},
 }
 
@@ -99,7 +104,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    app.add_middleware(KeyGate)
+    app.add_middleware(
+        KeyGate,
+        refusals=RefusalThrottle(settings.refusals_per_minute, settings.refused_pause_seconds),
+    )
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     errors.install(app)
     _routes(app)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -26,6 +27,16 @@ def input_hash_key() -> str:
 
     use_input_hash_key(TEST_INPUT_HASH_KEY)
     return TEST_INPUT_HASH_KEY
+
+
+@pytest.fixture(autouse=True, scope="session")
+def refusals_unthrottled() -> Iterator[None]:
+    """Tests send refused requests by the dozen on purpose (fuzzing sends thousands); slowing
+    refused senders is tested on its own (tests/serving/test_refusals.py), with its own
+    settings."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DENIAL_TRIAGE_REFUSALS_PER_MINUTE", "1000000")
+        yield
 
 
 @pytest.fixture(scope="session")

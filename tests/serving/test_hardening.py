@@ -25,6 +25,7 @@ from serving.auth import KeyGate
 from serving.errors import MAX_PROBLEMS_SHOWN
 from serving.limits import VALUES_PER_DENIAL, value_bound
 from serving.logs import configure_logging
+from serving.refusals import RefusalThrottle
 from training import run as training_run
 from training.tracking import example_payload
 
@@ -140,7 +141,7 @@ def test_without_a_key_the_body_is_never_read() -> None:
     for headers in ([], [(b"authorization", b"Bearer dt_0000000_wrong")]):
         scope = {"type": "http", "method": "POST", "path": "/v1/score", "headers": headers}
         scope |= {"app": app, "state": {"request_id": "r1"}}
-        asyncio.run(KeyGate(inner)(scope, receive, send))
+        asyncio.run(KeyGate(inner, RefusalThrottle(100, 0.0))(scope, receive, send))
     assert reads == []
     assert [m["status"] for m in sent if m["type"] == "http.response.start"] == [401, 401]
 
@@ -281,3 +282,51 @@ def test_the_audit_keeps_a_hash_keyed_with_the_site_secret(service, trained, den
     assert stored["input_hash"] == keyed.hexdigest()
     assert stored["input_hash"] != canonical_hash(as_scored)
     assert hashlib.sha256(canonical_json(as_scored)).hexdigest() == canonical_hash(as_scored)
+
+
+# ---------------------------------------------------------------------------- refused senders
+
+
+@pytest.fixture()
+def throttled(trained: tuple[Path, pd.DataFrame], monkeypatch: pytest.MonkeyPatch):
+    """The service with a small allowance of refusals (the suite's own is unlimited)."""
+    monkeypatch.setenv("DENIAL_TRIAGE_REFUSALS_PER_MINUTE", "5")
+    settings = Settings(
+        data_dir=trained[0], model_poll_seconds=3600, refused_pause_seconds=PAUSE_SECONDS
+    )
+    with TestClient(create_app(settings)) as client:
+        yield client, create_keys(settings.resolved_database_url, f"throttled-{time.time_ns()}")
+
+
+PAUSE_SECONDS = 0.3
+
+
+def test_a_sender_refused_too_often_is_answered_429_after_a_pause(throttled, denial) -> None:
+    """Two senders posting refused bodies in a loop made the service's core busy and every
+    other caller wait (benchmarks/abuse.py); past its allowance a sender is slowed."""
+    client, keys = throttled
+    body = json.dumps({"denials": [denial]}).encode()
+    assert [post_score(client, None, body).status_code for _ in range(5)] == [401] * 5
+    started = time.perf_counter()
+    slowed = post_score(client, None, body)
+    assert slowed.status_code == 429
+    assert time.perf_counter() - started >= PAUSE_SECONDS
+    assert 1 <= int(slowed.headers["retry-after"]) <= 60
+    assert slowed.headers["connection"] == "close"
+    # A valid key is never slowed by its address's refusals: the sender is then the key.
+    assert post_score(client, keys["scorer"], body).status_code == 200
+
+
+def test_a_key_whose_bodies_are_refused_is_slowed_and_other_keys_are_not(throttled, denial) -> None:
+    client, keys = throttled
+    too_many_values = b'{"denials":[' + b",".join([b"{}"] * 100_000) + b"]}"
+    broken = json.dumps({"denials": [{**denial, "denied_amount": -1}]}).encode()
+    answers = [post_score(client, keys["scorer"], too_many_values).status_code for _ in range(3)]
+    answers += [post_score(client, keys["scorer"], broken).status_code for _ in range(2)]
+    assert answers == [413, 413, 413, 422, 422]
+    good = json.dumps({"denials": [denial]}).encode()
+    assert post_score(client, keys["scorer"], good).status_code == 429
+    assert post_score(client, keys["admin"], good).status_code == 200
+    # A reviewer's read carries no body: never gated, never slowed.
+    read = client.get(f"/v1/denials/{denial['denial_id']}", headers=auth(keys["reviewer"]))
+    assert read.status_code == 200
