@@ -4,7 +4,8 @@ abusive senders do to everyone else.
 One command. In a temporary directory it trains a small champion, creates keys and starts
 ``denial-triage serve`` as shipped on a free loopback port (the harness of ``load.py``). Then:
 
-1. **Idle**: p50 and p99 of ``GET /healthz`` and of a one-denial score, one client.
+1. **Idle**: p50 and p99 of ``GET /healthz`` and of a one-denial score, one client probing
+   both in turn every 20 ms, as it does under abuse (so the ratio is the senders' alone).
 2. **Worst bodies**, one at a time: the wall time of the answer and the service's peak
    resident memory above its level before (sampled every 5 ms), for
    - 100,000 empty denials (the review's 300 KB body: 9.7 s and 1.6 GB before),
@@ -15,7 +16,9 @@ One command. In a temporary directory it trains a small champion, creates keys a
 3. **Under abuse**: two senders post an abusive body in a loop (10 MiB without a key; the
    review's 100,000 empty denials with a scorer key; and, reported without a target, the
    densest body the limits let through) while one client measures ``/healthz`` and one-denial
-   scores. Each sender is a process of its own, on the same two cores as the service.
+   scores. Each sender is a process of its own. By default the service is pinned to one core
+   and the probe and senders to the others, as senders on other hosts would be
+   (``--shared-cores`` leaves them together).
 
 Targets (issue 12): every worst body under 200 ms and 100 MB; ``/healthz`` and a one-denial
 score within 2x their idle p50 while two abusive senders run. Prints markdown tables and exits
@@ -131,16 +134,6 @@ class Target:
             connection.close()
 
 
-def latencies(call: Callable[[], tuple[int, int, float]], count: int) -> list[float]:
-    times = []
-    for _ in range(count):
-        status, _, ms = call()
-        if status != 200:
-            raise SystemExit(f"a reference request answered {status}")
-        times.append(ms)
-    return times
-
-
 def percentile(values: list[float], share: float) -> float:
     return sorted(values)[min(len(values) - 1, int(share * len(values)))]
 
@@ -205,25 +198,28 @@ def _send_in_a_loop(target: Target, body: bytes, key: str | None, stop: Any) -> 
         target.post("/v1/score", body, key)
 
 
-def under_abuse(
-    target: Target, body: bytes, key: str | None, seconds: float, probes: dict[str, Callable]
+def probe_while(
+    target: Target, probes: dict[str, Callable], seconds: float, abuse: tuple | None = None
 ) -> dict[str, list[float]]:
-    """Latencies of each probe while two senders post ``body`` in a loop.
+    """Latencies of each probe, in turn every 20 ms, while two senders post ``abuse`` in a loop.
+
+    Idle is the same loop without senders: the probe's own pattern (a score, then ``/healthz``
+    while the audit worker stores that score) is part of both figures, so their ratio is the
+    senders' effect alone.
 
     Each sender is a process of its own: as threads of this process they would hold the
     interpreter lock the probe needs, and the probe would time the benchmark, not the service.
-    They still share the machine's two cores with the service, as a real attacker on the same
-    host would not.
     """
     context = multiprocessing.get_context("fork")
     stop = context.Event()
     senders = [
-        context.Process(target=_send_in_a_loop, args=(target, body, key, stop), daemon=True)
-        for _ in range(2)
+        context.Process(target=_send_in_a_loop, args=(target, *abuse, stop), daemon=True)
+        for _ in range(2 if abuse else 0)
     ]
     for sender in senders:
         sender.start()
-    time.sleep(1.0)  # both senders under way
+    if senders:
+        time.sleep(1.0)  # both senders under way
     measured: dict[str, list[float]] = {name: [] for name in probes}
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -291,14 +287,16 @@ def run(work: Path, seconds: float, pinned: bool) -> dict[str, Any]:
                     "/v1/score", one_denial, deployment.keys["scorer"]
                 ),
             }
-            results["idle"][slowing] = {
-                name: latencies(probe, 200) for name, probe in probes.items()
-            }
+            cpu_before, started = service.usage()[3], time.monotonic()
+            results["idle"][slowing] = probe_while(target, probes, seconds)
+            results["service_cores"][f"{slowing}: idle"] = (service.usage()[3] - cpu_before) / (
+                time.monotonic() - started
+            )
             if "bodies" not in results:
                 results["bodies"] = worst_bodies(target, service.process.pid)
             for situation, (body, key) in abused.items():
                 cpu_before, started = service.usage()[3], time.monotonic()
-                measured = under_abuse(target, body, key, seconds, probes)
+                measured = probe_while(target, probes, seconds, (body, key))
                 results["abused"][f"{slowing}: {situation}"] = measured
                 results["service_cores"][f"{slowing}: {situation}"] = (
                     service.usage()[3] - cpu_before
@@ -333,7 +331,8 @@ def abuse_table(results: dict[str, Any]) -> str:
         for probe, times in idle.items():
             lines.append(
                 f"| {probe} | {slowing}: idle | {statistics.median(times):.1f} | "
-                f"{percentile(times, 0.99):.1f} | 1.00 | {len(times)} | |"
+                f"{percentile(times, 0.99):.1f} | 1.00 | {len(times)} | "
+                f"{results['service_cores'][f'{slowing}: idle']:.2f} |"
             )
     for situation, measured in results["abused"].items():
         idle = results["idle"][situation.split(":")[0]]

@@ -29,6 +29,7 @@ from denial_triage.settings import Settings, get_settings
 from serving import errors, metrics, pages
 from serving.auth import ROLES, Caller, KeyGate, require_roles
 from serving.errors import ServiceError
+from serving.limits import read_score_body
 from serving.logs import configure_logging, logger
 from serving.middleware import RequestContextMiddleware
 from serving.refusals import RefusalThrottle
@@ -197,8 +198,9 @@ def _routes(app: FastAPI) -> None:
     async def score(caller: ScorerKey, state: State, request: Request) -> Response:
         """Score 1 to N denials: probabilities, priority with its parts, routing, review flags
         and SHAP reasons per model."""
-        # Read here, after the key was checked, and parsed within limits in a worker thread.
-        body = await request.body()
+        # Read here, after the key was checked, counted as it arrives, and parsed within
+        # limits in a worker thread.
+        body = await read_score_body(request.stream(), state.settings.max_batch_denials)
         scored = await run_in_threadpool(state.score_body, body, caller, request.state.request_id)
         return _answer(scored)
 

@@ -18,6 +18,7 @@ values and a few codes, never comes near it.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -37,6 +38,32 @@ def value_bound(body: bytes) -> int:
     return body.count(b",") + body.count(b"[") + body.count(b"{") + 1
 
 
+def _value_limit(max_denials: int) -> int:
+    return max_denials * VALUES_PER_DENIAL + ENVELOPE_VALUES
+
+
+def _too_many_values(max_denials: int) -> ServiceError:
+    return ServiceError(
+        413,
+        f"the body holds more JSON values than {max_denials:,} denials need "
+        f"(at most {VALUES_PER_DENIAL} a denial); send fewer denials per request",
+    )
+
+
+async def read_score_body(chunks: AsyncIterator[bytes], max_denials: int) -> bytes:
+    """The body, counted as it arrives: refused (413) as soon as it could hold more values than
+    ``max_denials`` denials need, so 10 MiB of ``{},`` is dropped after its first few hundred
+    kilobytes instead of being received whole. The bound is a sum over bytes, so counting
+    chunk by chunk gives the same figure as counting the whole body."""
+    limit, seen, parts = _value_limit(max_denials), 0, []
+    async for chunk in chunks:
+        seen += value_bound(chunk) - 1
+        if seen + 1 > limit:
+            raise _too_many_values(max_denials)
+        parts.append(chunk)
+    return b"".join(parts)
+
+
 def parse_score_request(body: bytes, max_denials: int) -> ScoreRequest:
     """The score request in ``body``, refused with 413 or 422 before costly work.
 
@@ -44,12 +71,8 @@ def parse_score_request(body: bytes, max_denials: int) -> ScoreRequest:
     list is longer than ``max_denials``; 422 when it
     is not JSON or breaks the request schema.
     """
-    if value_bound(body) > max_denials * VALUES_PER_DENIAL + ENVELOPE_VALUES:
-        raise ServiceError(
-            413,
-            f"the body holds more JSON values than {max_denials:,} denials need "
-            f"(at most {VALUES_PER_DENIAL} a denial); send fewer denials per request",
-        )
+    if value_bound(body) > _value_limit(max_denials):
+        raise _too_many_values(max_denials)
     document = _json(body)
     denials = document.get("denials") if isinstance(document, dict) else None
     if isinstance(denials, list) and len(denials) > max_denials:

@@ -8,7 +8,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -22,8 +22,8 @@ from denial_triage.settings import Settings
 from features.contract import TEXT_MAXIMUM
 from serving.app import create_app
 from serving.auth import KeyGate
-from serving.errors import MAX_PROBLEMS_SHOWN
-from serving.limits import VALUES_PER_DENIAL, value_bound
+from serving.errors import MAX_PROBLEMS_SHOWN, ServiceError
+from serving.limits import VALUES_PER_DENIAL, read_score_body, value_bound
 from serving.logs import configure_logging
 from serving.refusals import RefusalThrottle
 from training import run as training_run
@@ -73,6 +73,37 @@ def test_a_flood_of_empty_denials_is_refused_before_parsing(service) -> None:
     assert "JSON values" in response.json()["detail"]
     assert len(response.content) < 1_000
     assert elapsed < 2.0  # generous for a loaded CI machine; the benchmark measures it
+
+
+def test_a_body_with_too_many_values_is_refused_before_the_rest_arrives() -> None:
+    """10 MiB of empty denials is dropped once its values pass the bound, not received whole."""
+    chunk = b",".join([b"{}"] * 21_000)  # 64 KiB, as a server reads it
+    pulled = []
+
+    async def arriving() -> AsyncIterator[bytes]:
+        yield b'{"denials":['
+        for _ in range(160):  # 10 MiB in all
+            pulled.append(chunk)
+            yield chunk + b","
+
+    with pytest.raises(ServiceError) as refused:
+        asyncio.run(read_score_body(arriving(), max_denials=1_000))
+    assert refused.value.status_code == 413
+    # Each chunk may hold 42,000 values: the bound (1,000 x 256 + 64) is passed in the 7th.
+    assert len(pulled) == 7
+
+
+def test_a_body_within_the_bound_is_read_whole_across_chunks() -> None:
+    body = json.dumps(
+        {"denials": [{"denial_id": f"D{i}", "carc_codes": ["CO-16"]} for i in range(40)]}
+    )
+    pieces = [body[i : i + 100].encode() for i in range(0, len(body), 100)]
+
+    async def arriving() -> AsyncIterator[bytes]:
+        for piece in pieces:
+            yield piece
+
+    assert asyncio.run(read_score_body(arriving(), max_denials=1)) == body.encode()
 
 
 def test_a_list_longer_than_the_batch_limit_is_refused_before_any_denial_is_validated(
