@@ -6,6 +6,7 @@ import typer
 
 from denial_triage.commands import codes, data, db, ingest, keys, mapping, serve, train
 from training.fit import DEFAULT_MATURITY_DAYS, DEFAULT_TEST_MONTHS
+from training.windows import DEFAULT_MIN_EVALUATION_ROWS
 
 app = typer.Typer(
     name="denial-triage",
@@ -54,8 +55,8 @@ def quickstart(
     train.promote(
         data=path,
         version=None,
-        test_months=DEFAULT_TEST_MONTHS,
         maturity_days=DEFAULT_MATURITY_DAYS,
+        min_rows=DEFAULT_MIN_EVALUATION_ROWS,
     )
     if start_service:
         serve.serve_with_sample(path)

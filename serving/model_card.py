@@ -26,7 +26,16 @@ FIGURES = {
     "calibration.png": "Calibration of the recovery and preventable probabilities",
     "recovery_at_capacity.png": "Recovered dollars captured at team capacity",
 }
-RUN_TAGS = ("data_digest", "test_from", "mapping_version", "payer_rules_version", "git_commit")
+RUN_TAGS = (
+    "data_digest",
+    "test_from",
+    "window.first_denial",
+    "window.last_denial",
+    "window.matured_by",
+    "mapping_version",
+    "payer_rules_version",
+    "git_commit",
+)
 
 
 @dataclass(frozen=True)

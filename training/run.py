@@ -35,6 +35,7 @@ from training.tracking import (
     log_training_run,
 )
 from training.triage_model import TriageModel
+from training.windows import DEFAULT_MIN_EVALUATION_ROWS, TrainingWindow, rows_beyond
 
 Progress = Callable[[str], None]
 # Baselines (code lookup, logistic regression) learn from a sample when training is distributed,
@@ -73,7 +74,7 @@ class _Fitted:
     test_rows: pd.DataFrame
     train_rows: int
     cutoff: pd.Timestamp
-    matured_by: pd.Timestamp | None
+    window: TrainingWindow
     labels: dict[str, LabelCount]
 
 
@@ -160,9 +161,8 @@ def _fit_here(options: TrainingOptions, specs: dict[str, ModelSpec], progress: P
     labels = label_counts(train_rows, specs)
     progress(f"fitting on {len(train_rows):,} denials before {split.cutoff.date()}")
     model = fit_triage_model(train_rows, specs, seed=options.seed)
-    return _Fitted(
-        model, train_rows, test_rows, len(train_rows), split.cutoff, split.matured_by, labels
-    )
+    window = TrainingWindow.of(train_rows, split.matured_by, file_digest(options.data))
+    return _Fitted(model, train_rows, test_rows, len(train_rows), split.cutoff, window, labels)
 
 
 def _fit_on_dask(
@@ -191,13 +191,18 @@ def _fit_on_dask(
         fraction = min(1.0, BASELINE_SAMPLE_ROWS / max(count, 1))
         baseline = train_rows.sample(frac=fraction, random_state=options.seed).compute()
         test = test_rows.compute()
+        dates = train_rows["denial_date"]
+        first, last = (
+            pd.Timestamp(d) for d in client.compute([dates.min(), dates.max()], sync=True)
+        )
+    window = TrainingWindow(first, last, None, count, file_digest(options.data))
     return _Fitted(
         model,
         baseline.reset_index(drop=True),
         test.reset_index(drop=True),
         count,
         cutoff,
-        None,
+        window,
         labels,
     )
 
@@ -221,7 +226,8 @@ def _refuse_partial_labels(path: Path, labels: dict[str, LabelCount], rows: int)
 def _metadata(options: TrainingOptions, fitted: _Fitted) -> dict[str, object]:
     return {
         "data_path": str(options.data),
-        "data_digest": file_digest(options.data),
+        "data_digest": str(fitted.window.data_digest),
+        **fitted.window.metadata(),
         "train_rows": fitted.train_rows,
         "test_rows": len(fitted.test_rows),
         "test_from": str(fitted.cutoff.date()),
@@ -282,10 +288,32 @@ def _tags(model: TriageModel) -> dict[str, str]:
         "data_digest": str(model.metadata["data_digest"]),
         "data_path": str(model.metadata["data_path"]),
         "test_from": str(model.metadata["test_from"]),
+        **{k: str(v) for k, v in model.metadata.items() if k.startswith("window.")},
     }
 
 
-def evaluation_on(data: Path, options: TrainingOptions) -> Callable[[TriageModel], Evaluation]:
-    """An evaluator of any model on the test months of ``data`` (used by promote/evaluate)."""
-    train_rows, test_rows, _ = split_history(load_history(data), options)
-    return lambda model: evaluate_model(model, train_rows, test_rows, seed=options.seed)
+Evaluator = Callable[[dict[str, TriageModel]], list[Evaluation]]
+
+
+def evaluation_on(
+    data: Path, options: TrainingOptions, min_rows: int = DEFAULT_MIN_EVALUATION_ROWS
+) -> Evaluator:
+    """An evaluator of named models on the same rows of ``data``: the matured rows newer than
+    every one's training window (used by promote and evaluate). Baselines learn from the rows
+    up to the newest window's end."""
+    history = load_history(data)
+
+    def evaluate(models: dict[str, TriageModel]) -> list[Evaluation]:
+        windows = [(name, TrainingWindow.of_model(m.metadata, name)) for name, m in models.items()]
+        rows = rows_beyond(history, windows, options.maturity_days, min_rows)
+        evaluations = [
+            evaluate_model(model, rows.baseline, rows.measured, seed=options.seed)
+            for model in models.values()
+        ]
+        for evaluation in evaluations:
+            evaluation.report["rows"].update(
+                measured_after=str(rows.after.date()), matured_by=str(rows.matured_by.date())
+            )
+        return evaluations
+
+    return evaluate

@@ -124,6 +124,9 @@ def log_training_run(
             mlflow.log_artifact(str(figure), artifact_path="figures")
         info = _log_pyfunc(model, input_example)
     version = str(info.registered_model_version)
+    client = MlflowClient()
+    for name, value in tags.items():  # the version carries its window and provenance too
+        client.set_model_version_tag(MODEL_NAME, version, name, value)
     return TrainingRecord(run.info.run_id, version, f"models:/{MODEL_NAME}/{version}")
 
 
@@ -248,17 +251,24 @@ def comparison_failures(
 
 
 def promote(
-    version: str, specs: dict[str, ModelSpec], evaluate: Callable[[TriageModel], Evaluation]
+    version: str,
+    specs: dict[str, ModelSpec],
+    evaluate: Callable[[dict[str, TriageModel]], list[Evaluation]],
 ) -> PromotionDecision:
-    """Champion if the gates pass and it beats the champion on the same data, else challenger."""
-    candidate = evaluate(load_triage_model(f"models:/{MODEL_NAME}/{version}"))
-    measured = candidate.flat_metrics()
+    """Champion if the gates pass and it beats the champion on the same rows, newer than both
+    models' training windows; else challenger."""
+    models = {f"version {version}": load_triage_model(f"models:/{MODEL_NAME}/{version}")}
     champion = alias_version(CHAMPION)
+    if champion is not None and champion != version:
+        models[f"champion version {champion}"] = load_triage_model(
+            f"models:/{MODEL_NAME}@{CHAMPION}"
+        )
+    candidate, *others = evaluate(models)
+    measured = candidate.flat_metrics()
     failures = candidate.gate_failures(specs)
-    incumbent: dict[str, float] | None = None
-    if not failures and champion is not None and champion != version:
-        incumbent = evaluate(load_triage_model(f"models:/{MODEL_NAME}@{CHAMPION}")).flat_metrics()
-        failures += comparison_failures(measured, incumbent, champion)
+    incumbent = others[0].flat_metrics() if others else None
+    if not failures and incumbent is not None:
+        failures += comparison_failures(measured, incumbent, str(champion))
     alias = CHALLENGER if failures else CHAMPION
     champion_metric = None if incumbent is None else incumbent[PROMOTION_METRIC]
     reasons = failures or [_win_reason(champion, measured[PROMOTION_METRIC], champion_metric)]

@@ -26,6 +26,7 @@ from training.tracking import (
 from training.tracking import (
     promote as promote_version,
 )
+from training.windows import DEFAULT_MIN_EVALUATION_ROWS
 
 console = Console(stderr=True)
 DATA_HELP = "Labelled contract history (.parquet or .csv)."
@@ -35,8 +36,8 @@ def _options(
     data: Path,
     experiment: str,
     seed: int,
-    test_months: int,
-    maturity_days: int,
+    test_months: int = DEFAULT_TEST_MONTHS,
+    maturity_days: int = DEFAULT_MATURITY_DAYS,
     dask: str | None = None,
 ) -> TrainingOptions:
     return TrainingOptions(
@@ -91,33 +92,43 @@ def train(
     typer.echo(f"next: denial-triage promote --data {data}")
 
 
+MATURITY_HELP = "Newest days of the history left out: their outcomes are still arriving."
+MIN_ROWS_HELP = "Refuse when fewer matured rows than this lie beyond the models' training windows."
+
+
 def evaluate(
     data: Path = typer.Option(..., exists=True, help=DATA_HELP),
     model: str = typer.Option(f"models:/{MODEL_NAME}@{CHAMPION}", help="Model URI to evaluate."),
-    test_months: int = typer.Option(DEFAULT_TEST_MONTHS, min=1),
-    maturity_days: int = typer.Option(DEFAULT_MATURITY_DAYS, min=0),
+    maturity_days: int = typer.Option(DEFAULT_MATURITY_DAYS, min=0, help=MATURITY_HELP),
+    min_rows: int = typer.Option(DEFAULT_MIN_EVALUATION_ROWS, min=1, help=MIN_ROWS_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the full evaluation as JSON."),
 ) -> None:
-    """Evaluate a registered model on the test months of a history, beside the baselines."""
+    """Evaluate a registered model beside the baselines, on the matured denials of a history
+    that are newer than its training window (never on rows it learned from)."""
     configure_tracking(get_settings().data_dir)
-    options = _options(data, "", 7, test_months, maturity_days)
+    options = _options(data, "", 7, maturity_days=maturity_days)
     try:
-        evaluation = evaluation_on(data, options)(load_triage_model(model))
+        (evaluation,) = evaluation_on(data, options, min_rows)({model: load_triage_model(model)})
     except (TrainingDataError, ValueError, MlflowException, OSError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
-    typer.echo(json.dumps(evaluation.report, indent=2) if as_json else _summary(evaluation.report))
+    if as_json:
+        typer.echo(json.dumps(evaluation.report, indent=2))
+        return
+    typer.echo(_measured_rows(evaluation.report))
+    typer.echo(_summary(evaluation.report))
 
 
 def promote(
     data: Path = typer.Option(
-        ..., exists=True, help="History whose test months both models are measured on."
+        ..., exists=True, help="History whose rows newer than both models' windows measure them."
     ),
     version: str = typer.Option(None, help="Model version to promote [default: the newest]."),
-    test_months: int = typer.Option(DEFAULT_TEST_MONTHS, min=1),
-    maturity_days: int = typer.Option(DEFAULT_MATURITY_DAYS, min=0),
+    maturity_days: int = typer.Option(DEFAULT_MATURITY_DAYS, min=0, help=MATURITY_HELP),
+    min_rows: int = typer.Option(DEFAULT_MIN_EVALUATION_ROWS, min=1, help=MIN_ROWS_HELP),
 ) -> None:
-    """Make a version champion if its gates pass and it beats the champion, else challenger."""
+    """Make a version champion if its gates pass and it beats the champion on rows neither
+    learned from, else challenger."""
     configure_tracking(get_settings().data_dir)
     candidate = version or latest_version()
     if candidate is None:
@@ -125,9 +136,9 @@ def promote(
             f"error: no {MODEL_NAME} model is registered; run `denial-triage train` first", err=True
         )
         raise typer.Exit(1)
-    options = _options(data, "", 7, test_months, maturity_days)
+    options = _options(data, "", 7, maturity_days=maturity_days)
     try:
-        decision = promote_version(candidate, load_specs(), evaluation_on(data, options))
+        decision = promote_version(candidate, load_specs(), evaluation_on(data, options, min_rows))
     except (TrainingDataError, ValueError, MlflowException) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
@@ -135,6 +146,14 @@ def promote(
     for reason in decision.reasons:
         typer.echo(f"  {reason}")
     typer.echo(f"champion: version {alias_version(CHAMPION)}")
+
+
+def _measured_rows(report: dict) -> str:
+    rows = report["rows"]
+    return (
+        f"measured on {rows['test']:,} matured denials after {rows['measured_after']} "
+        f"(its training window's end) up to {rows['matured_by']}"
+    )
 
 
 def _summary(report: dict) -> str:

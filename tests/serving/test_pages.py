@@ -309,6 +309,11 @@ def test_model_page_shows_champion_challenger_metrics_and_figures(reviewer) -> N
     assert "<strong>1</strong>" in champion and "<strong>2</strong>" in challenger
     assert "governed mapping" in champion and "priority score" in champion
     assert re.search(r"<code class=\"digest\">[0-9a-f]{64}</code>", champion)
+    assert re.search(
+        r"<dt>Training window</dt><dd>denials of \d{4}-\d\d-\d\d to \d{4}-\d\d-\d\d, "
+        r"outcomes known by \d{4}-\d\d-\d\d;",
+        champion,
+    )
     figure = reviewer.get("/ui/model/1/figures/calibration.png")
     assert figure.status_code == 200 and figure.content.startswith(b"\x89PNG")
     assert reviewer.get("/ui/model/1/figures/secrets.txt").status_code == 404
