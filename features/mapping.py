@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,10 @@ ROUTE_FIELDS = ("root_cause", "action_path", "owner_queue", "owner", "reviewed_o
 ENTRY_FIELDS = frozenset({"carc", "group", "rarc", "note", *ROUTE_FIELDS})
 TOP_LEVEL_FIELDS = frozenset({"version", "owner_queues", "root_causes", "fallback", "entries"})
 SHIPPED_MAPPING = "mapping.yaml"
+POLICY_FIELDS = frozenset({"prevention_owner", "human_review", *ROUTE_FIELDS} - {"root_cause"})
+# Where a person decides: the model is unsure and disagrees with the codes. Must be one of the
+# mapping's owner queues (the check says so).
+TRIAGE_QUEUE = "triage"
 
 Key = tuple[str, str | None, str | None]  # (CARC, group code or any, RARC or any)
 
@@ -59,10 +63,21 @@ class Route:
 
 @dataclass(frozen=True)
 class RootCausePolicy:
-    """Per root cause: who owns prevention upstream, and whether it always needs a person."""
+    """Per root cause: who owns prevention upstream, whether it always needs a person, and
+    the route of a denial the model assigns to it."""
 
     prevention_owner: str
     human_review: bool
+    route: Route
+
+
+@dataclass(frozen=True)
+class RoutingDecision:
+    """The route a denial takes, on what basis, and the codes' own view beside it."""
+
+    route: Route
+    basis: str  # "codes" | "codes and model agree" | "model" | "triage"
+    by_codes: Route
 
 
 @dataclass(frozen=True)
@@ -123,6 +138,30 @@ class CodeMapping:
             if key in self.routes:
                 return self.routes[key]
         return self.fallback
+
+    def route_by_cause(
+        self, cause: str, probability: float, by_codes: Route, confidence: float
+    ) -> RoutingDecision:
+        """Route a denial by the model's root cause (``probability`` NaN: no model).
+
+        The codes' entry stands where its cause agrees with the model's (it refines the cause's
+        route, e.g. CO-50 with PR to patient billing); a sure model (``confidence`` or more)
+        takes its cause's route; an unsure model that disagrees sends the denial to triage,
+        keeping the codes' action path for its deadlines and cost.
+        """
+        if probability != probability or cause == by_codes.root_cause:  # NaN: no model
+            basis = "codes" if probability != probability else "codes and model agree"
+            return RoutingDecision(by_codes, basis, by_codes)
+        if probability >= confidence:
+            return RoutingDecision(self.root_causes[cause].route, "model", by_codes)
+        triage = replace(
+            by_codes,
+            root_cause=cause,
+            owner_queue=TRIAGE_QUEUE,
+            rule=f"triage: model says {cause} at {probability:.0%} (under {confidence:.0%}), "
+            f"codes say {by_codes.root_cause}",
+        )
+        return RoutingDecision(triage, "triage", by_codes)
 
     def route_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Route every row of a contract frame; one column per route field plus the rule."""
@@ -253,10 +292,18 @@ def check_mapping(
 def _build(documents: list[_Document]) -> CodeMapping:
     base = documents[0].data
     queues = tuple(q for doc in documents for q in doc.data.get("owner_queues") or ())
+    # An override restates only the fields it changes; the shipped file states them all.
+    layered: dict[str, dict[str, Any]] = {}
+    for doc in documents:
+        for name, fields in (doc.data.get("root_causes") or {}).items():
+            layered[name] = {**layered.get(name, {}), **fields}
     policies = {
-        name: RootCausePolicy(str(p["prevention_owner"]), bool(p["human_review"]))
-        for doc in documents
-        for name, p in (doc.data.get("root_causes") or {}).items()
+        name: RootCausePolicy(
+            str(p["prevention_owner"]),
+            bool(p["human_review"]),
+            _route({**p, "root_cause": name}, f"root cause {name}"),
+        )
+        for name, p in layered.items()
     }
     fallback_entry = base["fallback"]
     routes: dict[Key, Route] = {}
@@ -325,7 +372,12 @@ def _top_level_problems(
         problems.append(MappingProblem(source, "file", "'entries' must be a list"))
     if is_base or "root_causes" in data:
         # An override may restate some policies; the shipped file must state them all.
-        problems.extend(_root_cause_policy_problems(data.get("root_causes"), source, is_base))
+        problems.extend(
+            _root_cause_policy_problems(data.get("root_causes"), source, is_base, queues)
+        )
+    if is_base and TRIAGE_QUEUE not in queues:
+        message = f"owner_queues must include {TRIAGE_QUEUE!r}, where unsure routes go"
+        problems.append(MappingProblem(source, "owner_queues", message))
     if is_base and not isinstance(data.get("fallback"), dict):
         problems.append(MappingProblem(source, "file", "the shipped mapping needs 'fallback'"))
     if isinstance(data.get("fallback"), dict):
@@ -334,7 +386,7 @@ def _top_level_problems(
 
 
 def _root_cause_policy_problems(
-    policies: object, source: str, complete: bool
+    policies: object, source: str, complete: bool, queues: set[str]
 ) -> list[MappingProblem]:
     if not isinstance(policies, dict):
         return [MappingProblem(source, "root_causes", "must map each root cause to its policy")]
@@ -349,9 +401,19 @@ def _root_cause_policy_problems(
         if complete and name not in policies
     ]
     for name, policy in policies.items():
-        if not isinstance(policy, dict) or not {"prevention_owner", "human_review"} <= set(policy):
-            message = "needs prevention_owner and human_review"
-            problems.append(MappingProblem(source, f"root_causes.{name}", message))
+        if name not in ROOT_CAUSES:
+            continue  # said above
+        where = f"root_causes.{name}"
+        if not isinstance(policy, dict):
+            problems.append(MappingProblem(source, where, "must be a mapping"))
+            continue
+        messages = [f"unknown field {field!r}" for field in sorted(set(policy) - POLICY_FIELDS)]
+        messages += [f"missing {field}" for field in ("prevention_owner",) if not policy.get(field)]
+        messages += ["missing human_review"] if "human_review" not in policy else []
+        messages += _route_messages({**policy, "root_cause": name}, queues)
+        if not complete:  # an override restates only what it changes
+            messages = [m for m in messages if not m.startswith("missing ")]
+        problems += [MappingProblem(source, where, message) for message in messages]
     return problems
 
 
@@ -431,6 +493,7 @@ def _review_age_problems(
     document: _Document, today: dt.date, max_age_days: int
 ) -> list[MappingProblem]:
     dated = [("fallback", document.data.get("fallback"))]
+    dated += [(f"root_causes.{n}", p) for n, p in (document.data.get("root_causes") or {}).items()]
     dated += [(_where(document, i), e) for i, e in enumerate(document.data.get("entries") or ())]
     problems = []
     for where, entry in dated:

@@ -223,10 +223,25 @@ class PriorityParts(BaseModel):
     days_to_deadline: int
 
 
+class RouteByCodes(BaseModel):
+    """Where the governed code mapping alone would send the denial."""
+
+    root_cause: str
+    action_path: str
+    owner_queue: str
+
+
 class Routing(BaseModel):
+    """Where the denial goes. ``basis``: "model" (the root-cause model, sure of a cause the
+    codes do not give), "codes and model agree", "codes" (no root-cause model) or "triage"
+    (the model is unsure and disagrees with the codes: a person decides, both views shown)."""
+
     action_path: str
     owner_queue: str
     mapping_rule: str
+    # Absent from records scored before routing followed the model.
+    basis: str | None = None
+    by_codes: RouteByCodes | None = None
 
 
 class DenialScore(BaseModel):

@@ -167,6 +167,12 @@ def _result(denial_id: str, row: dict[str, Any], explanation: dict | None) -> di
             "action_path": row["action_path"],
             "owner_queue": row["owner_queue"],
             "mapping_rule": row["mapping_rule"],
+            "basis": row["routing_basis"],
+            "by_codes": {
+                "root_cause": row["mapped_root_cause"],
+                "action_path": row["mapped_action_path"],
+                "owner_queue": row["mapped_owner_queue"],
+            },
         },
         "requires_human_review": bool(row["requires_human_review"]),
         "review_reasons": list(row["review_reasons"]),

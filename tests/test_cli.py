@@ -18,7 +18,7 @@ from denial_triage.settings import get_settings
 from features.contract import REQUIRED_COLUMNS
 from features.mapping import check_mapping
 
-TODAY = dt.date(2026, 11, 26)
+TODAY = dt.date(2026, 12, 10)
 GOOD_ROW = {
     "denial_id": "D1",
     "claim_id": "CLM-0001",
@@ -146,7 +146,7 @@ def test_generated_history_validates(tmp_path: Path, suffix: str) -> None:
 def test_mapping_check_passes_for_the_shipped_mapping() -> None:
     result = runner.invoke(app, ["mapping", "check"])
     assert result.exit_code == 0, result.output
-    assert "mapping 2026.11.0#" in result.output
+    assert "mapping 2026.12.0#" in result.output
     assert "no problems" in result.output
 
 
@@ -177,6 +177,6 @@ def test_mapping_check_reads_the_override_from_the_environment(
 
 
 def test_mapping_check_flags_stale_reviews_with_a_tighter_limit() -> None:
-    result = runner.invoke(app, ["mapping", "check", "--max-age-days", "5"])
+    result = runner.invoke(app, ["mapping", "check", "--max-age-days", "19"])
     assert result.exit_code == 1
-    assert "review is stale: last reviewed 2026-11-20 (6 days ago, limit 5)" in result.output
+    assert "review is stale: last reviewed 2026-11-20 (20 days ago, limit 19)" in result.output

@@ -78,6 +78,7 @@ from training.fit import (
     recovered_target,
     resolved_rows,
     root_cause_codes,
+    routing_confidence,
     time_split,
 )
 from training.specs import ModelSpec
@@ -423,6 +424,7 @@ def fit_triage_model_dask(
         ),
         preventable_model=preventable,
         preventable_calibration=preventable_calibration,
+        **routing_confidence(specs),
     )
 
 

@@ -96,6 +96,7 @@ def _model_sections(
     sections: dict[str, Any] = {}
     if model.root_cause_model is not None:
         sections["root_cause"] = _root_cause(train, test, scores, seed)
+        sections["routing"] = _routing(model, test, scores)
     sections["recovery"] = _binary(
         recovered_target(test), scores["recovery_probability"], resolved_rows(test)
     )
@@ -147,6 +148,34 @@ def _root_cause(
             for name, s in summaries.items()
         },
     }
+
+
+def _routing(model: TriageModel, test: pd.DataFrame, scores: pd.DataFrame) -> dict[str, Any]:
+    """Owner queue and action path against the route of the true root cause, routing by the
+    model (a denial sent to triage counts as wrong) and by the code mapping alone, on the test
+    rows with a root_cause label. The true cause's route is the codes' where the codes give
+    that cause (they refine it), else the cause's own route in the mapping."""
+    labelled = labelled_rows(test, "root_cause")
+    if not labelled.any():
+        return {"rows": 0}
+    truth, scores = test.loc[labelled, "root_cause"].to_numpy(dtype=object), scores[labelled]
+    policies = model.features.mapping_.root_causes
+    codes_agree = truth == scores["mapped_root_cause"].to_numpy(dtype=object)
+    right = {
+        field: np.where(
+            codes_agree,
+            scores[f"mapped_{field}"].to_numpy(dtype=object),
+            [getattr(policies[cause].route, field) for cause in truth],
+        )
+        for field in ("owner_queue", "action_path")
+    }
+    triage = (scores["routing_basis"] == "triage").to_numpy()
+    report: dict[str, Any] = {"rows": int(labelled.sum()), "triage_share": float(triage.mean())}
+    for name, prefix in (("model", ""), ("mapping", "mapped_")):
+        for field, expected in right.items():
+            routed = scores[f"{prefix}{field}"].to_numpy(dtype=object)
+            report[f"{name}_{field}_accuracy"] = float((routed == expected).mean())
+    return report
 
 
 def _logistic_baseline(train: pd.DataFrame, test: pd.DataFrame, seed: int) -> np.ndarray:

@@ -220,7 +220,14 @@ def fit_triage_model(
         recovery_share_model=fit.recovered_share(specs["recovery"], matrix, frame),
         preventable_model=preventable,
         preventable_calibration=preventable_calibration,
+        **routing_confidence(specs),
     )
+
+
+def routing_confidence(specs: dict[str, ModelSpec]) -> dict[str, float]:
+    """The root-cause spec's routing threshold, as a TriageModel argument when it sets one."""
+    confidence = specs["root_cause"].routing_confidence
+    return {} if confidence is None else {"routing_confidence": confidence}
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,9 @@ class ModelSpec(BaseModel):
     # Fewer training rows carrying this model's label than this and the model is not fitted:
     # a site's history often labels root causes for a few percent of its denials only.
     min_labels: int = Field(..., ge=1)
+    # Root cause only: the model's top-class probability from which its cause routes a denial
+    # the codes would send elsewhere; below it such a denial goes to the triage queue.
+    routing_confidence: float | None = Field(None, gt=0, lt=1)
     hyperparameters: dict[str, Any]
     share_hyperparameters: dict[str, Any] | None = None
     gates: dict[str, Gate]

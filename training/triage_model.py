@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from features.contract import ROOT_CAUSES
+from features.mapping import Route, RoutingDecision
 from features.pipeline import (
     CATEGORICAL_FEATURES,
     DenialColumns,
@@ -40,6 +41,7 @@ from features.pipeline import (
 from training.priority import priority_parts
 
 LOW_CONFIDENCE = 0.5  # top root-cause probability below this needs a person
+DEFAULT_ROUTING_CONFIDENCE = 0.5  # models/root_cause.yaml's routing_confidence when unset
 HIGH_DOLLARS = 10_000.0  # denied amounts above this are reviewed before acting
 # Review reasons of a model trained without enough root_cause or preventable labels.
 NO_ROOT_CAUSE_MODEL = (
@@ -123,6 +125,9 @@ class TriageModel:
     preventable_model: lgb.LGBMClassifier | None
     preventable_calibration: PlattCalibration | None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # The root-cause spec's routing_confidence (a class default, so models pickled before it
+    # existed read it too).
+    routing_confidence: float = DEFAULT_ROUTING_CONFIDENCE
 
     @property
     def root_cause_classes(self) -> list[str]:
@@ -204,7 +209,11 @@ class TriageModel:
     def _score_columns(self, columns: DenialColumns, outputs: ModelOutputs) -> dict[str, Any]:
         recovery = self.recovery_calibration.probability(outputs.recovery_margin)
         share = np.clip(outputs.recovered_share, 0.0, 1.0)
-        routes = mapping_routes(self.features.mapping_, columns)
+        by_codes = mapping_routes(self.features.mapping_, columns)
+        mapped = [route.root_cause for route in by_codes]
+        root = self._root_cause_scores(outputs.root_probabilities, mapped)
+        decisions = self._routing(root, by_codes)
+        routes = [decision.route for decision in decisions]
         parts = priority_parts(
             recovery_probability=recovery,
             expected_recovered_share=share,
@@ -213,9 +222,8 @@ class TriageModel:
             deadlines=payer_deadlines(self.features.payer_rules_, columns).as_frame(),
             as_of=columns.as_of,
         )
-        mapped = [route.root_cause for route in routes]
         scores = {
-            **self._root_cause_scores(outputs.root_probabilities, mapped),
+            **root,
             "recovery_probability": recovery,
             "expected_recovered_share": share,
             "preventable_probability": self._preventable_probability(outputs),
@@ -223,6 +231,9 @@ class TriageModel:
             "action_path": [route.action_path for route in routes],
             "owner_queue": [route.owner_queue for route in routes],
             "mapping_rule": [route.rule for route in routes],
+            "routing_basis": [decision.basis for decision in decisions],
+            "mapped_action_path": [route.action_path for route in by_codes],
+            "mapped_owner_queue": [route.owner_queue for route in by_codes],
             **parts.__dict__,
         }
         policies = self.features.mapping_.root_causes
@@ -231,6 +242,17 @@ class TriageModel:
         scores["review_reasons"] = self._review_reasons(columns, scores)
         scores["requires_human_review"] = np.array([bool(r) for r in scores["review_reasons"]])
         return scores
+
+    def _routing(self, root: dict[str, Any], by_codes: list[Route]) -> list[RoutingDecision]:
+        """Each denial's route by the model's cause, the codes' route refining it where the
+        two agree (``features.mapping.CodeMapping.route_by_cause``)."""
+        route_by_cause, confidence = self.features.mapping_.route_by_cause, self.routing_confidence
+        return [
+            route_by_cause(str(cause), float(probability), route, confidence)
+            for cause, probability, route in zip(
+                root["root_cause"], root["root_cause_probability"], by_codes, strict=True
+            )
+        ]
 
     def _root_cause_scores(
         self, probabilities: np.ndarray | None, mapped: list[str]

@@ -15,6 +15,7 @@ import yaml
 from features.contract import ROOT_CAUSES
 from features.mapping import (
     ACTION_PATHS,
+    TRIAGE_QUEUE,
     CodeMapping,
     MappingError,
     MappingProblem,
@@ -22,7 +23,8 @@ from features.mapping import (
     load_mapping,
 )
 
-TODAY = dt.date(2026, 11, 26)  # fixed, so the shipped reviews (2026-11-20) never go stale here
+# Fixed, so the shipped reviews (2026-11-20, 2026-12-05) never go stale here.
+TODAY = dt.date(2026, 12, 10)
 SHIPPED = "features/reference/mapping.yaml"
 FALLBACK_RULE = "fallback (no mapping entry for the primary CARC)"
 ENTRY: dict[str, Any] = {
@@ -71,17 +73,19 @@ def test_shipped_mapping_passes_every_check() -> None:
 
 def test_shipped_mapping_goes_stale_when_not_reviewed_for_years(shipped: CodeMapping) -> None:
     problems = check_mapping(today=dt.date(2030, 1, 1))
-    assert len(problems) == len(shipped.routes) + 1  # every entry and the fallback
+    # every entry, the fallback and each root cause's own route
+    assert len(problems) == len(shipped.routes) + 1 + len(shipped.root_causes)
     assert {p.source for p in problems} == {SHIPPED}
-    assert all("review is stale: last reviewed 2026-11-20" in p.message for p in problems)
-    assert "fallback" in {p.where for p in problems}
+    assert all("review is stale: last reviewed 2026-1" in p.message for p in problems)
+    assert {"fallback", "root_causes.coding"} <= {p.where for p in problems}
 
 
-@pytest.mark.parametrize(("max_age", "stale"), [(6, False), (5, True)])
+@pytest.mark.parametrize(("max_age", "stale"), [(20, False), (19, True)])
 def test_review_age_limit_is_configurable(shipped: CodeMapping, max_age: int, stale: bool) -> None:
     problems = check_mapping(today=TODAY, max_review_age_days=max_age)
+    # The entries and fallback were reviewed 2026-11-20; the root causes' routes 2026-12-05.
     assert len(problems) == (len(shipped.routes) + 1 if stale else 0)
-    assert all(f"(6 days ago, limit {max_age})" in p.message for p in problems)
+    assert all(f"(20 days ago, limit {max_age})" in p.message for p in problems)
 
 
 def test_shipped_mapping_routes_to_every_root_cause_with_known_values(
@@ -95,8 +99,8 @@ def test_shipped_mapping_routes_to_every_root_cause_with_known_values(
 
 
 def test_shipped_stamp_is_version_and_stable_digest(shipped: CodeMapping) -> None:
-    assert shipped.version == "2026.11.0"
-    assert shipped.stamp == f"2026.11.0#{shipped.digest}"
+    assert shipped.version == "2026.12.0"
+    assert shipped.stamp == f"2026.12.0#{shipped.digest}"
     assert len(shipped.digest) == 12
     assert load_mapping().digest == shipped.digest
 
@@ -200,7 +204,7 @@ def test_same_carc_with_different_group_or_rarc_is_not_a_duplicate(tmp_path: Pat
 @pytest.mark.parametrize(
     ("reviewed_on", "message"),
     [
-        ("2025-11-25", "review is stale: last reviewed 2025-11-25 (366 days ago, limit 365)"),
+        ("2025-12-09", "review is stale: last reviewed 2025-12-09 (366 days ago, limit 365)"),
         ("2026-12-25", "reviewed_on 2026-12-25 is in the future"),
     ],
 )
@@ -215,7 +219,7 @@ def test_review_dates_are_checked_but_do_not_stop_loading(
 
 
 def test_a_review_exactly_at_the_age_limit_is_not_stale(tmp_path: Path) -> None:
-    path = write_override(tmp_path, [entry(reviewed_on="2025-11-26")])
+    path = write_override(tmp_path, [entry(reviewed_on="2025-12-10")])
     assert check_mapping(path, today=TODAY) == []
 
 
@@ -316,9 +320,9 @@ def test_override_replaces_by_key_and_adds_new_keys(tmp_path: Path, shipped: Cod
 
 def test_override_changes_version_digest_and_stamp(tmp_path: Path, shipped: CodeMapping) -> None:
     site = load_mapping(write_override(tmp_path, SITE_ENTRIES, owner_queues=["site_contracting"]))
-    assert site.version == "2026.11.0+site-1"
+    assert site.version == "2026.12.0+site-1"
     assert site.digest != shipped.digest
-    assert site.stamp == f"2026.11.0+site-1#{site.digest}"
+    assert site.stamp == f"2026.12.0+site-1#{site.digest}"
 
 
 def test_override_restating_a_shipped_entry_keeps_the_digest(
@@ -360,6 +364,63 @@ def test_override_root_cause_policy_is_applied_and_checked(
     assert [(p.where, p.message) for p in problems] == [
         ("root_causes", "unknown root cause 'bad_luck'")
     ]
+
+
+def test_an_override_may_reroute_a_root_cause_and_is_checked(tmp_path: Path) -> None:
+    policies = {"duplicate": {"action_path": "payer_escalation", "owner_queue": "billing"}}
+    site = load_mapping(write_override(tmp_path, [], root_causes=policies))
+    route = site.root_causes["duplicate"].route
+    assert (route.action_path, route.owner_queue, route.owner) == (
+        "payer_escalation",
+        "billing",
+        "billing-manager",  # kept from the shipped policy
+    )
+    bad = {"duplicate": {"owner_queue": "nobody"}}
+    problems = check_mapping(write_override(tmp_path, [], root_causes=bad), today=TODAY)
+    assert [(p.where, p.message.split(";")[0]) for p in problems] == [
+        ("root_causes.duplicate", "unknown owner queue 'nobody'")
+    ]
+
+
+# ---------------------------------------------------------------------------- routing by cause
+
+
+def test_codes_refine_the_route_where_they_agree_with_the_model(shipped: CodeMapping) -> None:
+    abn = shipped.route(["PR-50"])
+    decision = shipped.route_by_cause("non_covered_service", 0.9, abn, 0.4)
+    assert decision.basis == "codes and model agree"
+    assert decision.route.action_path == "patient_billing"  # not the cause's write-off
+
+
+def test_a_sure_model_routes_by_its_cause(shipped: CodeMapping) -> None:
+    co16 = shipped.route(["CO-16"])
+    decision = shipped.route_by_cause("timely_filing", 0.8, co16, 0.4)
+    assert decision.basis == "model"
+    assert (decision.route.action_path, decision.route.owner_queue) == (
+        "write_off_approval",
+        "billing",
+    )
+    assert decision.route.rule == "root cause timely_filing"
+    assert decision.by_codes.action_path == "corrected_claim_resubmission"
+
+
+def test_an_unsure_model_that_disagrees_sends_the_denial_to_triage(shipped: CodeMapping) -> None:
+    co16 = shipped.route(["CO-16"])
+    decision = shipped.route_by_cause("authorization_referral", 0.35, co16, 0.4)
+    assert decision.basis == "triage"
+    assert decision.route.owner_queue == TRIAGE_QUEUE
+    # The codes' path keeps its deadlines and cost until a person decides.
+    assert decision.route.action_path == "corrected_claim_resubmission"
+    assert decision.route.rule == (
+        "triage: model says authorization_referral at 35% (under 40%), "
+        "codes say missing_invalid_claim_data"
+    )
+
+
+def test_without_a_root_cause_model_the_codes_route(shipped: CodeMapping) -> None:
+    co16 = shipped.route(["CO-16"])
+    decision = shipped.route_by_cause("missing_invalid_claim_data", float("nan"), co16, 0.4)
+    assert (decision.basis, decision.route) == ("codes", co16)
 
 
 # ---------------------------------------------------------------------------- routing

@@ -105,5 +105,11 @@ def test_a_model_trained_without_root_cause_or_preventable_labels_serves_from_th
         assert result["requires_human_review"]
         assert NO_ROOT_CAUSE_MODEL in result["review_reasons"]
         assert NO_PREVENTABLE_MODEL in result["review_reasons"]
-        assert result["routing"] == with_models["routing"]
+        # Routed by the codes alone: what the full model's codes' view says.
+        routing = result["routing"]
+        assert routing["basis"] == "codes"
+        assert routing["by_codes"] == with_models["routing"]["by_codes"]
+        assert {k: routing["by_codes"][k] for k in ("action_path", "owner_queue")} == {
+            k: routing[k] for k in ("action_path", "owner_queue")
+        }
         assert result["recovery"] == with_models["recovery"]

@@ -13,6 +13,7 @@ from conftest import small_specs
 
 from features.contract import REQUIRED_COLUMNS, ROOT_CAUSES, clean_records
 from features.pipeline import DenialColumns
+from training.evaluate import evaluate_model
 from training.fit import fit_triage_model
 from training.tracking import example_payload
 from training.triage_model import TriageModel, split_by_class
@@ -42,6 +43,40 @@ def test_scores_are_probabilities_with_routing_and_priority(
     np.testing.assert_allclose(scores["expected_recovered_dollars"], expected, atol=0.01)
     assert scores["owner_queue"].notna().all() and scores["action_path"].notna().all()
     assert (scores["requires_human_review"] == scores["review_reasons"].map(bool)).all()
+
+
+def test_routes_follow_the_model_where_it_is_sure_and_triage_where_it_is_not(
+    triage_model: TriageModel, rows: pd.DataFrame
+) -> None:
+    scores = triage_model.score(rows)
+    sure = scores["root_cause_probability"] >= triage_model.routing_confidence
+    agree = scores["root_cause"] == scores["mapped_root_cause"]
+    expected = np.select([agree, sure], ["codes and model agree", "model"], "triage")
+    assert (scores["routing_basis"] == expected).all()
+    by_model = scores[scores["routing_basis"] == "model"]
+    policies = triage_model.features.mapping_.root_causes
+    assert len(by_model) > 10
+    assert (
+        by_model["owner_queue"]
+        == by_model["root_cause"].map(lambda c: policies[c].route.owner_queue)
+    ).all()
+    triage = scores[scores["routing_basis"] == "triage"]
+    assert (triage["owner_queue"] == "triage").all()
+    assert (triage["action_path"] == triage["mapped_action_path"]).all()
+    agreed = scores[agree]
+    assert (agreed["owner_queue"] == agreed["mapped_owner_queue"]).all()
+
+
+def test_routing_by_the_model_is_right_more_often_than_the_codes_alone(
+    triage_model: TriageModel, split_history: tuple[pd.DataFrame, pd.DataFrame]
+) -> None:
+    train, test = split_history
+    report = evaluate_model(triage_model, train, test).report["routing"]
+    assert report["rows"] == test["root_cause"].notna().sum()
+    assert 0 < report["triage_share"] < 0.25
+    # Triage counts as wrong for the model; the codes alone still fall well behind.
+    assert report["model_owner_queue_accuracy"] > report["mapping_owner_queue_accuracy"] + 0.05
+    assert report["model_action_path_accuracy"] > report["mapping_action_path_accuracy"] + 0.05
 
 
 @pytest.mark.parametrize("task", ["root_cause", "recovery", "preventable"])
