@@ -116,7 +116,7 @@ def link_outcomes(
         min=1,
         help="Write off denials still unpaid this many days after their denial date, when the "
         "remittances read reach past that day (an 835 never says a denial will not be paid; "
-        "train's --maturity-days is the span to use). [default: they stay open]",
+        "train's --maturity-days is the span to use). Without it they stay open.",
     ),
     tolerate_counts: bool = typer.Option(
         False, "--tolerate-counts", hidden=True, help=TOLERATE_COUNTS_HELP
