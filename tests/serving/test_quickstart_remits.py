@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from denial_triage.cli import app
 from denial_triage.commands.remits import site_files
+from denial_triage.commands.serve import sample_line
 from denial_triage.settings import Settings, get_settings
 from features.contract import load_denials
 from ingest.writer import RemittanceReport, write_remittances
@@ -95,10 +96,12 @@ def _scores_over_http(data_dir: Path, denials: pd.DataFrame) -> None:
     assert response.status_code == 200, response.text
     body = ScoreResponse.model_validate(response.json())
     assert [r.denial_id for r in body.results] == list(denials["denial_id"])
-    for scored in body.results:
+    for scored, answered in zip(body.results, response.json()["results"], strict=True):
         assert 0 <= scored.recovery.probability <= 1
         assert scored.root_cause.category == scored.root_cause.mapped_by_codes
         assert scored.requires_human_review
+        # The line the quickstart prints for its sample, with no root-cause probability.
+        assert f"{scored.root_cause.category} (by the mapping), recovery" in sample_line(answered)
 
 
 def test_public_samples_are_read_whole_then_stop_naming_the_counts(shared_dir: Path) -> None:
