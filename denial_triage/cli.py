@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from denial_triage.commands import codes, data, db, ingest, keys, mapping, serve, train
-from training.fit import DEFAULT_MATURITY_DAYS, DEFAULT_TEST_MONTHS
-from training.windows import DEFAULT_MIN_EVALUATION_ROWS
+from denial_triage.commands.remits import quickstart_from_remits
+from denial_triage.settings import get_settings
+from training.run import TrainingOptions
 
 app = typer.Typer(
     name="denial-triage",
@@ -33,30 +36,26 @@ app.add_typer(db.app, name="db", help="The service's records database.")
 
 @app.command()
 def quickstart(
-    rows: int = typer.Option(200_000, min=1, help="Denials to generate."),
+    rows: int = typer.Option(200_000, min=1, help="Denials to generate (without --remits)."),
     seed: int = typer.Option(7, help="Random seed."),
+    remits: Path = typer.Option(
+        None,
+        "--remits",
+        help="Start from your own 835 files in this folder instead of generated data: ingest, "
+        "link outcomes, train what their labels allow, promote, serve.",
+    ),
     start_service: bool = typer.Option(
         True, "--serve/--no-serve", help="End by starting the service and scoring a sample."
     ),
 ) -> None:
-    """The main job on embedded defaults: generate, train, evaluate, promote, then serve."""
-    path = data.default_history_path()
-    data.generate(rows=rows, seed=seed, out=path)
+    """The main job: generate (or read your 835s), train, evaluate, promote, then serve."""
+    if remits is not None:
+        quickstart_from_remits(remits, seed=seed, start_service=start_service)
+        return
+    path = data.write_history(rows, seed, data.default_history_path())
     data.profile(path=path)
-    train.train(
-        data=path,
-        experiment="denial-triage",
-        seed=seed,
-        test_months=DEFAULT_TEST_MONTHS,
-        maturity_days=DEFAULT_MATURITY_DAYS,
-        dask=None,
-        include_feedback=False,
-    )
-    train.promote(
-        data=path,
-        version=None,
-        maturity_days=DEFAULT_MATURITY_DAYS,
-        min_rows=DEFAULT_MIN_EVALUATION_ROWS,
-    )
+    options = TrainingOptions(data=path, data_dir=get_settings().data_dir, seed=seed)
+    train.train_and_report(options)
+    train.promote_and_report(options)
     if start_service:
         serve.serve_with_sample(path)

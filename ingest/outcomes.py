@@ -15,6 +15,13 @@ same service date (modifiers may differ: adding the right modifier is a common c
 "Later" means a remittance dated after the denial, or on the same day under another trace
 number. Denials nothing paid keep the labels they had, or become ``open`` with nothing
 recovered. A paying remittance read twice counts once.
+
+An 835 never says that a denial will not be paid, so from remittances alone every unpaid
+denial stays ``open`` and the recovery model sees only recoveries. With ``unpaid_after_days``,
+a denial still unpaid that many days after its denial date, when the remittances read from
+its payer reach past that day, is ``written_off`` with nothing recovered, resolved on that
+day: by then those remittances would have shown a recovery (training leaves the same span out
+as immature). A payer whose remittances stop early leaves its denials open.
 """
 
 from __future__ import annotations
@@ -54,6 +61,9 @@ class LinkReport:
     denials: int = 0
     recovered: int = 0
     recovered_amount: float = 0.0
+    written_off: int = 0  # unpaid past ``unpaid_after_days``
+    # Per payer id, the newest remittance date read (ISO): the data's today for its denials.
+    paid_through: dict[str, str] = field(default_factory=dict)
     files: list[FileOutcome] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
 
@@ -108,20 +118,28 @@ def link_outcomes(
     remits: Iterable[Path | str],
     out: Path | str,
     *,
+    unpaid_after_days: int | None = None,
     progress: Callable[[FileOutcome], None] | None = None,
 ) -> LinkReport:
-    """Write ``denials`` with recovery labels from the later payments found in ``remits``."""
+    """Write ``denials`` with recovery labels from the later payments found in ``remits``;
+    with ``unpaid_after_days``, denials unpaid that long are written off (module docstring)."""
     frame = _load(Path(denials))
     index = _DenialIndex(frame)
     payments: dict[int, dict[tuple[str, ...], Payment]] = defaultdict(dict)
     files, skipped = find_remittances(remits)
     report = LinkReport(Path(out), denials=len(frame), skipped=skipped)
     for path in files:
-        outcome = _scan_file(path, index, payments)
+        outcome, newest = _scan_file(path, index, payments)
         report.files.append(outcome)
+        for payer, date in newest.items():
+            report.paid_through[payer] = max(date, report.paid_through.get(payer, date))
         if progress is not None:
             progress(outcome)
     labelled = apply_payments(frame, {k: list(v.values()) for k, v in payments.items()})
+    if unpaid_after_days is not None:
+        labelled, report.written_off = write_off_unpaid(
+            labelled, report.paid_through, unpaid_after_days
+        )
     labelled["as_of_date"] = remittance_as_of_date(labelled)
     result = validate(labelled)
     if not result.ok:  # a bug, not bad input: the labels are derived from valid rows
@@ -148,24 +166,31 @@ def _scan_file(
     path: Path,
     index: _DenialIndex,
     payments: dict[int, dict[tuple[str, ...], Payment]],
-) -> FileOutcome:
-    """Record the payments one remittance file makes towards known denials. Claims that
-    cannot be read whole are reported (findings) and pay nothing."""
+) -> tuple[FileOutcome, dict[str, str]]:
+    """Record the payments one remittance file makes towards known denials, and return the
+    file's newest remittance date per payer id (none when it failed). Claims that cannot be
+    read whole are reported (findings) and pay nothing."""
     parser = RemittanceParser(path)
     outcome = FileOutcome(path)
     found: list[tuple[int, tuple[str, ...], Payment]] = []
+    newest: dict[str, str] = {}
     try:
         for claim in parser.claims():
+            date = iso_date(claim.remittance.remittance_date)
+            payer = claim.remittance.payer_id
+            if date is not None and payer:
+                newest[payer] = max(date, newest.get(payer, date))
             found.extend(_claim_payments(claim, index))
         outcome.stats = parser.stats
     except RemittanceError as error:
         outcome.error = error
+        newest.clear()
     else:  # a file counts only once it has read to the end, as in ingest
         for position, key, payment in found:
             payments[position][key] = payment
     outcome.findings = parser.findings.items
     outcome.suppressed_findings = parser.findings.suppressed
-    return outcome
+    return outcome, newest
 
 
 def _claim_payments(
@@ -225,6 +250,22 @@ def apply_payments(frame: pd.DataFrame, payments: dict[int, list[Payment]]) -> p
     labelled["resolution"] = resolution
     labelled["resolved_date"] = resolved
     return labelled
+
+
+def write_off_unpaid(
+    frame: pd.DataFrame, paid_through: dict[str, str], days: int
+) -> tuple[pd.DataFrame, int]:
+    """``frame`` with its ``open`` denials written off (nothing recovered, resolved ``days``
+    after the denial) where their payer's remittances were read through ``days`` after the
+    denial or later (``paid_through``: payer id to ISO date); and how many there were."""
+    deadline = pd.to_datetime(frame["denial_date"]) + pd.Timedelta(days=days)
+    horizon = pd.to_datetime(frame["payer_id"].map(paid_through))
+    unpaid = ((frame["resolution"] == "open") & (deadline <= horizon)).to_numpy(bool)
+    closed = frame.copy()
+    closed.loc[unpaid, "resolution"] = "written_off"
+    closed.loc[unpaid, "recovered_amount"] = 0.0
+    closed.loc[unpaid, "resolved_date"] = deadline[unpaid].astype("datetime64[s]")
+    return closed, int(unpaid.sum())
 
 
 def remittance_as_of_date(frame: pd.DataFrame) -> pd.Series:

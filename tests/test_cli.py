@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import re
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -180,3 +181,20 @@ def test_mapping_check_flags_stale_reviews_with_a_tighter_limit() -> None:
     result = runner.invoke(app, ["mapping", "check", "--max-age-days", "19"])
     assert result.exit_code == 1
     assert "review is stale: last reviewed 2026-11-20 (20 days ago, limit 19)" in result.output
+
+
+# ---------------------------------------------------------------------------- quickstart
+
+
+@pytest.mark.slow
+def test_quickstart_on_generated_data_trains_and_promotes(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    # Enough rows that 500 lie beyond the training window for promotion to measure.
+    result = runner.invoke(app, ["quickstart", "--rows", "6000", "--seed", "3", "--no-serve"])
+    assert result.exit_code == 0, result.output
+    assert "wrote 6,000 denials" in result.output
+    assert (tmp_path / "data" / "history" / "history.parquet").is_file()
+    assert "registered models:/denial-triage/1" in result.output
+    assert re.search(r"version 1 is now (champion|challenger)", result.output)

@@ -52,15 +52,20 @@ def generate(
     ),
 ) -> None:
     """Generate a realistic synthetic denial history that meets the data contract."""
-    target = out or default_history_path()
+    target = write_history(rows, seed, out or default_history_path())
+    if as_835 is not None:
+        _write_835(target, as_835, defect_share, seed)
+
+
+def write_history(rows: int, seed: int, target: Path) -> Path:
+    """Generate ``rows`` denials into ``target``, showing progress and the time taken."""
     started = time.perf_counter()
     with _progress() as progress:
         task = progress.add_task("generating", total=rows)
         generate_history(rows, seed, target, on_chunk=lambda n: progress.advance(task, n))
     seconds = time.perf_counter() - started
     typer.echo(f"wrote {rows:,} denials to {target} in {seconds:.1f} s (seed {seed})")
-    if as_835 is not None:
-        _write_835(target, as_835, defect_share, seed)
+    return target
 
 
 def _write_835(history: Path, folder: Path, defect_share: float, seed: int) -> None:

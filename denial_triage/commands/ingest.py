@@ -16,7 +16,7 @@ from pathlib import Path
 import typer
 
 from features.contract import ContractFileError
-from ingest.batch import FileOutcome, IngestReport
+from ingest.batch import FileOutcome, IngestReport, Validator
 from ingest.batch import ingest as ingest_files
 from ingest.outcomes import DenialsTableError, LinkReport
 from ingest.outcomes import link_outcomes as link_files
@@ -32,6 +32,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+SHOW_FINDINGS = 10  # findings printed per file
 
 
 def ingest(
@@ -54,18 +57,41 @@ def ingest(
     tolerate_counts: bool = typer.Option(
         False, "--tolerate-counts", hidden=True, help=TOLERATE_COUNTS_HELP
     ),
-    show: int = typer.Option(10, "--show", min=0, help="Findings printed per file."),
+    show: int = typer.Option(SHOW_FINDINGS, "--show", min=0, help="Findings printed per file."),
 ) -> None:
     """Read 835 remittances and write one contract row per denial."""
     _warn_tolerate_counts(tolerate_counts)
     if validate and not pyx12_available():  # say so before the output is touched
         typer.echo(f"error: {ValidatorUnavailable.__doc__} {INSTALL_PYX12}", err=True)
         raise typer.Exit(1)
+    report = read_remittances(
+        paths,
+        out,
+        validator=validate_file if validate else None,
+        quarantine=quarantine,
+        strict=strict,
+        show=show,
+    )
+    if report.failed:
+        raise typer.Exit(1)
+
+
+def read_remittances(
+    paths: list[Path],
+    out: Path,
+    *,
+    validator: Validator | None = None,
+    quarantine: Path | None = None,
+    strict: bool = False,
+    show: int = SHOW_FINDINGS,
+) -> IngestReport:
+    """Ingest ``paths`` into ``out``, printing each file as it is read and a summary; exit 1
+    when the output cannot be written. Failed files are in the report (the caller decides)."""
     try:
         report = ingest_files(
             paths,
             out,
-            validator=validate_file if validate else None,
+            validator=validator,
             quarantine=quarantine,
             strict=strict,
             progress=lambda outcome: _print_outcome(outcome, show),
@@ -74,8 +100,7 @@ def ingest(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(_ingest_summary(report, quarantine))
-    if report.failed:
-        raise typer.Exit(1)
+    return report
 
 
 def link_outcomes(
@@ -85,26 +110,51 @@ def link_outcomes(
     ),
     out: Path = typer.Option(..., "--out", help="Output history, .parquet or .csv."),
     more_remits: list[Path] = typer.Argument(None, hidden=True),
+    unpaid_after: int = typer.Option(
+        None,
+        "--unpaid-after",
+        min=1,
+        help="Write off denials still unpaid this many days after their denial date, when the "
+        "remittances read reach past that day (an 835 never says a denial will not be paid; "
+        "train's --maturity-days is the span to use). Without it they stay open.",
+    ),
     tolerate_counts: bool = typer.Option(
         False, "--tolerate-counts", hidden=True, help=TOLERATE_COUNTS_HELP
     ),
-    show: int = typer.Option(10, "--show", min=0, help="Findings printed per file."),
+    show: int = typer.Option(SHOW_FINDINGS, "--show", min=0, help="Findings printed per file."),
 ) -> None:
     """Give earlier denials recovered_amount, resolution and resolved_date from later 835s."""
     _warn_tolerate_counts(tolerate_counts)
+    report = link_remittances(
+        denials, [*remits, *(more_remits or [])], out, unpaid_after_days=unpaid_after, show=show
+    )
+    if report.failed:
+        raise typer.Exit(1)
+
+
+def link_remittances(
+    denials: Path,
+    remits: list[Path],
+    out: Path,
+    *,
+    unpaid_after_days: int | None = None,
+    show: int = SHOW_FINDINGS,
+) -> LinkReport:
+    """Link ``remits``' later payments to ``denials`` into ``out``, printing each file and a
+    summary; exit 1 when the tables cannot be used. Failed files are in the report."""
     try:
         report = link_files(
             denials,
-            [*remits, *(more_remits or [])],
+            remits,
             out,
+            unpaid_after_days=unpaid_after_days,
             progress=lambda outcome: _print_outcome(outcome, show),
         )
     except (ContractFileError, DenialsTableError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
-    typer.echo(_link_summary(report))
-    if report.failed:
-        raise typer.Exit(1)
+    typer.echo(_link_summary(report, unpaid_after_days))
+    return report
 
 
 app.command("ingest")(ingest)
@@ -149,9 +199,15 @@ def _ingest_summary(report: IngestReport, quarantine: Path | None) -> str:
     )
 
 
-def _link_summary(report: LinkReport) -> str:
+def _link_summary(report: LinkReport, unpaid_after_days: int | None) -> str:
+    written_off = (
+        f", {report.written_off:,} written off (unpaid {unpaid_after_days} days after denial; "
+        f"remittances read through {max(report.paid_through.values(), default='no date')})"
+        if unpaid_after_days is not None
+        else ""
+    )
     return (
         f"read {len(report.files)} remittance files ({len(report.failed)} failed): "
         f"{report.recovered:,} of {report.denials:,} denials recovered "
-        f"({report.recovered_amount:,.2f}); wrote {report.output}"
+        f"({report.recovered_amount:,.2f}){written_off}; wrote {report.output}"
     )

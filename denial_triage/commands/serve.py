@@ -181,15 +181,24 @@ def _score_sample(base: str, key: str, sample: Path, rows: int) -> None:
         body = json.loads(response.read())
         typer.echo(f"\nscored {len(denials)} denials at {base}/v1/score (HTTP {response.status}):")
     for result in body.get("results", []):
-        typer.echo(
-            f"  {result['denial_id']}: {result['root_cause']['category']} "
-            f"({result['root_cause']['probability']:.0%}), "
-            f"recovery {result['recovery']['probability']:.0%}, "
-            f"priority {result['priority']['score']:,.0f}, {result['routing']['owner_queue']} / "
-            f"{result['routing']['action_path']}"
-        )
+        typer.echo(sample_line(result))
     typer.echo(
         f"\nthe service runs at {base}: reviewers' pages at {base}/ui/, the API's schema at "
         f"{base}/v1/openapi.json (send the key below); Ctrl-C stops it."
     )
     typer.echo(f"an admin API key was made for you (shown once): {key}")
+
+
+def sample_line(result: dict) -> str:
+    """One scored denial in a line. A model without a root-cause model answers the governed
+    mapping's cause with no probability (trained on remittances alone, for instance)."""
+    cause = result["root_cause"]
+    certainty = (
+        f"{cause['probability']:.0%}" if cause["probability"] is not None else "by the mapping"
+    )
+    return (
+        f"  {result['denial_id']}: {cause['category']} ({certainty}), "
+        f"recovery {result['recovery']['probability']:.0%}, "
+        f"priority {result['priority']['score']:,.0f}, {result['routing']['owner_queue']} / "
+        f"{result['routing']['action_path']}"
+    )

@@ -12,12 +12,13 @@ from rich.console import Console
 
 from denial_triage.settings import get_settings
 from training.fit import DEFAULT_MATURITY_DAYS, DEFAULT_TEST_MONTHS
-from training.run import TrainingDataError, TrainingOptions, evaluation_on
+from training.run import TrainingDataError, TrainingOptions, TrainingResult, evaluation_on
 from training.run import train as run_training
 from training.specs import load_specs
 from training.tracking import (
     CHAMPION,
     MODEL_NAME,
+    PromotionDecision,
     alias_version,
     configure_tracking,
     latest_version,
@@ -77,6 +78,13 @@ def train(
             typer.echo("error: --include-feedback is not supported with --dask yet", err=True)
             raise typer.Exit(1)
         options = replace(options, feedback_database=get_settings().resolved_database_url)
+    train_and_report(options)
+    typer.echo(f"next: denial-triage promote --data {data}")
+
+
+def train_and_report(options: TrainingOptions) -> TrainingResult:
+    """Train, register and print what was fitted (and why not), the evaluation and the gates;
+    exit 1 when the history cannot be trained on."""
     try:
         with console.status("training") as status:
             result = run_training(options, progress=lambda step: status.update(step))
@@ -89,7 +97,7 @@ def train(
     typer.echo(_summary(report))
     failures = result.evaluation.gate_failures(load_specs())
     typer.echo("gates: all pass" if not failures else "gates failing:\n  " + "\n  ".join(failures))
-    typer.echo(f"next: denial-triage promote --data {data}")
+    return result
 
 
 MATURITY_HELP = "Newest days of the history left out: their outcomes are still arriving."
@@ -129,16 +137,28 @@ def promote(
 ) -> None:
     """Make a version champion if its gates pass and it beats the champion on rows neither
     learned from, else challenger."""
-    configure_tracking(get_settings().data_dir)
+    options = _options(data, "", 7, maturity_days=maturity_days)
+    promote_and_report(options, version, min_rows)
+
+
+def promote_and_report(
+    options: TrainingOptions,
+    version: str | None = None,
+    min_rows: int = DEFAULT_MIN_EVALUATION_ROWS,
+) -> PromotionDecision:
+    """Promote ``version`` (the newest when None), measured on the rows of ``options.data``
+    newer than its and the champion's training windows, and print the decision; exit 1 when
+    there is nothing to promote or it cannot be measured."""
+    configure_tracking(options.data_dir)
     candidate = version or latest_version()
     if candidate is None:
         typer.echo(
             f"error: no {MODEL_NAME} model is registered; run `denial-triage train` first", err=True
         )
         raise typer.Exit(1)
-    options = _options(data, "", 7, maturity_days=maturity_days)
     try:
-        decision = promote_version(candidate, load_specs(), evaluation_on(data, options, min_rows))
+        evaluate = evaluation_on(options.data, options, min_rows)
+        decision = promote_version(candidate, load_specs(), evaluate)
     except (TrainingDataError, ValueError, MlflowException) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
@@ -146,6 +166,7 @@ def promote(
     for reason in decision.reasons:
         typer.echo(f"  {reason}")
     typer.echo(f"champion: version {alias_version(CHAMPION)}")
+    return decision
 
 
 def _measured_rows(report: dict) -> str:

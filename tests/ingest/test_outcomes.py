@@ -147,3 +147,55 @@ def test_a_missing_as_of_date_becomes_the_remittance_date_never_today(
     link_outcomes(tmp_path / "denials.parquet", [], tmp_path / "h.parquet")
     linked = load_denials(tmp_path / "h.parquet").frame
     assert linked["as_of_date"].tolist() == [pd.Timestamp(given or "2024-10-14")]
+
+
+def _linked_after(
+    tmp_path: Path, later_payer: str, unpaid_after_days: int | None
+) -> tuple[pd.Series, int]:
+    """PCN1001 denied on 2024-10-14 by payer 77001 and never paid; a remittance of
+    ``later_payer`` dated 2025-05-01 pays another claim. The denial's row and how many
+    denials were written off."""
+    first = write(tmp_path, "first.835", x12([*header(), *denied_claim()]))
+    later = write(
+        tmp_path,
+        "later.835",
+        x12(
+            [
+                *header(payer_id=later_payer, trace="EFT0600", date="20250501"),
+                *_payment("PCN2002", "90.00"),
+            ]
+        ),
+    )
+    ingest([first], tmp_path / "denials.parquet")
+    report = link_outcomes(
+        tmp_path / "denials.parquet",
+        [first, later],
+        tmp_path / "history.parquet",
+        unpaid_after_days=unpaid_after_days,
+    )
+    loaded = load_denials(tmp_path / "history.parquet")
+    assert loaded.ok, loaded.errors
+    return loaded.frame.set_index("claim_id").loc["PCN1001"], report.written_off
+
+
+def test_a_denial_unpaid_past_the_span_its_payer_was_read_for_is_written_off(
+    tmp_path: Path,
+) -> None:
+    row, written_off = _linked_after(tmp_path, "77001", unpaid_after_days=180)
+    assert written_off == 1
+    assert row["resolution"] == "written_off" and row["recovered_amount"] == 0
+    # Resolved when the span ran out (2024-10-14 + 180 days), not when the link ran.
+    assert row["resolved_date"] == pd.Timestamp("2025-04-12")
+
+
+@pytest.mark.parametrize(
+    ("later_payer", "days"),
+    [("77001", 365), ("77001", None), ("88002", 180)],
+    ids=["span-not-yet-passed", "no-span-given", "only-another-payer-read-that-far"],
+)
+def test_a_denial_stays_open_until_its_own_payer_shows_the_span_passed(
+    tmp_path: Path, later_payer: str, days: int | None
+) -> None:
+    row, written_off = _linked_after(tmp_path, later_payer, unpaid_after_days=days)
+    assert written_off == 0
+    assert row["resolution"] == "open" and pd.isna(row["resolved_date"])
