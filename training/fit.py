@@ -188,7 +188,7 @@ def fit_triage_model(
     counts = require_recovery_labels(label_counts(frame, specs))
     features = DenialFeatures().fit(frame)
     matrix = features.transform(frame)
-    fit = _Fitter(seed, n_jobs, features.categorical_indices)
+    fit = ModelFitter(seed, n_jobs, features.categorical_indices)
     rows = {task: labelled_rows(frame, task) for task in specs}
     recovery, recovery_calibration = fit.calibrated_binary(
         specs["recovery"], matrix[rows["recovery"]], frame[rows["recovery"]], recovered_target
@@ -224,7 +224,10 @@ def fit_triage_model(
 
 
 @dataclass(frozen=True)
-class _Fitter:
+class ModelFitter:
+    """How each model is fitted on a feature matrix: seeded, with the spec's hyperparameters
+    (training and the labelling queue's interim models share it)."""
+
     seed: int
     n_jobs: int
     categorical: list[int]
@@ -249,10 +252,14 @@ class _Fitter:
         on the newest of them."""
         target = label(frame)
         holdout = newest_share(frame, spec.calibration_share)
-        model = lgb.LGBMClassifier(objective="binary", **spec.hyperparameters, **self._common())
-        model.fit(matrix[~holdout], target[~holdout], categorical_feature=self.categorical)
+        model = self.binary(spec, matrix[~holdout], target[~holdout])
         margin = model.predict(matrix[holdout], raw_score=True)
         return model, platt_calibration(margin, target[holdout])
+
+    def binary(self, spec: ModelSpec, matrix: np.ndarray, target: np.ndarray) -> lgb.LGBMClassifier:
+        """An uncalibrated binary model of ``target`` on every row of ``matrix``."""
+        model = lgb.LGBMClassifier(objective="binary", **spec.hyperparameters, **self._common())
+        return model.fit(matrix, target, categorical_feature=self.categorical)
 
     def recovered_share(
         self, spec: ModelSpec, matrix: np.ndarray, frame: pd.DataFrame
