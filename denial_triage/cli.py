@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from denial_triage.commands import codes, data, db, ingest, keys, mapping, serve, train
+from denial_triage.commands import codes, data, db, ingest, keys, label_queue, mapping, serve, train
 from training.fit import DEFAULT_MATURITY_DAYS, DEFAULT_TEST_MONTHS
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app.command("link-outcomes")(ingest.link_outcomes)
 app.command()(train.train)
 app.command()(train.evaluate)
 app.command()(train.promote)
+app.command("label-queue")(label_queue.label_queue_command)
 app.add_typer(codes.app, name="codes", help="CARC and RARC reference: labels and official lists.")
 app.add_typer(mapping.app, name="mapping")
 app.command()(serve.serve)
