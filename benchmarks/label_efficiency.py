@@ -29,12 +29,14 @@ import pandas as pd
 from scipy import stats
 from sklearn.metrics import f1_score, roc_auc_score
 
+from features.mapping import load_mapping
 from features.pipeline import DenialFeatures
 from training.fit import (
     ModelFitter,
     labelled_rows,
     preventable_target,
     root_cause_codes,
+    small_sample_spec,
 )
 from training.label_queue import label_queue, queue_positions
 from training.run import TrainingOptions, load_history, split_history
@@ -65,6 +67,7 @@ class Measured:
     labels: int
     macro_f1: float
     preventable_auc: float
+    inverted: bool = False  # the preventable Platt slope came out negative (scores flipped)
 
 
 def load_split(rows: int, seed: int, folder: Path) -> Split:
@@ -74,11 +77,15 @@ def load_split(rows: int, seed: int, folder: Path) -> Split:
     return Split(train, test, features.transform(train), features.transform(test))
 
 
-def measure(split: Split, revealed: np.ndarray, specs: dict[str, ModelSpec], seed: int) -> tuple:
+def measure(
+    split: Split, revealed: np.ndarray, specs: dict[str, ModelSpec], seed: int
+) -> tuple[float, float, bool]:
     """Root-cause macro-F1 and preventable ROC AUC on the test months of models fitted, as
     ``train`` fits them, on the revealed training rows."""
     fitter = ModelFitter(seed, 2, DenialFeatures().categorical_indices)
     rows = split.train.iloc[revealed]
+    # As ``train`` fits them: leaves scaled to the label count (training.fit.small_sample_spec).
+    specs = {task: small_sample_spec(spec, len(revealed)) for task, spec in specs.items()}
     root = fitter.root_cause(specs["root_cause"], split.train_matrix[revealed], rows["root_cause"])
     predicted = root.classes_[root.predict_proba(split.test_matrix).argmax(axis=1)]
     truth = root_cause_codes(split.test["root_cause"])
@@ -88,7 +95,15 @@ def measure(split: Split, revealed: np.ndarray, specs: dict[str, ModelSpec], see
     )
     margin = prevent.predict(split.test_matrix, raw_score=True)
     auc = roc_auc_score(preventable_target(split.test), calibration.probability(margin))
-    return float(macro_f1), float(auc)
+    return float(macro_f1), float(auc), calibration.slope <= 0
+
+
+def mapping_macro_f1(split: Split) -> float:
+    """What a site gets with no root-cause model: the governed mapping's cause."""
+    mapped = load_mapping().route_frame(split.test)["mapped_root_cause"]
+    truth = root_cause_codes(split.test["root_cause"])
+    predicted = root_cause_codes(mapped)
+    return float(f1_score(truth, predicted, average="macro", labels=np.arange(10), zero_division=0))
 
 
 def hidden(train: pd.DataFrame, revealed: np.ndarray) -> pd.DataFrame:
@@ -141,11 +156,12 @@ def run_seed(seed: int, rows: int, points: tuple[float, ...], folder: Path) -> l
     }
     for arm, revealed_sets in arms.items():
         for share, revealed in zip(points, revealed_sets, strict=True):
-            f1, auc = measure(split, revealed, specs, seed)
-            results.append(Measured(seed, arm, share, len(revealed), f1, auc))
+            results.append(
+                Measured(seed, arm, share, len(revealed), *measure(split, revealed, specs, seed))
+            )
     every = np.flatnonzero(labelled_rows(split.train, "root_cause"))
-    f1, auc = measure(split, every, specs, seed)
-    results.append(Measured(seed, "all", 1.0, len(every), f1, auc))
+    results.append(Measured(seed, "all", 1.0, len(every), *measure(split, every, specs, seed)))
+    results.append(Measured(seed, "mapping", 0.0, 0, mapping_macro_f1(split), np.nan))
     seconds = time.perf_counter() - started
     print(f"seed {seed}: {n:,} training and {len(split.test):,} test denials, {seconds:.0f} s")
     return results
@@ -162,12 +178,18 @@ def interval(values: pd.Series) -> str:
 
 def table(results: pd.DataFrame) -> str:
     """Mean over seeds with 95% intervals, per arm and budget point, then paired gaps."""
-    lines = [f"{'arm':<8}{'labels':>10}{'macro-F1':>20}{'preventable AUC':>20}"]
+    header = f"{'arm':<8}{'labels':>8}{'mean n':>8}{'macro-F1':>18}{'preventable AUC':>18}"
+    lines = [header, "  (* fewer than root_cause min_labels: `train` would route by the mapping)"]
+    minimum = load_specs()["root_cause"].min_labels
     for (arm, share), group in results.groupby(["arm", "share"], sort=False):
-        labels = f"{share:.0%}" if arm != "all" else "all"
+        labels = {"all": "all", "mapping": "none"}.get(arm, f"{share:.0%}")
+        count = group["labels"].mean()
+        flag = "*" if 0 < count < minimum else " "
+        auc = "" if arm == "mapping" else interval(group["preventable_auc"])
+        inverted = f"  ({int(group['inverted'].sum())} inverted)" if group["inverted"].any() else ""
         lines.append(
-            f"{arm:<8}{labels:>10}{interval(group['macro_f1']):>20}"
-            f"{interval(group['preventable_auc']):>20}"
+            f"{arm:<8}{labels:>8}{count:>7.0f}{flag}{interval(group['macro_f1']):>18}"
+            f"{auc:>18}{inverted}"
         )
     lines.append("paired gaps per seed (mean ± 95%):")
     everything = results[results["arm"] == "all"].set_index("seed")

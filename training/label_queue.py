@@ -29,8 +29,8 @@ import pandas as pd
 from features.contract import LIST_SEPARATOR, ROOT_CAUSES
 from features.mapping import load_mapping
 from features.pipeline import DenialFeatures
-from training.fit import ModelFitter, labelled_rows, preventable_target
-from training.specs import ModelSpec, load_specs
+from training.fit import ModelFitter, labelled_rows, preventable_target, small_sample_spec
+from training.specs import load_specs
 
 # Fewer root-cause labels than this (or a single cause among them) is a cold start: no interim
 # model is fitted, and picks come from spread over strata and the random share.
@@ -318,15 +318,6 @@ class InterimScores:
 
     root_cause: np.ndarray | None
     preventable: np.ndarray | None
-
-
-def small_sample_spec(spec: ModelSpec, labels: int) -> ModelSpec:
-    """The spec with leaves allowed to be smaller at small label counts: the spec's
-    ``min_child_samples`` (40-50) would leave a model of a few hundred labels barely split."""
-    parameters = dict(spec.hyperparameters)
-    ceiling = int(parameters.get("min_child_samples", 20))
-    parameters["min_child_samples"] = int(np.clip(labels // 40, 5, ceiling))
-    return spec.model_copy(update={"hyperparameters": parameters})
 
 
 def interim_scores(
