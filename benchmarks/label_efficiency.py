@@ -223,6 +223,9 @@ def plot(results: pd.DataFrame, out: Path) -> Path:
         axis.axhline(
             results.loc[results["arm"] == "all", metric].mean(), ls="--", c="k", label="all labels"
         )
+        if metric == "macro_f1":  # what the site gets with no root-cause model
+            mapping = results.loc[results["arm"] == "mapping", metric].mean()
+            axis.axhline(mapping, ls=":", c="grey", label="governed mapping")
         axis.set(xlabel="training denials labelled (%)", title=title)
         axis.legend()
     figure.tight_layout()

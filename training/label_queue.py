@@ -41,10 +41,12 @@ SPREAD_SHARE = 0.30  # of the budget once a model exists; the rest goes to uncer
 # which gives strata labels in proportion to the square root of their size: small strata get
 # their first labels far sooner than under random picks, and large ones still get more.
 SPREAD_POWER = 2.0
-# How much each kind of uncertainty counts in an uncertain pick.
-ROOT_CAUSE_WEIGHT = 0.55
-PREVENTABLE_WEIGHT = 0.25
-DISAGREEMENT_WEIGHT = 0.20
+# How much each kind of uncertainty counts in an uncertain pick. Preventable weighs most: picks
+# driven by root-cause doubt alone left the preventable model worse than random picks did
+# (benchmarks/label_efficiency.py on development seeds 101-102), at no gain in macro-F1.
+ROOT_CAUSE_WEIGHT = 0.35
+PREVENTABLE_WEIGHT = 0.50
+DISAGREEMENT_WEIGHT = 0.15
 QUEUE_COLUMNS = ("denial_id", "claim_id", "payer_id", "carc_codes", "rarc_codes", "rank", "reason")
 
 
