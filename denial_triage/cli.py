@@ -6,7 +6,17 @@ from pathlib import Path
 
 import typer
 
-from denial_triage.commands import codes, data, db, ingest, keys, mapping, serve, train
+from denial_triage.commands import (
+    codes,
+    data,
+    db,
+    ingest,
+    keys,
+    label_queue,
+    mapping,
+    serve,
+    train,
+)
 from denial_triage.commands.remits import quickstart_from_remits
 from denial_triage.settings import get_settings
 from training.run import TrainingOptions
@@ -26,6 +36,7 @@ app.command("link-outcomes")(ingest.link_outcomes)
 app.command()(train.train)
 app.command()(train.evaluate)
 app.command()(train.promote)
+app.command("label-queue")(label_queue.label_queue_command)
 app.add_typer(codes.app, name="codes", help="CARC and RARC reference: labels and official lists.")
 app.add_typer(mapping.app, name="mapping")
 app.command()(serve.serve)

@@ -342,6 +342,16 @@ def worklist(request: Request, viewer: SignedIn) -> HTMLResponse:
     return _render(request, "worklist.html", {**context, "active": "worklist"}, viewer)
 
 
+@router.get("/to-label", response_class=HTMLResponse)
+def to_label(request: Request, viewer: SignedIn) -> HTMLResponse:
+    """Scored denials no reviewer has labelled, those whose labels teach the models most first."""
+    size, problems = views.to_label_size(request.query_params)
+    with _state(request).session() as session:
+        context = views.to_label(session, size)
+    context |= {"problems": problems, "active": "to-label"}
+    return _render(request, "to_label.html", context, viewer)
+
+
 # ---------------------------------------------------------------------------- denial review
 
 

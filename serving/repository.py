@@ -582,6 +582,12 @@ def worklist_page(
     return list(rows), total or 0
 
 
+def latest_scores(session: Session) -> list[ScoreRecord]:
+    """Every denial's latest score, explanations not loaded (the "to label" view ranks them)."""
+    query = select(ScoreRecord).options(defer(ScoreRecord.explanation)).where(_is_latest_score())
+    return list(session.scalars(query.order_by(ScoreRecord.denial_id)))
+
+
 def worklist_choices(session: Session) -> dict[str, list[str]]:
     """The owner queues, payers and action paths found in the log, for the filter lists."""
     paths = {

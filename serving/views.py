@@ -23,6 +23,7 @@ from features.contract import RESOLUTIONS, ROOT_CAUSES
 from serving import charts, repository
 from serving.records import Feedback, ScoreRecord
 from serving.repository import AGE_BUCKETS, DEADLINE_WINDOWS, WorklistFilters
+from training.label_queue import choose, scored_pool
 from training.plots import explanation_waterfall_svg
 
 PAGE_SIZES = (25, 50, 100, 200)
@@ -174,6 +175,73 @@ def worklist(session: Session, query: WorklistQuery, today: dt.date) -> dict[str
         "choices": {**repository.worklist_choices(session), "root_cause": list(ROOT_CAUSES)},
         "page_sizes": PAGE_SIZES,
     }
+
+
+# ---------------------------------------------------------------------------- to label
+
+TO_LABEL_SEED = 7  # the view's random share is seeded, so a reload shows the same queue
+
+
+@dataclass(frozen=True)
+class ToLabelRow:
+    """One scored denial a reviewer should label next, and why."""
+
+    rank: int
+    denial_id: str
+    payer_id: str | None
+    carc_codes: tuple[str, ...]
+    root_cause: str
+    root_cause_probability: float | None
+    preventable_probability: float | None
+    reason: str
+
+
+def to_label_row(rank: int, record: ScoreRecord, reason: str) -> ToLabelRow:
+    outputs, facts = record.outputs, record.facts or {}
+    return ToLabelRow(
+        rank=rank,
+        denial_id=record.denial_id,
+        payer_id=facts.get("payer_id"),
+        carc_codes=tuple(facts.get("carc_codes") or ()),
+        root_cause=outputs["root_cause"]["category"],
+        root_cause_probability=outputs["root_cause"].get("probability"),
+        preventable_probability=outputs.get("preventable", {}).get("probability"),
+        reason=reason,
+    )
+
+
+def to_label(session: Session, size: int) -> dict[str, Any]:
+    """The scored denials with no root-cause feedback whose labels would teach the models
+    most, ranked by the label queue's selection over the champion's stored scores."""
+    reviewed = repository.feedback_frame(session).dropna(subset=["root_cause"])
+    causes = dict(zip(reviewed["denial_id"], reviewed["root_cause"], strict=True))
+    records = repository.latest_scores(session)
+    open_records = [r for r in records if r.denial_id not in causes]
+    labelled = [r for r in records if r.denial_id in causes]
+    pool = scored_pool(
+        [r.outputs for r in open_records],
+        [r.facts for r in open_records],
+        [r.facts for r in labelled],
+        [causes[r.denial_id] for r in labelled],
+    )
+    picks = choose(pool, min(size, len(pool)), TO_LABEL_SEED) if open_records else []
+    return {
+        "rows": [
+            to_label_row(rank, open_records[pick.position], pick.reason)
+            for rank, pick in enumerate(picks, start=1)
+        ],
+        "unlabelled": len(open_records),
+        "labelled": len(labelled),
+        "size": size,
+        "page_sizes": PAGE_SIZES,
+    }
+
+
+def to_label_size(params: Mapping[str, str]) -> tuple[int, list[str]]:
+    """How many denials the "to label" view shows, and any problem with the asked size."""
+    problems: list[str] = []
+    size = _number(params, "size", PAGE_SIZES[0], PAGE_SIZES[-1], problems)
+    return size or DEFAULT_PAGE_SIZE, problems
 
 
 # ---------------------------------------------------------------------------- denial review

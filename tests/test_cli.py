@@ -198,3 +198,75 @@ def test_quickstart_on_generated_data_trains_and_promotes(
     assert (tmp_path / "data" / "history" / "history.parquet").is_file()
     assert "registered models:/denial-triage/1" in result.output
     assert re.search(r"version 1 is now (champion|challenger)", result.output)
+
+
+# ---------------------------------------------------------------------------- label-queue
+
+
+def partly_labelled_history(tmp_path: Path, rows: int = 3_000) -> Path:
+    """A generated history keeping root-cause and preventable labels on one row in twenty."""
+    import pandas as pd
+
+    full = tmp_path / "full.parquet"
+    runner.invoke(app, ["generate", "--rows", str(rows), "--seed", "5", "--out", str(full)])
+    frame = pd.read_parquet(full)
+    unlabelled = frame.index % 20 != 0
+    frame["root_cause"] = frame["root_cause"].where(~unlabelled)
+    frame["preventable"] = frame["preventable"].astype("boolean").where(~unlabelled)
+    frame.to_parquet(tmp_path / "partial.parquet")
+    return tmp_path / "partial.parquet"
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_label_queue_writes_the_ranked_unlabelled_denials(tmp_path: Path, suffix: str) -> None:
+    import pandas as pd
+
+    history = partly_labelled_history(tmp_path)
+    out = tmp_path / "queue" / f"to-label{suffix}"
+    args = ["label-queue", "--data", str(history), "--budget", "40", "--out", str(out)]
+    result = runner.invoke(app, [*args, "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    assert "wrote 40 denials to label" in result.output
+    queue = pd.read_csv(out) if suffix == ".csv" else pd.read_parquet(out)
+    assert list(queue.columns) == [
+        "denial_id",
+        "claim_id",
+        "payer_id",
+        "carc_codes",
+        "rarc_codes",
+        "rank",
+        "reason",
+    ]
+    assert queue["rank"].tolist() == list(range(1, 41)) and queue["reason"].str.len().min() > 5
+    labelled = set(pd.read_parquet(history).dropna(subset=["root_cause"])["denial_id"])
+    assert not set(queue["denial_id"]) & labelled
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"--data": "missing.parquet"}, "missing.parquet: no such file"),
+        ({"--budget": "0"}, "--budget must be at least 1"),
+        ({"--out": "queue.xlsx"}, "unknown extension '.xlsx'"),
+    ],
+)
+def test_label_queue_refuses_bad_requests(tmp_path: Path, change: dict, message: str) -> None:
+    history = write_csv(tmp_path / "h.csv", [GOOD_ROW])
+    options = {"--data": str(history), "--budget": "5", "--out": str(tmp_path / "q.csv")}
+    options |= {k: str(tmp_path / v) if k != "--budget" else v for k, v in change.items()}
+    result = runner.invoke(app, ["label-queue", *[x for kv in options.items() for x in kv]])
+    assert result.exit_code == 1 and message in result.output
+
+
+def test_label_queue_refuses_a_history_without_unlabelled_denials(tmp_path: Path) -> None:
+    history = write_csv(tmp_path / "h.csv", [GOOD_ROW | {"root_cause": "coding"}])
+    args = ["label-queue", "--data", str(history), "--budget", "5", "--out", "q.csv"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and "nothing to queue" in result.output
+
+
+def test_label_queue_names_the_rows_that_break_the_contract(tmp_path: Path) -> None:
+    history = write_csv(tmp_path / "h.csv", [GOOD_ROW | {"denied_amount": "lots"}])
+    args = ["label-queue", "--data", str(history), "--budget", "5", "--out", "q.csv"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and "row 1, column denied_amount" in result.output

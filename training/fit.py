@@ -177,6 +177,23 @@ def platt_calibration(margin: np.ndarray, target: np.ndarray) -> PlattCalibratio
     return PlattCalibration(float(platt.coef_[0, 0]), float(platt.intercept_[0]))
 
 
+# At small label counts a leaf needs fewer rows than the specs ask (40-50): a root-cause model
+# of 1,000 labels has classes of 40 denials, which such leaves cannot separate. One row in this
+# many labelled rows, never under 5 nor over the spec's own value (reached at 1,600-2,000).
+ROWS_PER_LEAF_SHARE = 40
+MIN_ROWS_PER_LEAF = 5
+
+
+def small_sample_spec(spec: ModelSpec, labels: int) -> ModelSpec:
+    """The spec with ``min_child_samples`` scaled to ``labels`` when they are few; with many
+    labels, the spec as written."""
+    parameters = dict(spec.hyperparameters)
+    ceiling = int(parameters.get("min_child_samples", 20))
+    scaled = labels // ROWS_PER_LEAF_SHARE
+    parameters["min_child_samples"] = int(np.clip(scaled, min(MIN_ROWS_PER_LEAF, ceiling), ceiling))
+    return spec.model_copy(update={"hyperparameters": parameters})
+
+
 def fit_triage_model(
     frame: pd.DataFrame, specs: dict[str, ModelSpec], *, seed: int = 7, n_jobs: int = 2
 ) -> TriageModel:
@@ -188,14 +205,14 @@ def fit_triage_model(
     counts = require_recovery_labels(label_counts(frame, specs))
     features = DenialFeatures().fit(frame)
     matrix = features.transform(frame)
-    fit = _Fitter(seed, n_jobs, features.categorical_indices)
+    fit = ModelFitter(seed, n_jobs, features.categorical_indices)
     rows = {task: labelled_rows(frame, task) for task in specs}
     recovery, recovery_calibration = fit.calibrated_binary(
         specs["recovery"], matrix[rows["recovery"]], frame[rows["recovery"]], recovered_target
     )
     preventable, preventable_calibration = (
         fit.calibrated_binary(
-            specs["preventable"],
+            small_sample_spec(specs["preventable"], counts["preventable"].labelled),
             matrix[rows["preventable"]],
             frame[rows["preventable"]],
             preventable_target,
@@ -205,7 +222,7 @@ def fit_triage_model(
     )
     root_cause = (
         fit.root_cause(
-            specs["root_cause"],
+            small_sample_spec(specs["root_cause"], counts["root_cause"].labelled),
             matrix[rows["root_cause"]],
             frame.loc[rows["root_cause"], "root_cause"],
         )
@@ -231,7 +248,10 @@ def routing_confidence(specs: dict[str, ModelSpec]) -> dict[str, float]:
 
 
 @dataclass(frozen=True)
-class _Fitter:
+class ModelFitter:
+    """How each model is fitted on a feature matrix: seeded, with the spec's hyperparameters
+    (training and the labelling queue's interim models share it)."""
+
     seed: int
     n_jobs: int
     categorical: list[int]
@@ -256,10 +276,14 @@ class _Fitter:
         on the newest of them."""
         target = label(frame)
         holdout = newest_share(frame, spec.calibration_share)
-        model = lgb.LGBMClassifier(objective="binary", **spec.hyperparameters, **self._common())
-        model.fit(matrix[~holdout], target[~holdout], categorical_feature=self.categorical)
+        model = self.binary(spec, matrix[~holdout], target[~holdout])
         margin = model.predict(matrix[holdout], raw_score=True)
         return model, platt_calibration(margin, target[holdout])
+
+    def binary(self, spec: ModelSpec, matrix: np.ndarray, target: np.ndarray) -> lgb.LGBMClassifier:
+        """An uncalibrated binary model of ``target`` on every row of ``matrix``."""
+        model = lgb.LGBMClassifier(objective="binary", **spec.hyperparameters, **self._common())
+        return model.fit(matrix, target, categorical_feature=self.categorical)
 
     def recovered_share(
         self, spec: ModelSpec, matrix: np.ndarray, frame: pd.DataFrame

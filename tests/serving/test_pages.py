@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
+import numpy as np
 import pytest
 from database_fixtures import auth, create_keys
 from fastapi.testclient import TestClient
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
 pytest_plugins = ["page_fixtures"]
 
-PAGES = ("/ui/worklist", "/ui/dashboard", "/ui/model")
+PAGES = ("/ui/worklist", "/ui/to-label", "/ui/dashboard", "/ui/model")
 SESSION_ID = pages.SESSION_ID
 
 
@@ -274,6 +275,46 @@ def test_worklist_names_and_ignores_nonsense_filters(reviewer) -> None:
     assert "due_within must be a whole number" in page and "unknown root cause" in page
 
 
+def to_label_rows(html: str) -> list[tuple[str, str]]:
+    """(denial id, reason) of each row of the "to label" view, in rank order."""
+    return re.findall(
+        r'<a href="/ui/denials/([^"#]+)#feedback">.*?class="reason">([^<]*)</td>', html, re.S
+    )
+
+
+def stored_margin(record: ScoreRecord) -> float:
+    top = sorted(record.outputs["root_cause"]["probabilities"].values(), reverse=True)
+    return top[0] - top[1]
+
+
+def test_to_label_ranks_unreviewed_denials_with_reasons_and_review_links(
+    site: Site, reviewer
+) -> None:
+    page = reviewer.get("/ui/to-label", params={"size": 25})
+    assert page.status_code == 200 and 'aria-current="page">To label<' in page.text
+    rows = to_label_rows(page.text)
+    assert len(rows) == 25 and len({i for i, _ in rows}) == 25
+    records = {r.denial_id: r for r in stored(site, ScoreRecord)}
+    reviewed = {f.denial_id for f in stored(site, Feedback) if f.corrected_root_cause}
+    assert all(i in records and i not in reviewed for i, _ in rows)
+    uncertain = [records[i] for i, why in rows if why.startswith("root cause uncertain")]
+    # Uncertain picks sit among the champion's smallest margins between its two likeliest causes.
+    median = np.median([stored_margin(r) for r in records.values()])
+    assert uncertain and np.median([stored_margin(r) for r in uncertain]) < median / 2
+    first_of = [why.split("first of payer ")[1] for _, why in rows if "first of payer" in why]
+    assert first_of and len(set(first_of)) == len(first_of)  # spread: each stratum once
+
+
+def test_a_reviewed_denial_leaves_the_to_label_view(site: Site, reviewer) -> None:
+    top, _ = to_label_rows(reviewer.get("/ui/to-label").text)[0]
+    review = reviewer.get(f"/ui/denials/{top}").text
+    form = feedback_form(review, verdict="correct", corrected_root_cause="coding")
+    assert reviewer.post(f"/ui/denials/{top}/feedback", data=form).status_code == 200
+    after = reviewer.get("/ui/to-label", params={"size": 200}).text
+    assert top not in [i for i, _ in to_label_rows(after)]
+    assert "size must be a whole number" in reviewer.get("/ui/to-label?size=all").text
+
+
 def test_denial_review_shows_codes_models_charts_and_the_form(site: Site, reviewer) -> None:
     denial = site.denials[0]
     page = reviewer.get(f"/ui/denials/{denial['denial_id']}").text
@@ -326,6 +367,7 @@ def test_pages_of_an_empty_log_say_so(site: Site, tmp_path: Path) -> None:
     with TestClient(create_app(settings)) as client:
         sign_in(client, create_keys(settings.resolved_database_url, "empty")["reviewer"])
         assert "No denials match." in client.get("/ui/worklist").text
+        assert "No denials scored yet." in client.get("/ui/to-label").text
         dashboard = client.get("/ui/dashboard")
         assert dashboard.status_code == 200 and "No outcomes recorded yet." in dashboard.text
 

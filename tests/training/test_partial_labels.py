@@ -19,7 +19,13 @@ from serving.scoring import ModelStore, score_denials
 from training import run as training_run
 from training.evaluate import evaluate_model
 from training.feedback import apply_feedback
-from training.fit import NotEnoughLabels, fit_triage_model, label_counts, labelled_rows
+from training.fit import (
+    NotEnoughLabels,
+    fit_triage_model,
+    label_counts,
+    labelled_rows,
+    small_sample_spec,
+)
 from training.run import TrainingDataError, TrainingOptions, _refuse_partial_labels, train
 from training.tracking import configure_tracking, example_payload, load_triage_model
 from training.triage_model import NO_PREVENTABLE_MODEL, NO_ROOT_CAUSE_MODEL
@@ -210,3 +216,20 @@ def test_the_train_command_exits_1_naming_the_missing_recovery_labels(
     assert outcome.exit_code == 1
     assert "recovery: not fitted: 0 training rows carry its label" in outcome.output
     assert "add resolutions and recovered amounts" in outcome.output
+
+
+def test_leaves_shrink_with_few_labels_and_keep_the_spec_with_many(
+    small: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    spec = small_specs(20)["root_cause"]
+    written = spec.hyperparameters["min_child_samples"]
+    assert small_sample_spec(spec, 400).hyperparameters["min_child_samples"] == 10
+    assert small_sample_spec(spec, 30).hyperparameters["min_child_samples"] == 5
+    assert small_sample_spec(spec, 200_000).hyperparameters == spec.hyperparameters
+    history, _ = small
+    sparse = without_labels(history, keep_share=0.1, seed=4)
+    model = fit_triage_model(sparse, specs_with_min_labels(100), seed=2)
+    labelled = int(sparse["root_cause"].notna().sum())
+    assert model.root_cause_model.get_params()["min_child_samples"] == labelled // 40 < written
+    full = fit_triage_model(history, small_specs(20), seed=2)
+    assert full.root_cause_model.get_params()["min_child_samples"] == written
