@@ -18,6 +18,7 @@ from denial_triage.commands import mapping as mapping_command
 from denial_triage.settings import get_settings
 from features.contract import REQUIRED_COLUMNS
 from features.mapping import check_mapping
+from training.label_queue import QUEUE_COLUMNS
 
 TODAY = dt.date(2026, 12, 10)
 GOOD_ROW = {
@@ -228,15 +229,7 @@ def test_label_queue_writes_the_ranked_unlabelled_denials(tmp_path: Path, suffix
     assert result.exit_code == 0, result.output
     assert "wrote 40 denials to label" in result.output
     queue = pd.read_csv(out) if suffix == ".csv" else pd.read_parquet(out)
-    assert list(queue.columns) == [
-        "denial_id",
-        "claim_id",
-        "payer_id",
-        "carc_codes",
-        "rarc_codes",
-        "rank",
-        "reason",
-    ]
+    assert list(queue.columns) == list(QUEUE_COLUMNS)  # their content: test_label_queue.py
     assert queue["rank"].tolist() == list(range(1, 41)) and queue["reason"].str.len().min() > 5
     labelled = set(pd.read_parquet(history).dropna(subset=["root_cause"])["denial_id"])
     assert not set(queue["denial_id"]) & labelled
