@@ -8,7 +8,7 @@ model learned from.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import lightgbm as lgb
 import numpy as np
@@ -112,10 +112,15 @@ class LabelCount:
     labelled: int
     values: frozenset[str]  # distinct label values among them
     required: int  # the spec's ``min_labels``
+    set_aside: str | None = None  # why a model fitted on enough labels was not kept
 
     @property
     def enough(self) -> bool:
         return self.labelled >= self.required and len(self.values) >= 2
+
+    @property
+    def fitted(self) -> bool:
+        return self.enough and self.set_aside is None
 
     def __add__(self, other: LabelCount) -> LabelCount:
         """The count over two parts of a history (partitions)."""
@@ -125,6 +130,8 @@ class LabelCount:
 
     def message(self) -> str:
         """What training does with this model, in the words the command prints."""
+        if self.enough and self.set_aside:
+            return f"{self.task}: not fitted: {self.set_aside}"
         if self.enough:
             return f"{self.task}: fitted on {self.labelled:,} labelled rows"
         if self.labelled < self.required:
@@ -229,16 +236,43 @@ def fit_triage_model(
         if counts["root_cause"].enough
         else None
     )
-    return TriageModel(
+    if (backwards := ranked_backwards("recovery", recovery_calibration)) is not None:
+        raise NotEnoughLabels(f"recovery: not fitted: {backwards}; add resolved denials")
+    set_aside = ranked_backwards("preventable", preventable_calibration)
+    model = TriageModel(
         features=features,
         root_cause_model=root_cause,
         recovery_model=recovery,
         recovery_calibration=recovery_calibration,
         recovery_share_model=fit.recovered_share(specs["recovery"], matrix, frame),
-        preventable_model=preventable,
-        preventable_calibration=preventable_calibration,
+        preventable_model=None if set_aside else preventable,
+        preventable_calibration=None if set_aside else preventable_calibration,
         **routing_confidence(specs),
     )
+    if set_aside:
+        model.metadata["set_aside.preventable"] = set_aside
+    return model
+
+
+def ranked_backwards(task: str, calibration: PlattCalibration | None) -> str | None:
+    """Why a binary model must not be kept, or None: a calibration slope at or below zero means
+    its scores ranked the newest labelled rows no better than chance or backwards (seen with a
+    few hundred preventable labels), and calibrating it would serve flipped probabilities and
+    explanations that point the wrong way."""
+    if calibration is None or calibration.slope > 0:
+        return None
+    return (
+        f"its scores did not rank the newest labelled rows (calibration slope "
+        f"{calibration.slope:.2f}): too few or too noisy labels to learn {task} from"
+    )
+
+
+def with_set_aside(labels: dict[str, LabelCount], model: TriageModel) -> dict[str, LabelCount]:
+    """The label counts, saying which model training set aside after fitting it."""
+    return {
+        task: replace(count, set_aside=model.metadata.get(f"set_aside.{task}"))
+        for task, count in labels.items()
+    }
 
 
 def routing_confidence(specs: dict[str, ModelSpec]) -> dict[str, float]:

@@ -25,6 +25,7 @@ from training.fit import (
     label_counts,
     require_recovery_labels,
     time_split,
+    with_set_aside,
 )
 from training.specs import ModelSpec, load_specs
 from training.tracking import (
@@ -146,7 +147,7 @@ def label_report(labels: dict[str, LabelCount]) -> dict[str, dict[str, int]]:
     """Per model, its labelled training rows, the spec's minimum and whether it was fitted
     (1/0, so MLflow logs each as a metric)."""
     return {
-        task: {"train": c.labelled, "min_labels": c.required, "fitted": int(c.enough)}
+        task: {"train": c.labelled, "min_labels": c.required, "fitted": int(c.fitted)}
         for task, c in labels.items()
     }
 
@@ -161,6 +162,7 @@ def _fit_here(options: TrainingOptions, specs: dict[str, ModelSpec], progress: P
     labels = label_counts(train_rows, specs)
     progress(f"fitting on {len(train_rows):,} denials before {split.cutoff.date()}")
     model = fit_triage_model(train_rows, specs, seed=options.seed)
+    labels = with_set_aside(labels, model)
     window = TrainingWindow.of(train_rows, split.matured_by, file_digest(options.data))
     return _Fitted(model, train_rows, test_rows, len(train_rows), split.cutoff, window, labels)
 

@@ -16,6 +16,7 @@ from denial_triage.cli import app
 from denial_triage.settings import get_settings
 from features.contract import LABEL_COLUMNS, validate
 from serving.scoring import ModelStore, score_denials
+from training import fit as fit_module
 from training import run as training_run
 from training.evaluate import evaluate_model
 from training.feedback import apply_feedback
@@ -24,11 +25,13 @@ from training.fit import (
     fit_triage_model,
     label_counts,
     labelled_rows,
+    ranked_backwards,
     small_sample_spec,
+    with_set_aside,
 )
 from training.run import TrainingDataError, TrainingOptions, _refuse_partial_labels, train
 from training.tracking import configure_tracking, example_payload, load_triage_model
-from training.triage_model import NO_PREVENTABLE_MODEL, NO_ROOT_CAUSE_MODEL
+from training.triage_model import NO_PREVENTABLE_MODEL, NO_ROOT_CAUSE_MODEL, PlattCalibration
 
 UNLABELLED = ("root_cause", "preventable")
 
@@ -233,3 +236,51 @@ def test_leaves_shrink_with_few_labels_and_keep_the_spec_with_many(
     assert model.root_cause_model.get_params()["min_child_samples"] == labelled // 40 < written
     full = fit_triage_model(history, small_specs(20), seed=2)
     assert full.root_cause_model.get_params()["min_child_samples"] == written
+
+
+def test_a_preventable_model_that_ranks_backwards_is_set_aside_with_the_reason(
+    small: tuple[pd.DataFrame, pd.DataFrame], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen with a few hundred preventable labels: a negative calibration slope, which served
+    flipped probabilities. Recovery is calibrated first and kept; preventable's slope is
+    forced below zero."""
+    train_rows, test = small
+    real = fit_module.platt_calibration
+    calls: list[PlattCalibration] = []
+
+    def second_backwards(margin: np.ndarray, target: np.ndarray) -> PlattCalibration:
+        fitted = real(margin, target)
+        calls.append(fitted)
+        return fitted if len(calls) == 1 else PlattCalibration(-abs(fitted.slope), 0.0)
+
+    monkeypatch.setattr(fit_module, "platt_calibration", second_backwards)
+    model = fit_triage_model(train_rows, small_specs(20), seed=1)
+    assert calls[0].slope > 0 and model.recovery_model is not None
+    assert model.preventable_model is None and model.preventable_calibration is None
+    labels = with_set_aside(label_counts(train_rows, small_specs(20)), model)
+    assert not labels["preventable"].fitted and labels["root_cause"].fitted
+    assert (
+        labels["preventable"]
+        .message()
+        .startswith(
+            "preventable: not fitted: its scores did not rank the newest labelled rows "
+            "(calibration slope -"
+        )
+    )
+    assert np.isnan(model.score(test.head(20))["preventable_probability"]).all()
+
+
+def test_a_recovery_model_that_ranks_backwards_stops_training(
+    small: tuple[pd.DataFrame, pd.DataFrame], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        fit_module, "platt_calibration", lambda margin, target: PlattCalibration(-0.3, 0.0)
+    )
+    with pytest.raises(NotEnoughLabels, match=r"recovery: not fitted: .*slope -0.30"):
+        fit_triage_model(small[0], small_specs(20), seed=1)
+
+
+def test_a_model_ranking_forwards_is_kept() -> None:
+    assert ranked_backwards("preventable", PlattCalibration(0.8, -0.2)) is None
+    assert ranked_backwards("preventable", None) is None
+    assert "slope 0.00" in str(ranked_backwards("preventable", PlattCalibration(0.0, 0.1)))
