@@ -65,6 +65,11 @@ def test_routes_follow_the_model_where_it_is_sure_and_triage_where_it_is_not(
     assert (triage["action_path"] == triage["mapped_action_path"]).all()
     agreed = scores[agree]
     assert (agreed["owner_queue"] == agreed["mapped_owner_queue"]).all()
+    # Triage is the review reason of an unsure disagreement, and only of it.
+    in_triage = scores["review_reasons"].map(
+        lambda reasons: any(r.startswith("routed to triage: model says") for r in reasons)
+    )
+    assert (in_triage == (scores["routing_basis"] == "triage")).all()
 
 
 def test_routing_by_the_model_is_right_more_often_than_the_codes_alone(
