@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from training import intervals
-from training.evaluate import HEADLINE_METRICS, evaluate_model, headline_arrays
+from training.evaluate import HEADLINE_METRICS, Evaluation, evaluate_model, headline_arrays
 from training.fit import DEFAULT_MATURITY_DAYS, fit_triage_model
 from training.specs import ModelSpec
 from training.windows import DEFAULT_MIN_EVALUATION_ROWS
@@ -184,7 +184,9 @@ def _window(index: int, train: pd.DataFrame, test: pd.DataFrame) -> FoldWindow:
     )
 
 
-def _measure_fold(window: FoldWindow, evaluation: Any, seed: int, resamples: int) -> FoldResult:
+def _measure_fold(
+    window: FoldWindow, evaluation: Evaluation, seed: int, resamples: int
+) -> FoldResult:
     """Every headline figure the fold measured, with its resampled values."""
     figures, resampled = {}, {}
     for offset, (name, headline) in enumerate(HEADLINE_METRICS.items()):
