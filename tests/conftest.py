@@ -109,10 +109,12 @@ def train_small_registry(
     promote_first: bool = False,
 ):
     """Generate a history in ``folder`` and train ``versions`` small models into a registry
-    under ``folder / "data"``; the first is promoted to champion when asked."""
+    under ``folder / "data"``; the first is made champion when asked."""
+    from mlflow.tracking import MlflowClient
+
     from training import run as training_run
-    from training.run import TrainingOptions, evaluation_on, train
-    from training.tracking import promote
+    from training.run import TrainingOptions, train
+    from training.tracking import CHAMPION, MODEL_NAME
 
     data = generate_history(rows, seed, folder / "history.parquet")
     options = TrainingOptions(data=data, data_dir=folder / "data", seed=seed % 10)
@@ -121,8 +123,11 @@ def train_small_registry(
         patch.setattr(training_run, "load_specs", lambda: small_specs(rounds))
         results = [train(options)]
         if promote_first:
+            # Set directly: the services' tests need a champion, not the promotion gates
+            # (tests/training/test_tracking.py), which a model this small can fail by noise
+            # (the priority against largest-amount-first on a few thousand test rows).
             version = results[0].record.model_version
-            promote(version, small_specs(rounds), evaluation_on(data, options))
+            MlflowClient().set_registered_model_alias(MODEL_NAME, CHAMPION, version)
         results += [train(options) for _ in range(versions - 1)]
     return options, results
 

@@ -9,7 +9,7 @@ nearest-deadline-first and the oracle.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from features.contract import ROOT_CAUSES
 from features.pipeline import reference_dates
-from training import metrics, plots
+from training import intervals, metrics, plots
 from training.baselines import CodeSetLookup
 from training.fit import labelled_rows, preventable_target, recovered_target, resolved_rows
 from training.specs import ModelSpec
@@ -32,6 +32,8 @@ from training.triage_model import TriageModel
 PRIORITY = "priority_score"
 LOGISTIC_BASELINE_ROWS = 200_000  # enough for a stable linear baseline; keeps 1M-row runs fast
 PROMOTION_METRIC = "prioritization.rankings.priority_score.top_20pct.dollars_captured"
+PROMOTION_SHARE = 0.2  # the capacity PROMOTION_METRIC is measured at
+ROOT_CAUSE_CODES = {cause: code for code, cause in enumerate(ROOT_CAUSES)}
 
 
 @dataclass
@@ -41,6 +43,9 @@ class Evaluation:
     report: dict[str, Any]
     scores: pd.DataFrame
     curves: dict[str, pd.DataFrame]
+    # Per section, the per-row arrays its headline figures are computed from (root-cause
+    # classes as codes), on the rows the report measures: what bootstrap intervals resample.
+    samples: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
     def flat_metrics(self) -> dict[str, float]:
         """Numeric leaves as ``section.metric`` names, for MLflow (which refuses ``%``)."""
@@ -61,6 +66,99 @@ class Evaluation:
         ]
 
 
+@dataclass(frozen=True)
+class Headline:
+    """How one headline figure is computed from an evaluation's per-row arrays: the section's
+    columns, those every scorer shares (the truth) first and the scorer's own last."""
+
+    section: str
+    statistic: intervals.Statistic
+    shared: tuple[str, ...]
+    scorer: str
+
+
+_F1 = intervals.macro_f1(len(ROOT_CAUSES))
+_ECE = intervals.expected_calibration_error()
+_LABEL = metrics.capacity_label(PROMOTION_SHARE).replace("%", "pct")
+
+
+def _root(statistic: intervals.Statistic, scorer: str) -> Headline:
+    return Headline("root_cause", statistic, ("truth",), scorer)
+
+
+def _ranking(statistic: intervals.Statistic, ranking: str) -> Headline:
+    return Headline("prioritization", statistic, ("recovered",), ranking)
+
+
+# Named as in ``Evaluation.flat_metrics`` so a figure and its interval are found by one name.
+HEADLINE_METRICS: dict[str, Headline] = {
+    "root_cause.accuracy": _root(intervals.accuracy, "model"),
+    "root_cause.macro_f1": _root(_F1, "model"),
+    **{
+        f"root_cause.baselines.{baseline}.{name}": _root(statistic, baseline)
+        for baseline in ("logistic_regression", "best_code_lookup")
+        for name, statistic in (("accuracy", intervals.accuracy), ("macro_f1", _F1))
+    },
+    **{
+        f"{task}.{name}": Headline(task, statistic, ("truth",), "probability")
+        for task in ("recovery", "preventable")
+        for name, statistic in (
+            ("roc_auc", intervals.roc_auc),
+            ("brier", intervals.brier),
+            ("expected_calibration_error", _ECE),
+        )
+    },
+    **{
+        f"prioritization.rankings.{ranking}.{_LABEL}.share_of_oracle": _ranking(
+            intervals.share_of_oracle(PROMOTION_SHARE), ranking
+        )
+        for ranking in (PRIORITY, "largest_amount_first")
+    },
+    PROMOTION_METRIC: _ranking(intervals.dollars_captured(PROMOTION_SHARE), PRIORITY),
+}
+
+
+def headline_arrays(
+    evaluation: Evaluation, name: str
+) -> tuple[list[np.ndarray], np.ndarray] | None:
+    """The shared arrays and the scorer's array a headline figure is computed from, or None
+    when the evaluation did not measure it (a model not fitted, fewer than two rows)."""
+    headline = HEADLINE_METRICS[name]
+    sample = evaluation.samples.get(headline.section)
+    if sample is None or len(sample[headline.scorer]) < 2:
+        return None
+    return [sample[column] for column in headline.shared], sample[headline.scorer]
+
+
+def paired_differences(
+    candidate: Evaluation,
+    incumbent: Evaluation,
+    names: tuple[str, ...],
+    *,
+    seed: int = 7,
+    resamples: int = intervals.RESAMPLES,
+) -> dict[str, intervals.Interval]:
+    """Per headline figure both measured, candidate minus incumbent on the same rows with its
+    paired bootstrap interval."""
+    differences = {}
+    for offset, name in enumerate(names):
+        ours, theirs = headline_arrays(candidate, name), headline_arrays(incumbent, name)
+        if ours is None or theirs is None:
+            continue
+        (shared, mine), (other_shared, other) = ours, theirs
+        if any(not np.array_equal(a, b) for a, b in zip(shared, other_shared, strict=True)):
+            raise ValueError(f"{name}: the two evaluations were not measured on the same rows")
+        differences[name] = intervals.paired_difference(
+            HEADLINE_METRICS[name].statistic,
+            shared,
+            [mine],
+            [other],
+            resamples=resamples,
+            seed=seed + offset,
+        )
+    return differences
+
+
 def evaluate_model(
     model: TriageModel, train: pd.DataFrame, test: pd.DataFrame, *, seed: int = 7
 ) -> Evaluation:
@@ -68,7 +166,8 @@ def evaluate_model(
     on the test rows that carry its label (a model trained without enough labels is left out
     of the report)."""
     scores = model.score(test)
-    priority_report, curves = _prioritization(model, test, scores)
+    samples: dict[str, dict[str, np.ndarray]] = {}
+    priority_report, curves = _prioritization(model, test, scores, samples)
     report = {
         "rows": {
             "train": len(train),
@@ -79,25 +178,34 @@ def evaluate_model(
                 for task in model.fitted_tasks
             },
         },
-        **_model_sections(model, train, test, scores, seed),
+        **_model_sections(model, train, test, scores, seed, samples),
         "prioritization": priority_report,
         "model": {
             "mapping_version": model.mapping_version,
             **{k: v for k, v in model.metadata.items() if isinstance(v, str | int | float)},
         },
     }
-    return Evaluation(report, scores, curves)
+    _baseline_gains(report)
+    return Evaluation(report, scores, curves, samples)
 
 
 def _model_sections(
-    model: TriageModel, train: pd.DataFrame, test: pd.DataFrame, scores: pd.DataFrame, seed: int
+    model: TriageModel,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    scores: pd.DataFrame,
+    seed: int,
+    samples: dict[str, dict[str, np.ndarray]],
 ) -> dict[str, Any]:
     """One report section per fitted model, each measured on the test rows with its label."""
     sections: dict[str, Any] = {}
     if model.root_cause_model is not None:
-        sections["root_cause"] = _root_cause(train, test, scores, seed)
+        sections["root_cause"] = _root_cause(train, test, scores, seed, samples)
         sections["routing"] = _routing(model, test, scores)
     sections["recovery"] = _binary(
+        recovered_target(test), scores["recovery_probability"], resolved_rows(test)
+    )
+    samples["recovery"] = _binary_sample(
         recovered_target(test), scores["recovery_probability"], resolved_rows(test)
     )
     if model.preventable_model is not None:
@@ -106,14 +214,42 @@ def _model_sections(
             scores["preventable_probability"],
             labelled_rows(test, "preventable"),
         )
+        samples["preventable"] = _binary_sample(
+            preventable_target(test),
+            scores["preventable_probability"],
+            labelled_rows(test, "preventable"),
+        )
     return sections
+
+
+def _baseline_gains(report: dict[str, Any]) -> None:
+    """What the models add over what a team has without them, as figures gates can bound:
+    root cause over the logistic regression and the best code lookup, the priority over
+    largest-amount-first at 20% capacity (kept with recovery, the model it rests on)."""
+    root = report.get("root_cause", {})
+    if "baselines" in root:
+        for baseline in ("logistic_regression", "best_code_lookup"):
+            for name in ("accuracy", "macro_f1"):
+                root[f"{name}_gain_over_{baseline}"] = (
+                    root[name] - root["baselines"][baseline][name]
+                )
+    label = metrics.capacity_label(PROMOTION_SHARE)
+    rankings = report["prioritization"]["rankings"]
+    report["recovery"]["priority_top_20pct_gain_over_largest_amount_first"] = (
+        rankings[PRIORITY][label]["share_of_oracle"]
+        - rankings["largest_amount_first"][label]["share_of_oracle"]
+    )
 
 
 # ---------------------------------------------------------------------------- root cause
 
 
 def _root_cause(
-    train: pd.DataFrame, test: pd.DataFrame, scores: pd.DataFrame, seed: int
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    scores: pd.DataFrame,
+    seed: int,
+    samples: dict[str, dict[str, np.ndarray]],
 ) -> dict[str, Any]:
     """The model and its baselines on the test rows with a root_cause label, the baselines
     learning from the training rows with one."""
@@ -133,6 +269,10 @@ def _root_cause(
     }
     summaries = {
         name: metrics.multiclass_summary(truth, pred, labels) for name, pred in baselines.items()
+    }
+    predicted = {"model": scores["root_cause"].to_numpy(dtype=object), **baselines}
+    samples["root_cause"] = {
+        name: _root_cause_codes(values) for name, values in {"truth": truth, **predicted}.items()
     }
     return {
         "rows": len(test),
@@ -176,6 +316,11 @@ def _routing(model: TriageModel, test: pd.DataFrame, scores: pd.DataFrame) -> di
             routed = scores[f"{prefix}{field}"].to_numpy(dtype=object)
             report[f"{name}_{field}_accuracy"] = float((routed == expected).mean())
     return report
+
+
+def _root_cause_codes(causes: np.ndarray) -> np.ndarray:
+    """Root causes as contract codes (-1 for anything outside the contract's list)."""
+    return np.array([ROOT_CAUSE_CODES.get(c, -1) for c in causes], dtype=np.int64)
 
 
 def _logistic_baseline(train: pd.DataFrame, test: pd.DataFrame, seed: int) -> np.ndarray:
@@ -268,11 +413,23 @@ def _binary(truth: np.ndarray, probability: pd.Series, rows: np.ndarray | None) 
     }
 
 
+def _binary_sample(
+    truth: np.ndarray, probability: pd.Series, rows: np.ndarray
+) -> dict[str, np.ndarray]:
+    return {
+        "truth": truth[rows].astype(np.int64),
+        "probability": probability.to_numpy(dtype=float)[rows],
+    }
+
+
 # ---------------------------------------------------------------------------- prioritization
 
 
 def _prioritization(
-    model: TriageModel, test: pd.DataFrame, scores: pd.DataFrame
+    model: TriageModel,
+    test: pd.DataFrame,
+    scores: pd.DataFrame,
+    samples: dict[str, dict[str, np.ndarray]],
 ) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
     """Dollars captured at team capacity by each ranking, over resolved test denials."""
     resolved = resolved_rows(test)
@@ -285,6 +442,7 @@ def _prioritization(
         **metrics.baseline_rankings(frame, deadlines, as_of),
     }
     report = metrics.ranking_report(rankings, recovered)
+    samples["prioritization"] = {"recovered": recovered, **rankings}
     curves = {
         name: metrics.recovery_at_capacity_curve(score, recovered)
         for name, score in {**rankings, metrics.ORACLE: recovered}.items()

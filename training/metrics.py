@@ -86,7 +86,7 @@ def _checked_shares(shares: Sequence[float]) -> tuple[float, ...]:
 # ---------------------------------------------------------------------------- calibration
 
 
-def _bin_index(probability: np.ndarray, bins: int) -> np.ndarray:
+def bin_index(probability: np.ndarray, bins: int) -> np.ndarray:
     """Equal-width bin of each probability: [lower, upper), with 1.0 in the last bin."""
     if bins < 1:
         raise ValueError(f"bins must be at least 1; got {bins}")
@@ -102,7 +102,7 @@ def reliability_table(y_true: ArrayLike, probability: ArrayLike, bins: int = 10)
     """
     labels = _binary_labels(y_true)
     predicted = _probabilities(probability, labels.size)
-    index = _bin_index(predicted, bins)
+    index = bin_index(predicted, bins)
     count = np.bincount(index, minlength=bins)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_predicted = np.bincount(index, weights=predicted, minlength=bins) / count

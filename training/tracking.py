@@ -3,8 +3,9 @@
 Every training run logs its parameters, metrics, data digest and row counts, git commit,
 mapping version, figures and evaluation JSON, and registers one pyfunc model version under
 ``denial-triage``. Promotion moves the ``champion`` alias only when the specs' gates pass and the
-candidate beats the current champion on the same test data; otherwise the candidate becomes
-``challenger`` and the reason is recorded on the version.
+candidate beats the current champion on the same test rows by more than their noise (a paired
+bootstrap interval); otherwise the candidate becomes ``challenger`` and the reason is recorded
+on the version.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
 from mlflow.types.schema import Array
 
 from features.contract import COLUMNS, Kind, Role, to_csv_frame
-from training.evaluate import PROMOTION_METRIC, Evaluation
+from training.evaluate import PROMOTION_METRIC, Evaluation, paired_differences
+from training.intervals import Interval
 from training.pyfunc import ARTIFACT_KEY, TriagePyfunc, serializable_scores
 from training.specs import ModelSpec
 from training.triage_model import TriageModel
@@ -220,34 +222,36 @@ class PromotionDecision:
 
 
 QUALITY_METRICS = ("root_cause.macro_f1", "recovery.roc_auc", "preventable.roc_auc")
-QUALITY_TOLERANCE = 0.005  # a candidate may trade this much quality for more dollars
-DOLLAR_TOLERANCE = 0.005  # ... or this share of dollars for better quality
+PROMOTION_SEED = 14  # the bootstrap's resamples, fixed so a decision can be reproduced
 
 
-def comparison_failures(
-    candidate: dict[str, float], champion: dict[str, float], version: str
-) -> list[str]:
-    """Why a candidate does not beat the champion on the same test data (empty when it does).
+def comparison_failures(differences: dict[str, Interval], version: str) -> list[str]:
+    """Why a candidate does not beat the champion on the same rows (empty when it does).
 
-    It beats it when no quality metric drops by more than QUALITY_TOLERANCE, recovered dollars
-    at 20% capacity drop by no more than DOLLAR_TOLERANCE, and something is strictly better.
+    ``differences`` holds candidate minus champion with its 95% paired bootstrap interval. It
+    beats it only when the interval on recovered dollars at 20% capacity lies above zero (a
+    gain within noise is no gain) and no quality metric's interval lies entirely below zero.
     """
     failures = [
-        f"{name} {candidate[name]:.4f} is worse than champion version {version}'s "
-        f"{champion[name]:.4f}"
+        f"{name} is significantly worse than champion version {version}'s on the same rows: "
+        f"difference {differences[name].describe()} (95% paired bootstrap)"
         for name in QUALITY_METRICS
-        if candidate[name] < champion[name] - QUALITY_TOLERANCE
+        if name in differences and differences[name].below_zero
     ]
-    dollars, incumbent = candidate[PROMOTION_METRIC], champion[PROMOTION_METRIC]
-    if dollars < incumbent * (1 - DOLLAR_TOLERANCE):
+    gain = differences.get(PROMOTION_METRIC)
+    if gain is None:
+        failures.append("recovered dollars at 20% capacity could not be compared on the same rows")
+    elif not gain.above_zero:
+        verdict = "fewer" if gain.below_zero else "no significant gain"
         failures.append(
-            f"recovered dollars at 20% capacity ${dollars:,.0f} are below champion version "
-            f"{version}'s ${incumbent:,.0f} on the same test data"
+            f"recovered dollars at 20% capacity: {verdict} over champion version {version} on "
+            f"the same rows (difference {_dollars(gain)}, 95% paired bootstrap)"
         )
-    better = dollars > incumbent or any(candidate[n] > champion[n] for n in QUALITY_METRICS)
-    if not failures and not better:
-        failures.append(f"nothing improves on champion version {version} on the same test data")
     return failures
+
+
+def _dollars(interval: Interval) -> str:
+    return f"${interval.estimate:+,.0f} [${interval.low:+,.0f}, ${interval.high:+,.0f}]"
 
 
 def promote(
@@ -256,7 +260,7 @@ def promote(
     evaluate: Callable[[dict[str, TriageModel]], list[Evaluation]],
 ) -> PromotionDecision:
     """Champion if the gates pass and it beats the champion on the same rows, newer than both
-    models' training windows; else challenger."""
+    models' training windows, by more than the noise of those rows; else challenger."""
     models = {f"version {version}": load_triage_model(f"models:/{MODEL_NAME}/{version}")}
     champion = alias_version(CHAMPION)
     if champion is not None and champion != version:
@@ -266,24 +270,28 @@ def promote(
     candidate, *others = evaluate(models)
     measured = candidate.flat_metrics()
     failures = candidate.gate_failures(specs)
-    incumbent = others[0].flat_metrics() if others else None
-    if not failures and incumbent is not None:
-        failures += comparison_failures(measured, incumbent, str(champion))
+    differences: dict[str, Interval] = {}
+    if not failures and others:
+        differences = paired_differences(
+            candidate, others[0], (PROMOTION_METRIC, *QUALITY_METRICS), seed=PROMOTION_SEED
+        )
+        failures += comparison_failures(differences, str(champion))
     alias = CHALLENGER if failures else CHAMPION
-    champion_metric = None if incumbent is None else incumbent[PROMOTION_METRIC]
-    reasons = failures or [_win_reason(champion, measured[PROMOTION_METRIC], champion_metric)]
+    champion_metric = others[0].flat_metrics()[PROMOTION_METRIC] if others else None
+    reasons = failures or [_win_reason(champion, measured[PROMOTION_METRIC], differences)]
     _set_alias(version, alias, reasons)
     return PromotionDecision(
         version, alias, reasons, measured[PROMOTION_METRIC], champion, champion_metric
     )
 
 
-def _win_reason(champion: str | None, candidate: float, incumbent: float | None) -> str:
-    if champion is None or incumbent is None:
+def _win_reason(champion: str | None, candidate: float, differences: dict[str, Interval]) -> str:
+    if champion is None or PROMOTION_METRIC not in differences:
         return f"all gates pass and there was no champion (${candidate:,.0f} at 20% capacity)"
     return (
-        f"all gates pass and it beats champion version {champion} on the same test data "
-        f"(${candidate:,.0f} against ${incumbent:,.0f} recovered at 20% capacity)"
+        f"all gates pass and it beats champion version {champion} on the same rows: recovered "
+        f"dollars at 20% capacity {_dollars(differences[PROMOTION_METRIC])} (95% paired "
+        "bootstrap), no quality metric significantly worse"
     )
 
 

@@ -1,4 +1,4 @@
-"""Model commands: train, evaluate and promote."""
+"""Model commands: train, evaluate, promote and backtest."""
 
 from __future__ import annotations
 
@@ -11,8 +11,23 @@ from mlflow.exceptions import MlflowException
 from rich.console import Console
 
 from denial_triage.settings import get_settings
+from training.backtest import (
+    BACKTEST_EXPERIMENT,
+    DEFAULT_FOLD_MONTHS,
+    DEFAULT_FOLDS,
+    backtest_params,
+    format_table,
+    log_backtest,
+    run_backtest,
+)
 from training.fit import DEFAULT_MATURITY_DAYS, DEFAULT_TEST_MONTHS
-from training.run import TrainingDataError, TrainingOptions, TrainingResult, evaluation_on
+from training.run import (
+    TrainingDataError,
+    TrainingOptions,
+    TrainingResult,
+    evaluation_on,
+    load_history,
+)
 from training.run import train as run_training
 from training.specs import load_specs
 from training.tracking import (
@@ -21,6 +36,8 @@ from training.tracking import (
     PromotionDecision,
     alias_version,
     configure_tracking,
+    experiment_id,
+    file_digest,
     latest_version,
     load_triage_model,
 )
@@ -216,3 +233,49 @@ def _binary_line(task: str, measured: dict | None) -> str:
         f"{task:<12} ROC AUC {measured['roc_auc']:.3f}  Brier {measured['brier']:.3f}  "
         f"ECE {measured['expected_calibration_error']:.3f}  on {measured['rows']:,} rows"
     )
+
+
+def backtest(
+    data: Path = typer.Option(..., exists=True, help=DATA_HELP),
+    folds: int = typer.Option(DEFAULT_FOLDS, min=1, help="Test windows, newest last."),
+    fold_months: int = typer.Option(DEFAULT_FOLD_MONTHS, min=1, help="Months per test window."),
+    maturity_days: int = typer.Option(DEFAULT_MATURITY_DAYS, min=0, help=MATURITY_HELP),
+    seed: int = typer.Option(7, help="Random seed for the models and the bootstrap."),
+    min_rows: int = typer.Option(
+        DEFAULT_MIN_EVALUATION_ROWS, min=2, help="Refuse a fold with fewer test or training rows."
+    ),
+    experiment: str = typer.Option(BACKTEST_EXPERIMENT, help="MLflow experiment name."),
+    as_json: bool = typer.Option(False, "--json", help="Print the full result as JSON."),
+) -> None:
+    """Refit on expanding time windows and score each next window: every headline figure per
+    fold, and its mean over folds with a 95% bootstrap interval; logged to MLflow as one
+    parent run with a child run per fold."""
+    settings = get_settings()
+    try:
+        history = load_history(data)
+        with console.status("backtesting") as status:
+            result = run_backtest(
+                history,
+                load_specs(),
+                folds=folds,
+                fold_months=fold_months,
+                maturity_days=maturity_days,
+                seed=seed,
+                min_rows=min_rows,
+                progress=lambda step: status.update(step),
+            )
+        configure_tracking(settings.data_dir)
+        experiment_folder = experiment_id(experiment, settings.data_dir / "mlartifacts")
+        params = backtest_params(data, folds, fold_months, maturity_days, seed, file_digest(data))
+        run_id = log_backtest(result, params, experiment_folder)
+    except (TrainingDataError, ValueError, MlflowException) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    if as_json:
+        typer.echo(json.dumps(result.as_dict(), indent=2))
+        return
+    typer.echo(
+        f"backtest run {run_id} ({folds} folds of {fold_months} months, matured by "
+        f"{result.matured_by.date()}):"
+    )
+    typer.echo(format_table(result))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -13,13 +14,17 @@ from conftest import small_specs, train_small_registry
 from mlflow.tracking import MlflowClient
 
 from training import run as training_run
+from training.evaluate import PROMOTION_METRIC, Evaluation, paired_differences
+from training.intervals import Interval
 from training.run import TrainingOptions, evaluation_on, train
 from training.specs import load_specs
 from training.tracking import (
     CHALLENGER,
     CHAMPION,
     MODEL_NAME,
+    PROMOTION_SEED,
     alias_version,
+    comparison_failures,
     example_payload,
     load_triage_model,
     promote,
@@ -120,20 +125,85 @@ def test_a_weaker_model_becomes_challenger_with_the_reason(
     assert any("below the gate" in r or "worse than champion" in r for r in decision.reasons)
 
 
-def test_comparison_needs_no_regression_and_something_better() -> None:
-    from training.evaluate import PROMOTION_METRIC
-    from training.tracking import comparison_failures
-
-    champion = {"root_cause.macro_f1": 0.7, "recovery.roc_auc": 0.75, "preventable.roc_auc": 0.76}
-    champion[PROMOTION_METRIC] = 1_000_000.0
-    assert comparison_failures({**champion, PROMOTION_METRIC: 1_010_000.0}, champion, "1") == []
-    worse_quality = {**champion, "recovery.roc_auc": 0.70, PROMOTION_METRIC: 2_000_000.0}
-    assert (
-        "recovery.roc_auc 0.7000 is worse" in comparison_failures(worse_quality, champion, "1")[0]
+def test_a_candidate_wins_only_on_a_significant_gain_and_no_significant_loss() -> None:
+    gain = Interval(12_000.0, 3_000.0, 21_000.0)
+    quality = {
+        "root_cause.macro_f1": Interval(-0.004, -0.012, 0.003),  # lower, but within noise
+        "recovery.roc_auc": Interval(0.001, -0.004, 0.006),
+        "preventable.roc_auc": Interval(0.0, -0.003, 0.003),
+    }
+    assert comparison_failures({PROMOTION_METRIC: gain, **quality}, "1") == []
+    noise = Interval(4_000.0, -5_000.0, 13_000.0)
+    (failure,) = comparison_failures({PROMOTION_METRIC: noise, **quality}, "1")
+    assert failure == (
+        "recovered dollars at 20% capacity: no significant gain over champion version 1 on the "
+        "same rows (difference $+4,000 [$-5,000, $+13,000], 95% paired bootstrap)"
     )
-    fewer_dollars = {**champion, "root_cause.macro_f1": 0.8, PROMOTION_METRIC: 900_000.0}
-    assert "below champion version 1" in comparison_failures(fewer_dollars, champion, "1")[0]
-    assert "nothing improves" in comparison_failures(dict(champion), champion, "1")[0]
+    fewer = Interval(-9_000.0, -15_000.0, -2_000.0)
+    assert "fewer over champion version 1" in comparison_failures({PROMOTION_METRIC: fewer}, "1")[0]
+    worse = {**quality, "recovery.roc_auc": Interval(-0.02, -0.03, -0.01)}
+    (failure,) = comparison_failures({PROMOTION_METRIC: gain, **worse}, "1")
+    assert failure == (
+        "recovery.roc_auc is significantly worse than champion version 1's on the same rows: "
+        "difference -0.0200 [-0.0300, -0.0100] (95% paired bootstrap)"
+    )
+
+
+def _ranked(priority: np.ndarray, recovered: np.ndarray) -> Evaluation:
+    """An evaluation holding the per-row arrays the promotion compares (a real one holds more)."""
+    truth = (recovered > 0).astype(np.int64)
+    probability = 1 / (1 + np.exp(-(priority - priority.mean()) / priority.std()))
+    samples = {
+        "prioritization": {"recovered": recovered, "priority_score": priority},
+        "recovery": {"truth": truth, "probability": probability},
+    }
+    return Evaluation({}, pd.DataFrame(), {}, samples)
+
+
+def test_promotion_refuses_a_gain_within_the_noise_of_the_rows() -> None:
+    rng = np.random.default_rng(5)
+    rows = 4_000
+    recovered = np.where(rng.random(rows) < 0.5, rng.exponential(400, rows), 0.0)
+    champion_priority = recovered + rng.normal(0, 300, rows)
+    champion = _ranked(champion_priority, recovered)
+    # A retrained model: the champion's ranking with a little noise of its own.
+    nudge = np.random.default_rng(3).normal(0, 40, rows)  # a seed whose nudge gains dollars
+    retrained = _ranked(champion_priority + nudge, recovered)
+    within = paired_differences(retrained, champion, (PROMOTION_METRIC,), seed=PROMOTION_SEED)
+    assert within[PROMOTION_METRIC].estimate > 0  # more dollars, which once sufficed
+    (failure,) = comparison_failures(within, "1")
+    assert failure.startswith("recovered dollars at 20% capacity: no significant gain over")
+    assert "(difference $+603 [$-3,809, $+4,995], 95% paired bootstrap)" in failure
+    # A model ranking much closer to the dollars each denial recovered wins.
+    sharper = _ranked(recovered + rng.normal(0, 100, rows), recovered)
+    names = (PROMOTION_METRIC, "recovery.roc_auc")
+    beyond = paired_differences(sharper, champion, names, seed=PROMOTION_SEED)
+    assert beyond[PROMOTION_METRIC].above_zero and beyond["recovery.roc_auc"].above_zero
+    assert comparison_failures(beyond, "1") == []
+
+
+def test_evaluations_on_different_rows_are_not_compared() -> None:
+    recovered = np.linspace(0, 500, 100)
+    one, other = _ranked(recovered + 1, recovered), _ranked(recovered + 1, recovered[::-1].copy())
+    with pytest.raises(ValueError, match="not measured on the same rows"):
+        paired_differences(one, other, (PROMOTION_METRIC,))
+
+
+@pytest.mark.slow
+def test_a_retrained_model_within_noise_stays_challenger(
+    workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    options, first = workspace
+    promote(first.record.model_version, small_specs(80), evaluation_on(options.data, options))
+    monkeypatch.setattr(training_run, "load_specs", lambda: small_specs(80))
+    retrained = train(replace(options, seed=options.seed + 1))  # other subsamples, same method
+    decision = promote(
+        retrained.record.model_version, small_specs(80), evaluation_on(options.data, options)
+    )
+    assert decision.alias == CHALLENGER and alias_version(CHAMPION) == "1"
+    assert any("no significant gain over champion version 1" in r for r in decision.reasons), (
+        decision.reasons
+    )
 
 
 def test_a_history_breaking_the_contract_is_refused_with_its_rows(tmp_path: Path) -> None:
