@@ -302,19 +302,19 @@ def _routing(model: TriageModel, test: pd.DataFrame, scores: pd.DataFrame) -> di
     policies = model.features.mapping_.root_causes
     codes_agree = truth == scores["mapped_root_cause"].to_numpy(dtype=object)
     right = {
-        field: np.where(
+        part: np.where(
             codes_agree,
-            scores[f"mapped_{field}"].to_numpy(dtype=object),
-            [getattr(policies[cause].route, field) for cause in truth],
+            scores[f"mapped_{part}"].to_numpy(dtype=object),
+            [getattr(policies[cause].route, part) for cause in truth],
         )
-        for field in ("owner_queue", "action_path")
+        for part in ("owner_queue", "action_path")
     }
     triage = (scores["routing_basis"] == "triage").to_numpy()
     report: dict[str, Any] = {"rows": int(labelled.sum()), "triage_share": float(triage.mean())}
     for name, prefix in (("model", ""), ("mapping", "mapped_")):
-        for field, expected in right.items():
-            routed = scores[f"{prefix}{field}"].to_numpy(dtype=object)
-            report[f"{name}_{field}_accuracy"] = float((routed == expected).mean())
+        for part, expected in right.items():
+            routed = scores[f"{prefix}{part}"].to_numpy(dtype=object)
+            report[f"{name}_{part}_accuracy"] = float((routed == expected).mean())
     return report
 
 
