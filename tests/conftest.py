@@ -23,6 +23,14 @@ HISTORY_SEED = 11
 TEST_INPUT_HASH_KEY = "test-site-key-for-input-hashes-0123456789"  # pragma: allowlist secret
 
 
+@pytest.hookimpl(tryfirst=True)  # marked before ``-m`` selects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The notebooks (run by nbmake) generate, train and explain end to end: slow tier."""
+    for item in items:
+        if item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def input_hash_key() -> str:
     """Audit records built outside a service (which sets the site's own) use a test key."""

@@ -30,6 +30,8 @@ from serving.app import create_app
 from serving.database import upgrade_database
 from serving.schemas import EXAMPLE_DENIAL
 
+pytestmark = pytest.mark.slow  # schemathesis over every operation, on both databases
+
 DRIVER = Path(__file__).resolve().parents[2] / "fuzz" / "api_schema.py"
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 EXAMPLES_PER_MODE = 20  # random cases per operation, valid and invalid each

@@ -321,6 +321,7 @@ def assert_none_lost(url: str, spool_dir: Path, answered: list[str]) -> tuple[in
 # ---------------------------------------------------------------------------- the cases
 
 
+@pytest.mark.slow  # the service end to end through a database cut and brought back
 def test_scores_are_answered_and_every_audit_record_is_written_after_the_outage(
     outage: Outage, data_dir: Path, registry: tuple[Path, list[dict[str, Any]]], request
 ) -> None:
@@ -351,6 +352,7 @@ def test_scores_are_answered_and_every_audit_record_is_written_after_the_outage(
     )
 
 
+@pytest.mark.slow  # two services in turn through a database outage
 def test_records_spooled_before_a_restart_are_written_by_the_next_service(
     outage: Outage, data_dir: Path, registry: tuple[Path, list[dict[str, Any]]], request
 ) -> None:

@@ -26,6 +26,7 @@ from serving.records import ScoreRecord
 from training.tracking import example_payload
 
 pytest_plugins = ["database_fixtures"]
+pytestmark = pytest.mark.slow  # real service processes, killed mid-run
 
 BATCHES = 3
 BATCH = 1_000

@@ -24,6 +24,8 @@ from database_fixtures import create_keys
 
 from serving.database import upgrade_database
 
+pytestmark = pytest.mark.slow  # 60 s of load on a real service process
+
 LOAD_SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "load.py"
 RATE = 30.0  # requests per second: moderate, the two cores are shared with other work
 SECONDS = 60

@@ -211,6 +211,7 @@ def test_batch_scoring_gives_the_api_answers(registry, tmp_path: Path, monkeypat
     assert list(batch["priority.score"]) == [r["priority"]["score"] for r in api["results"]]
 
 
+@pytest.mark.slow  # starts a Dask cluster
 def test_batch_scoring_on_a_dask_cluster_matches_local_scoring(registry, tmp_path: Path) -> None:
     from denial_triage.commands.serve import _score_here, _score_on_dask
     from features.contract import write_denials

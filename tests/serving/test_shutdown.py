@@ -26,6 +26,8 @@ from database_fixtures import create_keys
 from serving.database import upgrade_database
 from training.tracking import example_payload
 
+pytestmark = pytest.mark.slow  # a real service process stopped with SIGTERM mid-batch
+
 BATCH = 4_000
 TCP_TABLE = Path("/proc/net/tcp")  # IPv4: the service listens on 127.0.0.1
 

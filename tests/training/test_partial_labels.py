@@ -149,6 +149,7 @@ def test_dask_training_refuses_partial_labels_with_what_to_do(
     _refuse_partial_labels(Path("h.parquet"), label_counts(history, small_specs(20)), len(history))
 
 
+@pytest.mark.slow  # trains, registers and serves a model
 def test_an_unlabelled_history_trains_registers_and_serves_from_the_mapping(
     tmp_path: Path,
     history: pd.DataFrame,
