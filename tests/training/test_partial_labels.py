@@ -88,6 +88,7 @@ def test_labels_on_five_percent_of_rows_train_all_three_when_min_labels_allows(
     assert "min_labels (500, models/root_cause.yaml)" in refused["root_cause"].message()
 
 
+@pytest.mark.slow  # fits two models
 def test_evaluation_reports_only_the_fitted_models_on_their_labelled_rows(
     small: tuple[pd.DataFrame, pd.DataFrame],
 ) -> None:
