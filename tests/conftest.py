@@ -151,8 +151,8 @@ class ChampionRegistry:
 @pytest.fixture(scope="session")
 def champion_registry(tmp_path_factory: pytest.TempPathFactory) -> ChampionRegistry:
     """The small champion of the serving tests, trained once per session (training is what
-    made each serving module slow): 12,000 generated denials, 30 rounds, promoted through the
-    gates."""
+    made each serving module slow): 12,000 generated denials, 30 rounds, version 1 made
+    champion by :func:`train_small_registry`."""
     options, _ = train_small_registry(
         tmp_path_factory.mktemp("champion"), rows=12_000, seed=53, rounds=30, promote_first=True
     )
