@@ -1,11 +1,14 @@
-"""Shared fixtures: one generated history per test session, validated once."""
+"""Shared fixtures: one generated history per test session, validated once, and one small
+registry with a champion, trained once and copied into each module that serves it."""
 
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import socket
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
@@ -18,6 +21,14 @@ from training.synthetic import generate_history
 HISTORY_ROWS = 60_000
 HISTORY_SEED = 11
 TEST_INPUT_HASH_KEY = "test-site-key-for-input-hashes-0123456789"  # pragma: allowlist secret
+
+
+@pytest.hookimpl(tryfirst=True)  # marked before ``-m`` selects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The notebooks (run by nbmake) generate, train and explain end to end: slow tier."""
+    for item in items:
+        if item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -130,6 +141,50 @@ def train_small_registry(
             MlflowClient().set_registered_model_alias(MODEL_NAME, CHAMPION, version)
         results += [train(options) for _ in range(versions - 1)]
     return options, results
+
+
+@dataclass(frozen=True)
+class ChampionRegistry:
+    """A data directory whose MLflow registry holds version 1 as champion, and the history it
+    was trained on. Never served in place: services write their database, keys, secrets and
+    spool beside the registry, so each module serves a copy (:func:`copy_registry`)."""
+
+    data_dir: Path
+    history: Path
+
+
+@pytest.fixture(scope="session")
+def champion_registry(tmp_path_factory: pytest.TempPathFactory) -> ChampionRegistry:
+    """The small champion of the serving tests, trained once per session (training is what
+    made each serving module slow): 12,000 generated denials, 30 rounds, version 1 made
+    champion by :func:`train_small_registry`."""
+    options, _ = train_small_registry(
+        tmp_path_factory.mktemp("champion"), rows=12_000, seed=53, rounds=30, promote_first=True
+    )
+    return ChampionRegistry(options.data_dir, options.data)
+
+
+@pytest.fixture(scope="session")
+def champion_history(champion_registry: ChampionRegistry) -> pd.DataFrame:
+    """The champion's history as training loaded it; take copies (``tail``, ``head``)."""
+    from training import run as training_run
+
+    return training_run.load_history(champion_registry.history)
+
+
+def copy_registry(registry: ChampionRegistry, folder: Path) -> Path:
+    """A data directory of its own under ``folder`` holding the champion's registry: its
+    database, spool and secrets start empty, and what a test registers or promotes stays in
+    it. Model artifacts are read from the original (MLflow keeps their absolute location)."""
+    return Path(shutil.copytree(registry.data_dir, folder / "data"))
+
+
+@pytest.fixture(scope="module")
+def champion_data_dir(
+    champion_registry: ChampionRegistry, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The module's own copy of the champion's data directory (see :func:`copy_registry`)."""
+    return copy_registry(champion_registry, tmp_path_factory.mktemp("served"))
 
 
 def load_module(path: Path, name: str) -> ModuleType:

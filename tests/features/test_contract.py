@@ -585,22 +585,38 @@ MUTATIONS: list[tuple[str, Any]] = [
 ]
 
 
+MUTATED_PAIRS = 80  # batches of three rows with two mutations, drawn at random (seeded)
+
+
+def _mutated_batches(records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Every mutation alone on one row, an untouched batch, a repeated denial_id, and random
+    batches of three rows carrying two mutations (rules meeting on one row or across rows)."""
+    batches = []
+    for number, (name, value) in enumerate(MUTATIONS):
+        row = copy.deepcopy(records[number])
+        row[name] = value
+        batches.append([row])
+    batches.append(copy.deepcopy(records[-3:]))
+    repeated = copy.deepcopy(records[-5:-3])
+    repeated[1]["denial_id"] = repeated[0]["denial_id"]
+    batches.append(repeated)
+    rng = random.Random(7)
+    for _ in range(MUTATED_PAIRS):
+        batch = copy.deepcopy(rng.sample(records, 3))
+        for name, value in rng.sample(MUTATIONS, 2):
+            rng.choice(batch)[name] = value
+        batches.append(batch)
+    return batches
+
+
 def test_clean_records_never_accept_what_validate_refuses(history: pd.DataFrame) -> None:
     """Broken or unusual rows: the fast path either agrees with validate() value for value,
     or leaves the decision (and the error report) to it."""
-    records = _contract_json(history, 400)
-    rng = random.Random(7)
     outcomes = {"fast": 0, "left to validate": 0}
-    for _ in range(1200):
-        batch = copy.deepcopy(rng.sample(records, rng.choice([1, 1, 3])))
-        for _ in range(rng.choice([0, 1, 2])):
-            name, value = rng.choice(MUTATIONS)
-            rng.choice(batch)[name] = value
-        if len(batch) > 1 and rng.random() < 0.1:
-            batch[1]["denial_id"] = batch[0]["denial_id"]
+    for batch in _mutated_batches(_contract_json(history, 400)):
         rows = clean_records(batch)
         expected = _validated_rows(batch)
         if rows is not None:
             assert rows == expected, batch
         outcomes["fast" if rows is not None else "left to validate"] += 1
-    assert min(outcomes.values()) > 200  # both ways were exercised
+    assert min(outcomes.values()) > 20, outcomes  # both ways were exercised

@@ -133,4 +133,11 @@ def test_separators_do_not_change_the_rows(tmp_path: Path, layout: dict[str, str
     ingest([odd], tmp_path / "b.parquet")
     expected = pd.read_parquet(tmp_path / "a.parquet").drop(columns="source_file")
     found = pd.read_parquet(tmp_path / "b.parquet").drop(columns="source_file")
+    # The denied claim and the two refused lines, composites (modifiers, CAS pairs) split by
+    # the odd component separator: two empty or equally wrong readings cannot pass.
+    assert list(found["claim_id"]) == ["PCN1001", "PCN2001", "PCN2001"]
+    assert list(found["denied_amount"]) == [250.0, 150.0, 125.0]
+    carc_codes = [list(codes) for codes in found["carc_codes"]]
+    assert carc_codes == [["CO-197"], ["CO-97"], ["CO-151", "CO-45"]]
+    assert [list(codes) for codes in found["modifiers"]] == [["25"], ["59"], []]
     pd.testing.assert_frame_equal(expected, found)

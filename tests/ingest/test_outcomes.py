@@ -76,7 +76,12 @@ def test_the_denying_remittance_itself_is_not_a_payment(tmp_path: Path) -> None:
         tmp_path / "first.835",
         denials=[partially_paid_claim()],  # its own lines are partly paid
     )
-    assert (history["resolution"] == "open").all()
+    # Both refused lines are there (an empty history would pass the checks below), and
+    # neither counts the denying remittance's own payments as a recovery.
+    assert list(history["line_number"]) == [2, 3]
+    assert list(history["resolution"]) == ["open", "open"]
+    assert list(history["recovered_amount"]) == [0, 0]
+    assert history["resolved_date"].isna().all()
 
 
 def test_line_denials_recover_from_the_same_procedure_and_date(tmp_path: Path) -> None:

@@ -1,9 +1,10 @@
-"""Fixtures of the page tests: one small registry with a champion and a challenger, and
-recent denials to score, shared by the TestClient and the browser tests.
+"""Fixtures of the page tests: a copy of the session's small registry with a champion and a
+challenger, and recent denials to score, shared by the TestClient and the browser tests.
 
 Loaded with ``pytest_plugins = ["page_fixtures"]`` (see ``database_fixtures`` for why this is
-not a ``conftest.py``). Training is the slow part, so the registry is made once per session;
-each test module scores the denials into a database of its own.
+not a ``conftest.py``). The registry is trained once per session (``champion_registry`` in
+``tests/conftest.py``) and copied here; each test module scores the denials into a database of
+its own.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import train_small_registry
+from conftest import ChampionRegistry, copy_registry
 from mlflow.tracking import MlflowClient
 
 from training import run as training_run
@@ -35,20 +36,19 @@ class PagesRegistry:
 
 
 @pytest.fixture(scope="session")
-def pages_registry(tmp_path_factory: pytest.TempPathFactory) -> PagesRegistry:
-    options, _ = train_small_registry(
-        tmp_path_factory.mktemp("pages"), rows=8_000, seed=23, rounds=20
-    )
-    # Aliases are set directly: the promotion gates are not what these tests are about, and a
-    # model this small would not pass them. The challenger is the same run registered again.
-    configure_tracking(options.data_dir)
+def pages_registry(
+    champion_registry: ChampionRegistry, tmp_path_factory: pytest.TempPathFactory
+) -> PagesRegistry:
+    data_dir = copy_registry(champion_registry, tmp_path_factory.mktemp("pages"))
+    # The challenger is the champion's model registered again, its alias set directly: the
+    # promotion gates are not what these tests are about.
+    configure_tracking(data_dir)
     client = MlflowClient()
-    client.set_registered_model_alias(MODEL_NAME, CHAMPION, "1")
-    champion = client.get_model_version(MODEL_NAME, "1")
+    champion = client.get_model_version_by_alias(MODEL_NAME, CHAMPION)
     challenger = client.create_model_version(MODEL_NAME, champion.source, run_id=champion.run_id)
     client.set_registered_model_alias(MODEL_NAME, CHALLENGER, challenger.version)
     client.set_model_version_tag(MODEL_NAME, challenger.version, "promotion", "challenger: test")
-    return PagesRegistry(options.data_dir, options.data)
+    return PagesRegistry(data_dir, champion_registry.history)
 
 
 @pytest.fixture(scope="session")

@@ -10,14 +10,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import train_small_registry
+from conftest import ChampionRegistry, copy_registry
 from database_fixtures import auth, create_keys, postgres_schema, require_postgres
 from fastapi.testclient import TestClient
+from sqlalchemy import make_url, select
 
 from denial_triage.settings import Settings
 from serving.app import create_app
+from serving.database import make_engine, session_factory
+from serving.records import ScoreRecord
 from serving.schemas import ScoreResponse
-from training import run as training_run
 from training.tracking import example_payload
 
 ROLES = ("scorer", "reviewer", "admin")
@@ -31,13 +33,9 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
+def trained(champion_data_dir: Path, champion_history: pd.DataFrame) -> tuple[Path, pd.DataFrame]:
     """A data directory holding an MLflow registry with a champion, and denials to score."""
-    options, _ = train_small_registry(
-        tmp_path_factory.mktemp("service"), rows=20_000, seed=31, rounds=60, promote_first=True
-    )
-    denials = training_run.load_history(options.data).tail(300).reset_index(drop=True)
-    return options.data_dir, denials
+    return champion_data_dir, champion_history.tail(300).reset_index(drop=True)
 
 
 @pytest.fixture(scope="module")
@@ -265,17 +263,31 @@ def test_openapi_documents_the_versioned_routes(service) -> None:
 
 
 def test_the_service_uses_postgresql_when_told(
-    trained, monkeypatch: pytest.MonkeyPatch, postgres_url: str
+    champion_registry: ChampionRegistry, trained, tmp_path: Path, postgres_url: str
 ) -> None:
-    data_dir, denials = trained
+    data_dir = copy_registry(champion_registry, tmp_path)  # a folder no other test serves from
+    denials = payload(trained[1].head(3))
+    for i, denial in enumerate(denials):
+        denial["denial_id"] = f"postgresql-{i}"
     settings = Settings(data_dir=data_dir, database_url=postgres_url, model_poll_seconds=3600)
     with TestClient(create_app(settings)) as client:
         keys = _keys(settings)
-        body = score(client, keys["scorer"], payload(denials.head(3)))
+        body = score(client, keys["scorer"], denials)
         read = client.get(
             f"/v1/denials/{body['results'][0]['denial_id']}", headers=auth(keys["reviewer"])
         )
         assert read.status_code == 200
+    # The records are in PostgreSQL's schema, and no SQLite database was made beside the
+    # registry: a service that ignored the URL would read its own scores back just as well.
+    assert make_url(settings.resolved_database_url).get_backend_name() == "postgresql"
+    engine = make_engine(postgres_url)
+    try:
+        with session_factory(engine)() as session:
+            stored = session.scalars(select(ScoreRecord.denial_id)).all()
+    finally:
+        engine.dispose()
+    assert sorted(stored) == [denial["denial_id"] for denial in denials]
+    assert not (data_dir / "denial-triage.db").exists()
 
 
 def test_every_denial_scored_concurrently_is_read_back(service, trained) -> None:

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import load_module, train_small_registry
+from conftest import load_module
 from database_fixtures import BACKENDS, auth, create_keys, postgres_schema, require_postgres
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -29,6 +29,8 @@ from denial_triage.settings import Settings
 from serving.app import create_app
 from serving.database import upgrade_database
 from serving.schemas import EXAMPLE_DENIAL
+
+pytestmark = pytest.mark.slow  # schemathesis over every operation, on both databases
 
 DRIVER = Path(__file__).resolve().parents[2] / "fuzz" / "api_schema.py"
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
@@ -40,13 +42,9 @@ api_schema = load_module(DRIVER, "api_schema")
 
 
 @pytest.fixture(scope="module")
-def champion(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def champion(champion_data_dir: Path) -> Path:
     """A data directory whose registry has a champion (a small one: it need not be good)."""
-    options, trained = train_small_registry(
-        tmp_path_factory.mktemp("fuzz"), rows=8_000, seed=43, rounds=20
-    )
-    api_schema.make_champion(options.data_dir, trained[0].record.model_version)
-    return options.data_dir
+    return champion_data_dir
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

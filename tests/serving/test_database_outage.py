@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import pandas as pd
 import pytest
-from conftest import free_port, train_small_registry
+from conftest import ChampionRegistry, free_port
 from database_fixtures import POSTGRES_URL, auth, create_keys, postgres_schema, require_postgres
 from fastapi.testclient import TestClient
-from mlflow.tracking import MlflowClient
 from sqlalchemy import func, make_url, select
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 
@@ -38,8 +38,7 @@ from serving.app import _poll_champion, create_app
 from serving.database import make_engine, session_factory
 from serving.records import ScoreRecord
 from serving.spool import AuditSpool
-from training import run as training_run
-from training.tracking import CHAMPION, MODEL_NAME, configure_tracking, example_payload
+from training.tracking import example_payload
 
 pytest_plugins = ["database_fixtures"]
 
@@ -189,17 +188,13 @@ class SqliteLocked:
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, Any]]]:
-    """A registry with a small champion, and denials to score (as a worklist sends them)."""
-    options, _ = train_small_registry(
-        tmp_path_factory.mktemp("outage"), rows=6_000, seed=61, rounds=20
-    )
-    # Set directly: the promotion gates are not what this test is about.
-    configure_tracking(options.data_dir)
-    MlflowClient().set_registered_model_alias(MODEL_NAME, CHAMPION, "1")
-    frame = training_run.load_history(options.data).tail(100)
-    denials = json.loads(example_payload(frame).to_json(orient="records"))
-    return options.data_dir, denials
+def registry(
+    champion_registry: ChampionRegistry, champion_history: pd.DataFrame
+) -> tuple[Path, list[dict[str, Any]]]:
+    """A registry with a small champion, and denials to score (as a worklist sends them).
+    Each case serves its own copy (``data_dir``); the session's registry is never served."""
+    denials = json.loads(example_payload(champion_history.tail(100)).to_json(orient="records"))
+    return champion_registry.data_dir, denials
 
 
 @pytest.fixture
@@ -326,6 +321,7 @@ def assert_none_lost(url: str, spool_dir: Path, answered: list[str]) -> tuple[in
 # ---------------------------------------------------------------------------- the cases
 
 
+@pytest.mark.slow  # the service end to end through a database cut and brought back
 def test_scores_are_answered_and_every_audit_record_is_written_after_the_outage(
     outage: Outage, data_dir: Path, registry: tuple[Path, list[dict[str, Any]]], request
 ) -> None:
@@ -356,6 +352,7 @@ def test_scores_are_answered_and_every_audit_record_is_written_after_the_outage(
     )
 
 
+@pytest.mark.slow  # two services in turn through a database outage
 def test_records_spooled_before_a_restart_are_written_by_the_next_service(
     outage: Outage, data_dir: Path, registry: tuple[Path, list[dict[str, Any]]], request
 ) -> None:

@@ -13,19 +13,20 @@ import threading
 from collections import Counter
 from pathlib import Path
 
+import pandas as pd
 import psutil
 import pytest
-from conftest import free_port, train_small_registry
+from conftest import free_port
 from database_fixtures import create_keys
 from sqlalchemy import select
 from test_shutdown import post, wait_ready
 
 from serving.database import make_engine, session_factory, upgrade_database
 from serving.records import ScoreRecord
-from training import run as training_run
 from training.tracking import example_payload
 
 pytest_plugins = ["database_fixtures"]
+pytestmark = pytest.mark.slow  # real service processes, killed mid-run
 
 BATCHES = 3
 BATCH = 1_000
@@ -33,12 +34,9 @@ WORKER_EXIT_SECONDS = 5.0
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]:
-    options, _ = train_small_registry(
-        tmp_path_factory.mktemp("hard-kill"), rows=12_000, seed=53, rounds=30, promote_first=True
-    )
-    denials = training_run.load_history(options.data).tail(200)
-    return options.data_dir, json.loads(example_payload(denials).to_json(orient="records"))
+def trained(champion_data_dir: Path, champion_history: pd.DataFrame) -> tuple[Path, list[dict]]:
+    denials = champion_history.tail(200)
+    return champion_data_dir, json.loads(example_payload(denials).to_json(orient="records"))
 
 
 def serve(data_dir: Path, records_url: str, spool: Path) -> tuple[subprocess.Popen, str]:

@@ -14,7 +14,6 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
-from conftest import train_small_registry
 from database_fixtures import auth, create_keys
 from fastapi.testclient import TestClient
 
@@ -26,19 +25,14 @@ from serving.errors import MAX_PROBLEMS_SHOWN, ServiceError
 from serving.limits import VALUES_PER_DENIAL, read_score_body, value_bound
 from serving.logs import configure_logging
 from serving.refusals import RefusalThrottle
-from training import run as training_run
 from training.tracking import example_payload
 
 MAX_BATCH = 100
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
-    options, _ = train_small_registry(
-        tmp_path_factory.mktemp("hardening"), rows=20_000, seed=31, rounds=60, promote_first=True
-    )
-    denials = training_run.load_history(options.data).tail(50).reset_index(drop=True)
-    return options.data_dir, denials
+def trained(champion_data_dir: Path, champion_history: pd.DataFrame) -> tuple[Path, pd.DataFrame]:
+    return champion_data_dir, champion_history.tail(50).reset_index(drop=True)
 
 
 @pytest.fixture(scope="module")

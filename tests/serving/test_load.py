@@ -19,10 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import load_module, train_small_registry
+from conftest import ChampionRegistry, load_module
 from database_fixtures import create_keys
 
 from serving.database import upgrade_database
+
+pytestmark = pytest.mark.slow  # 60 s of load on a real service process
 
 LOAD_SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "load.py"
 RATE = 30.0  # requests per second: moderate, the two cores are shared with other work
@@ -34,18 +36,23 @@ load = load_module(LOAD_SCRIPT, "load_benchmark")
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def results(
+    champion_registry: ChampionRegistry,
+    champion_data_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, Any]:
     """One run: the service started on a small champion, 60 s of load, the checks.
 
-    The champion is smaller than the benchmark's (30 rounds, not the shipped specs) so that
-    training takes seconds on shared cores; the load, the service and the checks are the same.
+    The champion is the session's small one (``champion_registry``: 30 rounds, not the shipped
+    specs), trained once for every serving test; the load, the service and the checks are the
+    benchmark's.
     """
-    folder = tmp_path_factory.mktemp("load")
-    options, _ = train_small_registry(folder, rows=12_000, seed=53, rounds=30, promote_first=True)
-    database = load.records_url(options.data_dir)
+    database = load.records_url(champion_data_dir)
     upgrade_database(database)
-    deployment = load.Deployment(options.data_dir, options.data, create_keys(database, "load"))
-    return load.run(load.LoadPlan(rate=RATE, seconds=SECONDS), folder, deployment)
+    keys = create_keys(database, "load")
+    deployment = load.Deployment(champion_data_dir, champion_registry.history, keys)
+    plan = load.LoadPlan(rate=RATE, seconds=SECONDS)
+    return load.run(plan, tmp_path_factory.mktemp("load"), deployment)
 
 
 def test_the_load_was_sent_for_the_whole_run(results: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import load_module, train_small_registry
+from conftest import load_module
 from database_fixtures import auth, create_keys
 from fastapi.testclient import TestClient
 
@@ -110,11 +110,8 @@ def test_the_ingest_command_logs_no_patient_data(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory):
-    options, _ = train_small_registry(
-        tmp_path_factory.mktemp("phi-logs"), rows=12_000, seed=51, rounds=30, promote_first=True
-    )
-    settings = Settings(data_dir=options.data_dir, model_poll_seconds=3600, log_level="DEBUG")
+def service(champion_data_dir: Path):
+    settings = Settings(data_dir=champion_data_dir, model_poll_seconds=3600, log_level="DEBUG")
     with TestClient(create_app(settings)) as client:
         keys = create_keys(settings.resolved_database_url, "phi-logs")
         yield client, keys

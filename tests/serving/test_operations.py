@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import tempfile
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import joblib
 import mlflow
 import pandas as pd
 import pytest
-from conftest import load_module, train_small_registry
+from conftest import ChampionRegistry, load_module
 from database_fixtures import auth, create_keys
 from fastapi.testclient import TestClient
 from mlflow.tracking import MlflowClient
@@ -22,7 +21,6 @@ from typer.testing import CliRunner
 from denial_triage.cli import app as cli
 from denial_triage.settings import Settings, get_settings
 from serving.app import create_app
-from training import run as training_run
 from training.pyfunc import ARTIFACT_KEY, TriagePyfunc
 from training.tracking import CHAMPION, MODEL_NAME, configure_tracking, example_payload
 
@@ -34,18 +32,19 @@ def remit_fixtures():
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path, pd.DataFrame]]:
-    """Two registered versions (1 champion), and denials to score."""
-    options, _ = train_small_registry(
-        tmp_path_factory.mktemp("operations"),
-        rows=15_000,
-        seed=41,
-        rounds=40,
-        versions=2,
-        promote_first=True,
-    )
-    denials = training_run.load_history(options.data).tail(200).reset_index(drop=True)
-    yield options.data_dir, options.data, denials
+def registry(
+    champion_data_dir: Path, champion_registry: ChampionRegistry, champion_history: pd.DataFrame
+) -> tuple[Path, Path, pd.DataFrame]:
+    """Two registered versions (1 champion), and denials to score. Version 2 registers the
+    champion's model again (as the page tests' challenger does): what these tests swap, cache
+    and refuse are registry versions, and training a second model only cost time."""
+    configure_tracking(champion_data_dir)
+    client = MlflowClient()
+    first = client.get_model_version(MODEL_NAME, "1")
+    second = client.create_model_version(MODEL_NAME, first.source, run_id=first.run_id)
+    assert str(second.version) == "2"
+    denials = champion_history.tail(200).reset_index(drop=True)
+    return champion_data_dir, champion_registry.history, denials
 
 
 def keys_for(settings: Settings) -> dict[str, str]:
@@ -212,6 +211,7 @@ def test_batch_scoring_gives_the_api_answers(registry, tmp_path: Path, monkeypat
     assert list(batch["priority.score"]) == [r["priority"]["score"] for r in api["results"]]
 
 
+@pytest.mark.slow  # starts a Dask cluster
 def test_batch_scoring_on_a_dask_cluster_matches_local_scoring(registry, tmp_path: Path) -> None:
     from denial_triage.commands.serve import _score_here, _score_on_dask
     from features.contract import write_denials

@@ -25,6 +25,8 @@ from database_fixtures import auth, create_keys, feedback_count
 from denial_triage.settings import Settings
 from serving.app import create_app
 
+pytestmark = pytest.mark.slow  # headless Chromium
+
 if TYPE_CHECKING:
     from page_fixtures import PagesRegistry
 

@@ -34,6 +34,10 @@ def test_rows_from_a_request_score_as_the_same_rows_from_a_file(
 ) -> None:
     from_file = score_denials(triage_model, validate(denials).frame)
     from_request = score_denials(triage_model, service_rows(denials))
+    # One scored result per denial, in order, each with every task's explanation: two empty
+    # or explanation-less answers would compare equal too.
+    assert [result["denial_id"] for result in from_file] == list(denials["denial_id"])
+    assert all(result[task]["explanation"] is not None for result in from_file for task in TASKS)
     assert from_request == from_file
 
 

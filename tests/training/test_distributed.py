@@ -42,6 +42,8 @@ from training.specs import ModelSpec, load_specs
 from training.synthetic import generate_history
 from training.triage_model import TriageModel
 
+pytestmark = pytest.mark.slow  # a Dask cluster fitting every model
+
 ROWS = 20_000
 SEED = 23
 FILES = 4

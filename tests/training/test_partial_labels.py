@@ -97,6 +97,7 @@ def test_labels_on_five_percent_of_rows_train_all_three_when_min_labels_allows(
     assert "min_labels (500, models/root_cause.yaml)" in refused["root_cause"].message()
 
 
+@pytest.mark.slow  # fits two models
 def test_evaluation_reports_only_the_fitted_models_on_their_labelled_rows(
     small: tuple[pd.DataFrame, pd.DataFrame],
 ) -> None:
@@ -158,6 +159,7 @@ def test_dask_training_refuses_partial_labels_with_what_to_do(
     _refuse_partial_labels(Path("h.parquet"), label_counts(history, small_specs(20)), len(history))
 
 
+@pytest.mark.slow  # trains, registers and serves a model
 def test_an_unlabelled_history_trains_registers_and_serves_from_the_mapping(
     tmp_path: Path,
     history: pd.DataFrame,

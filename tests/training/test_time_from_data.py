@@ -16,6 +16,8 @@ from serving.reasons import plain_reasons
 from training.fit import fit_triage_model
 from training.triage_model import TriageModel
 
+pytestmark = pytest.mark.slow  # trains the same history twice under frozen clocks
+
 DEADLINE_FEATURES = ("days_to_appeal_deadline", "days_to_filing_deadline")
 
 

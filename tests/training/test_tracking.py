@@ -30,6 +30,8 @@ from training.tracking import (
     promote,
 )
 
+pytestmark = pytest.mark.slow  # trains a 30,000-row registry, then a second model into it
+
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainingOptions, object]:

@@ -189,6 +189,7 @@ def test_codes_never_seen_in_training_are_scored_and_flagged(
     assert all("codes never seen in training: CO-777" in r for r in scores["review_reasons"])
 
 
+@pytest.mark.slow  # fits the model twice
 def test_same_seed_gives_the_same_model(split_history: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     train, test = split_history
     subset = train.sample(8_000, random_state=4).reset_index(drop=True)
@@ -197,6 +198,7 @@ def test_same_seed_gives_the_same_model(split_history: tuple[pd.DataFrame, pd.Da
     pd.testing.assert_frame_equal(first, second)
 
 
+@pytest.mark.slow  # fits the model on a history of its own
 def test_a_history_with_only_the_required_fields_trains(
     split_history: tuple[pd.DataFrame, pd.DataFrame],
 ) -> None:
