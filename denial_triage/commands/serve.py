@@ -127,6 +127,7 @@ def serve_with_sample(sample: Path, rows: int = 5) -> None:
     from serving.app import create_app
 
     settings = get_settings()
+    refuse_a_taken_port(settings.host, settings.port)
     configure_tracking(settings.data_dir)
     key = _quickstart_key(settings)
     server = uvicorn.Server(
@@ -137,6 +138,24 @@ def serve_with_sample(sample: Path, rows: int = 5) -> None:
     base = f"http://{settings.host}:{settings.port}"
     threading.Thread(target=_score_sample, args=(base, key, sample, rows), daemon=True).start()
     server.run()
+
+
+def refuse_a_taken_port(host: str, port: int) -> None:
+    """Exit 1 naming the port when something already listens on it: the sample would
+    otherwise be sent to that other service (and refused with a 401 for the new key)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            typer.echo(
+                f"error: {host}:{port} is already in use ({exc.strerror}): stop the service "
+                "listening there, or choose another port with DENIAL_TRIAGE_PORT",
+                err=True,
+            )
+            raise typer.Exit(1) from exc
 
 
 def _quickstart_key(settings) -> str:

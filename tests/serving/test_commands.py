@@ -4,6 +4,7 @@ errors when the database is not there."""
 from __future__ import annotations
 
 import datetime as dt
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from sqlalchemy import make_url, text
 from typer.testing import CliRunner
 
 from denial_triage.commands import db, keys
+from denial_triage.commands.serve import refuse_a_taken_port
 from denial_triage.settings import get_settings
 from serving.database import head_revision, make_engine, session_factory
 from serving.records import ApiKey
@@ -156,3 +158,14 @@ def test_upgrade_refuses_a_database_from_a_newer_release(
     result = runner.invoke(cli, ["db", "upgrade"])
     assert result.exit_code == 1
     assert "f00d" in result.stderr
+
+
+def test_the_main_job_refuses_a_port_another_service_holds() -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        with pytest.raises(typer.Exit) as refused:
+            refuse_a_taken_port("127.0.0.1", port)
+    assert refused.value.exit_code == 1
+    refuse_a_taken_port("127.0.0.1", port)  # free again: no error
