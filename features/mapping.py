@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -149,9 +150,10 @@ class CodeMapping:
         takes its cause's route; an unsure model that disagrees sends the denial to triage,
         keeping the codes' action path for its deadlines and cost.
         """
-        if probability != probability or cause == by_codes.root_cause:  # NaN: no model
-            basis = "codes" if probability != probability else "codes and model agree"
-            return RoutingDecision(by_codes, basis, by_codes)
+        if math.isnan(probability):  # no root-cause model
+            return RoutingDecision(by_codes, "codes", by_codes)
+        if cause == by_codes.root_cause:
+            return RoutingDecision(by_codes, "codes and model agree", by_codes)
         if probability >= confidence:
             return RoutingDecision(self.root_causes[cause].route, "model", by_codes)
         triage = replace(
