@@ -19,6 +19,7 @@ values and a few codes, never comes near it.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -30,6 +31,7 @@ from serving.schemas import DenialIn, ScoreOptions, ScoreRequest
 # A denial has 26 contract fields and a few codes: some 30 to 60 JSON values. Eight times that
 # leaves room for long code lists and commas inside ids, and bounds the worst parse.
 VALUES_PER_DENIAL = 256
+MAX_PROBLEMS_PER_DENIAL = 20  # a skipped denial's errors listed (its count says how many)
 ENVELOPE_VALUES = 64  # the request's own fields around the denial list
 
 
@@ -64,12 +66,23 @@ async def read_score_body(chunks: AsyncIterator[bytes], max_denials: int) -> byt
     return b"".join(parts)
 
 
-def parse_score_request(body: bytes, max_denials: int) -> ScoreRequest:
+@dataclass(frozen=True)
+class ParsedScoreRequest:
+    """A score request whose denials passed the schema, where each came from in the body's
+    list, and (``on_error: "skip"``) the denials set aside with their field errors."""
+
+    request: ScoreRequest
+    positions: list[int]
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+
+def parse_score_request(body: bytes, max_denials: int) -> ParsedScoreRequest:
     """The score request in ``body``, refused with 413 or 422 before costly work.
 
     413 when the body could hold more values than ``max_denials`` denials need, or its denial
-    list is longer than ``max_denials``; 422 when it
-    is not JSON or breaks the request schema.
+    list is longer than ``max_denials``; 422 when it is not JSON, breaks the request schema,
+    or (``on_error: "reject"``, the default) one of its denials breaks the denial schema. With
+    ``on_error: "skip"``, a broken denial is set aside with its index and field errors instead.
     """
     if value_bound(body) > _value_limit(max_denials):
         raise _too_many_values(max_denials)
@@ -82,27 +95,41 @@ def parse_score_request(body: bytes, max_denials: int) -> ScoreRequest:
     return _validated(document)
 
 
-def _validated(document: Any) -> ScoreRequest:
+def _validated(document: Any) -> ParsedScoreRequest:
     """The request, its denials validated one by one: past the first problems shown, a broken
     denial is only counted, since building the full list of 100,000 problems of 1,000 broken
-    denials took seconds and hundreds of megabytes."""
+    denials took seconds and hundreds of megabytes (a skipped denial lists at most
+    :data:`MAX_PROBLEMS_PER_DENIAL` of its own, for the same reason)."""
     try:
         options = ScoreOptions.model_validate(document)
     except ValidationError as exc:
         raise ServiceError(422, problems(exc.errors(include_input=False), "body")) from exc
     shown: list[dict[str, Any]] = []
     count = 0
-    denials = []
+    denials, positions, rejected = [], [], []
+    skip = options.on_error == "skip"
     for position, denial in enumerate(options.denials):
         try:
             denials.append(DenialIn.model_validate(denial))
+            positions.append(position)
         except ValidationError as exc:
+            errors = exc.errors(include_input=False)
+            if skip:
+                rejected.append(rejected_denial(position, problems(errors), exc.error_count()))
+                continue
             count += exc.error_count()
             if len(shown) < MAX_PROBLEMS_SHOWN:
-                shown += problems(exc.errors(include_input=False), "body", "denials", position)
+                shown += problems(errors, "body", "denials", position)
     if count:
         raise ServiceError(422, shown[:MAX_PROBLEMS_SHOWN], problem_count=count)
-    return ScoreRequest.model_construct(**{**options.model_dump(), "denials": denials})
+    request = ScoreRequest.model_construct(**{**options.model_dump(), "denials": denials})
+    return ParsedScoreRequest(request, positions, rejected)
+
+
+def rejected_denial(index: int, errors: list[dict[str, Any]], count: int) -> dict[str, Any]:
+    """A skipped denial as the answer lists it: its index in the request and its field errors
+    (paths within the denial, never the values sent)."""
+    return {"index": index, "errors": errors[:MAX_PROBLEMS_PER_DENIAL], "error_count": count}
 
 
 def _json(body: bytes) -> Any:

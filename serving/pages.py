@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from denial_triage.settings import Settings
 from features.codes import CodeReference
+from features.labels import deadline_rule_label, in_plain_words, plain_label
 from serving import model_card, repository, views
 from serving.auth import Caller
 from serving.errors import ServiceError
@@ -124,6 +125,11 @@ def _environment() -> Environment:
         signed=lambda value: f"{value:+.2f}",
         count=lambda value: f"{int(value or 0):,}",
         words=lambda value: "—" if value is None else str(value).replace("_", " "),
+        # Identifiers by their plain label (features/reference/labels.yaml): ``label("kind")``.
+        label=lambda value, kind: plain_label(kind, value),
+        deadline_rule=deadline_rule_label,
+        plain=lambda value: "—" if value is None else in_plain_words(str(value)),
+        points=lambda value: f"{value:+.1f} points",
     )
     return environment
 

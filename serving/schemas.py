@@ -8,6 +8,9 @@ same :func:`features.contract.validate` every file goes through.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -15,14 +18,17 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     StrictBool,
     StrictFloat,
     ValidationInfo,
     create_model,
     field_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError
 
+from denial_triage.settings import get_settings
 from features.contract import (
     AMOUNT_MAXIMUM,
     COLUMNS,
@@ -33,7 +39,9 @@ from features.contract import (
     Kind,
     Role,
 )
+from features.mapping import ACTION_PATHS, CodeMapping, load_mapping
 from training.feedback import NOTHING_RECOVERED
+from training.triage_model import REVIEW_REASONS
 
 # PostgreSQL text and JSON cannot hold the NUL character: text that carries one is refused
 # here, with a 422 naming the field, instead of failing where it is stored (a 5xx, or an audit
@@ -119,6 +127,46 @@ def _field(column: Column) -> tuple[Any, Any]:
     return Annotated[bound | None, described], None
 
 
+@dataclass(frozen=True)
+class OneOf:
+    """A response field's enum in the OpenAPI schema, read from its one source (the governed
+    mapping, the data contract) when the schema is built, not written here a second time.
+
+    Only the schema carries it: a stored score of an older mapping still reads back, and an
+    answer is built by the scoring code from the same sources."""
+
+    values: Callable[[], Sequence[str]]
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        schema["enum"] = list(self.values())
+        return schema
+
+
+@lru_cache(maxsize=1)
+def _mapping_in_use() -> CodeMapping:
+    """The shipped mapping with the site's overrides, as the service routes by it."""
+    return load_mapping(get_settings().mapping_overrides)
+
+
+def _owner_queues() -> Sequence[str]:
+    return _mapping_in_use().owner_queues
+
+
+def _prevention_owners() -> Sequence[str]:
+    policies = _mapping_in_use().root_causes.values()
+    return sorted({policy.prevention_owner for policy in policies})
+
+
+RootCause = Annotated[str, OneOf(lambda: ROOT_CAUSES)]
+ActionPath = Annotated[str, OneOf(lambda: ACTION_PATHS)]
+OwnerQueue = Annotated[str, OneOf(_owner_queues)]
+PreventionOwner = Annotated[str, OneOf(_prevention_owners)]
+ReviewReasonCode = Annotated[str, OneOf(lambda: tuple(REVIEW_REASONS))]
+
+
 DenialIn = create_model(  # type: ignore[call-overload]
     "DenialIn",
     __config__=ConfigDict(extra="ignore", str_strip_whitespace=True),
@@ -156,6 +204,12 @@ class ScoreOptions(BaseModel):
     top_reasons: Annotated[int, Field(ge=1, le=20), *_VALIDATORS[Kind.INTEGER]] = Field(
         5, description="Reasons listed per model."
     )
+    on_error: Literal["reject", "skip"] = Field(
+        "reject",
+        description='What a denial that breaks the schema or the data contract does: "reject" '
+        '(the default) refuses the whole batch with 422 naming every field; "skip" scores the '
+        "other denials and lists the broken ones in ``rejected`` with their index and errors.",
+    )
 
 
 class ScoreRequest(ScoreOptions):
@@ -166,49 +220,93 @@ class ScoreRequest(ScoreOptions):
 
 
 class Reason(BaseModel):
-    """One SHAP contribution in plain language."""
+    """One SHAP contribution in plain language, with its push on the displayed probability."""
 
-    feature: str
-    label: str
-    value: str
+    feature: str = Field(description="The model's feature name.")
+    label: str = Field(description="The feature in a reviewer's words.")
+    value: str = Field(description="This denial's value, as a reviewer reads it.")
     direction: Literal["raises", "lowers"]
-    contribution: float
+    contribution: float = Field(
+        description="Raw SHAP value, in the log-odds space of the model's output (see "
+        "``output_meaning``)."
+    )
+    # Absent from scores recorded before explanations spoke percentage points.
+    probability_points: float | None = Field(
+        None,
+        description="This reason's push on the displayed probability, in percentage points "
+        "(-100 to 100): the change of the probability across its step of the SHAP path in "
+        "log-odds, from the base value, reasons in the order listed, then the rest; the "
+        "listed pushes and ``rest_probability_points`` add up to 100 x (probability - "
+        "base_probability).",
+    )
     text: str
 
 
 class ModelExplanation(BaseModel):
-    """Base value + listed contributions + rest = output, exactly (in log-odds)."""
+    """Base value + listed contributions + rest = output, exactly (raw SHAP, log-odds space);
+    base probability + every push in points / 100 = the displayed probability, exactly."""
 
-    output: float = Field(description="The explained score, in log-odds.")
+    output: float = Field(
+        description="The explained score in log-odds space: for recovery and preventable the "
+        "log-odds of the probability; for the root cause the predicted class's raw score, "
+        "whose softmax over all classes is the probability."
+    )
     output_meaning: str
-    base_value: float
+    base_value: float = Field(description="The model's expected output (raw SHAP base).")
     reasons: list[Reason]
-    rest: float = Field(description="Sum of every contribution not listed.")
+    rest: float = Field(description="Sum of every raw contribution not listed.")
+    probability: float | None = Field(
+        None, ge=0, le=1, description="The displayed probability the points explain, 0-1."
+    )
+    base_probability: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="The probability at the base value, 0-1 (for the root cause, with the "
+        "other classes held at this denial's scores).",
+    )
+    rest_probability_points: float | None = Field(
+        None, description="Push of every feature not listed, in percentage points."
+    )
 
 
 class RootCauseScore(BaseModel):
-    category: str
+    category: RootCause
     probability: float | None = Field(
-        description="The model's probability of the category; null when the model was trained "
-        "without enough root_cause labels and the category is the code mapping's."
+        ge=0,
+        le=1,
+        description="The model's probability of the category, 0-1; null when the model was "
+        "trained without enough root_cause labels and the category is the code mapping's.",
     )
-    probabilities: dict[str, float] = Field(description="Every class; empty without a model.")
-    mapped_by_codes: str = Field(description="What the governed code mapping alone says.")
+    probabilities: dict[str, float] = Field(
+        description="Every class's probability, 0-1, summing to 1; empty without a model.",
+        json_schema_extra={"propertyNames": {"enum": list(ROOT_CAUSES)}},
+    )
+    mapped_by_codes: RootCause = Field(description="What the governed code mapping alone says.")
     explanation: ModelExplanation | None = None
 
 
 class RecoveryScore(BaseModel):
-    probability: float
-    expected_recovered_share: float
-    expected_recovered_dollars: float
+    probability: float = Field(
+        ge=0, le=1, description="Probability, 0-1, that working the denial recovers money."
+    )
+    expected_recovered_share: float = Field(
+        description="Expected share, 0-1, of the denied amount recovered when money is."
+    )
+    expected_recovered_dollars: float = Field(
+        description="Expected recovered dollars (US dollars): probability x share x denied amount."
+    )
     explanation: ModelExplanation | None = None
 
 
 class PreventableScore(BaseModel):
     probability: float | None = Field(
-        description="Null when the model was trained without enough preventable labels."
+        ge=0,
+        le=1,
+        description="Probability, 0-1, that the denial was preventable upstream; null when "
+        "the model was trained without enough preventable labels.",
     )
-    prevention_owner: str = Field(description="The upstream step that owns the fix.")
+    prevention_owner: PreventionOwner = Field(description="The upstream step that owns the fix.")
     explanation: ModelExplanation | None = None
 
 
@@ -226,9 +324,9 @@ class PriorityParts(BaseModel):
 class RouteByCodes(BaseModel):
     """Where the governed code mapping alone would send the denial."""
 
-    root_cause: str
-    action_path: str
-    owner_queue: str
+    root_cause: RootCause
+    action_path: ActionPath
+    owner_queue: OwnerQueue
 
 
 class Routing(BaseModel):
@@ -236,8 +334,10 @@ class Routing(BaseModel):
     codes do not give), "codes and model agree", "codes" (no root-cause model) or "triage"
     (the model is unsure and disagrees with the codes: a person decides, both views shown)."""
 
-    action_path: str
-    owner_queue: str
+    action_path: ActionPath
+    owner_queue: OwnerQueue = Field(
+        description="The team that works it; ``triage`` when a person decides the route."
+    )
     mapping_rule: str
     # Absent from records scored before routing followed the model.
     basis: str | None = None
@@ -254,8 +354,29 @@ class DenialScore(BaseModel):
     priority: PriorityParts
     routing: Routing
     requires_human_review: bool
-    review_reasons: list[str]
+    review_reasons: list[str] = Field(description="Why a person must look, in words.")
+    # Absent from scores recorded before review reasons carried codes.
+    review_reason_codes: list[ReviewReasonCode] | None = Field(
+        None, description="The review reasons as codes, in the same order."
+    )
     unseen_codes: list[str]
+
+
+class ProblemDetail(BaseModel):
+    """Where a request is wrong and why."""
+
+    loc: list[str | int]
+    msg: str
+
+
+class RejectedDenial(BaseModel):
+    """A denial of an ``on_error: "skip"`` request set aside unscored."""
+
+    index: int = Field(ge=0, description="Its position in the request's ``denials`` list.")
+    errors: list[ProblemDetail] = Field(
+        description="Its field errors: ``loc`` within the denial, never the value sent."
+    )
+    error_count: int = Field(ge=1, description="How many errors in all; the first 20 are listed.")
 
 
 class ScoreResponse(BaseModel):
@@ -263,7 +384,11 @@ class ScoreResponse(BaseModel):
     model_version: str
     mapping_version: str
     scored_at: dt.datetime
-    results: list[DenialScore]
+    results: list[DenialScore] = Field(description="The scored denials, in request order.")
+    rejected: list[RejectedDenial] = Field(
+        default_factory=list,
+        description='Denials set aside by ``on_error: "skip"``, by index; always empty otherwise.',
+    )
 
 
 class StoredScore(BaseModel):
@@ -372,13 +497,6 @@ class FeedbackOut(BaseModel):
     idempotency_key: str
     created: bool = Field(description="False when this key was already recorded.")
     received_at: dt.datetime
-
-
-class ProblemDetail(BaseModel):
-    """Where a request is wrong and why."""
-
-    loc: list[str | int]
-    msg: str
 
 
 class ErrorResponse(BaseModel):

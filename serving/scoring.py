@@ -28,10 +28,10 @@ import pandas as pd
 
 from features.contract import clean_records, validate
 from features.pipeline import DenialColumns, live_scoring_date
-from serving.reasons import plain_reasons
+from serving.reasons import class_log_odds, exact_amounts, plain_reasons
 from serving.schemas import EXAMPLE_DENIAL
 from training.tracking import CHAMPION, MODEL_NAME, alias_version, load_triage_model
-from training.triage_model import TriageModel
+from training.triage_model import Explanation, TriageModel
 
 TASKS = ("root_cause", "recovery", "preventable")
 
@@ -51,6 +51,8 @@ class ScoredBatch:
     mapping_version: str
     scored_at: dt.datetime
     results: list[dict[str, Any]]
+    # Denials set aside by ``on_error: "skip"``: index in the request and field errors.
+    rejected: list[dict[str, Any]] = field(default_factory=list)
 
     def json(self) -> bytes:
         document = {
@@ -59,6 +61,7 @@ class ScoredBatch:
             "mapping_version": self.mapping_version,
             "scored_at": self.scored_at,
             "results": self.results,
+            "rejected": self.rejected,
         }
         # UTC as "Z", as pydantic writes it; a non-finite float becomes null, as in pydantic.
         return orjson.dumps(document, option=orjson.OPT_UTC_Z | orjson.OPT_SERIALIZE_NUMPY)
@@ -96,12 +99,38 @@ def score_denials(
     )
     assessment = model.assess(columns, explain=explain, top=top, threads=threads)
     explanations = assessment.explanations or [None] * columns.rows
+    amounts = zip(
+        columns.numbers["billed_amount"].tolist(),
+        columns.numbers["denied_amount"].tolist(),
+        strict=True,
+    )
     return [
-        _result(denial_id, row, explanation)
-        for denial_id, row, explanation in zip(
-            columns.text["denial_id"], _score_rows(assessment.scores), explanations, strict=True
+        _result(denial_id, row, _in_words(row, explanation, *amount))
+        for denial_id, row, explanation, amount in zip(
+            columns.text["denial_id"],
+            _score_rows(assessment.scores),
+            explanations,
+            amounts,
+            strict=True,
         )
     ]
+
+
+def _in_words(
+    row: dict[str, Any], explained: dict[str, Explanation] | None, billed: float, denied: float
+) -> dict[str, Any]:
+    """Each model's explanation put in words and in points of its displayed probability: the
+    root cause's is of its class's softmax probability (:func:`serving.reasons.class_log_odds`)."""
+    if not explained:
+        return {}
+    exact = exact_amounts(billed, denied)
+    headline = {}
+    if "root_cause" in explained:
+        headline["root_cause"] = class_log_odds(row["probabilities"], row["root_cause"])
+    return {
+        task: plain_reasons(task, explanation, headline.get(task), exact)
+        for task, explanation in explained.items()
+    }
 
 
 def _score_rows(scores: dict[str, Any]) -> list[dict[str, Any]]:
@@ -130,9 +159,8 @@ def _plain(column: Any) -> list[Any]:
     return list(column)
 
 
-def _result(denial_id: str, row: dict[str, Any], explanation: dict | None) -> dict[str, Any]:
-    explained = explanation or {}
-    reasons = {t: plain_reasons(t, explained[t]) if t in explained else None for t in TASKS}
+def _result(denial_id: str, row: dict[str, Any], explained: dict[str, Any]) -> dict[str, Any]:
+    reasons = {task: explained.get(task) for task in TASKS}
     return {
         "denial_id": str(denial_id),
         "root_cause": {
@@ -176,6 +204,7 @@ def _result(denial_id: str, row: dict[str, Any], explanation: dict | None) -> di
         },
         "requires_human_review": bool(row["requires_human_review"]),
         "review_reasons": list(row["review_reasons"]),
+        "review_reason_codes": list(row["review_reason_codes"]),
         "unseen_codes": list(row["unseen_codes"]),
     }
 
@@ -198,6 +227,7 @@ def flatten_results(results: list[dict[str, Any]]) -> pd.DataFrame:
             for key, value in result[task].items():
                 flat[f"{task}.{key}"] = json.dumps(value) if isinstance(value, dict) else value
         flat["review_reasons"] = "; ".join(result["review_reasons"])
+        flat["review_reason_codes"] = "; ".join(result["review_reason_codes"])
         flat["unseen_codes"] = "; ".join(result["unseen_codes"])
         rows.append(flat)
     return pd.DataFrame(rows)

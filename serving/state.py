@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 
@@ -43,7 +44,7 @@ from serving.auth import Caller
 from serving.database import make_engine, session_factory, upgrade_database
 from serving.errors import ServiceError
 from serving.journal import AuditJournal
-from serving.limits import parse_score_request
+from serving.limits import parse_score_request, rejected_denial
 from serving.logs import logger
 from serving.remittance import remittance_denials
 from serving.schemas import (
@@ -251,10 +252,20 @@ class ServiceState:
 
     def score_body(self, body: bytes, caller: Caller, request_id: str) -> ScoredBatch:
         """Score a request's JSON body, refused within limits before any denial is validated."""
-        request = parse_score_request(body, self.settings.max_batch_denials)
-        return self.score(request, caller, request_id)
+        parsed = parse_score_request(body, self.settings.max_batch_denials)
+        return self.score(parsed.request, caller, request_id, parsed.positions, parsed.rejected)
 
-    def score(self, body: ScoreRequest, caller: Caller, request_id: str) -> ScoredBatch:
+    def score(
+        self,
+        body: ScoreRequest,
+        caller: Caller,
+        request_id: str,
+        positions: list[int] | None = None,
+        rejected: list[dict[str, Any]] | None = None,
+    ) -> ScoredBatch:
+        """Score a validated request. ``positions``: each denial's index in the body's list
+        (its own order by default); ``rejected``: the denials already set aside by the schema
+        (``on_error: "skip"``), to which those breaking a contract rule are added."""
         if len(body.denials) > self.settings.max_batch_denials:
             raise ServiceError(
                 413,
@@ -262,9 +273,17 @@ class ServiceState:
                 f"the limit is {self.settings.max_batch_denials}",
             )
         payload = [denial.model_dump(mode="json") for denial in body.denials]
+        positions = positions if positions is not None else list(range(len(payload)))
+        rejected = list(rejected or [])
         # Clean, plainly typed rows skip pandas; anything else gets the full contract check.
-        denials = clean_records(payload) or _contract_frame(payload)
-        return self._score(denials, payload, caller, request_id, body.explain, body.top_reasons)
+        denials = clean_records(payload)
+        if denials is None and body.on_error == "skip":
+            denials, payload, contract_rejects = _contract_rows_kept(payload, positions)
+            rejected = sorted([*rejected, *contract_rejects], key=lambda r: r["index"])
+        elif denials is None:
+            denials = _contract_frame(payload, positions)
+        scored = self._score(denials, payload, caller, request_id, body.explain, body.top_reasons)
+        return replace(scored, rejected=rejected)
 
     def score_remittance(
         self, content: bytes, filename: str, caller: Caller, request_id: str
@@ -291,6 +310,8 @@ class ServiceState:
         top: int,
     ) -> ScoredBatch:
         model = self._model()
+        if not payload:  # every denial of a skipping request was set aside
+            return self._response([], model, request_id)
         # The audit worker keeps a core busy under load: LightGBM leaves it that core.
         busy = 1 if isinstance(getattr(self.audit_writer, "store", None), ProcessStore) else 0
         threads = prediction_threads(len(payload), busy_cores=busy)
@@ -489,13 +510,32 @@ def _settle_long_lived_objects() -> None:
     gc.freeze()
 
 
-def _contract_frame(payload: list[dict[str, Any]]) -> pd.DataFrame:
+def _contract_frame(payload: list[dict[str, Any]], positions: list[int]) -> pd.DataFrame:
     """Rows through the contract; every broken rule answers 422 with its field path."""
     result = validate(pd.DataFrame(payload))
     if not result.ok:
         details = [
-            {"loc": ["body", "denials", (e.row or 1) - 1, e.column], "msg": e.reason}
+            {"loc": ["body", "denials", positions[(e.row or 1) - 1], e.column], "msg": e.reason}
             for e in result.errors
         ]
         raise ServiceError(422, details)
     return result.frame
+
+
+def _contract_rows_kept(
+    payload: list[dict[str, Any]], positions: list[int]
+) -> tuple[pd.DataFrame, list[dict[str, Any]], list[dict[str, Any]]]:
+    """The rows that keep every contract rule, their payload, and the others set aside with
+    their index in the request and their field errors (``on_error: "skip"``)."""
+    result = validate(pd.DataFrame(payload))
+    by_row: dict[int, list[dict[str, Any]]] = {}
+    for error in result.errors:
+        by_row.setdefault((error.row or 1) - 1, []).append(
+            {"loc": [error.column], "msg": error.reason}
+        )
+    rejected = [
+        rejected_denial(positions[row], errors, len(errors)) for row, errors in by_row.items()
+    ]
+    kept = [row for row in range(len(payload)) if row not in by_row]
+    frame = result.frame.iloc[kept].reset_index(drop=True)
+    return frame, [payload[row] for row in kept], rejected

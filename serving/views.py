@@ -20,7 +20,9 @@ from sqlalchemy.orm import Session
 from features.adjustments import split_adjustment
 from features.codes import CodeKind, CodeReference, load_labels
 from features.contract import RESOLUTIONS, ROOT_CAUSES
+from features.labels import plain_label
 from serving import charts, repository
+from serving.reasons import stored_in_points
 from serving.records import Feedback, ScoreRecord
 from serving.repository import AGE_BUCKETS, DEADLINE_WINDOWS, WorklistFilters
 from training.label_queue import choose, scored_pool
@@ -303,7 +305,10 @@ def model_sections(
         explanation = (explanations or {}).get(task)
         chart = Markup("")
         if explanation:
-            svg = explanation_waterfall_svg(explanation, f"waterfall-{task}", f"{title}: SHAP")
+            explanation = stored_in_points(task, explanation, outputs[task])
+            svg = explanation_waterfall_svg(
+                explanation, f"waterfall-{task}", f"{title}: reasons in percentage points"
+            )
             chart = inline_svg(svg)
         reasons = tuple(r["text"] for r in explanation["reasons"]) if explanation else ()
         sections.append(
@@ -334,7 +339,7 @@ def _task_figures(task: str, outputs: Mapping[str, Any]) -> dict[str, Any]:
 def feedback_entry(row: Feedback) -> dict[str, Any]:
     """A recorded feedback as the review page lists it."""
     if row.corrected_root_cause:
-        verdict = f"corrected to {row.corrected_root_cause}"
+        verdict = f"corrected to {plain_label('root_cause', row.corrected_root_cause)}"
     elif row.confirmed_root_cause:
         verdict = "root cause confirmed"
     else:

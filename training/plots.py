@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import io
+import math
 import re
 import threading
 from collections.abc import Mapping, Sequence
@@ -35,8 +36,12 @@ DPI = 100
 LINE_FIGURE_SIZE = (8.0, 5.5)  # inches
 CAPACITY_MARKS = (0.1, 0.2, 0.3)
 RAISES_COLOR, LOWERS_COLOR, REST_COLOR = "#c0392b", "#2471a3", "#909497"
-WATERFALL_LABEL_CHARACTERS = 60
-WATERFALL_WIDTH = 5.0  # inches: legible scaled down to a phone, not too big on a desktop
+WATERFALL_LABEL_CHARACTERS = 50  # a label fits one line of the chart's width on a phone
+WATERFALL_WIDTH = 4.5  # inches: legible scaled down to a phone, not too big on a desktop
+# Charts fill their card: on a phone 390 px wide, the page and card paddings leave 337 px
+# (serving/static/site.css). Text drawn smaller than 11 px there is not read.
+PHONE_CHART_PX = 337
+PHONE_TEXT_PX = 11
 # The SVG writer reads its text mode from the process-wide rcParams, so renders that set it
 # take turns; pages render in worker threads.
 _SVG_LOCK = threading.Lock()
@@ -187,48 +192,67 @@ def figure_svg(figure: Figure, element_id: str, title: str) -> str:
 def explanation_waterfall_svg(
     explanation: Mapping[str, Any], element_id: str = "waterfall", title: str = ""
 ) -> str:
-    """One model's SHAP explanation as a waterfall, as an inline ``<svg>``.
+    """One model's explanation as a waterfall of the displayed probability, as an inline
+    ``<svg>``.
 
-    ``explanation`` is the service's: ``base_value``, ``reasons`` (``label``, ``value``,
-    ``contribution``), ``rest`` and ``output``, all in log-odds. Each bar starts where the
-    previous one ended, from the base value (dotted) to the score (solid), so the chart adds up
-    exactly as the numbers do; red raises the score, blue lowers it. Each reason is written
-    above its bar rather than beside it, so the bars keep the width on a phone.
+    ``explanation`` is the service's: ``base_probability``, ``probability``, ``reasons``
+    (``label``, ``value``, ``probability_points``) and ``rest_probability_points``
+    (:func:`serving.reasons.probability_points`). Each bar is one reason's push in percentage
+    points and starts where the previous one ended, from the base probability (dotted) to the
+    displayed probability (solid), so the chart adds up exactly as the numbers do; red raises
+    the probability, blue lowers it. Each reason is written above its bar rather than beside
+    it, so the bars keep the width on a phone, and every text is at least
+    :data:`PHONE_TEXT_PX` pixels tall when the chart fills a phone's width.
     """
     steps = [
-        (_truncate(f"{reason['label']}: {reason['value']}"), float(reason["contribution"]))
+        (_truncate(f"{reason['label']}: {reason['value']}"), float(reason["probability_points"]))
         for reason in explanation["reasons"]
     ]
-    steps.append(("all other features", float(explanation["rest"])))
-    figure = svg_figure((WATERFALL_WIDTH, 0.45 * len(steps) + 0.8))
+    steps.append(("all other features", float(explanation["rest_probability_points"])))
+    figure = svg_figure((WATERFALL_WIDTH, 0.55 * len(steps) + 1.0))
     axes = figure.add_subplot()
-    base_value, output = float(explanation["base_value"]), float(explanation["output"])
-    _draw_waterfall(axes, base_value, steps)
-    axes.axvline(output, color="black", linewidth=1)
-    meaning = explanation.get("output_meaning", "score")
-    axes.set_xlabel(f"{meaning}\nbase {base_value:+.2f} (dotted) to score {output:+.2f}")
-    axes.xaxis.label.set_fontsize(8)
-    return figure_svg(figure, element_id, title or "SHAP waterfall")
+    base = 100 * float(explanation["base_probability"])
+    headline = 100 * float(explanation["probability"])
+    _draw_waterfall(axes, base, steps)
+    axes.axvline(headline, color="black", linewidth=1)
+    axes.xaxis.set_major_formatter(PercentFormatter(decimals=0))
+    axes.set_xlabel(f"from {base:.1f}% (dotted) to {headline:.1f}%", fontsize=WATERFALL_TEXT)
+    return figure_svg(figure, element_id, title or "Explanation in percentage points")
 
 
-def _draw_waterfall(axes: Axes, base_value: float, steps: list[tuple[str, float]]) -> None:
-    start = base_value
-    for row, (label, contribution) in enumerate(steps):
-        color = REST_COLOR if row == len(steps) - 1 else _direction_color(contribution)
-        axes.barh(row, contribution, left=start, color=color, height=0.36)
-        end = start + contribution
-        axes.text(max(start, end), row, f" {contribution:+.2f}", va="center", fontsize=9)
+def _draw_waterfall(axes: Axes, base: float, steps: list[tuple[str, float]]) -> None:
+    start = base
+    for row, (label, points) in enumerate(steps):
+        color = REST_COLOR if row == len(steps) - 1 else _direction_color(points)
+        axes.barh(row, points, left=start, color=color, height=0.36)
+        end = start + points
+        axes.text(max(start, end), row, f" {points:+.1f} pts", va="center", fontsize=WATERFALL_TEXT)
         # x in axes coordinates: every label starts at the left edge, just above its bar.
         axes.text(
-            0, row - 0.22, label, transform=axes.get_yaxis_transform(), va="bottom", fontsize=10
+            0,
+            row - 0.22,
+            label,
+            transform=axes.get_yaxis_transform(),
+            va="bottom",
+            fontsize=WATERFALL_TEXT,
         )
         start = end
-    axes.axvline(base_value, color="grey", linestyle=":", linewidth=1)
+    axes.axvline(base, color="grey", linestyle=":", linewidth=1)
     axes.set_yticks([])
-    axes.set_ylim(len(steps) - 0.5, -0.85)  # the strongest reason on top, as the page lists
-    axes.margins(x=0.12)
+    axes.set_ylim(len(steps) - 0.5, -0.9)  # the strongest reason on top, as the page lists
+    axes.margins(x=0.25)  # room for the points written beside the longest bar
     axes.spines[["top", "right", "left"]].set_visible(False)
-    axes.tick_params(axis="x", labelsize=8)
+    axes.tick_params(axis="x", labelsize=WATERFALL_TEXT)
+
+
+def phone_text_size(width_inches: float) -> float:
+    """The smallest font size (points, the SVG's units) that is :data:`PHONE_TEXT_PX` pixels
+    tall once a chart ``width_inches`` wide is scaled to :data:`PHONE_CHART_PX`."""
+    units_wide = 72 * width_inches  # an inch is 72 SVG user units (points)
+    return math.ceil(2 * PHONE_TEXT_PX * units_wide / PHONE_CHART_PX) / 2
+
+
+WATERFALL_TEXT = phone_text_size(WATERFALL_WIDTH)
 
 
 def _direction_color(contribution: float) -> str:

@@ -23,7 +23,7 @@ from features.pipeline import live_scoring_date
 from training.triage_model import TriageModel
 
 ARTIFACT_KEY = "triage_model"
-LIST_OUTPUTS = ("unseen_codes", "review_reasons")
+LIST_OUTPUTS = ("unseen_codes", "review_reasons", "review_reason_codes")
 
 
 class ContractViolation(ValueError):

@@ -47,6 +47,17 @@ NO_ROOT_CAUSE_MODEL = (
     "no root-cause model (too few root_cause labels): the cause is the code mapping's; confirm it"
 )
 NO_PREVENTABLE_MODEL = "no preventable model (too few preventable labels): not scored"
+# Every reason a score asks for human review, by code: the API's enum of review reasons and
+# what each means. A score's ``review_reason_codes`` name them in ``review_reasons``' order.
+REVIEW_REASONS = {
+    "no_root_cause_model": "no root-cause model: the cause is the code mapping's",
+    "no_preventable_model": "no preventable model: preventability is not scored",
+    "triage": "the model is unsure and disagrees with the codes: a person routes it",
+    "judgement_category": "the root cause's decisions need clinical or compliance judgement",
+    "high_dollars": f"more than ${HIGH_DOLLARS:,.0f} denied",
+    "unseen_codes": "codes never seen in training",
+    "deadline_passed": "the governing deadline has passed",
+}
 
 
 @dataclass(frozen=True)
@@ -238,7 +249,9 @@ class TriageModel:
         policies = self.features.mapping_.root_causes
         scores["prevention_owner"] = [policies[c].prevention_owner for c in scores["root_cause"]]
         scores["unseen_codes"] = self.features.unseen_codes_of(columns)
-        scores["review_reasons"] = self._review_reasons(columns, scores)
+        coded = self._review_reasons(columns, scores)
+        scores["review_reasons"] = [[text for _, text in row] for row in coded]
+        scores["review_reason_codes"] = [[code for code, _ in row] for row in coded]
         scores["requires_human_review"] = np.array([bool(r) for r in scores["review_reasons"]])
         return scores
 
@@ -270,7 +283,9 @@ class TriageModel:
             **{f"p_{c}": probabilities[:, i] for i, c in enumerate(classes)},
         }
 
-    def _review_reasons(self, columns: DenialColumns, scores: dict[str, Any]) -> list[list[str]]:
+    def _review_reasons(
+        self, columns: DenialColumns, scores: dict[str, Any]
+    ) -> list[list[tuple[str, str]]]:
         """Why a person must look before the denial is worked. An unsure model that disagrees
         with the codes is routed to triage, which says so; a sure model routes by its cause and
         codes that agree confirm the route, so neither a disagreement nor a low probability
@@ -278,7 +293,7 @@ class TriageModel:
         model)."""
         policies = self.features.mapping_.root_causes
         missing = self._missing_model_reasons()
-        reasons: list[list[str]] = []
+        reasons: list[list[tuple[str, str]]] = []
         rows = zip(
             scores["root_cause"],
             scores["routing_basis"],
@@ -291,23 +306,24 @@ class TriageModel:
         for cause, basis, rule, amount, unseen, days_left in rows:
             row = list(missing)
             if basis == "triage":
-                row.append(f"routed to {rule}")
+                row.append(("triage", f"routed to {rule}"))
             if policies[cause].human_review:
-                row.append(f"{cause} decisions need clinical or compliance judgement")
+                judgement = f"{cause} decisions need clinical or compliance judgement"
+                row.append(("judgement_category", judgement))
             if amount > HIGH_DOLLARS:
-                row.append(f"high dollars: ${amount:,.2f} denied")
+                row.append(("high_dollars", f"high dollars: ${amount:,.2f} denied"))
             if unseen:
-                row.append(f"codes never seen in training: {', '.join(unseen)}")
+                row.append(("unseen_codes", f"codes never seen in training: {', '.join(unseen)}"))
             if days_left < 0:
-                row.append(f"deadline passed {-int(days_left)} days ago")
+                row.append(("deadline_passed", f"deadline passed {-int(days_left)} days ago"))
             reasons.append(row)
         return reasons
 
-    def _missing_model_reasons(self) -> list[str]:
+    def _missing_model_reasons(self) -> list[tuple[str, str]]:
         """Review reasons every row carries when a model could not be trained."""
         fitted = self.fitted_tasks
         return [
-            reason
+            (f"no_{task}_model", reason)
             for task, reason in (
                 ("root_cause", NO_ROOT_CAUSE_MODEL),
                 ("preventable", NO_PREVENTABLE_MODEL),
