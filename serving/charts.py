@@ -14,13 +14,14 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from training.plots import figure_svg, svg_figure
+from training.plots import figure_svg, phone_text_size, svg_figure
 
 MONTHS_SHOWN = 12
 SERIES_SHOWN = 6
 OTHER = "other"
 OTHER_COLOR = "#b3b6b7"
 CHART_WIDTH = 5.0  # inches: legible scaled down to a phone, not too big on a desktop
+CHART_TEXT = phone_text_size(CHART_WIDTH)  # 11 px or more on a phone 390 px wide
 
 
 def readable(name: object) -> str:
@@ -56,11 +57,11 @@ def monthly_volume_svg(
         color = OTHER_COLOR if series == OTHER else f"C{position}"
         axes.bar(table.index, table[series], bottom=bottom, label=readable(series), color=color)
         bottom += table[series].to_numpy()
-    axes.set_ylabel("denials", fontsize=8)
-    axes.tick_params(labelsize=8)
+    axes.set_ylabel("denials", fontsize=CHART_TEXT)
+    axes.tick_params(labelsize=CHART_TEXT)
     axes.tick_params(axis="x", rotation=45)
     axes.spines[["top", "right"]].set_visible(False)
-    figure.legend(loc="outside lower center", ncols=2, fontsize=8, frameon=False)
+    figure.legend(loc="outside lower center", ncols=2, fontsize=CHART_TEXT, frameon=False)
     return figure_svg(figure, element_id, title)
 
 
@@ -83,13 +84,13 @@ def bars_svg(
     rows = range(len(labels))
     axes.barh(rows, values, color="#2471a3", height=0.6)
     for row, value in zip(rows, values, strict=True):
-        axes.text(value, row, " " + written(value), va="center", fontsize=8)
+        axes.text(value, row, " " + written(value), va="center", fontsize=CHART_TEXT)
     axes.set_yticks(rows, [readable(label) for label in labels])
     axes.invert_yaxis()
     axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: written(value)))
     axes.xaxis.set_major_locator(MaxNLocator(4))
-    axes.set_xlabel(unit, fontsize=8)
-    axes.tick_params(labelsize=8)
+    axes.set_xlabel(unit, fontsize=CHART_TEXT)
+    axes.tick_params(labelsize=CHART_TEXT)
     axes.margins(x=0.2)
     axes.spines[["top", "right"]].set_visible(False)
     return figure_svg(figure, element_id, title)

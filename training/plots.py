@@ -240,9 +240,17 @@ def _draw_waterfall(axes: Axes, base: float, steps: list[tuple[str, float]]) -> 
     axes.axvline(base, color="grey", linestyle=":", linewidth=1)
     axes.set_yticks([])
     axes.set_ylim(len(steps) - 0.5, -0.9)  # the strongest reason on top, as the page lists
-    axes.margins(x=0.25)  # room for the points written beside the longest bar
+    _room_for_the_points(axes, base, steps)
     axes.spines[["top", "right", "left"]].set_visible(False)
     axes.tick_params(axis="x", labelsize=WATERFALL_TEXT)
+
+
+def _room_for_the_points(axes: Axes, base: float, steps: list[tuple[str, float]]) -> None:
+    """Widen the axis to the right so the points written after the rightmost bar fit."""
+    ends = np.cumsum([base] + [points for _, points in steps])
+    low, high = float(ends.min()), float(ends.max())
+    span = max(high - low, 1.0)
+    axes.set_xlim(low - 0.05 * span, high + 0.4 * span)
 
 
 def phone_text_size(width_inches: float) -> float:

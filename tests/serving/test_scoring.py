@@ -58,6 +58,53 @@ def test_every_reason_list_adds_up_to_its_score(
         )
 
 
+@pytest.mark.parametrize("task", TASKS)
+def test_reasons_in_points_add_up_to_the_displayed_probability(
+    triage_model: TriageModel, denials: pd.DataFrame, task: str
+) -> None:
+    results = score_denials(triage_model, service_rows(denials.head(300)), top=4)
+    gaps = []
+    for result in results:
+        explanation, displayed = result[task]["explanation"], result[task]["probability"]
+        # The points explain the very probability shown: for the root cause, the predicted
+        # class's softmax probability, not its raw score.
+        assert explanation["probability"] == pytest.approx(displayed, abs=1e-9)
+        pushes = [reason["probability_points"] for reason in explanation["reasons"]]
+        total = sum(pushes) + explanation["rest_probability_points"]
+        gaps.append(total - 100 * (displayed - explanation["base_probability"]))
+        for reason, push in zip(explanation["reasons"], pushes, strict=True):
+            assert (push > 0) == (reason["contribution"] > 0)  # same direction as its SHAP value
+            assert f"{abs(push):.1f} points" in reason["text"]
+    assert max(abs(gap) for gap in gaps) < 0.05
+    # Real pushes, not zeros: the listed reasons move the probability by points.
+    assert (
+        max(
+            abs(r["probability_points"]) for x in results for r in x[task]["explanation"]["reasons"]
+        )
+        > 1
+    )
+
+
+def test_reasons_cite_the_denied_and_billed_amounts_to_the_cent(
+    triage_model: TriageModel, denials: pd.DataFrame
+) -> None:
+    rows = service_rows(denials.head(200))
+    for row in rows:  # amounts with cents the encoded logarithm would round off
+        row["billed_amount"] = round(row["billed_amount"] + 0.37, 2)
+        row["denied_amount"] = round(min(row["denied_amount"] + 0.37, row["billed_amount"]), 2)
+    cited = [
+        (reason["feature"], reason["value"], row)
+        for row, result in zip(rows, score_denials(triage_model, rows, top=60), strict=True)
+        for task in TASKS
+        for reason in result[task]["explanation"]["reasons"]
+        if reason["feature"] in {"log_billed_amount", "log_denied_amount"}
+    ]
+    assert cited
+    for feature, value, row in cited:
+        amount = row[feature.removeprefix("log_")]
+        assert value == f"${amount:,.2f}"
+
+
 def test_scores_without_explanations_are_the_same_scores(
     triage_model: TriageModel, denials: pd.DataFrame
 ) -> None:
