@@ -16,11 +16,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import make_url, select
 
 from denial_triage.settings import Settings
+from features.contract import ROOT_CAUSES
+from features.mapping import ACTION_PATHS, load_mapping
 from serving.app import create_app
 from serving.database import make_engine, session_factory
 from serving.records import ScoreRecord
 from serving.schemas import ScoreResponse
 from training.tracking import example_payload
+from training.triage_model import REVIEW_REASONS
 
 ROLES = ("scorer", "reviewer", "admin")
 
@@ -166,6 +169,80 @@ def test_contract_violations_name_the_denial_and_field(service, trained) -> None
     )
     assert typed.status_code == 422
     assert typed.json()["detail"][0]["loc"][-1] == "payer_type"
+
+
+def test_skip_scores_the_good_denials_and_names_each_bad_one(service, trained) -> None:
+    client, keys = service
+    denials = payload(trained[1].iloc[60:65])
+    denials[1]["payer_type"] = "martian"  # breaks the schema
+    denials[3]["denied_amount"] = denials[3]["billed_amount"] * 2  # breaks a contract rule
+    body = score(client, keys["scorer"], denials, on_error="skip")
+    good = [denials[i]["denial_id"] for i in (0, 2, 4)]
+    assert [result["denial_id"] for result in body["results"]] == good
+    assert [(r["index"], [e["loc"] for e in r["errors"]]) for r in body["rejected"]] == [
+        (1, [["payer_type"]]),
+        (3, [["denied_amount"]]),
+    ]
+    assert all(r["error_count"] == 1 and r["errors"][0]["msg"] for r in body["rejected"])
+    assert "martian" not in json.dumps(body["rejected"])  # the values sent are not echoed
+    # The scored denials are audited like any score; the skipped ones were never scored.
+    reviewer = auth(keys["reviewer"])
+    for denial_id in good:
+        stored = client.get(f"/v1/denials/{denial_id}", headers=reviewer)
+        assert stored.json()["request_id"] == body["request_id"]
+    for index in (1, 3):
+        assert (
+            client.get(f"/v1/denials/{denials[index]['denial_id']}", headers=reviewer).status_code
+            == 404
+        )
+    # The default is unchanged: one bad denial refuses the batch.
+    refused = client.post("/v1/score", json={"denials": denials}, headers=auth(keys["scorer"]))
+    assert refused.status_code == 422
+
+
+def test_skip_with_every_denial_broken_answers_none_scored(service, trained) -> None:
+    client, keys = service
+    denials = [{**d, "claim_type": "spaceship"} for d in payload(trained[1].iloc[70:72])]
+    body = score(client, keys["scorer"], denials, on_error="skip")
+    assert body["results"] == []
+    assert [r["index"] for r in body["rejected"]] == [0, 1]
+    unknown = client.post(
+        "/v1/score",
+        json={"denials": denials, "on_error": "ignore"},
+        headers=auth(keys["scorer"]),
+    )
+    assert unknown.status_code == 422 and unknown.json()["detail"][0]["loc"] == ["body", "on_error"]
+
+
+def test_openapi_lists_the_values_of_categories_paths_queues_and_review_reasons(service) -> None:
+    client, keys = service
+    schemas = client.get("/v1/openapi.json", headers=auth(keys["scorer"])).json()["components"][
+        "schemas"
+    ]
+    mapping = load_mapping()
+    routing = schemas["Routing"]["properties"]
+    assert routing["action_path"]["enum"] == list(ACTION_PATHS)
+    assert routing["owner_queue"]["enum"] == list(mapping.owner_queues)
+    assert "triage" in routing["owner_queue"]["enum"]
+    assert schemas["RootCauseScore"]["properties"]["category"]["enum"] == list(ROOT_CAUSES)
+    codes = schemas["DenialScore"]["properties"]["review_reason_codes"]["anyOf"][0]
+    assert codes["items"]["enum"] == list(REVIEW_REASONS)
+    owners = schemas["PreventableScore"]["properties"]["prevention_owner"]["enum"]
+    assert set(owners) == {p.prevention_owner for p in mapping.root_causes.values()}
+    recovery = schemas["RecoveryScore"]["properties"]
+    assert "0-1" in recovery["probability"]["description"]
+    assert "dollars" in recovery["expected_recovered_dollars"]["description"]
+    assert schemas["ScoreRequest"]["properties"]["on_error"]["enum"] == ["reject", "skip"]
+
+
+def test_every_review_reason_carries_its_code(service, trained) -> None:
+    client, keys = service
+    body = score(client, keys["scorer"], payload(trained[1].head(60)))
+    flagged = [r for r in body["results"] if r["review_reasons"]]
+    assert flagged
+    for result in body["results"]:
+        assert len(result["review_reason_codes"]) == len(result["review_reasons"])
+        assert set(result["review_reason_codes"]) <= set(REVIEW_REASONS)
 
 
 def test_codes_never_seen_in_training_are_scored_and_flagged(service, trained) -> None:
