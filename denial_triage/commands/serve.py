@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
+import pandas as pd
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from denial_triage.settings import get_settings
-from features.contract import ContractFileError, DenialWriter, load_denials
+from features.contract import (
+    COLUMNS,
+    ContractFileError,
+    DenialWriter,
+    RowError,
+    load_denials,
+    read_raw,
+    validate,
+)
 from serving.scoring import (
     ModelRejected,
     ModelStore,
@@ -48,20 +58,45 @@ def score(
     dask: str = typer.Option(
         None, help="Spread the backlog over a Dask cluster by partition: an address, or 'local'."
     ),
+    skip_invalid: Annotated[
+        bool,
+        typer.Option(
+            "--skip-invalid",
+            help="Score the rows that keep the contract and write the others to --rejects "
+            "(exit 2 when any was skipped) instead of refusing the file (exit 1).",
+        ),
+    ] = False,
+    rejects: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --skip-invalid: the skipped rows and their errors (.csv/.parquet)."
+        ),
+    ] = None,
 ) -> None:
-    """Score a contract file with the champion, through the same code as the API."""
+    """Score a contract file with the champion, through the same code as the API.
+
+    Exit codes: 0 every row scored; 1 failure (no model, unreadable file, or a row breaking
+    the contract without --skip-invalid); 2 the valid rows scored and the others written to
+    --rejects.
+    """
+    if skip_invalid and (rejects is None or dask):
+        typer.echo("error: --skip-invalid needs --rejects FILE, and runs without --dask", err=True)
+        raise typer.Exit(1)
     settings = get_settings()
     configure_tracking(settings.data_dir)
     try:
         model = _champion(ModelStore(settings.data_dir / "model-cache"))
         if dask:
-            rows = _score_on_dask(model.triage, data, out, explain, dask)
+            rows, skipped = _score_on_dask(model.triage, data, out, explain, dask), 0
         else:
-            rows = _score_here(model.triage, data, out, explain)
+            rows, skipped = _score_here(model.triage, data, out, explain, rejects)
     except (ModelUnavailable, ModelRejected, ContractFileError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"scored {rows:,} denials with model version {model.version} into {out}")
+    if skipped:
+        typer.echo(f"skipped {skipped:,} rows that break the contract: see {rejects}", err=True)
+        raise typer.Exit(2)
 
 
 def score_partition(model: object, frame: object, explain: bool) -> object:
@@ -69,19 +104,49 @@ def score_partition(model: object, frame: object, explain: bool) -> object:
     return flatten_results(score_denials(model, frame, explain=explain))
 
 
-def _score_here(model: object, data: Path, out: Path, explain: bool) -> int:
-    result = load_denials(data)
-    if not result.ok:
+def _score_here(
+    model: object, data: Path, out: Path, explain: bool, rejects: Path | None = None
+) -> tuple[int, int]:
+    """Score the file's rows; with ``rejects``, those breaking the contract are written there
+    with their errors and the others scored. Returns rows scored and rows skipped."""
+    raw = read_raw(data)
+    result = validate(raw)
+    table_wide = any(e.row is None for e in result.errors)
+    if not result.ok and (rejects is None or table_wide):
         shown = "; ".join(str(e) for e in result.errors[:20])
         raise ValueError(f"{data}: {len(result.bad_rows):,} rows break the contract: {shown}")
-    frame = result.frame
+    frame = result.valid_rows()
+    if rejects is not None:
+        write_rejects(raw, result.errors, rejects)
     with _progress() as progress, DenialWriter(out) as writer:
         task = progress.add_task("scoring", total=len(frame))
         for start in range(0, len(frame), BATCH_ROWS):
             chunk = frame.iloc[start : start + BATCH_ROWS]
             writer.write(score_partition(model, chunk, explain))
             progress.advance(task, len(chunk))
-    return len(frame)
+    return len(frame), len(result.bad_rows)
+
+
+def write_rejects(raw: pd.DataFrame, errors: list[RowError], path: Path) -> None:
+    """The rows that break the contract, as read (the contract's columns only: nothing else
+    the file carries, such as a patient's name, is copied), each with its 1-based ``row`` and
+    its ``errors`` ("column: reason; ..."). Written, empty, even when no row was skipped, so a
+    pipeline never reads a stale file."""
+    by_row: dict[int, list[str]] = {}
+    for error in errors:
+        by_row.setdefault(int(error.row or 0), []).append(f"{error.column}: {error.reason}")
+    contract = [c.name for c in COLUMNS if c.name in raw.columns]
+    rows = sorted(by_row)
+    bad = raw.iloc[[row - 1 for row in rows]][contract].astype("string")
+    bad.insert(0, "row", rows)
+    bad["errors"] = ["; ".join(by_row[row]) for row in rows]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".parquet":
+        bad.to_parquet(path, index=False)
+    elif path.suffix.lower() == ".csv":
+        bad.to_csv(path, index=False)
+    else:
+        raise ContractFileError(f"{path}: unknown extension; use .parquet or .csv")
 
 
 def _score_on_dask(model: object, data: Path, out: Path, explain: bool, address: str) -> int:

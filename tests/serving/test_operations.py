@@ -211,6 +211,45 @@ def test_batch_scoring_gives_the_api_answers(registry, tmp_path: Path, monkeypat
     assert list(batch["priority.score"]) == [r["priority"]["score"] for r in api["results"]]
 
 
+def test_batch_scoring_skips_broken_rows_into_a_rejects_file(
+    registry, tmp_path: Path, monkeypatch
+) -> None:
+    data_dir, _, denials = registry
+    set_champion(data_dir, "1")
+    from features.contract import write_denials
+
+    source = tmp_path / "backlog.csv"
+    write_denials(denials.head(6), source)
+    backlog = pd.read_csv(source, dtype=str, keep_default_na=False)
+    backlog["patient_name"] = "Jane Example"  # beyond the contract: never copied to rejects
+    backlog.loc[2, "denied_amount"] = "twelve dollars"
+    backlog.loc[4, "service_date"] = "2031-01-01"
+    backlog.to_csv(source, index=False)
+    out, rejects = tmp_path / "scores.csv", tmp_path / "rejects.csv"
+    monkeypatch.setenv("DENIAL_TRIAGE_DATA_DIR", str(data_dir))
+    get_settings.cache_clear()
+    try:
+        command = ["score", "--data", str(source), "--out", str(out)]
+        refused = CliRunner().invoke(cli, command)
+        skipped = CliRunner().invoke(cli, [*command, "--skip-invalid", "--rejects", str(rejects)])
+        unnamed = CliRunner().invoke(cli, [*command, "--skip-invalid"])
+    finally:
+        get_settings.cache_clear()
+    assert refused.exit_code == 1 and "2 rows break the contract" in refused.output
+    assert skipped.exit_code == 2, skipped.output
+    assert unnamed.exit_code == 1 and "--rejects" in unnamed.output
+    scored = pd.read_csv(out)
+    expected = [backlog.loc[i, "denial_id"] for i in (0, 1, 3, 5)]
+    assert list(scored["denial_id"]) == expected
+    rejected = pd.read_csv(rejects, dtype=str)
+    assert list(rejected["row"]) == ["3", "5"]
+    assert list(rejected["denial_id"]) == [backlog.loc[2, "denial_id"], backlog.loc[4, "denial_id"]]
+    assert rejected.loc[0, "denied_amount"] == "twelve dollars"  # as read, to be fixed
+    assert rejected.loc[0, "errors"].startswith("denied_amount: ")
+    assert rejected.loc[1, "errors"].startswith("service_date: ")
+    assert "patient_name" not in rejected.columns
+
+
 @pytest.mark.slow  # starts a Dask cluster
 def test_batch_scoring_on_a_dask_cluster_matches_local_scoring(registry, tmp_path: Path) -> None:
     from denial_triage.commands.serve import _score_here, _score_on_dask
@@ -224,7 +263,7 @@ def test_batch_scoring_on_a_dask_cluster_matches_local_scoring(registry, tmp_pat
         write_denials(part, folder / f"part-{number}.parquet")
     set_champion(data_dir, "1")
     model = ModelStore(data_dir / "model-cache").load_version("1").triage
-    local_rows = _score_here(model, folder / "part-0.parquet", tmp_path / "local.parquet", False)
+    local_rows, _ = _score_here(model, folder / "part-0.parquet", tmp_path / "local.parquet", False)
     cluster_rows = _score_on_dask(model, folder, tmp_path / "cluster.parquet", False, "local")
     local = pd.read_parquet(tmp_path / "local.parquet")
     cluster = pd.read_parquet(tmp_path / "cluster.parquet")
