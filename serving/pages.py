@@ -378,7 +378,7 @@ def _review(
     denial_id: str,
     *,
     notice: str | None = None,
-    problems: list[str] | None = None,
+    problems: list[tuple[str, str]] | None = None,
     form: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
@@ -392,7 +392,15 @@ def _review(
     reference = CodeReference(state.settings.codes_dir)
     context = views.denial_review(record, feedback, reference, today())
     form = form or {"idempotency_key": f"ui-{uuid.uuid4().hex}"}
-    context |= {"notice": notice, "problems": problems or [], "form": form, "active": "worklist"}
+    problems = problems or []
+    context |= {
+        "notice": notice,
+        # Listed above the form, and each again beside its own field.
+        "problems": [f"{field}: {message}" for field, message in problems],
+        "field_problems": by_field(problems),
+        "form": form,
+        "active": "worklist",
+    }
     return _render(request, "denial.html", context, viewer, status_code=status_code)
 
 
@@ -423,20 +431,40 @@ def record_feedback(
     )
 
 
-def _problems(exc: Exception) -> list[str]:
+FORM_FIELDS = (
+    "corrected_root_cause",
+    "resolution",
+    "recovered_amount",
+    "resolved_date",
+    "reviewer_note",
+)
+
+
+def _problems(exc: Exception) -> list[tuple[str, str]]:
+    """The refusal as (field, message) pairs; the field is "form" when none is named."""
     if isinstance(exc, ValidationError):
         return [_problem(e["loc"], e["msg"]) for e in exc.errors()]
     if isinstance(exc, ServiceError) and isinstance(exc.detail, list):
         return [_problem(d["loc"], d["msg"]) for d in exc.detail]
     if isinstance(exc, ServiceError):
-        return [str(exc.detail)]
-    return [str(exc)]
+        return [("form", str(exc.detail))]
+    field, _, message = str(exc).partition(": ")
+    return [(field, message)] if field in FORM_FIELDS and message else [("form", str(exc))]
 
 
-def _problem(loc: Sequence[str | int], message: str) -> str:
+def _problem(loc: Sequence[str | int], message: str) -> tuple[str, str]:
     """A problem as the form shows it: the field's name (the API's ``body`` left out)."""
     field = ".".join(str(part) for part in loc if part != "body")
-    return f"{field or 'form'}: {message}"
+    return field or "form", message
+
+
+def by_field(problems: list[tuple[str, str]]) -> dict[str, str]:
+    """Each form field's problems, to show beside the field itself."""
+    shown: dict[str, list[str]] = {}
+    for field, message in problems:
+        if field in FORM_FIELDS:
+            shown.setdefault(field, []).append(message)
+    return {field: "; ".join(messages) for field, messages in shown.items()}
 
 
 def _status(exc: Exception) -> int:

@@ -475,6 +475,7 @@ NOTHING_RECOVERED_FROM_THE_PAYER = (
 )
 OVER_THE_DENIED_AMOUNT = "exceeds the denied amount of the denial's latest score"
 BEFORE_THE_DENIAL = "is before the denial date of the denial's latest score"
+AFTER_TODAY = "is after today (UTC): record an outcome once it has happened"
 FEEDBACK_RULES = frozenset(
     {
         AMOUNT_WITHOUT_RESOLUTION,
@@ -483,6 +484,7 @@ FEEDBACK_RULES = frozenset(
         NOTHING_RECOVERED_FROM_THE_PAYER,
         OVER_THE_DENIED_AMOUNT,
         BEFORE_THE_DENIAL,
+        AFTER_TODAY,
     }
 )
 

@@ -48,6 +48,7 @@ from serving.limits import parse_score_request, rejected_denial
 from serving.logs import logger
 from serving.remittance import remittance_denials
 from serving.schemas import (
+    AFTER_TODAY,
     BEFORE_THE_DENIAL,
     OVER_THE_DENIED_AMOUNT,
     FeedbackIn,
@@ -454,6 +455,9 @@ def _check_against_score(record: Any, body: FeedbackIn) -> None:
     denied_on = str(facts.get("denial_date") or "")[:10]
     if body.resolved_date is not None and body.resolved_date.isoformat() < denied_on:
         problems.append(_field_problem("resolved_date", BEFORE_THE_DENIAL))
+    # A live check, against the day the feedback arrives (UTC, like its received_at).
+    if body.resolved_date is not None and body.resolved_date > dt.datetime.now(dt.UTC).date():
+        problems.append(_field_problem("resolved_date", AFTER_TODAY))
     if problems:
         raise ServiceError(422, problems)
 

@@ -19,7 +19,7 @@ from denial_triage.settings import Settings
 from serving.app import create_app
 from serving.database import make_engine, session_factory
 from serving.repository import audit_record, record_scores
-from serving.schemas import BEFORE_THE_DENIAL, OVER_THE_DENIED_AMOUNT
+from serving.schemas import AFTER_TODAY, BEFORE_THE_DENIAL, OVER_THE_DENIED_AMOUNT
 
 pytest_plugins = ["database_fixtures"]
 
@@ -110,6 +110,17 @@ def test_the_recovered_amount_is_held_to_the_latest_denied_amount(desk: Desk) ->
     whole = desk.post({**outcome, "idempotency_key": "c", "recovered_amount": 200.0})
     assert whole.status_code == 201, whole.text
     assert desk.stored("D-1") == 1
+
+
+def test_an_outcome_dated_after_today_is_refused_by_field(desk: Desk) -> None:
+    tomorrow = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)
+    outcome = {"denial_id": "D-1", "resolution": "written_off"}
+    future = desk.post({**outcome, "idempotency_key": "f", "resolved_date": tomorrow.isoformat()})
+    assert problems(future) == {"resolved_date": AFTER_TODAY}
+    today = desk.post(
+        {**outcome, "idempotency_key": "t", "resolved_date": str(tomorrow - dt.timedelta(days=1))}
+    )
+    assert today.status_code == 201, today.text
 
 
 def test_a_score_without_facts_takes_feedback_checked_by_the_body_alone(desk: Desk) -> None:

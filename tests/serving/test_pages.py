@@ -21,6 +21,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
 from denial_triage.settings import Settings
+from features.contract import ROOT_CAUSES
+from features.mapping import ACTION_PATHS, load_mapping
 from serving import pages
 from serving.app import create_app
 from serving.database import make_engine, session_factory
@@ -327,6 +329,25 @@ def test_denial_review_shows_codes_models_charts_and_the_form(site: Site, review
     assert reviewer.get("/ui/denials/never-scored").status_code == 404
 
 
+def test_explanations_read_in_points_of_the_headline_and_plain_labels(site: Site, reviewer) -> None:
+    identifiers = [*ROOT_CAUSES, *ACTION_PATHS, *load_mapping().owner_queues]
+    for denial in site.denials[:10]:
+        page = reviewer.get(f"/ui/denials/{denial['denial_id']}").text
+        root = page.split('id="explanation-root_cause"')[1].split("</section>")[0]
+        headline = float(re.search(r"</strong>, (\d+)%", root).group(1))
+        caption = re.search(r"to this denial's ([\d.]+)%", root)
+        assert abs(float(caption.group(1)) - headline) <= 0.5  # the chart ends at the headline
+        for task in ("root_cause", "recovery", "preventable"):
+            section = page.split(f'id="explanation-{task}"')[1].split("</section>")[0]
+            reasons = re.findall(r"<li>([^<]+)</li>", section)
+            assert reasons and all(re.search(r" by \d+\.\d points$", r) for r in reasons)
+            assert "log-odds" not in section
+        # Text a reviewer reads (not the form's option values) quotes no identifier as it is.
+        text = re.sub(r"<[^>]+>", " ", page.split('id="feedback"')[0])
+        assert not [name for name in identifiers if "_" in name and name in text]
+        assert not re.search(r"\b[a-z_]+\.(timely_filing|appeal)\b", text)
+
+
 def test_dashboard_shows_volumes_dollars_deadlines_prevention_and_outcomes(reviewer) -> None:
     page = reviewer.get("/ui/dashboard").text
     for heading in (
@@ -420,7 +441,9 @@ def test_a_correction_submitted_twice_is_stored_once(site: Site, reviewer) -> No
     assert len(rows) == 1
     assert (rows[0].corrected_root_cause, rows[0].confirmed_root_cause) == ("duplicate", False)
     assert rows[0].caller == "pages-reviewer" and rows[0].resolution == "written_off"
-    assert "corrected to duplicate" in again.text and "billed twice &lt;really&gt;" in again.text
+    assert (
+        "corrected to Duplicate claim" in again.text and "billed twice &lt;really&gt;" in again.text
+    )
 
 
 def test_feedback_form_problems_are_shown_on_the_page(site: Site, reviewer) -> None:
@@ -455,6 +478,11 @@ def test_an_outcome_recorded_on_a_page_shows_on_the_dashboard(site: Site, review
         ({"resolution": "written_off", "recovered_amount": "80"}, "recovers nothing"),
         ({"resolution": "open", "resolved_date": "2026-12-01"}, "while the denial is open"),
         ({"resolution": "paid_after_correction", "recovered_amount": "12abc"}, "not an amount"),
+        (
+            {"resolution": "overturned_on_appeal", "recovered_amount": "1,200.50"},
+            "exceeds the denied",
+        ),
+        ({"resolution": "written_off", "resolved_date": "2020-01-01"}, "before the denial date"),
     ],
 )
 def test_an_outcome_that_does_not_fit_the_denial_is_shown_beside_the_form(
@@ -469,6 +497,13 @@ def test_an_outcome_that_does_not_fit_the_denial_is_shown_beside_the_form(
     problem = re.search(r'<p class="problem" role="alert">([^<]+)</p>', form).group(1)
     field = "resolved_date" if "resolved_date" in outcome else "recovered_amount"
     assert problem.startswith(f"{field}: ") and shown in problem
+    # The message is shown again beside its own field, which is marked invalid.
+    beside = re.search(
+        rf'name="{field}"[^>]*aria-invalid="true"[^>]*>\s*<span class="problem '
+        rf'field-problem" id="problem-{field}">([^<]+)</span>',
+        form,
+    )
+    assert beside and shown in beside.group(1)
     assert f'value="{outcome.get("recovered_amount", "")}"' in form  # what was typed is kept
     assert stored(site, Feedback, denial_id=denial_id) == []
 
