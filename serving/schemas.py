@@ -212,10 +212,20 @@ class ScoreOptions(BaseModel):
     )
 
 
+def _score_request_schema(schema: dict[str, Any]) -> None:
+    """A request that skips broken denials admits any item in its list (each broken one is
+    answered in ``rejected``), so only a rejecting request's items must be denials: the
+    schema states it with if/else, or it would call 200 answers to such lists wrong."""
+    items = schema["properties"]["denials"].pop("items")
+    schema["if"] = {"properties": {"on_error": {"const": "skip"}}, "required": ["on_error"]}
+    schema["else"] = {"properties": {"denials": {"items": items}}}
+    schema["examples"] = [{"denials": [EXAMPLE_DENIAL]}]
+
+
 class ScoreRequest(ScoreOptions):
     """1 to N denials to score; N is the service's configured batch limit."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{"denials": [EXAMPLE_DENIAL]}]})
+    model_config = ConfigDict(json_schema_extra=_score_request_schema)
     denials: list[DenialIn] = Field(min_length=1)  # type: ignore[valid-type]
 
 
