@@ -40,6 +40,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, defer, sessionmaker
 
+from serving import worklist_records as worklist
 from serving.records import ApiKey, Feedback, PageSession, Role, ScoreRecord, utc_now
 
 KEY_SCHEME = "dt"
@@ -86,6 +87,7 @@ DENIAL_FACTS = (
     "billed_amount",
     "denied_amount",
     "denial_date",
+    "payer_name",  # only 835s ingested through the service carry it; the contract does not
 )
 
 
@@ -289,8 +291,21 @@ def audit_record(
 
 
 def denial_facts(denial: Mapping[str, Any]) -> dict[str, Any]:
-    """The :data:`DENIAL_FACTS` a denial carries, as plain JSON (absent ones left out)."""
-    return json_safe({name: denial[name] for name in DENIAL_FACTS if denial.get(name) is not None})
+    """The :data:`DENIAL_FACTS` a denial carries, as plain JSON (absent ones left out), and the
+    keyed hash of its claim id, so the worklist finds a claim without keeping its id."""
+    facts = {name: denial[name] for name in DENIAL_FACTS if denial.get(name) is not None}
+    if denial.get("claim_id"):
+        facts["claim_key"] = claim_key(str(denial["claim_id"]))
+    return json_safe(facts)
+
+
+def claim_key(claim_id: str) -> str:
+    """HMAC-SHA256 hex of a claim id under the site's input-hash key: the same claim id always
+    gives the same key, and nobody without the site's key can tell which claim it is."""
+    if _INPUT_HASH_KEY is None:
+        raise RuntimeError("no key for claim keys: call use_input_hash_key at start-up")
+    message = b"claim_id:" + claim_id.strip().encode("utf-8")
+    return hmac.new(_INPUT_HASH_KEY, message, hashlib.sha256).hexdigest()
 
 
 def record_scores(session: Session, records: Sequence[Mapping[str, Any]]) -> int:
@@ -307,9 +322,10 @@ def record_scores(session: Session, records: Sequence[Mapping[str, Any]]) -> int
         .on_conflict_do_nothing(index_elements=[table.c.record_id])
         .returning(table.c.record_id)
     )
-    written = len(session.execute(statement, rows).all())
+    written = [row.record_id for row in session.execute(statement, rows).all()]
+    worklist.keep_latest(session, written)  # in the same commit, so the two never disagree
     session.commit()
-    return written
+    return len(written)
 
 
 def _score_row(record: Mapping[str, Any]) -> dict[str, Any]:
