@@ -287,7 +287,8 @@ class WorklistFilters:
 
 
 RESOLVED = resolved_denials()
-STATUS = case(
+# A denial's status as the worklist shows it (see the module's docstring).
+status_column = case(
     (RESOLVED.c.denial_id.is_not(None), "resolved"),
     else_=func.coalesce(DenialStatus.status, "open"),
 )
@@ -303,7 +304,7 @@ SORTS: dict[str, ColumnElement[Any]] = {
     "denial_id": LatestScore.denial_id,
     "owner_queue": LatestScore.owner_queue,
     "assignee": DenialStatus.assignee,
-    "status": STATUS,
+    "status": status_column,
 }
 
 
@@ -353,7 +354,7 @@ def _conditions(filters: WorklistFilters, today: dt.date) -> list[ColumnElement[
     if filters.status == "unresolved":
         conditions.append(RESOLVED.c.denial_id.is_(None))
     elif filters.status != "any":
-        conditions.append(STATUS == filters.status)
+        conditions.append(status_column == filters.status)
     if filters.assignee == UNASSIGNED:
         conditions.append(DenialStatus.assignee.is_(None))
     elif filters.assignee:
@@ -401,7 +402,7 @@ def worklist_page(
     total = session.scalar(
         _joined(select(func.count()).select_from(LatestScore)).where(*conditions)
     )
-    query = _joined(select(LatestScore, STATUS, DenialStatus.assignee)).where(*conditions)
+    query = _joined(select(LatestScore, status_column, DenialStatus.assignee)).where(*conditions)
     rows = session.execute(_ordered(query, sort, descending).offset(offset).limit(limit)).all()
     return _entries(session, rows, today), total or 0
 
@@ -416,7 +417,7 @@ def worklist_export(
 ) -> Iterator[WorklistEntry]:
     """Every denial of the filtered worklist in its order, read a chunk at a time."""
     conditions = _conditions(filters, today)
-    query = _joined(select(LatestScore, STATUS, DenialStatus.assignee)).where(*conditions)
+    query = _joined(select(LatestScore, status_column, DenialStatus.assignee)).where(*conditions)
     offset = 0
     while rows := session.execute(
         _ordered(query, sort, descending).offset(offset).limit(CHUNK)
