@@ -65,6 +65,10 @@ class WorklistProblem(ValueError):
     """A worklist change that cannot be made (unknown denial, assignee or status)."""
 
 
+class DenialNotScored(WorklistProblem):
+    """A change named a denial that was never scored, so is on no worklist."""
+
+
 # ---------------------------------------------------------------------------- kept on write
 
 
@@ -193,7 +197,7 @@ def _scored(session: Session, denial_ids: Sequence[str]) -> list[str]:
     unknown = [denial_id for denial_id in wanted if denial_id not in known]
     if unknown:
         shown = ", ".join(repr(denial_id) for denial_id in unknown[:5])
-        raise WorklistProblem(f"never scored, so not on the worklist: {shown}")
+        raise DenialNotScored(f"never scored, so not on the worklist: {shown}")
     return wanted
 
 
@@ -426,6 +430,13 @@ def worklist_export(
         offset += len(rows)
 
 
+def worklist_entry(session: Session, denial_id: str, today: dt.date) -> WorklistEntry:
+    """One scored denial as the worklist shows it, whatever its status."""
+    query = _joined(select(LatestScore, status_column, DenialStatus.assignee))
+    row = session.execute(query.where(LatestScore.denial_id == denial_id)).one()
+    return _entries(session, [row], today)[0]
+
+
 def _entries(session: Session, rows: Sequence[Any], today: dt.date) -> list[WorklistEntry]:
     reasons = _review_reasons(session, [row[0].score_id for row in rows])
     return [_entry(latest, status, assignee, reasons, today) for latest, status, assignee in rows]
@@ -505,6 +516,8 @@ def _dimensions(today: dt.date) -> dict[str, ColumnElement[Any]]:
         "month": LatestScore.denial_month,
         "root_cause": LatestScore.root_cause,
         "payer_id": LatestScore.payer_id,
+        # The remittance's payer name where one was given, else the payer id.
+        "payer": func.coalesce(LatestScore.payer_name, LatestScore.payer_id),
         "primary_code": LatestScore.primary_code,
         "prevention_owner": LatestScore.prevention_owner,
         "owner_queue": LatestScore.owner_queue,
