@@ -10,7 +10,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-from collections.abc import Iterator, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode
@@ -616,7 +617,7 @@ def _volume(rows: list[dict[str, Any]], key: str, title: str) -> dict[str, Any]:
     return {
         "title": title,
         "key": key,
-        "chart": inline_svg(charts.monthly_volume_svg(rows, key, element_id, title)),
+        "chart": inline_svg(drawn(charts.monthly_volume_svg, rows, key, element_id, title)),
         "table": _summed(rows, key),
     }
 
@@ -625,4 +626,23 @@ def _bars(rows: list[dict[str, Any]], key: str, value: str, name: str, title: st
     labels = [str(row[key]) for row in rows]
     values = [float(row[value] or 0) for row in rows]
     unit = "dollars" if value.endswith("dollars") else "denials"
-    return inline_svg(charts.bars_svg(labels, values, f"bars-{name}", title, unit))
+    return inline_svg(drawn(charts.bars_svg, labels, values, f"bars-{name}", title, unit))
+
+
+# Drawing a chart costs matplotlib tens to hundreds of milliseconds whatever the number of
+# denials behind it, so the dashboard keeps the last charts it drew: a chart is drawn again
+# only when the totals it shows changed (a new score or outcome), not on every view.
+CHARTS_KEPT = 64
+_drawn_charts: OrderedDict[str, str] = OrderedDict()
+
+
+def drawn(draw: Callable[..., str], *arguments: Any) -> str:
+    """``draw(*arguments)``, from the kept charts when the same chart was drawn before."""
+    key = draw.__name__ + repository.canonical_hash(arguments)
+    if key in _drawn_charts:
+        _drawn_charts.move_to_end(key)
+        return _drawn_charts[key]
+    svg = _drawn_charts[key] = draw(*arguments)
+    while len(_drawn_charts) > CHARTS_KEPT:
+        _drawn_charts.popitem(last=False)
+    return svg
