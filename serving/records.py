@@ -237,7 +237,8 @@ class LatestScore(Base):
 
 
 class DenialStatus(Base):
-    """Who works a denial and whether work has started; absent means open and unassigned."""
+    """Who works a denial, whether work has started and its latest recorded resolution;
+    absent means open and unassigned."""
 
     __tablename__ = "denial_status"
     __table_args__ = (CheckConstraint("status IN ('open', 'in_progress')", name="status"),)
@@ -245,6 +246,8 @@ class DenialStatus(Base):
     denial_id: Mapped[str] = mapped_column(String(TEXT_MAXIMUM), primary_key=True)
     status: Mapped[str] = mapped_column(String(16), default="open")
     assignee: Mapped[str | None] = mapped_column(String(100), index=True)
+    # The latest resolution recorded through feedback; anything but "open" resolves the denial.
+    resolution: Mapped[str | None] = mapped_column(String(32))
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utc_now)
     updated_by: Mapped[str] = mapped_column(String(100))
 

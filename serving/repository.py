@@ -384,6 +384,8 @@ def save_feedback(
             idempotency_key=idempotency_key, caller=caller, request_hash=request_hash, **fields
         )
         session.add(row)
+        if fields["resolution"]:  # the worklist's status follows the latest outcome
+            worklist.note_outcome(session, fields["denial_id"], fields["resolution"], caller)
         try:
             session.commit()
             return row, True

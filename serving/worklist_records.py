@@ -20,7 +20,6 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     String,
-    Subquery,
     and_,
     case,
     cast,
@@ -36,7 +35,6 @@ from serving.records import (
     WORKED_STATUSES,
     ApiKey,
     DenialStatus,
-    Feedback,
     LatestScore,
     ScoreRecord,
     WorklistEvent,
@@ -127,8 +125,7 @@ def keep_latest(session: Session, record_ids: Sequence[str]) -> None:
     and its worklist row are written together or not at all."""
     table = LatestScore.__table__
     values = latest_values()
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = _insert(session)
     for chunk in batched(record_ids, CHUNK):
         newest = select(*values.values()).where(
             ScoreRecord.record_id.in_(chunk), _newest_of_its_denial()
@@ -151,24 +148,30 @@ def keep_latest(session: Session, record_ids: Sequence[str]) -> None:
 # ---------------------------------------------------------------------------- status
 
 
-def _latest_resolutions() -> Subquery:
-    """Per denial, the resolution of its latest feedback that records one."""
-    rank = func.row_number().over(
-        partition_by=Feedback.denial_id, order_by=(Feedback.received_at.desc(), Feedback.id.desc())
+def note_outcome(session: Session, denial_id: str, resolution: str, caller: str) -> None:
+    """Keep a denial's latest recorded resolution beside its status, so the worklist reads
+    whether it is resolved without ranking its feedback. Called as the feedback is stored, in
+    the same commit; does not commit.
+
+    An upsert, so two outcomes of one denial stored at once cannot collide on its row; and
+    without flushing the pending feedback, whose duplicate key the caller handles at commit.
+    """
+    table = DenialStatus.__table__
+    insert = _insert(session)(table)
+    now = utc_now()
+    statement = insert.values(
+        denial_id=denial_id, status="open", resolution=resolution, updated_at=now, updated_by=caller
+    ).on_conflict_do_update(
+        index_elements=[table.c.denial_id],
+        set_={"resolution": resolution, "updated_at": now, "updated_by": caller},
     )
-    ranked = select(Feedback.denial_id, Feedback.resolution, rank.label("rank")).where(
-        Feedback.resolution.is_not(None)
-    )
-    return ranked.subquery()
+    with session.no_autoflush:
+        session.execute(statement)
 
 
-def resolved_denials() -> Subquery:
-    """The denials whose latest recorded outcome ends them (anything but "open")."""
-    latest = _latest_resolutions()
-    query = select(latest.c.denial_id, latest.c.resolution).where(
-        latest.c.rank == 1, latest.c.resolution != "open"
-    )
-    return query.subquery("resolved")
+def _insert(session: Session) -> Any:
+    """The dialect's INSERT, which has ON CONFLICT on SQLite and PostgreSQL alike."""
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
 def _acting_key_id(session: Session, actor: str) -> int | None:
@@ -277,7 +280,7 @@ def worklist_events(session: Session, denial_id: str) -> list[WorklistEvent]:
 @dataclass(frozen=True)
 class WorklistFilters:
     """What a reviewer narrows the worklist to; ``None`` leaves a field open. ``search`` finds
-    a denial id (exactly, or the ids it begins) or a claim id (exactly, by its keyed hash)."""
+    a denial by its id, or the denials of a claim by the claim id's keyed hash."""
 
     owner_queue: str | None = None
     payer_id: str | None = None
@@ -290,12 +293,10 @@ class WorklistFilters:
     search_claim_key: str | None = None
 
 
-RESOLVED = resolved_denials()
+# Resolved: the latest recorded outcome ends the denial (anything but "open").
+is_resolved = and_(DenialStatus.resolution.is_not(None), DenialStatus.resolution != "open")
 # A denial's status as the worklist shows it (see the module's docstring).
-status_column = case(
-    (RESOLVED.c.denial_id.is_not(None), "resolved"),
-    else_=func.coalesce(DenialStatus.status, "open"),
-)
+status_column = case((is_resolved, "resolved"), else_=func.coalesce(DenialStatus.status, "open"))
 # What the worklist sorts by: the column's name in the query string -> its expression.
 SORTS: dict[str, ColumnElement[Any]] = {
     "priority": LatestScore.priority,
@@ -356,7 +357,7 @@ def _conditions(filters: WorklistFilters, today: dt.date) -> list[ColumnElement[
         last_day = today + dt.timedelta(days=filters.due_within_days)
         conditions.append(LatestScore.deadline.between(today.isoformat(), last_day.isoformat()))
     if filters.status == "unresolved":
-        conditions.append(RESOLVED.c.denial_id.is_(None))
+        conditions.append(or_(DenialStatus.denial_id.is_(None), ~is_resolved))
     elif filters.status != "any":
         conditions.append(status_column == filters.status)
     if filters.assignee == UNASSIGNED:
@@ -369,20 +370,15 @@ def _conditions(filters: WorklistFilters, today: dt.date) -> list[ColumnElement[
 
 
 def _search(filters: WorklistFilters) -> ColumnElement[bool]:
-    text = filters.search or ""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    found = or_(
-        LatestScore.denial_id == text, LatestScore.denial_id.like(escaped + "%", escape="\\")
-    )
+    """The denial with this id, or the denials of the claim with this id (both on indexes)."""
+    found = LatestScore.denial_id == filters.search
     if filters.search_claim_key:
         found = or_(found, LatestScore.claim_key == filters.search_claim_key)
     return found
 
 
 def _joined(query: Select[Any]) -> Select[Any]:
-    return query.outerjoin(DenialStatus, DenialStatus.denial_id == LatestScore.denial_id).outerjoin(
-        RESOLVED, RESOLVED.c.denial_id == LatestScore.denial_id
-    )
+    return query.outerjoin(DenialStatus, DenialStatus.denial_id == LatestScore.denial_id)
 
 
 def _ordered(query: Select[Any], sort: str, descending: bool) -> Select[Any]:
@@ -566,9 +562,7 @@ def latest_totals(
         func.sum(review).label("needs_review"),
     ).select_from(LatestScore)
     if open_only:
-        query = query.outerjoin(RESOLVED, RESOLVED.c.denial_id == LatestScore.denial_id).where(
-            RESOLVED.c.denial_id.is_(None)
-        )
+        query = _joined(query).where(or_(DenialStatus.denial_id.is_(None), ~is_resolved))
     if keys:
         query = query.group_by(*keys).order_by(*keys)
     return [dict(row) for row in session.execute(query).mappings()]

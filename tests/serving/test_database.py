@@ -388,3 +388,7 @@ def test_upgrading_to_0004_fills_the_latest_scores_from_the_audit_log(
     assert latest["D-9"]["requires_review"] in (True, 1)
     # A record with no facts and no priority keeps its scoring month and empty columns.
     assert latest["D-1"]["denial_month"] == "2026-03" and latest["D-1"]["priority"] is None
+    # D-1's outcome, recorded before the upgrade, resolves it on the worklist.
+    (status,) = stored_rows(empty_database_url, "denial_status")
+    assert (status["denial_id"], status["resolution"]) == ("D-1", "overturned_on_appeal")
+    assert (status["status"], status["updated_by"]) == ("open", "reviewer-1")

@@ -7,8 +7,9 @@ Create Date: 2026-12-05
 
 ``latest_scores`` holds one row per denial, the columns the worklist and dashboard filter, sort
 and sum by copied out of its newest audit record; upgrading fills it from the audit log already
-there. ``denial_status`` holds who works a denial and whether work started; ``worklist_events``
-every change with the acting key's name and id. Downgrading drops the three tables: statuses
+there. ``denial_status`` holds who works a denial, whether work started and its latest recorded
+resolution (filled from the feedback already there); ``worklist_events`` every change with the
+acting key's name and id. Downgrading drops the three tables: statuses
 and assignments are lost, the audit log of scores is untouched.
 """
 
@@ -43,7 +44,8 @@ SCORE_RECORDS = sa.table(
 
 
 def upgrade() -> None:
-    """Create the three tables and fill ``latest_scores`` from the audit log."""
+    """Create the three tables; fill ``latest_scores`` from the audit log and each denial's
+    latest resolution from its feedback."""
     create_latest_scores()
     create_denial_status()
     create_worklist_events()
@@ -52,6 +54,8 @@ def upgrade() -> None:
         .insert()
         .from_select(list(latest_values()), newest_records())
     )
+    status = sa.table("denial_status", *(sa.column(name) for name in STATUS_FROM_OUTCOMES))
+    op.execute(status.insert().from_select(list(STATUS_FROM_OUTCOMES), latest_outcomes()))
 
 
 def downgrade() -> None:
@@ -102,6 +106,7 @@ def create_denial_status() -> None:
         sa.Column("denial_id", sa.String(TEXT), nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("assignee", sa.String(100), nullable=True),
+        sa.Column("resolution", sa.String(32), nullable=True),
         sa.Column("updated_at", TIMESTAMP, nullable=False),
         sa.Column("updated_by", sa.String(100), nullable=False),
         sa.CheckConstraint("status IN ('open', 'in_progress')", name="ck_denial_status_status"),
@@ -165,6 +170,39 @@ def latest_values() -> dict[str, sa.ColumnElement]:
         "action_path": output("routing", "action_path").as_string(),
         "requires_review": record.outputs["requires_human_review"].as_boolean(),
     }
+
+
+FEEDBACK = sa.table(
+    "feedback",
+    sa.column("id", ROW_ID),
+    sa.column("denial_id", sa.String),
+    sa.column("received_at", TIMESTAMP),
+    sa.column("caller", sa.String),
+    sa.column("resolution", sa.String),
+)
+STATUS_FROM_OUTCOMES = ("denial_id", "status", "resolution", "updated_at", "updated_by")
+
+
+def latest_outcomes() -> sa.Select:
+    """Per denial, its latest feedback that records a resolution, as a status row."""
+    feedback = FEEDBACK.c
+    rank = sa.func.row_number().over(
+        partition_by=feedback.denial_id,
+        order_by=(feedback.received_at.desc(), feedback.id.desc()),
+    )
+    ranked = (
+        sa.select(
+            feedback.denial_id,
+            sa.literal("open").label("status"),
+            feedback.resolution,
+            feedback.received_at.label("updated_at"),
+            feedback.caller.label("updated_by"),
+            rank.label("rank"),
+        )
+        .where(feedback.resolution.is_not(None))
+        .subquery()
+    )
+    return sa.select(*(ranked.c[name] for name in STATUS_FROM_OUTCOMES)).where(ranked.c.rank == 1)
 
 
 def newest_records() -> sa.Select:
