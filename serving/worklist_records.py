@@ -504,65 +504,120 @@ def worklist_choices(session: Session) -> dict[str, list[Any]]:
 
 
 # ---------------------------------------------------------------------------- dashboard
+#
+# Each total is one GROUP BY that SQLite answers from a covering index of LatestScore (see
+# serving.records), in index order, without sorting or reading the table. Buckets that depend
+# on today (age, deadline window) are grouped by the raw date and bucketed here, so their
+# indexes serve every day. Open totals are all totals less the resolved denials' totals,
+# summed from the few resolved rows rather than by joining every denial to its status.
+
+MEASURES = ("denials", "denied_dollars", "expected_dollars", "preventable", "needs_review")
+# What the dashboard groups by: the stored columns each dimension is made from.
+DIMENSION_COLUMNS: dict[str, tuple[ColumnElement[Any], ...]] = {
+    "month": (LatestScore.denial_month,),
+    "root_cause": (LatestScore.root_cause,),
+    "payer_id": (LatestScore.payer_id,),
+    # The remittance's payer name where one was given, else the payer id.
+    "payer": (LatestScore.payer_id, LatestScore.payer_name),
+    "primary_code": (LatestScore.primary_code,),
+    "prevention_owner": (LatestScore.prevention_owner,),
+    "owner_queue": (LatestScore.owner_queue,),
+    "deadline_rule": (LatestScore.deadline_rule,),
+    "age": (LatestScore.denial_date,),
+    "deadline_window": (LatestScore.deadline,),
+}
 
 
-def _dimensions(today: dt.date) -> dict[str, ColumnElement[Any]]:
-    """What the dashboard groups the latest scores by."""
-    return {
-        "month": LatestScore.denial_month,
-        "root_cause": LatestScore.root_cause,
-        "payer_id": LatestScore.payer_id,
-        # The remittance's payer name where one was given, else the payer id.
-        "payer": func.coalesce(LatestScore.payer_name, LatestScore.payer_id),
-        "primary_code": LatestScore.primary_code,
-        "prevention_owner": LatestScore.prevention_owner,
-        "owner_queue": LatestScore.owner_queue,
-        "deadline_rule": LatestScore.deadline_rule,
-        "age": _buckets(
-            LatestScore.denial_date, today, AGE_BUCKETS, past=True, rest="over 120 days"
-        ),
-        "deadline_window": _buckets(
-            LatestScore.deadline, today, DEADLINE_WINDOWS, past=False, rest="later"
-        ),
-    }
+def _measures() -> list[ColumnElement[Any]]:
+    review = case((LatestScore.requires_review.is_(True), 1), else_=0)
+    return [
+        func.count().label("denials"),
+        func.coalesce(func.sum(LatestScore.denied_amount), 0.0).label("denied_dollars"),
+        func.coalesce(func.sum(LatestScore.expected_dollars), 0.0).label("expected_dollars"),
+        func.coalesce(func.sum(LatestScore.preventable_probability), 0.0).label("preventable"),
+        func.coalesce(func.sum(review), 0).label("needs_review"),
+    ]
 
 
-def _buckets(
-    date_text: ColumnElement[str | None],
-    today: dt.date,
-    buckets: Sequence[tuple[int, str]],
-    *,
-    past: bool,
-    rest: str,
-) -> ColumnElement[str]:
-    """A CASE naming the bucket of an ISO date: days since it (``past``) or days until it."""
-    if past:
-        whens = [(date_text >= (today - dt.timedelta(days=d)).isoformat(), n) for d, n in buckets]
-    else:
-        whens = [(date_text < today.isoformat(), "passed")]
-        whens += [(date_text <= (today + dt.timedelta(days=d)).isoformat(), n) for d, n in buckets]
-    return case((date_text.is_(None), "unknown"), *whens, else_=rest)
+def _grouped(
+    session: Session, columns: Sequence[ColumnElement[Any]], *, resolved_only: bool
+) -> list[tuple[Any, ...]]:
+    """Rows of (group columns..., measures...) over every latest score, or the resolved ones."""
+    query = select(*columns, *_measures()).select_from(LatestScore)
+    if resolved_only:
+        # IN, not a join: the planner then looks the few resolved denials up by their key
+        # instead of probing the status of every denial.
+        resolved = select(DenialStatus.denial_id).where(is_resolved)
+        query = query.where(LatestScore.denial_id.in_(resolved))
+    if columns:
+        query = query.group_by(*columns)
+    return [tuple(row) for row in session.execute(query)]
 
 
 def latest_totals(
     session: Session, by: Sequence[str], *, today: dt.date, open_only: bool = False
 ) -> list[dict[str, Any]]:
-    """Latest scores grouped ``by`` dimensions (see :func:`_dimensions`), with the denials,
-    denied dollars, expected recovered dollars, summed preventable probability and review
-    flags of each group. ``open_only`` leaves out resolved denials."""
-    dimensions = _dimensions(today)
-    keys = [dimensions[name].label(name) for name in by]
-    review = case((LatestScore.requires_review.is_(True), 1), else_=0)
-    query = select(
-        *keys,
-        func.count().label("denials"),
-        func.coalesce(func.sum(LatestScore.denied_amount), 0.0).label("denied_dollars"),
-        func.coalesce(func.sum(LatestScore.expected_dollars), 0.0).label("expected_dollars"),
-        func.coalesce(func.sum(LatestScore.preventable_probability), 0.0).label("preventable"),
-        func.sum(review).label("needs_review"),
-    ).select_from(LatestScore)
+    """Latest scores grouped ``by`` dimensions (see :data:`DIMENSION_COLUMNS`), with the
+    denials, denied dollars, expected recovered dollars, summed preventable probability and
+    review flags of each group, ordered by the groups' keys. ``open_only`` leaves out the
+    resolved denials."""
+    columns = [column for name in by for column in DIMENSION_COLUMNS[name]]
+    totals = _summed_by(_grouped(session, columns, resolved_only=False), by, today)
     if open_only:
-        query = _joined(query).where(or_(DenialStatus.denial_id.is_(None), ~is_resolved))
-    if keys:
-        query = query.group_by(*keys).order_by(*keys)
-    return [dict(row) for row in session.execute(query).mappings()]
+        resolved = _summed_by(_grouped(session, columns, resolved_only=True), by, today)
+        for key, sums in resolved.items():
+            totals[key] = [left - right for left, right in zip(totals[key], sums, strict=True)]
+    rows = [
+        {**dict(zip(by, key, strict=True)), **dict(zip(MEASURES, sums, strict=True))}
+        for key, sums in totals.items()
+        if sums[0] > 0 or not by
+    ]
+    return sorted(rows, key=lambda row: tuple(str(row[name]) for name in by))
+
+
+def _summed_by(
+    rows: list[tuple[Any, ...]], by: Sequence[str], today: dt.date
+) -> dict[tuple[Any, ...], list[float]]:
+    """Rows of stored columns re-added under each dimension's value (a date's bucket, a
+    payer's name)."""
+    totals: dict[tuple[Any, ...], list[float]] = {}
+    for row in rows:
+        values, position = [], 0
+        for name in by:
+            width = len(DIMENSION_COLUMNS[name])
+            values.append(_dimension_value(name, row[position : position + width], today))
+            position += width
+        sums = totals.setdefault(tuple(values), [0] * len(MEASURES))
+        for index, value in enumerate(row[position:]):
+            sums[index] += value or 0
+    return totals
+
+
+def _dimension_value(name: str, stored: Sequence[Any], today: dt.date) -> Any:
+    if name == "payer":
+        payer_id, payer_name = stored
+        return payer_name or payer_id
+    if name == "age":
+        return _bucket(stored[0], today, AGE_BUCKETS, past=True, rest="over 120 days")
+    if name == "deadline_window":
+        return _bucket(stored[0], today, DEADLINE_WINDOWS, past=False, rest="later")
+    return stored[0]
+
+
+def _bucket(
+    date_text: str | None,
+    today: dt.date,
+    buckets: Sequence[tuple[int, str]],
+    *,
+    past: bool,
+    rest: str,
+) -> str:
+    """The bucket of an ISO date: by days since it (``past``), else by days until it."""
+    if not date_text:
+        return "unknown"
+    days = (dt.date.fromisoformat(date_text[:10]) - today).days
+    if past:
+        return next((name for limit, name in buckets if -days <= limit), rest)
+    if days < 0:
+        return "passed"
+    return next((name for limit, name in buckets if days <= limit), rest)

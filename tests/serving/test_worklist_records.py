@@ -207,3 +207,34 @@ def test_the_export_holds_every_filtered_denial_and_no_claim_id(session: Session
     assert rows[0]["days_to_deadline"] == "60" and rows[0]["as_of"] == TODAY.isoformat()
     assert rows[0]["status"] == "open" and rows[0]["review_reasons"].startswith("triage")
     assert "C-1" not in text and "claim" not in text.splitlines()[0]
+
+
+def test_dashboard_totals_bucket_by_today_and_leave_resolved_denials_out_when_open(
+    session: Session,
+) -> None:
+    record_scores(
+        session,
+        [
+            scored("D-1", expected=10.0, deadline=TODAY - dt.timedelta(days=1)),
+            scored("D-2", expected=20.0, deadline=TODAY + dt.timedelta(days=7)),
+            scored("D-3", expected=30.0, deadline=TODAY + dt.timedelta(days=8), payer_name="ACME"),
+            scored("D-4", expected=40.0, deadline=TODAY + dt.timedelta(days=31)),
+        ],
+    )
+    outcome(session, "D-2", "written_off", "fb-1")
+    windows = latest_totals(session, ["deadline_window"], today=TODAY)
+    assert {row["deadline_window"]: row["denials"] for row in windows} == {
+        "passed": 1,
+        "within 7 days": 1,
+        "in 8-30 days": 1,
+        "later": 1,
+    }
+    open_windows = latest_totals(session, ["deadline_window"], today=TODAY, open_only=True)
+    assert "within 7 days" not in {row["deadline_window"] for row in open_windows}
+    (overall,) = latest_totals(session, [], today=TODAY, open_only=True)
+    assert (overall["denials"], overall["expected_dollars"]) == (3, 80.0)
+    assert overall["denied_dollars"] == 300.0 and overall["needs_review"] == 3
+    (age,) = latest_totals(session, ["age"], today=TODAY)
+    assert (age["age"], age["denials"]) == ("0-30 days", 4)  # denied 10 days before today
+    payers = latest_totals(session, ["month", "payer"], today=TODAY)
+    assert {(row["payer"], row["denials"]) for row in payers} == {("87726", 3), ("ACME", 1)}
