@@ -409,11 +409,12 @@ _DONE = {
 
 
 def _apply_change(session: Session, form: WorklistChangeForm, actor: str) -> list[str]:
-    if form.action in ("assign", "unassign"):
-        assignee = form.assignee or None if form.action == "assign" else None
-        if form.action == "assign" and assignee is None:
+    if form.action == "unassign":
+        return worklist_records.assign(session, form.denial_id, None, actor)
+    if form.action == "assign":
+        if not form.assignee:
             raise worklist_records.WorklistProblem("choose the reviewer to assign them to")
-        return worklist_records.assign(session, form.denial_id, assignee, actor)
+        return worklist_records.assign(session, form.denial_id, form.assignee, actor)
     return worklist_records.set_status(session, form.denial_id, form.action, actor)
 
 

@@ -12,7 +12,7 @@ reviewer set ("open" or "in progress"), else "open".
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -387,6 +387,15 @@ def _ordered(query: Select[Any], sort: str, descending: bool) -> Select[Any]:
     return query.order_by(order.nulls_last(), LatestScore.denial_id)
 
 
+def _rows(conditions: Sequence[ColumnElement[bool]]) -> Select[Any]:
+    """The worklist's rows: latest score, status, assignee and the score's review reasons (a
+    list inside the audit record's JSON, so read from there, not copied)."""
+    reasons = ScoreRecord.outputs["review_reasons"].label("review_reasons")
+    query = select(LatestScore, status_column, DenialStatus.assignee, reasons)
+    query = _joined(query).join(ScoreRecord, ScoreRecord.id == LatestScore.score_id)
+    return query.where(*conditions)
+
+
 def worklist_page(
     session: Session,
     filters: WorklistFilters,
@@ -402,9 +411,8 @@ def worklist_page(
     total = session.scalar(
         _joined(select(func.count()).select_from(LatestScore)).where(*conditions)
     )
-    query = _joined(select(LatestScore, status_column, DenialStatus.assignee)).where(*conditions)
-    rows = session.execute(_ordered(query, sort, descending).offset(offset).limit(limit)).all()
-    return _entries(session, rows, today), total or 0
+    query = _ordered(_rows(conditions), sort, descending).offset(offset).limit(limit)
+    return [_entry(*row, today) for row in session.execute(query)], total or 0
 
 
 def worklist_export(
@@ -415,34 +423,23 @@ def worklist_export(
     sort: str = "priority",
     descending: bool = True,
 ) -> Iterator[WorklistEntry]:
-    """Every denial of the filtered worklist in its order, read a chunk at a time."""
-    conditions = _conditions(filters, today)
-    query = _joined(select(LatestScore, status_column, DenialStatus.assignee)).where(*conditions)
-    offset = 0
-    while rows := session.execute(
-        _ordered(query, sort, descending).offset(offset).limit(CHUNK)
-    ).all():
-        yield from _entries(session, rows, today)
-        offset += len(rows)
+    """Every denial of the filtered worklist in its order, streamed from one query."""
+    query = _ordered(_rows(_conditions(filters, today)), sort, descending)
+    for row in session.execute(query.execution_options(yield_per=CHUNK)):
+        yield _entry(*row, today)
 
 
 def worklist_entry(session: Session, denial_id: str, today: dt.date) -> WorklistEntry:
     """One scored denial as the worklist shows it, whatever its status."""
-    query = _joined(select(LatestScore, status_column, DenialStatus.assignee))
-    row = session.execute(query.where(LatestScore.denial_id == denial_id)).one()
-    return _entries(session, [row], today)[0]
-
-
-def _entries(session: Session, rows: Sequence[Any], today: dt.date) -> list[WorklistEntry]:
-    reasons = _review_reasons(session, [row[0].score_id for row in rows])
-    return [_entry(latest, status, assignee, reasons, today) for latest, status, assignee in rows]
+    row = session.execute(_rows([LatestScore.denial_id == denial_id])).one()
+    return _entry(*row, today)
 
 
 def _entry(
     latest: LatestScore,
     status: str,
     assignee: str | None,
-    reasons: Mapping[int, tuple[str, ...]],
+    review_reasons: Sequence[str] | None,
     today: dt.date,
 ) -> WorklistEntry:
     deadline = _date(latest.deadline)
@@ -459,23 +456,12 @@ def _entry(
         deadline=deadline,
         days_to_deadline=days_to_deadline(deadline, today),
         requires_review=bool(latest.requires_review),
-        review_reasons=reasons.get(latest.score_id, ()),
+        review_reasons=tuple(review_reasons or ()),
         owner_queue=latest.owner_queue,
         action_path=latest.action_path,
         status=status,
         assignee=assignee,
     )
-
-
-def _review_reasons(session: Session, score_ids: Sequence[int]) -> dict[int, tuple[str, ...]]:
-    """The review reasons of the given scores (a list in the JSON, so not copied out)."""
-    if not score_ids:
-        return {}
-    query = select(ScoreRecord.id, ScoreRecord.outputs).where(ScoreRecord.id.in_(score_ids))
-    return {
-        score_id: tuple(outputs.get("review_reasons") or ())
-        for score_id, outputs in session.execute(query)
-    }
 
 
 def worklist_choices(session: Session) -> dict[str, list[Any]]:
