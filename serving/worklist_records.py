@@ -67,6 +67,14 @@ class DenialNotScored(WorklistProblem):
     """A change named a denial that was never scored, so is on no worklist."""
 
 
+class NotAnAssignee(WorklistProblem):
+    """An assignee who is no active reviewer or admin key."""
+
+
+# Fixed text, so the API fuzzing can tell this refusal (keys are not in any schema) apart.
+NOT_AN_ASSIGNEE = "is not the name of an active reviewer or admin key"
+
+
 # ---------------------------------------------------------------------------- kept on write
 
 
@@ -210,7 +218,7 @@ def assign(
     """Assign denials to a reviewer (``None`` unassigns them), audited under the actor's key;
     returns the denials changed. The assignee must be an active reviewer or admin key."""
     if assignee is not None and assignee not in assignable_reviewers(session):
-        raise WorklistProblem(f"{assignee!r} is not an active reviewer or admin key name")
+        raise NotAnAssignee(f"assignee {assignee!r} {NOT_AN_ASSIGNEE}")
     denials = _scored(session, denial_ids)
     action = "assign" if assignee is not None else "unassign"
     _write(session, denials, actor, action, assignee=assignee)

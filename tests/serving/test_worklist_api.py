@@ -115,29 +115,44 @@ def test_the_worklist_is_read_sorted_and_searched_with_live_days(desk: Desk) -> 
 
 
 def test_assignment_and_status_over_the_api_are_audited(desk: Desk) -> None:
-    answer = desk.post("/v1/denials/D-2/assignment", {"assignee": "desk-reviewer"}, role="admin")
+    body = {"denial_ids": ["D-2", "D-3"], "assignee": "desk-reviewer"}
+    answer = desk.post("/v1/worklist/assignment", body, role="admin")
     assert answer.status_code == 200, answer.text
-    assert answer.json() == {"denial_id": "D-2", "status": "open", "assignee": "desk-reviewer"}
-    answer = desk.post("/v1/denials/D-2/status", {"status": "in_progress"})
-    assert answer.json()["status"] == "in_progress"
-    assert listed(desk.get("/v1/worklist", assignee="desk-reviewer")) == ["D-2"]
+    assert answer.json()["changes"] == [
+        {"denial_id": "D-2", "status": "open", "assignee": "desk-reviewer"},
+        {"denial_id": "D-3", "status": "open", "assignee": "desk-reviewer"},
+    ]
+    answer = desk.post("/v1/worklist/status", {"denial_ids": ["D-2"], "status": "in_progress"})
+    assert answer.json()["changes"][0]["status"] == "in_progress"
+    assert listed(desk.get("/v1/worklist", assignee="desk-reviewer")) == ["D-2", "D-3"]
     assert listed(desk.get("/v1/worklist", status="in_progress")) == ["D-2"]
-    assert listed(desk.get("/v1/worklist", assignee="unassigned")) == ["D-1", "D-3"]
-    missing = desk.post("/v1/denials/D-404/assignment", {"assignee": "desk-reviewer"})
+    assert listed(desk.get("/v1/worklist", assignee="unassigned")) == ["D-1"]
+    unassigned = desk.post("/v1/worklist/assignment", {"denial_ids": ["D-3"], "assignee": None})
+    assert unassigned.json()["changes"][0]["assignee"] is None
+    missing = desk.post(
+        "/v1/worklist/assignment", {"denial_ids": ["D-1", "D-404"], "assignee": "desk-reviewer"}
+    )
     assert missing.status_code == 404 and "D-404" in missing.text
-    stranger = desk.post("/v1/denials/D-1/assignment", {"assignee": "desk-scorer"})
-    assert stranger.status_code == 422 and "desk-scorer" in stranger.text
-    resolved = desk.post("/v1/denials/D-1/status", {"status": "resolved"})
+    stranger = desk.post(
+        "/v1/worklist/assignment", {"denial_ids": ["D-1"], "assignee": "desk-scorer"}
+    )
+    assert stranger.status_code == 422
+    assert stranger.json()["detail"][0]["loc"] == ["body", "assignee"]
+    resolved = desk.post("/v1/worklist/status", {"denial_ids": ["D-1"], "status": "resolved"})
     assert resolved.status_code == 422
-    assert desk.post("/v1/denials/D-1/status", {"status": "open"}, role="scorer").status_code == 403
+    scorer = desk.post("/v1/worklist/status", {"denial_ids": ["D-1"], "status": "open"}, "scorer")
+    assert scorer.status_code == 403
     engine = make_engine(desk.database_url)
     with session_factory(engine)() as session:
         events = session.scalars(select(WorklistEvent).order_by(WorklistEvent.id)).all()
     engine.dispose()
-    assert [(e.action, e.actor) for e in events] == [
-        ("assign", "desk-admin"),
-        ("status", "desk-reviewer"),
+    assert [(e.denial_id, e.action, e.actor) for e in events] == [
+        ("D-2", "assign", "desk-admin"),
+        ("D-3", "assign", "desk-admin"),
+        ("D-2", "status", "desk-reviewer"),
+        ("D-3", "unassign", "desk-reviewer"),
     ]
+    assert listed(desk.get("/v1/worklist", assignee="unassigned")) == ["D-1", "D-3"]
 
 
 def test_an_outcome_recorded_as_feedback_resolves_the_denial(desk: Desk) -> None:

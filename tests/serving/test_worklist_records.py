@@ -176,7 +176,7 @@ def test_changes_that_cannot_be_made_are_refused_by_name(session: Session, revie
     with pytest.raises(WorklistProblem, match="'nobody'"):
         assign(session, ["D-1"], "nobody", "lead")
     revoke_api_key(session, reviewer)
-    with pytest.raises(WorklistProblem, match="not an active reviewer"):
+    with pytest.raises(WorklistProblem, match="not the name of an active reviewer"):
         assign(session, ["D-1"], reviewer, "lead")
     with pytest.raises(WorklistProblem, match="record an outcome"):
         set_status(session, ["D-1"], "resolved", "lead")
