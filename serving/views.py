@@ -523,11 +523,6 @@ def deadline_kind(rule: str | None) -> str:
     return "other"
 
 
-def _ordered(totals: list[dict[str, Any]], key: str, order: Sequence[str]) -> list[dict]:
-    rank = {name: position for position, name in enumerate(order)}
-    return sorted(totals, key=lambda row: rank.get(row[key], len(order)))
-
-
 def _summed(totals: list[dict[str, Any]], by: str) -> list[dict[str, Any]]:
     """Totals re-added by one key, largest volume first."""
     frame = pd.DataFrame(totals)

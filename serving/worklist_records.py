@@ -276,12 +276,6 @@ def _status_rows(session: Session, denials: Sequence[str]) -> Iterator[DenialSta
         yield from session.scalars(select(DenialStatus).where(DenialStatus.denial_id.in_(chunk)))
 
 
-def worklist_events(session: Session, denial_id: str) -> list[WorklistEvent]:
-    """A denial's worklist changes, newest first."""
-    query = select(WorklistEvent).where(WorklistEvent.denial_id == denial_id)
-    return list(session.scalars(query.order_by(WorklistEvent.at.desc(), WorklistEvent.id.desc())))
-
-
 # ---------------------------------------------------------------------------- the worklist
 
 
