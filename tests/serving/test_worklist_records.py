@@ -238,3 +238,10 @@ def test_dashboard_totals_bucket_by_today_and_leave_resolved_denials_out_when_op
     assert (age["age"], age["denials"]) == ("0-30 days", 4)  # denied 10 days before today
     payers = latest_totals(session, ["month", "payer"], today=TODAY)
     assert {(row["payer"], row["denials"]) for row in payers} == {("87726", 3), ("ACME", 1)}
+
+
+def test_the_export_keeps_a_remittances_text_from_becoming_a_formula(session: Session) -> None:
+    record_scores(session, [scored("D-1", payer_name='=HYPERLINK("http://x")')])
+    text = "".join(views.export_lines(session, views.worklist_query({}), TODAY))
+    (row,) = csv.DictReader(io.StringIO(text))
+    assert row["payer_name"] == '\'=HYPERLINK("http://x")'
