@@ -468,17 +468,19 @@ def _review(
     form: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    state = _state(request)
+    state, as_of = _state(request), today()  # one date for the whole page
     with state.session() as session:
         record = repository.latest_score(session, denial_id)
         feedback = repository.feedback_for_denial(session, denial_id) if record else []
+        standing = worklist_records.worklist_entry(session, denial_id, as_of)
     if record is None:
         context = {"denial_id": denial_id, "active": "worklist"}
         return _render(request, "not_scored.html", context, viewer, status_code=404)
     reference = CodeReference(state.settings.codes_dir)
-    context = views.denial_review(record, feedback, reference, today())
+    context = views.denial_review(record, feedback, reference, as_of)
     form = form or {"idempotency_key": f"ui-{uuid.uuid4().hex}"}
     context |= {"notice": notice, "problems": problems or [], "form": form, "active": "worklist"}
+    context |= {"today": as_of, "standing": standing}
     return _render(request, "denial.html", context, viewer, status_code=status_code)
 
 

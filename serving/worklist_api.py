@@ -211,5 +211,6 @@ def _change(state: ServiceState, apply: Callable[[Session], list[str]]) -> Workl
         changes=[
             WorklistChange(denial_id=e.denial_id, status=e.status, assignee=e.assignee)
             for e in entries
+            if e is not None  # every changed denial was scored: the change checked it
         ]
     )

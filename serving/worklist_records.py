@@ -431,10 +431,10 @@ def worklist_export(
         yield _entry(*row, today)
 
 
-def worklist_entry(session: Session, denial_id: str, today: dt.date) -> WorklistEntry:
-    """One scored denial as the worklist shows it, whatever its status."""
-    row = session.execute(_rows([LatestScore.denial_id == denial_id])).one()
-    return _entry(*row, today)
+def worklist_entry(session: Session, denial_id: str, today: dt.date) -> WorklistEntry | None:
+    """One scored denial as the worklist shows it, whatever its status; None if never scored."""
+    row = session.execute(_rows([LatestScore.denial_id == denial_id])).one_or_none()
+    return None if row is None else _entry(*row, today)
 
 
 def _entry(

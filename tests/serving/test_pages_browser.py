@@ -331,8 +331,10 @@ def test_an_outcome_takes_a_denial_off_the_open_list(browser, live_site) -> None
     page.goto(f"{live_site.url}/ui/denials/{denial_id}")
     page.select_option("select[name=resolution]", "written_off")
     page.fill("textarea[name=reviewer_note]", "past every deadline")
+    assert page.inner_text("#standing") == "open, not assigned"
     page.click("button:has-text('Record feedback')")
     page.wait_for_url(re.compile(r".*recorded=new.*"))
+    assert page.inner_text("#standing") == "resolved, not assigned"
     page.goto(f"{live_site.url}/ui/worklist?q={denial_id}")
     assert "No denials match." in page.inner_text("#summary")
     page.goto(f"{live_site.url}/ui/worklist?q={denial_id}&status=resolved")
