@@ -58,6 +58,7 @@ from schemathesis.errors import FailureGroup
 from schemathesis.python import asgi
 
 from serving.schemas import FEEDBACK_RULES
+from serving.worklist_records import NOT_AN_ASSIGNEE
 
 # The role whose key each operation is sent with: the least one it admits (None: no key).
 OPERATION_ROLES: dict[str, str | None] = {
@@ -65,6 +66,9 @@ OPERATION_ROLES: dict[str, str | None] = {
     "POST /v1/ingest/835": "scorer",
     "GET /v1/denials/{denial_id}": "reviewer",
     "POST /v1/feedback": "reviewer",
+    "GET /v1/worklist": "reviewer",
+    "POST /v1/worklist/assignment": "reviewer",
+    "POST /v1/worklist/status": "reviewer",
     "POST /v1/admin/reload": "admin",
     "GET /v1/openapi.json": "reviewer",  # any valid key
     "GET /metrics": "admin",
@@ -91,8 +95,9 @@ def key_accepted(ctx: CheckContext, response: Response, case: Case) -> bool | No
 # to be refused; refused for anything else, it is a finding.
 RULES_ACROSS_FIELDS = (
     frozenset({"exceeds billed_amount", "after denial_date", "duplicate of an earlier row"})
-    | FEEDBACK_RULES
-)  # feedback's outcome against itself and against the denial's score
+    | FEEDBACK_RULES  # feedback's outcome against itself and against the denial's score
+    | {NOT_AN_ASSIGNEE}  # an assignee must be an active key, which no schema can know
+)
 
 
 def refused_for_what_no_schema_says(response: Response, case: Case) -> bool:

@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from denial_triage.settings import Settings, get_settings
-from serving import errors, metrics, pages
+from serving import errors, metrics, pages, worklist_api
 from serving.auth import ROLES, Caller, KeyGate, require_roles
 from serving.errors import ServiceError
 from serving.limits import read_score_body
@@ -117,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SessionMiddleware, **pages.session_options(settings))
     app.mount("/ui/static", pages.static_files(), name="ui-static")
     app.include_router(pages.router)
+    app.include_router(worklist_api.router)
     app.add_exception_handler(pages.SignInRequired, pages.redirect_to_sign_in)
     return app
 

@@ -39,30 +39,46 @@ def top_series(totals: pd.DataFrame, column: str, shown: int = SERIES_SHOWN) -> 
 def monthly_volume_svg(
     totals: Sequence[Mapping[str, Any]], column: str, element_id: str, title: str
 ) -> str:
-    """Stacked monthly denial counts by ``column`` over the newest :data:`MONTHS_SHOWN`
-    months, the largest categories drawn and the rest merged as other."""
+    """Stacked monthly denial counts by ``column`` over the :data:`MONTHS_SHOWN` months ending
+    with the newest, every month on the axis (a month without denials drawn empty), the
+    largest categories drawn and the rest merged as other; below, the same in denied dollars
+    when the totals carry them."""
     frame = pd.DataFrame(list(totals))
-    if frame.empty:
+    if frame.empty or frame["month"].dropna().empty:
         return ""
-    months = sorted(frame["month"].dropna().unique())[-MONTHS_SHOWN:]
+    months = every_month(frame["month"].dropna().max())
     frame = frame[frame["month"].isin(months)]
     frame = frame.assign(series=top_series(frame, column))
-    table = frame.pivot_table(
-        index="month", columns="series", values="denials", aggfunc="sum", fill_value=0
-    )
-    figure = svg_figure((CHART_WIDTH, 3.6))
-    axes = figure.add_subplot()
+    measures = ["denials", *(["denied_dollars"] if "denied_dollars" in frame else [])]
+    figure = svg_figure((CHART_WIDTH, 2.6 * len(measures) + 1.0))
+    panels = figure.subplots(len(measures), 1, sharex=True, squeeze=False)[:, 0]
+    for axes, measure in zip(panels, measures, strict=True):
+        table = frame.pivot_table(
+            index="month", columns="series", values=measure, aggfunc="sum", fill_value=0
+        ).reindex(months, fill_value=0)
+        _stacked(axes, table, label=measure == "denials")
+        axes.set_ylabel(measure.replace("_", " "), fontsize=CHART_TEXT)
+        if measure == "denied_dollars":
+            axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: _dollars(value)))
+        axes.tick_params(labelsize=CHART_TEXT)
+        axes.spines[["top", "right"]].set_visible(False)
+    panels[-1].tick_params(axis="x", rotation=45)
+    figure.legend(loc="outside lower center", ncols=2, fontsize=CHART_TEXT, frameon=False)
+    return figure_svg(figure, element_id, title)
+
+
+def every_month(newest: str, count: int = MONTHS_SHOWN) -> list[str]:
+    """The ``count`` months ending with ``newest`` (``YYYY-MM``), none left out."""
+    return [str(month) for month in pd.period_range(end=newest, periods=count, freq="M")]
+
+
+def _stacked(axes: Any, table: pd.DataFrame, *, label: bool) -> None:
     bottom = np.zeros(len(table))
     for position, series in enumerate(_largest_first(table)):
         color = OTHER_COLOR if series == OTHER else f"C{position}"
-        axes.bar(table.index, table[series], bottom=bottom, label=readable(series), color=color)
+        name = readable(series) if label else None
+        axes.bar(table.index, table[series], bottom=bottom, label=name, color=color)
         bottom += table[series].to_numpy()
-    axes.set_ylabel("denials", fontsize=CHART_TEXT)
-    axes.tick_params(labelsize=CHART_TEXT)
-    axes.tick_params(axis="x", rotation=45)
-    axes.spines[["top", "right"]].set_visible(False)
-    figure.legend(loc="outside lower center", ncols=2, fontsize=CHART_TEXT, frameon=False)
-    return figure_svg(figure, element_id, title)
 
 
 def _largest_first(table: pd.DataFrame) -> list[str]:

@@ -18,14 +18,14 @@ import math
 import re
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 from denial_triage.settings import Settings
 from features.codes import CodeReference
 from features.labels import deadline_rule_label, in_plain_words, plain_label
-from serving import model_card, repository, views
+from serving import model_card, repository, views, worklist_records
 from serving.auth import Caller
 from serving.errors import ServiceError
 from serving.records import ApiKey
@@ -345,7 +345,99 @@ def worklist(request: Request, viewer: SignedIn) -> HTMLResponse:
     query = views.worklist_query(request.query_params)
     with _state(request).session() as session:
         context = views.worklist(session, query, today())
-    return _render(request, "worklist.html", {**context, "active": "worklist"}, viewer)
+    context |= {"active": "worklist", "notice": _change_notice(request.query_params)}
+    return _render(request, "worklist.html", context, viewer)
+
+
+@router.get("/worklist.csv")
+def worklist_export(request: Request, viewer: SignedIn) -> StreamingResponse:
+    """The filtered worklist as CSV, in the page's order, every matching denial (no patient
+    names, member ids or claim ids: the records hold none)."""
+    query = views.worklist_query(request.query_params)
+    as_of = today()
+    sessions = _state(request).sessions
+    assert sessions is not None, "the service has not started"
+    session = sessions()  # closed by the response's last line, not when this returns
+
+    def lines() -> Iterator[str]:
+        with session:
+            yield from views.export_lines(session, query, as_of)
+
+    filename = f"worklist-{as_of.isoformat()}.csv"
+    headers = {**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{filename}"'}
+    return StreamingResponse(lines(), media_type="text/csv; charset=utf-8", headers=headers)
+
+
+class WorklistChangeForm(BaseModel):
+    """The worklist's bulk form: the ticked denials and what to do with them."""
+
+    model_config = ConfigDict(str_strip_whitespace=True, extra="ignore")
+
+    csrf: str = ""
+    next: str = Field("", max_length=4000)
+    action: Literal["assign", "unassign", "in_progress", "open"]
+    assignee: str = Field("", max_length=100)
+    denial_id: list[str] = Field(default_factory=list, max_length=views.PAGE_SIZES[-1])
+
+
+@router.post("/worklist/changes", response_class=HTMLResponse)
+def change_worklist(
+    request: Request, viewer: SignedIn, form: Annotated[WorklistChangeForm, Form()]
+) -> Response:
+    """Assign, unassign, or mark in progress or open the ticked denials; audited under the
+    signed-in key."""
+    _check_csrf(viewer, form.csrf)
+    back = form.next if form.next.startswith("/ui/worklist") else HOME
+    try:
+        with _state(request).session() as session:
+            changed = _apply_change(session, form, viewer.name)
+    except worklist_records.WorklistProblem as exc:
+        return _worklist_page(request, viewer, back, problems=[str(exc)], status_code=422)
+    separator = "&" if "?" in back else "?"
+    done = urlencode({"done": form.action, "changed": len(changed)})
+    return RedirectResponse(f"{back}{separator}{done}", status_code=303)
+
+
+def _change_notice(params: Mapping[str, str]) -> str | None:
+    """What the last bulk change did, read back from the address it redirected to."""
+    action, changed = params.get("done", ""), params.get("changed", "")
+    if action not in _DONE or not changed.isdigit():
+        return None
+    return f"{int(changed):,} denial{'s' if changed != '1' else ''} {_DONE[action]}."
+
+
+_DONE = {
+    "assign": "assigned",
+    "unassign": "unassigned",
+    "in_progress": "marked in progress",
+    "open": "marked open",
+}
+
+
+def _apply_change(session: Session, form: WorklistChangeForm, actor: str) -> list[str]:
+    if form.action == "unassign":
+        return worklist_records.assign(session, form.denial_id, None, actor)
+    if form.action == "assign":
+        if not form.assignee:
+            raise worklist_records.WorklistProblem("choose the reviewer to assign them to")
+        return worklist_records.assign(session, form.denial_id, form.assignee, actor)
+    return worklist_records.set_status(session, form.denial_id, form.action, actor)
+
+
+def _worklist_page(
+    request: Request,
+    viewer: Viewer,
+    address: str,
+    *,
+    problems: list[str],
+    status_code: int,
+) -> HTMLResponse:
+    """The worklist at ``address`` (its query string), with why the last change was refused."""
+    query = views.worklist_query(dict(parse_qsl(urlsplit(address).query)))
+    with _state(request).session() as session:
+        context = views.worklist(session, query, today())
+    context |= {"active": "worklist", "notice": None, "change_problems": problems}
+    return _render(request, "worklist.html", context, viewer, status_code=status_code)
 
 
 @router.get("/to-label", response_class=HTMLResponse)
@@ -382,15 +474,16 @@ def _review(
     form: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    state = _state(request)
+    state, as_of = _state(request), today()  # one date for the whole page
     with state.session() as session:
         record = repository.latest_score(session, denial_id)
         feedback = repository.feedback_for_denial(session, denial_id) if record else []
+        standing = worklist_records.worklist_entry(session, denial_id, as_of)
     if record is None:
         context = {"denial_id": denial_id, "active": "worklist"}
         return _render(request, "not_scored.html", context, viewer, status_code=404)
     reference = CodeReference(state.settings.codes_dir)
-    context = views.denial_review(record, feedback, reference, today())
+    context = views.denial_review(record, feedback, reference, as_of)
     form = form or {"idempotency_key": f"ui-{uuid.uuid4().hex}"}
     problems = problems or []
     context |= {
@@ -400,6 +493,8 @@ def _review(
         "field_problems": by_field(problems),
         "form": form,
         "active": "worklist",
+        "today": as_of,
+        "standing": standing,
     }
     return _render(request, "denial.html", context, viewer, status_code=status_code)
 

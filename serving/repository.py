@@ -23,24 +23,27 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import (
     ColumnElement,
-    Select,
-    String,
     Subquery,
     Table,
-    and_,
     case,
-    cast,
-    exists,
     func,
-    or_,
     select,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased, defer, sessionmaker
+from sqlalchemy.orm import Session, defer, sessionmaker
 
-from serving.records import ApiKey, Feedback, PageSession, Role, ScoreRecord, utc_now
+from serving import worklist_records as worklist
+from serving.records import (
+    ApiKey,
+    Feedback,
+    LatestScore,
+    PageSession,
+    Role,
+    ScoreRecord,
+    utc_now,
+)
 
 KEY_SCHEME = "dt"
 KEY_ID_LENGTH = 8
@@ -86,6 +89,7 @@ DENIAL_FACTS = (
     "billed_amount",
     "denied_amount",
     "denial_date",
+    "payer_name",  # only 835s ingested through the service carry it; the contract does not
 )
 
 
@@ -289,8 +293,21 @@ def audit_record(
 
 
 def denial_facts(denial: Mapping[str, Any]) -> dict[str, Any]:
-    """The :data:`DENIAL_FACTS` a denial carries, as plain JSON (absent ones left out)."""
-    return json_safe({name: denial[name] for name in DENIAL_FACTS if denial.get(name) is not None})
+    """The :data:`DENIAL_FACTS` a denial carries, as plain JSON (absent ones left out), and the
+    keyed hash of its claim id, so the worklist finds a claim without keeping its id."""
+    facts = {name: denial[name] for name in DENIAL_FACTS if denial.get(name) is not None}
+    if denial.get("claim_id"):
+        facts["claim_key"] = claim_key(str(denial["claim_id"]))
+    return json_safe(facts)
+
+
+def claim_key(claim_id: str) -> str:
+    """HMAC-SHA256 hex of a claim id under the site's input-hash key: the same claim id always
+    gives the same key, and nobody without the site's key can tell which claim it is."""
+    if _INPUT_HASH_KEY is None:
+        raise RuntimeError("no key for claim keys: call use_input_hash_key at start-up")
+    message = b"claim_id:" + claim_id.strip().encode("utf-8")
+    return hmac.new(_INPUT_HASH_KEY, message, hashlib.sha256).hexdigest()
 
 
 def record_scores(session: Session, records: Sequence[Mapping[str, Any]]) -> int:
@@ -307,9 +324,10 @@ def record_scores(session: Session, records: Sequence[Mapping[str, Any]]) -> int
         .on_conflict_do_nothing(index_elements=[table.c.record_id])
         .returning(table.c.record_id)
     )
-    written = len(session.execute(statement, rows).all())
+    written = [row.record_id for row in session.execute(statement, rows).all()]
+    worklist.keep_latest(session, written)  # in the same commit, so the two never disagree
     session.commit()
-    return written
+    return len(written)
 
 
 def _score_row(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -368,6 +386,8 @@ def save_feedback(
             idempotency_key=idempotency_key, caller=caller, request_hash=request_hash, **fields
         )
         session.add(row)
+        if fields["resolution"]:  # the worklist's status follows the latest outcome
+            worklist.note_outcome(session, fields["denial_id"], fields["resolution"], caller)
         try:
             session.commit()
             return row, True
@@ -500,169 +520,18 @@ def _empty_labels() -> pd.DataFrame:
 
 # ---------------------------------------------------------------------------- reviewers' pages
 #
-# The worklist and dashboard read the latest score of each denial. Everything is filtered,
-# ranked, counted and summed in SQL on the JSON documents (JSON_EXTRACT on SQLite, #>> on
-# PostgreSQL's JSONB), so a page costs one query whatever the size of the log. Dates inside
-# the documents are ISO text, so comparing them as text compares them as dates.
-
-AGE_BUCKETS = ((30, "0-30 days"), (60, "31-60 days"), (90, "61-90 days"), (120, "91-120 days"))
-DEADLINE_WINDOWS = ((7, "within 7 days"), (30, "in 8-30 days"))
-
-
-@dataclass(frozen=True)
-class WorklistFilters:
-    """What a reviewer narrows the worklist to; ``None`` leaves a field open."""
-
-    owner_queue: str | None = None
-    payer_id: str | None = None
-    root_cause: str | None = None
-    action_path: str | None = None
-    due_within_days: int | None = None  # governing deadline from today to today + N days
-
-
-def _output(*path: str | int) -> Any:
-    return ScoreRecord.outputs[path]
-
-
-def _fact(*path: str | int) -> Any:
-    return ScoreRecord.facts[path]
-
-
-PRIORITY_SCORE = _output("priority", "score").as_float()
-DEADLINE = _output("priority", "deadline").as_string()
-DENIED_AMOUNT = _fact("denied_amount").as_float()
-
-
-def _is_latest_score() -> ColumnElement[bool]:
-    """True for the newest score record of its denial: no later one exists.
-
-    A NOT EXISTS on the (denial_id, scored_at) index; at 100,000 denials it ran about three
-    times faster than ranking with a window function, on SQLite and on PostgreSQL.
-    """
-    newer = aliased(ScoreRecord)
-    later = or_(
-        newer.scored_at > ScoreRecord.scored_at,
-        and_(newer.scored_at == ScoreRecord.scored_at, newer.id > ScoreRecord.id),
-    )
-    return ~exists().where(newer.denial_id == ScoreRecord.denial_id, later)
-
-
-def _worklist_conditions(filters: WorklistFilters, today: dt.date) -> list[ColumnElement[bool]]:
-    conditions = [_is_latest_score()]
-    equal_to = {
-        _output("routing", "owner_queue"): filters.owner_queue,
-        _fact("payer_id"): filters.payer_id,
-        _output("root_cause", "category"): filters.root_cause,
-        _output("routing", "action_path"): filters.action_path,
-    }
-    conditions += [path.as_string() == value for path, value in equal_to.items() if value]
-    if filters.due_within_days is not None:
-        last_day = today + dt.timedelta(days=filters.due_within_days)
-        conditions.append(DEADLINE.between(today.isoformat(), last_day.isoformat()))
-    return conditions
-
-
-def worklist_page(
-    session: Session, filters: WorklistFilters, *, today: dt.date, offset: int, limit: int
-) -> tuple[list[ScoreRecord], int]:
-    """One page of the latest scores, highest priority first, and how many match in all.
-
-    Explanations are not loaded: the worklist does not show them.
-    """
-    conditions = _worklist_conditions(filters, today)
-    total = session.scalar(select(func.count()).select_from(ScoreRecord).where(*conditions))
-    rows = session.scalars(
-        select(ScoreRecord)
-        .options(defer(ScoreRecord.explanation))
-        .where(*conditions)
-        .order_by(PRIORITY_SCORE.desc(), ScoreRecord.denial_id)
-        .offset(offset)
-        .limit(limit)
-    ).all()
-    return list(rows), total or 0
+# The worklist and dashboard read serving.records.LatestScore, kept on write by
+# serving.worklist_records; what is here reads feedback and the latest audit records whole.
 
 
 def latest_scores(session: Session) -> list[ScoreRecord]:
     """Every denial's latest score, explanations not loaded (the "to label" view ranks them)."""
-    query = select(ScoreRecord).options(defer(ScoreRecord.explanation)).where(_is_latest_score())
+    query = (
+        select(ScoreRecord)
+        .join(LatestScore, LatestScore.score_id == ScoreRecord.id)
+        .options(defer(ScoreRecord.explanation))
+    )
     return list(session.scalars(query.order_by(ScoreRecord.denial_id)))
-
-
-def worklist_choices(session: Session) -> dict[str, list[str]]:
-    """The owner queues, payers and action paths found in the log, for the filter lists."""
-    paths = {
-        "owner_queue": _output("routing", "owner_queue"),
-        "payer_id": _fact("payer_id"),
-        "action_path": _output("routing", "action_path"),
-    }
-    choices = {}
-    for name, path in paths.items():
-        value = path.as_string()
-        query = select(value).where(value.is_not(None)).distinct().order_by(value)
-        choices[name] = list(session.scalars(query))
-    return choices
-
-
-def _dimensions(today: dt.date) -> dict[str, ColumnElement[Any]]:
-    """What the dashboard groups the latest scores by."""
-    denial_date = _fact("denial_date").as_string()
-    # Records from before revision 0002 have no denial date; their scoring month stands in.
-    month = func.substr(func.coalesce(denial_date, cast(ScoreRecord.scored_at, String)), 1, 7)
-    return {
-        "month": month,
-        "root_cause": _output("root_cause", "category").as_string(),
-        "payer_id": _fact("payer_id").as_string(),
-        "primary_code": _fact("carc_codes", 0).as_string(),
-        "prevention_owner": _output("preventable", "prevention_owner").as_string(),
-        "owner_queue": _output("routing", "owner_queue").as_string(),
-        "deadline_rule": _output("priority", "deadline_rule").as_string(),
-        "age": _buckets(denial_date, today, AGE_BUCKETS, past=True, rest="over 120 days"),
-        "deadline_window": _buckets(DEADLINE, today, DEADLINE_WINDOWS, past=False, rest="later"),
-    }
-
-
-def _buckets(
-    date_text: ColumnElement[str],
-    today: dt.date,
-    buckets: Sequence[tuple[int, str]],
-    *,
-    past: bool,
-    rest: str,
-) -> ColumnElement[str]:
-    """A CASE naming the bucket of an ISO date: days since it (``past``) or days until it."""
-    if past:
-        whens = [(date_text >= (today - dt.timedelta(days=d)).isoformat(), n) for d, n in buckets]
-    else:
-        whens = [(date_text < today.isoformat(), "passed")]
-        whens += [(date_text <= (today + dt.timedelta(days=d)).isoformat(), n) for d, n in buckets]
-    return case((date_text.is_(None), "unknown"), *whens, else_=rest)
-
-
-def latest_totals(
-    session: Session, by: Sequence[str], *, today: dt.date, open_only: bool = False
-) -> list[dict[str, Any]]:
-    """Latest scores grouped ``by`` dimensions (see :func:`_dimensions`), with the denials,
-    denied dollars, expected recovered dollars, summed preventable probability and review
-    flags of each group. ``open_only`` leaves out denials with a final outcome recorded."""
-    dimensions = _dimensions(today)
-    keys = [dimensions[name].label(name) for name in by]
-    review = case((_output("requires_human_review").as_boolean(), 1), else_=0)
-    conditions = [_is_latest_score()]
-    if open_only:
-        conditions.append(ScoreRecord.denial_id.not_in(_resolved_denial_ids()))
-    query = select(
-        *keys,
-        func.count().label("denials"),
-        func.coalesce(func.sum(DENIED_AMOUNT), 0.0).label("denied_dollars"),
-        func.sum(_output("recovery", "expected_recovered_dollars").as_float()).label(
-            "expected_dollars"
-        ),
-        func.sum(_output("preventable", "probability").as_float()).label("preventable"),
-        func.sum(review).label("needs_review"),
-    ).where(*conditions)
-    if keys:
-        query = query.group_by(*keys).order_by(*keys)
-    return [dict(row) for row in session.execute(query).mappings()]
 
 
 def _latest_outcomes() -> Subquery:
@@ -674,11 +543,6 @@ def _latest_outcomes() -> Subquery:
         Feedback.denial_id, Feedback.resolution, Feedback.recovered_amount, rank.label("rank")
     ).where(Feedback.resolution.is_not(None))
     return ranked.subquery()
-
-
-def _resolved_denial_ids() -> Select[tuple[str]]:
-    outcomes = _latest_outcomes()
-    return select(outcomes.c.denial_id).where(outcomes.c.rank == 1, outcomes.c.resolution != "open")
 
 
 def outcome_totals(session: Session) -> list[dict[str, Any]]:

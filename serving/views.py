@@ -7,9 +7,12 @@ the records to these functions. Dates are compared with ``today`` as the caller 
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+import io
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -21,10 +24,18 @@ from features.adjustments import split_adjustment
 from features.codes import CodeKind, CodeReference, load_labels
 from features.contract import RESOLUTIONS, ROOT_CAUSES
 from features.labels import plain_label
-from serving import charts, repository
+from serving import charts, repository, worklist_records
 from serving.reasons import stored_in_points
 from serving.records import Feedback, ScoreRecord
-from serving.repository import AGE_BUCKETS, DEADLINE_WINDOWS, WorklistFilters
+from serving.worklist_records import (
+    AGE_ORDER,
+    SORTS,
+    STATUS_FILTERS,
+    UNASSIGNED,
+    WINDOW_ORDER,
+    WorklistEntry,
+    WorklistFilters,
+)
 from training.label_queue import choose, scored_pool
 from training.plots import explanation_waterfall_svg
 
@@ -37,8 +48,6 @@ TASK_TITLES = {
     "recovery": "Recovery",
     "preventable": "Preventable",
 }
-AGE_ORDER = (*(name for _, name in AGE_BUCKETS), "over 120 days", "unknown")
-WINDOW_ORDER = ("passed", *(name for _, name in DEADLINE_WINDOWS), "later", "unknown")
 
 
 def inline_svg(svg: str) -> Markup:
@@ -50,51 +59,101 @@ def inline_svg(svg: str) -> Markup:
 # ---------------------------------------------------------------------------- worklist
 
 
+SORT_NAMES = tuple(SORTS)
+# A column sorts largest, latest or most first when clicked, except names and deadlines.
+ASCENDING_FIRST = frozenset({"deadline", "root_cause", "payer", "denial_id", "owner_queue"})
+ASSIGN_ACTIONS = ("assign", "unassign", "in_progress", "open")
+
+
 @dataclass(frozen=True)
 class WorklistQuery:
-    """The worklist a reviewer asked for: filters, page and page size, and what was ignored."""
+    """The worklist a reviewer asked for: filters, order, page and page size, and what was
+    ignored."""
 
     filters: WorklistFilters
     page: int = 1
     size: int = DEFAULT_PAGE_SIZE
+    sort: str = "priority"
+    descending: bool = True
     problems: tuple[str, ...] = ()
 
     @property
     def offset(self) -> int:
         return (self.page - 1) * self.size
 
-    def url(self, **changes: object) -> str:
-        """The worklist's address for this query with ``changes`` (e.g. another page)."""
+    def params(self, **changes: object) -> dict[str, object]:
+        """The query string's values for this query with ``changes``, defaults left out."""
+        filters = self.filters
         params = {
-            "owner_queue": self.filters.owner_queue,
-            "payer_id": self.filters.payer_id,
-            "root_cause": self.filters.root_cause,
-            "action_path": self.filters.action_path,
-            "due_within": self.filters.due_within_days,
+            "q": filters.search,
+            "status": filters.status if filters.status != "unresolved" else None,
+            "assignee": filters.assignee,
+            "owner_queue": filters.owner_queue,
+            "payer_id": filters.payer_id,
+            "root_cause": filters.root_cause,
+            "action_path": filters.action_path,
+            "due_within": filters.due_within_days,
+            "sort": self.sort if self.sort != "priority" else None,
+            "order": None if self.descending == (self.sort not in ASCENDING_FIRST) else self.order,
             "size": self.size if self.size != DEFAULT_PAGE_SIZE else None,
             "page": self.page if self.page != 1 else None,
         } | changes
-        kept = {name: value for name, value in params.items() if value not in (None, "")}
-        return "/ui/worklist" + (f"?{urlencode(kept)}" if kept else "")
+        return {name: value for name, value in params.items() if value not in (None, "")}
+
+    @property
+    def order(self) -> str:
+        return "desc" if self.descending else "asc"
+
+    def url(self, path: str = "/ui/worklist", **changes: object) -> str:
+        """The worklist's address for this query with ``changes`` (e.g. another page)."""
+        kept = self.params(**changes)
+        return path + (f"?{urlencode(kept)}" if kept else "")
+
+    def sort_url(self, sort: str) -> str:
+        """The address sorting by ``sort``: the other way round when it already sorts by it."""
+        first_way = sort not in ASCENDING_FIRST
+        descending = not self.descending if sort == self.sort else first_way
+        order = None if descending == first_way else ("desc" if descending else "asc")
+        return self.url(sort=None if sort == "priority" else sort, order=order, page=None)
 
 
 def worklist_query(params: Mapping[str, str]) -> WorklistQuery:
     """Read the worklist's query string; a value that makes no sense is dropped and named."""
     problems: list[str] = []
-    root_cause = _text(params, "root_cause", problems)
-    if root_cause is not None and root_cause not in ROOT_CAUSES:
-        problems.append(f"unknown root cause {root_cause!r} ignored")
-        root_cause = None
     filters = WorklistFilters(
         owner_queue=_text(params, "owner_queue", problems),
         payer_id=_text(params, "payer_id", problems),
-        root_cause=root_cause,
+        root_cause=_choice(params, "root_cause", ROOT_CAUSES, None, problems),
         action_path=_text(params, "action_path", problems),
         due_within_days=_number(params, "due_within", 0, MAX_DUE_WITHIN_DAYS, problems),
+        status=_choice(params, "status", STATUS_FILTERS, "unresolved", problems),
+        assignee=_text(params, "assignee", problems),
+        search=_text(params, "q", problems),
     )
+    sort = _choice(params, "sort", SORT_NAMES, "priority", problems)
+    default_order = "asc" if sort in ASCENDING_FIRST else "desc"
+    order = _choice(params, "order", ("asc", "desc"), default_order, problems)
     size = _number(params, "size", PAGE_SIZES[0], PAGE_SIZES[-1], problems)
     page = _number(params, "page", 1, 10**9, problems) or 1
-    return WorklistQuery(filters, page, size or DEFAULT_PAGE_SIZE, tuple(problems))
+    return WorklistQuery(
+        filters, page, size or DEFAULT_PAGE_SIZE, sort, order == "desc", tuple(problems)
+    )
+
+
+def _choice(
+    params: Mapping[str, str],
+    name: str,
+    choices: Sequence[str],
+    default: str | None,
+    problems: list[str],
+) -> Any:
+    value = _text(params, name, problems)
+    if value is None:
+        return default
+    if value not in choices:
+        problems.append(f"unknown {name.replace('_', ' ')} {value!r} ignored")
+        return default
+    return value
 
 
 def _text(params: Mapping[str, str], name: str, problems: list[str]) -> str | None:
@@ -159,24 +218,97 @@ def worklist_row(record: ScoreRecord, today: dt.date) -> WorklistRow:
     )
 
 
+def searched(filters: WorklistFilters) -> WorklistFilters:
+    """The filters with the claim key of the searched text, so a claim id finds its denials."""
+    if not filters.search:
+        return filters
+    return replace(filters, search_claim_key=repository.claim_key(filters.search))
+
+
 def worklist(session: Session, query: WorklistQuery, today: dt.date) -> dict[str, Any]:
-    """Everything the worklist page shows for one query."""
-    records, total = repository.worklist_page(
-        session, query.filters, today=today, offset=query.offset, limit=query.size
+    """Everything the worklist page shows for one query; days to deadline count from
+    ``today``, the one date the page states."""
+    rows, total = worklist_records.worklist_page(
+        session,
+        searched(query.filters),
+        today=today,
+        sort=query.sort,
+        descending=query.descending,
+        offset=query.offset,
+        limit=query.size,
     )
     pages = max(1, -(-total // query.size))
     return {
+        "today": today,
         "query": query,
-        "rows": [worklist_row(record, today) for record in records],
+        "rows": rows,
         "total": total,
-        "first_shown": query.offset + 1 if records else 0,
-        "last_shown": query.offset + len(records),
+        "first_shown": query.offset + 1 if rows else 0,
+        "last_shown": query.offset + len(rows),
         "pages": pages,
         "previous_url": query.url(page=query.page - 1) if query.page > 1 else None,
         "next_url": query.url(page=query.page + 1) if query.page < pages else None,
-        "choices": {**repository.worklist_choices(session), "root_cause": list(ROOT_CAUSES)},
+        "export_url": query.url("/ui/worklist.csv", page=None, size=None),
+        "choices": {**worklist_records.worklist_choices(session), "root_cause": list(ROOT_CAUSES)},
+        "statuses": STATUS_FILTERS,
+        "sorts": SORT_NAMES,
+        "unassigned": UNASSIGNED,
         "page_sizes": PAGE_SIZES,
     }
+
+
+# What the CSV export holds: nothing that names a patient or a member, and no claim id (the
+# records keep only its keyed hash).
+EXPORT_COLUMNS = (
+    "denial_id",
+    "status",
+    "assignee",
+    "priority",
+    "expected_dollars",
+    "denied_amount",
+    "payer_id",
+    "payer_name",
+    "root_cause",
+    "root_cause_probability",
+    "recovery_probability",
+    "deadline",
+    "days_to_deadline",
+    "owner_queue",
+    "action_path",
+    "requires_review",
+    "review_reasons",
+)
+
+
+def export_lines(session: Session, query: WorklistQuery, today: dt.date) -> Iterator[str]:
+    """The filtered worklist as CSV lines, header first, in the page's order."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([*EXPORT_COLUMNS, "as_of"])
+    entries = worklist_records.worklist_export(
+        session, searched(query.filters), today=today, sort=query.sort, descending=query.descending
+    )
+    for entry in entries:
+        writer.writerow([*_export_values(entry), today.isoformat()])
+        if buffer.tell() > 64_000:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def _export_values(entry: WorklistEntry) -> list[Any]:
+    values = asdict(entry)
+    values["review_reasons"] = "; ".join(entry.review_reasons)
+    return [_csv_safe(values[name]) for name in EXPORT_COLUMNS]
+
+
+def _csv_safe(value: Any) -> Any:
+    """A cell a spreadsheet shows as text: no leading ``=``, ``+``, ``-`` or ``@`` of text from
+    a remittance turns into a formula (CSV injection)."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
 
 
 # ---------------------------------------------------------------------------- to label
@@ -396,11 +528,6 @@ def deadline_kind(rule: str | None) -> str:
     return "other"
 
 
-def _ordered(totals: list[dict[str, Any]], key: str, order: Sequence[str]) -> list[dict]:
-    rank = {name: position for position, name in enumerate(order)}
-    return sorted(totals, key=lambda row: rank.get(row[key], len(order)))
-
-
 def _summed(totals: list[dict[str, Any]], by: str) -> list[dict[str, Any]]:
     """Totals re-added by one key, largest volume first."""
     frame = pd.DataFrame(totals)
@@ -413,14 +540,30 @@ def _summed(totals: list[dict[str, Any]], by: str) -> list[dict[str, Any]]:
 
 
 def _deadline_table(totals: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Open denials by kind of governing deadline (appeal or filing) and window."""
+    """Open denials by kind of governing deadline (appeal or filing) and window, every window
+    of each kind shown, empty ones as zero."""
     rows = [{**row, "kind": deadline_kind(row["deadline_rule"])} for row in totals]
     frame = pd.DataFrame(rows)
     if frame.empty:
         return []
-    summed = frame.groupby(["kind", "deadline_window"])[["denials", "denied_dollars"]].sum()
-    table = summed.reset_index().to_dict("records")
-    return sorted(table, key=lambda r: (r["kind"], WINDOW_ORDER.index(r["deadline_window"])))
+    measures = ["denials", "denied_dollars", "expected_dollars"]
+    summed = frame.groupby(["kind", "deadline_window"])[measures].sum()
+    windows = [w for w in WINDOW_ORDER if w != "unknown" or w in summed.index.unique(1)]
+    every = pd.MultiIndex.from_product([sorted(summed.index.unique(0)), windows])
+    table = summed.reindex(every, fill_value=0).rename_axis(["kind", "deadline_window"])
+    return table.reset_index().to_dict("records")
+
+
+def _every_bucket(totals: list[dict[str, Any]], key: str, order: Sequence[str]) -> list[dict]:
+    """Totals by bucket in ``order``, a bucket no denial falls in shown as zero ("unknown"
+    only when some denial is in it)."""
+    found = {row[key]: row for row in totals}
+    empty = {"denials": 0, "denied_dollars": 0.0, "expected_dollars": 0.0}
+    return [
+        found.get(name, {key: name, **empty})
+        for name in order
+        if name != "unknown" or name in found
+    ]
 
 
 def _upcoming(windows: list[dict[str, Any]], *names: str) -> dict[str, float]:
@@ -431,20 +574,28 @@ def _upcoming(windows: list[dict[str, Any]], *names: str) -> dict[str, float]:
     }
 
 
+def _added(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """The measures of ``rows`` added up."""
+    return {name: sum(row[name] for row in rows) for name in worklist_records.MEASURES}
+
+
 def dashboard(session: Session, today: dt.date) -> dict[str, Any]:
     """The leaders' dashboard: volumes, dollars, aging, deadlines, prevention and outcomes."""
-    totals = repository.latest_totals
-    overall = (totals(session, [], today=today) or [{}])[0]
-    open_overall = (totals(session, [], today=today, open_only=True) or [{}])[0]
+    totals = worklist_records.latest_totals
+    by_age = totals(session, ["age"], today=today, open_only=True)
+    by_owner = totals(session, ["prevention_owner"], today=today)
+    # Every denial has one age and one prevention owner (or none, grouped as such), so their
+    # groups add up to the totals: two scans fewer.
+    overall, open_overall = _added(by_owner), _added(by_age)
     by_cause = totals(session, ["month", "root_cause"], today=today)
-    by_payer = totals(session, ["month", "payer_id"], today=today)
+    by_payer = totals(session, ["month", "payer"], today=today)
     by_code = [
         {**row, "code_family": code_family(row["primary_code"])}
         for row in totals(session, ["month", "primary_code"], today=today)
     ]
     windows = totals(session, ["deadline_rule", "deadline_window"], today=today, open_only=True)
-    aging = _ordered(totals(session, ["age"], today=today, open_only=True), "age", AGE_ORDER)
-    prevention = _summed(totals(session, ["prevention_owner"], today=today), "prevention_owner")
+    aging = _every_bucket(by_age, "age", AGE_ORDER)
+    prevention = _summed(by_owner, "prevention_owner")
     return {
         "today": today,
         "overall": overall,
@@ -454,7 +605,7 @@ def dashboard(session: Session, today: dt.date) -> dict[str, Any]:
         "passed": _upcoming(windows, "passed"),
         "volume": {
             "root_cause": _volume(by_cause, "root_cause", "Denials by root cause and month"),
-            "payer": _volume(by_payer, "payer_id", "Denials by payer and month"),
+            "payer": _volume(by_payer, "payer", "Denials by payer and month"),
             "code_family": _volume(by_code, "code_family", "Denials by code family and month"),
         },
         "aging": aging,
@@ -474,7 +625,7 @@ def _volume(rows: list[dict[str, Any]], key: str, title: str) -> dict[str, Any]:
     return {
         "title": title,
         "key": key,
-        "chart": inline_svg(charts.monthly_volume_svg(rows, key, element_id, title)),
+        "chart": inline_svg(drawn(charts.monthly_volume_svg, rows, key, element_id, title)),
         "table": _summed(rows, key),
     }
 
@@ -483,4 +634,23 @@ def _bars(rows: list[dict[str, Any]], key: str, value: str, name: str, title: st
     labels = [str(row[key]) for row in rows]
     values = [float(row[value] or 0) for row in rows]
     unit = "dollars" if value.endswith("dollars") else "denials"
-    return inline_svg(charts.bars_svg(labels, values, f"bars-{name}", title, unit))
+    return inline_svg(drawn(charts.bars_svg, labels, values, f"bars-{name}", title, unit))
+
+
+# Drawing a chart costs matplotlib tens to hundreds of milliseconds whatever the number of
+# denials behind it, so the dashboard keeps the last charts it drew: a chart is drawn again
+# only when the totals it shows changed (a new score or outcome), not on every view.
+CHARTS_KEPT = 64
+_drawn_charts: OrderedDict[str, str] = OrderedDict()
+
+
+def drawn(draw: Callable[..., str], *arguments: Any) -> str:
+    """``draw(*arguments)``, from the kept charts when the same chart was drawn before."""
+    key = draw.__name__ + repository.canonical_hash(arguments)
+    if key in _drawn_charts:
+        _drawn_charts.move_to_end(key)
+        return _drawn_charts[key]
+    svg = _drawn_charts[key] = draw(*arguments)
+    while len(_drawn_charts) > CHARTS_KEPT:
+        _drawn_charts.popitem(last=False)
+    return svg

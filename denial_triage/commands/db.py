@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import NoReturn
 
+import pandas as pd
 import typer
 from alembic.util import CommandError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from denial_triage.settings import get_settings
+from serving import outcomes
 from serving.database import (
     SchemaNotCurrent,
     display_url,
@@ -22,7 +25,8 @@ from serving.database import (
 )
 
 app = typer.Typer(
-    help="The service's database: schema migrations. Set DATABASE_URL for PostgreSQL.",
+    help="The service's database: schema migrations, outcomes from link-outcomes. Set "
+    "DATABASE_URL for PostgreSQL.",
     no_args_is_help=True,
 )
 
@@ -44,6 +48,42 @@ def upgrade() -> None:
         typer.echo(f"Cannot upgrade the database at {display_url(url)}: {exc}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"Database {display_url(url)} is at revision {revision}, the current one.")
+
+
+@app.command("record-outcomes")
+def record_outcomes(
+    history: Path = typer.Argument(..., help="A history from link-outcomes (.parquet or .csv)."),
+) -> None:
+    """Record the ended denials' outcomes of a history as feedback, so the worklist takes
+    them off the open list; only denials the service scored, each outcome once."""
+    try:
+        frame = read_history(history)
+    except (OSError, ValueError) as exc:
+        typer.echo(f"error: {history}: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    with open_session() as session:
+        try:
+            report = outcomes.record_outcomes(session, frame)
+        except ValueError as exc:
+            typer.echo(f"error: {history}: {exc}", err=True)
+            raise typer.Exit(1) from exc
+    if report.problems:
+        shown = "\n".join(f"  {problem}" for problem in report.problems[:20])
+        typer.echo(f"error: {history}: nothing recorded; bad outcomes:\n{shown}", err=True)
+        raise typer.Exit(1)
+    typer.echo(
+        f"{report.recorded:,} outcomes recorded, {report.already_recorded:,} already recorded; "
+        f"skipped {report.not_scored:,} of denials the service never scored."
+    )
+
+
+def read_history(path: Path) -> pd.DataFrame:
+    """The history's outcome columns, as link-outcomes wrote them."""
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    if path.suffix == ".csv":
+        return pd.read_csv(path, dtype={"denial_id": str}, parse_dates=["resolved_date"])
+    raise ValueError("expected a .parquet or .csv history")
 
 
 @contextmanager

@@ -47,3 +47,14 @@ def test_bars_write_dollars_and_nothing_is_drawn_without_data() -> None:
     assert "$205,499" in svg and "over 120 days" in svg
     assert bars_svg([], [], "aging", "Aging", "dollars") == ""
     assert monthly_volume_svg([], "payer_id", "volume", "Payers") == ""
+
+
+def test_monthly_volume_shows_every_month_and_dollars_beside_counts() -> None:
+    rows = [
+        {"month": month, "payer_id": "P1", "denials": 3, "denied_dollars": 1250.0}
+        for month in ("2026-01", "2026-04")  # February and March had no denials
+    ]
+    svg = monthly_volume_svg(rows, "payer_id", "volume", "Payers")
+    shown = set(texts(svg))
+    assert {"2025-05", "2026-02", "2026-03", "2026-04"} <= shown
+    assert "denied dollars" in shown and any(text.startswith("$1,") for text in shown)

@@ -38,7 +38,15 @@ from serving.repository import (
 
 pytest_plugins = ["database_fixtures"]
 
-TABLES = {"api_keys", "page_sessions", "score_records", "feedback"}
+TABLES = {
+    "api_keys",
+    "page_sessions",
+    "score_records",
+    "feedback",
+    "latest_scores",
+    "denial_status",
+    "worklist_events",
+}
 
 
 def table_names(url: str) -> set[str]:
@@ -344,3 +352,43 @@ def test_a_database_from_a_newer_release_is_not_mistaken_for_an_old_one(engine: 
         connection.execute(text("UPDATE alembic_version SET version_num = 'f00d'"))
     with pytest.raises(SchemaNotCurrent, match="newer than this code"):
         require_current_schema(engine)
+
+
+def test_upgrading_to_0004_fills_the_latest_scores_from_the_audit_log(
+    empty_database_url: str,
+) -> None:
+    upgrade_database(empty_database_url, "0003")
+    older, newer = (
+        {
+            **ROWS_AT_REVISION["0002"]["score_records"][0],
+            "id": 10 + step,
+            "record_id": f"6f1c3a52-9d1e-4c59-8a57-3f0c2d6b1e1{step}",
+            "denial_id": "D-9",
+            "scored_at": SCORED_AT + dt.timedelta(days=step),
+            "outputs": {
+                "root_cause": {"category": category, "probability": 0.6},
+                "priority": {"score": 40.0 + step, "deadline": "2026-05-01"},
+                "routing": {"owner_queue": "billing", "action_path": "appeal"},
+                "requires_human_review": True,
+            },
+            "facts": {"payer_id": "87726", "denial_date": "2026-03-01", "carc_codes": ["CO-50"]},
+        }
+        for step, category in ((0, "coding"), (1, "medical_necessity_documentation"))
+    )
+    insert_rows(empty_database_url, {"score_records": [newer, older]})
+    insert_rows(empty_database_url, ROWS_AT_REVISION["0001"])  # D-1, scored before facts
+    upgrade_database(empty_database_url)
+    latest = {row["denial_id"]: row for row in stored_rows(empty_database_url, "latest_scores")}
+    assert set(latest) == {"D-1", "D-9"}
+    assert latest["D-9"]["score_id"] == 11
+    assert latest["D-9"]["root_cause"] == "medical_necessity_documentation"
+    assert latest["D-9"]["priority"] == pytest.approx(41.0)
+    assert (latest["D-9"]["deadline"], latest["D-9"]["denial_month"]) == ("2026-05-01", "2026-03")
+    assert (latest["D-9"]["primary_code"], latest["D-9"]["payer_id"]) == ("CO-50", "87726")
+    assert latest["D-9"]["requires_review"] in (True, 1)
+    # A record with no facts and no priority keeps its scoring month and empty columns.
+    assert latest["D-1"]["denial_month"] == "2026-03" and latest["D-1"]["priority"] is None
+    # D-1's outcome, recorded before the upgrade, resolves it on the worklist.
+    (status,) = stored_rows(empty_database_url, "denial_status")
+    assert (status["denial_id"], status["resolution"]) == ("D-1", "overturned_on_appeal")
+    assert (status["status"], status["updated_by"]) == ("open", "reviewer-1")

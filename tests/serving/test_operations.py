@@ -78,6 +78,13 @@ def test_an_uploaded_835_is_ingested_scored_and_audited(registry, tmp_path: Path
             f"/v1/denials/{results[0]['denial_id']}", headers=auth(keys["reviewer"])
         )
         assert stored.status_code == 200
+        # The worklist names the payer as the remittance's N1*PR does.
+        client.app.state.service.flush_audit()
+        listed = client.get(
+            "/v1/worklist", params={"q": results[0]["denial_id"]}, headers=auth(keys["reviewer"])
+        )
+        (item,) = listed.json()["items"]
+        assert (item["payer_id"], item["payer_name"]) == ("77001", "ACME HEALTH PLAN")
         # A file cut in half keeps the claims before the cut (the cut one is quarantined);
         # only input that is not X12 is refused.
         cut = remittance[: len(remittance) // 2]

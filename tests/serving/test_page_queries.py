@@ -1,4 +1,4 @@
-"""The reviewers' pages' queries on the audit log, on SQLite and PostgreSQL: the latest score
+"""The reviewers' pages' queries on the records, on SQLite and PostgreSQL: the latest score
 per denial, filters, ranking, paging, counts and the dashboard's totals."""
 
 from __future__ import annotations
@@ -10,14 +10,17 @@ import pytest
 from sqlalchemy.orm import Session
 
 from serving.repository import (
-    WorklistFilters,
     audit_record,
     feedback_for_denial,
-    latest_totals,
+    latest_scores,
     outcome_totals,
     record_scores,
     root_cause_reviews,
     save_feedback,
+)
+from serving.worklist_records import (
+    WorklistFilters,
+    latest_totals,
     worklist_choices,
     worklist_page,
 )
@@ -105,8 +108,10 @@ def test_worklist_shows_each_denials_latest_score_by_priority(session: Session) 
     rows, total = worklist_page(session, WorklistFilters(), today=TODAY, offset=0, limit=10)
     assert total == 3
     assert [row.denial_id for row in rows] == ["D-2", "D-3", "D-1"]  # ties by denial id
-    assert rows[2].outputs["routing"]["owner_queue"] == "billing"
-    assert rows[0].facts["denied_amount"] == 100.0
+    assert rows[2].owner_queue == "billing"
+    assert rows[0].denied_amount == 100.0
+    assert [record.denial_id for record in latest_scores(session)] == ["D-1", "D-2", "D-3"]
+    assert latest_scores(session)[0].outputs["priority"]["score"] == 1.0
 
 
 @pytest.mark.parametrize(
@@ -158,7 +163,7 @@ def test_filter_choices_come_from_the_log(session: Session) -> None:
         session, [scored("D-1", 1.0, payer="P9"), scored("D-2", 1.0, routing__owner_queue="a")]
     )
     choices = worklist_choices(session)
-    assert choices["payer_id"] == ["P1", "P9"]
+    assert choices["payer_id"] == [("P1", None), ("P9", None)]
     assert choices["owner_queue"] == ["a", "coding"]
     assert choices["action_path"] == ["correct_and_resubmit"]
 

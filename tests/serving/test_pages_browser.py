@@ -171,7 +171,7 @@ def test_review_a_denial_from_the_worklist_at_desktop_width(browser, live_site) 
     assert page.locator("table.worklist tbody tr").count() == 50
     screenshot(page, "worklist-1280")
 
-    cause = page.locator("table.worklist tbody tr").first.locator("td").nth(3).inner_text()
+    cause = page.locator("table.worklist td[data-label='Root cause']").first.inner_text()
     cause = cause.rsplit(" ", 1)[0].replace(" ", "_")
     page.select_option("select[name=root_cause]", cause)
     page.click("button:has-text('Apply')")
@@ -256,4 +256,87 @@ def test_signing_out_closes_the_pages(browser, live_site) -> None:
     screenshot(page, "login-390")
     page.goto(f"{live_site.url}/ui/dashboard")
     assert page.url.startswith(f"{live_site.url}/ui/login")
+    page.context.close()
+
+
+def dollars(texts: list[str]) -> list[float]:
+    return [float(text.replace("$", "").replace(",", "")) for text in texts]
+
+
+def test_sort_search_assign_and_export_the_worklist(browser, live_site, tmp_path) -> None:
+    page = signed_in_page(browser, live_site, DESKTOP)
+    as_of = page.locator("#as-of").inner_text()
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", as_of)
+
+    # Sort: a click on a column's header sorts the whole list in the database, then reverses it.
+    page.click("th a[data-sort=expected_dollars]")
+    page.wait_for_url(re.compile(r".*sort=expected_dollars.*"))
+    cells = "table.worklist td[data-label='Expected $']"
+    shown = dollars(page.locator(cells).all_inner_texts())
+    assert len(shown) == 50 and shown == sorted(shown, reverse=True)
+    page.click("th a[data-sort=expected_dollars]")
+    page.wait_for_url(re.compile(r".*order=asc.*"))
+    ascending = dollars(page.locator(cells).all_inner_texts())
+    assert ascending == sorted(ascending) and ascending[0] <= shown[-1]
+    screenshot(page, "worklist-sorted-1280")
+
+    # Search: by denial id, and by claim id, which the records keep only as a keyed hash.
+    wanted = live_site.denials[7]
+    for text in (wanted["denial_id"], wanted["claim_id"]):
+        page.goto(f"{live_site.url}/ui/worklist")
+        page.fill("input[name=q]", text)
+        page.click("button:has-text('Find')")
+        page.wait_for_url(re.compile(r".*q=.*"))
+        found = page.locator("table.worklist td[data-label='Denial']").all_inner_texts()
+        assert found == [wanted["denial_id"]], text
+
+    # Assign: tick two denials, choose the reviewer, one submit.
+    page.goto(f"{live_site.url}/ui/worklist")
+    chosen = page.locator("table.worklist input[name=denial_id]")
+    picked = [chosen.nth(index).get_attribute("value") for index in (0, 1)]
+    chosen.nth(0).check()
+    chosen.nth(1).check()
+    page.select_option("#changes select[name=assignee]", "browser-reviewer")
+    page.click("button:has-text('Assign chosen')")
+    page.wait_for_url(re.compile(r".*done=assign.*"))
+    assert page.locator(".notice").inner_text() == "2 denials assigned."
+    page.select_option(".filters select[name=assignee]", "browser-reviewer")
+    page.click("button:has-text('Apply')")
+    page.wait_for_url(re.compile(r".*assignee=browser-reviewer.*"))
+    mine = page.locator("table.worklist td[data-label='Denial']").all_inner_texts()
+    assert sorted(mine) == sorted(picked)
+    screenshot(page, "worklist-assigned-1280")
+
+    # Export: the filtered list, every row, in the page's order, and no claim ids.
+    page.goto(f"{live_site.url}/ui/worklist?sort=denied_amount")
+    total = int(re.search(r"of ([\d,]+) denials", page.inner_text("#summary"))[1].replace(",", ""))
+    with page.expect_download() as download:
+        page.click("#export")
+    path = tmp_path / "worklist.csv"
+    download.value.save_as(path)
+    lines = path.read_text().splitlines()
+    header = lines[0].split(",")
+    assert len(lines) == total + 1 and "claim_id" not in header and "as_of" in header
+    shown_first = page.locator("table.worklist td[data-label='Denial']").first.inner_text()
+    assert lines[1].split(",")[0] == shown_first
+    assert not any(denial["claim_id"] in path.read_text() for denial in live_site.denials)
+    page.context.close()
+
+
+def test_an_outcome_takes_a_denial_off_the_open_list(browser, live_site) -> None:
+    page = signed_in_page(browser, live_site, DESKTOP)
+    denial_id = live_site.denials[11]["denial_id"]
+    page.goto(f"{live_site.url}/ui/worklist?q={denial_id}")
+    assert page.locator("table.worklist tbody tr").count() == 1
+    page.goto(f"{live_site.url}/ui/denials/{denial_id}")
+    page.select_option("select[name=resolution]", "written_off")
+    page.fill("textarea[name=reviewer_note]", "past every deadline")
+    assert page.inner_text("#standing") == "open, not assigned"
+    page.click("button:has-text('Record feedback')")
+    page.wait_for_url(re.compile(r".*recorded=new.*"))
+    assert page.inner_text("#standing") == "resolved, not assigned"
+    page.goto(f"{live_site.url}/ui/worklist?q={denial_id}")
+    assert "No denials match." in page.inner_text("#summary")
+    page.goto(f"{live_site.url}/ui/worklist?q={denial_id}&status=resolved")
+    assert page.locator("td[data-label='Status']").all_inner_texts() == ["resolved"]
     page.context.close()

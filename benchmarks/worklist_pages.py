@@ -1,0 +1,183 @@
+"""Benchmark the reviewers' pages at scale: the dashboard and the worklist over N scored denials.
+
+Fills a fresh SQLite database through the service's own write path (``record_scores``, which
+keeps the latest-score table on write) with N score records shaped as the service writes them:
+10 root causes, 40 payers, 14 months of denial dates, deadlines around today, a share of denials
+scored twice and a share with recorded outcomes. The model is not run: what a page costs depends
+on the records' number and shape, not on how their probabilities were made. Then times, as the
+median of repeated runs with the spread (min-max), the server's work for each page: the queries
+and the template, without HTTP.
+
+    nice .venv/bin/python -P benchmarks/worklist_pages.py                  # 100,000 denials
+    nice .venv/bin/python -P benchmarks/worklist_pages.py --denials 20000 --repeats 5
+
+``-P``: this folder's ``serving.py`` must not shadow the ``serving`` package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from features.contract import ROOT_CAUSES
+from serving import pages, views
+from serving.database import make_engine, session_factory, upgrade_database
+from serving.repository import audit_record, record_scores, save_feedback, use_input_hash_key
+
+TODAY = dt.date(2026, 12, 5)
+BATCH = 2_000
+QUEUES = ("billing", "coding", "authorization", "eligibility", "triage")
+PATHS = ("appeal", "correct_and_resubmit", "verify_and_rebill", "write_off_review")
+
+
+def score_records(count: int, seed: int) -> Iterator[list[dict[str, Any]]]:
+    """``count`` audit records in batches, as the service writes them."""
+    random = np.random.default_rng(seed)
+    for start in range(0, count, BATCH):
+        yield [_record(random, number) for number in range(start, min(count, start + BATCH))]
+
+
+def _record(random: np.random.Generator, number: int) -> dict[str, Any]:
+    denial_date = TODAY - dt.timedelta(days=int(random.integers(0, 420)))
+    amount = float(round(random.lognormal(5.5, 1.0), 2))
+    recovery = float(random.uniform(0.05, 0.95))
+    denial = {
+        "denial_id": f"D-{number:07d}",
+        "claim_id": f"C-{number:07d}",
+        "payer_id": f"P{random.integers(0, 40):03d}",
+        "denied_amount": amount,
+        "carc_codes": [f"CO-{random.choice((16, 18, 50, 97, 197, 29, 4, 22))}"],
+        "denial_date": denial_date,
+    }
+    outputs = {
+        "root_cause": {"category": str(random.choice(ROOT_CAUSES)), "probability": 0.7},
+        "recovery": {"probability": recovery, "expected_recovered_dollars": recovery * amount},
+        "preventable": {"probability": float(random.uniform()), "prevention_owner": "front_desk"},
+        "priority": {
+            "score": recovery * amount,
+            "deadline": (denial_date + dt.timedelta(days=int(random.integers(30, 365)))),
+            "deadline_rule": str(random.choice(("commercial.appeal", "medicare.timely_filing"))),
+        },
+        "routing": {
+            "owner_queue": str(random.choice(QUEUES)),
+            "action_path": str(random.choice(PATHS)),
+        },
+        "requires_human_review": bool(random.uniform() < 0.25),
+        "review_reasons": [],
+    }
+    return audit_record(
+        request_id=f"r-{number // BATCH}",
+        denial=denial,
+        caller="benchmark",
+        model_version="1",
+        mapping_version="m",
+        outputs=outputs,
+        explanation={"root_cause": {"reasons": []}},
+        scored_at=dt.datetime(2026, 12, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=number),
+    )
+
+
+def fill(url: str, denials: int, seed: int) -> float:
+    """Write the records (10% of denials scored twice, 5% with an outcome); returns seconds."""
+    started = time.perf_counter()
+    sessions = session_factory(make_engine(url))
+    with sessions() as session:
+        for batch in score_records(denials, seed):
+            record_scores(session, batch)
+        for batch in score_records(denials // 10, seed + 1):
+            record_scores(session, batch)  # rescored: the same ids, later
+        for number in range(0, denials, 20):
+            body = {"denial_id": f"D-{number:07d}", "resolution": "paid_after_correction"}
+            save_feedback(session, f"outcome-{number}", body, "benchmark")
+    return time.perf_counter() - started
+
+
+def timed(work: Callable[[], object], repeats: int) -> tuple[float, float, float]:
+    """Median, min and max milliseconds of ``work`` after one warm-up run."""
+    work()
+    runs = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        work()
+        runs.append((time.perf_counter() - started) * 1000)
+    return statistics.median(runs), min(runs), max(runs)
+
+
+VIEWER = pages.Viewer("benchmark", "reviewer", "csrf-token")
+
+
+def rendered(template: str, context: dict[str, Any]) -> str:
+    page = pages.TEMPLATES.env.get_template(template)
+    return page.render({"viewer": VIEWER, "active": "", **context})
+
+
+def measurements(url: str) -> dict[str, Callable[[], object]]:
+    sessions = session_factory(make_engine(url))
+
+    def dashboard() -> str:
+        with sessions() as session:
+            return rendered("dashboard.html", views.dashboard(session, TODAY))
+
+    def dashboard_drawing_its_charts() -> str:
+        views._drawn_charts.clear()  # as after a new score changed every chart's totals
+        return dashboard()
+
+    def worklist(**params: str) -> Callable[[], str]:
+        def page() -> str:
+            with sessions() as session:
+                context = views.worklist(session, views.worklist_query(params), TODAY)
+            return rendered("worklist.html", {**context, "notice": None})
+
+        return page
+
+    def export() -> int:
+        with sessions() as session:
+            return sum(len(lines) for lines in views.export_lines(session, query, TODAY))
+
+    query = views.worklist_query({"owner_queue": "billing"})
+    return {
+        "dashboard (charts unchanged since the last view)": dashboard,
+        "dashboard, every chart drawn anew": dashboard_drawing_its_charts,
+        "worklist, default (priority)": worklist(),
+        "worklist, by expected dollars ascending": worklist(sort="expected_dollars", order="asc"),
+        "worklist, page 100 by deadline": worklist(sort="deadline", page="100"),
+        "worklist, one queue, status in progress": worklist(
+            owner_queue="billing", status="in_progress"
+        ),
+        "worklist, search by denial id": worklist(q="D-0004242"),
+        "CSV export of one queue (about 1/5)": export,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--denials", type=int, default=100_000)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    use_input_hash_key(b"benchmark key")
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite:///{Path(folder) / 'records.db'}"
+        upgrade_database(url)
+        seconds = fill(url, args.denials, args.seed)
+        print(
+            f"{args.denials:,} denials ({args.denials // 10:,} scored twice) written in "
+            f"{seconds:.1f} s through record_scores; SQLite, as of {TODAY}\n"
+        )
+        print("| page (server work: queries and template) | median ms | min-max ms |")
+        print("|---|---:|---:|")
+        for name, work in measurements(url).items():
+            median, low, high = timed(work, args.repeats)
+            print(f"| {name} | {median:.0f} | {low:.0f}-{high:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
