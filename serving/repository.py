@@ -582,6 +582,16 @@ def worklist_page(
     return list(rows), total or 0
 
 
+def open_latest_scores(session: Session, owner_queues: Sequence[str] = ()) -> list[ScoreRecord]:
+    """The latest score of every open denial (no final outcome in feedback), in the given
+    owner queues when any, explanations not loaded: what today's plan ranks."""
+    conditions = [_is_latest_score(), ScoreRecord.denial_id.not_in(_resolved_denial_ids())]
+    if owner_queues:
+        conditions.append(_output("routing", "owner_queue").as_string().in_(list(owner_queues)))
+    query = select(ScoreRecord).options(defer(ScoreRecord.explanation)).where(*conditions)
+    return list(session.scalars(query.order_by(ScoreRecord.denial_id)))
+
+
 def latest_scores(session: Session) -> list[ScoreRecord]:
     """Every denial's latest score, explanations not loaded (the "to label" view ranks them)."""
     query = select(ScoreRecord).options(defer(ScoreRecord.explanation)).where(_is_latest_score())

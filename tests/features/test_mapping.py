@@ -99,8 +99,8 @@ def test_shipped_mapping_routes_to_every_root_cause_with_known_values(
 
 
 def test_shipped_stamp_is_version_and_stable_digest(shipped: CodeMapping) -> None:
-    assert shipped.version == "2026.12.0"
-    assert shipped.stamp == f"2026.12.0#{shipped.digest}"
+    assert shipped.version == "2026.12.1"
+    assert shipped.stamp == f"2026.12.1#{shipped.digest}"
     assert len(shipped.digest) == 12
     assert load_mapping().digest == shipped.digest
 
@@ -320,9 +320,9 @@ def test_override_replaces_by_key_and_adds_new_keys(tmp_path: Path, shipped: Cod
 
 def test_override_changes_version_digest_and_stamp(tmp_path: Path, shipped: CodeMapping) -> None:
     site = load_mapping(write_override(tmp_path, SITE_ENTRIES, owner_queues=["site_contracting"]))
-    assert site.version == "2026.12.0+site-1"
+    assert site.version == "2026.12.1+site-1"
     assert site.digest != shipped.digest
-    assert site.stamp == f"2026.12.0+site-1#{site.digest}"
+    assert site.stamp == f"2026.12.1+site-1#{site.digest}"
 
 
 def test_override_restating_a_shipped_entry_keeps_the_digest(

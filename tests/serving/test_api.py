@@ -65,7 +65,7 @@ def test_score_answers_every_part_for_each_denial(service, trained) -> None:
     denials = payload(trained[1].head(20))
     body = score(client, keys["scorer"], denials)
     assert body["model_version"] == "1"
-    assert body["mapping_version"].startswith("2026.12.0#")
+    assert body["mapping_version"].startswith("2026.12.1#")
     assert len(body["request_id"]) >= 16
     assert [r["denial_id"] for r in body["results"]] == [d["denial_id"] for d in denials]
     for result in body["results"]:

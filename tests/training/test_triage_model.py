@@ -53,17 +53,18 @@ def test_routes_follow_the_model_where_it_is_sure_and_triage_where_it_is_not(
     agree = scores["root_cause"] == scores["mapped_root_cause"]
     expected = np.select([agree, sure], ["codes and model agree", "model"], "triage")
     assert (scores["routing_basis"] == expected).all()
-    by_model = scores[scores["routing_basis"] == "model"]
+    # Past every deadline, any route gives way to write-off review (tested below).
+    by_model = scores[(scores["routing_basis"] == "model") & scores["workable"]]
     policies = triage_model.features.mapping_.root_causes
     assert len(by_model) > 10
     assert (
         by_model["owner_queue"]
         == by_model["root_cause"].map(lambda c: policies[c].route.owner_queue)
     ).all()
-    triage = scores[scores["routing_basis"] == "triage"]
+    triage = scores[(scores["routing_basis"] == "triage") & scores["workable"]]
     assert (triage["owner_queue"] == "triage").all()
     assert (triage["action_path"] == triage["mapped_action_path"]).all()
-    agreed = scores[agree]
+    agreed = scores[agree & scores["workable"]]
     assert (agreed["owner_queue"] == agreed["mapped_owner_queue"]).all()
     # Triage is the review reason of an unsure disagreement, and only of it.
     in_triage = scores["review_reasons"].map(
@@ -164,11 +165,32 @@ def test_a_closer_deadline_raises_urgency_and_priority(
         sooner["expected_recovered_dollars"], scores["expected_recovered_dollars"], rtol=0, atol=0
     )
     check = open_deadline & same_dollars
-    assert check.sum() > 10
-    assert (sooner["urgency"].to_numpy()[check] > scores["urgency"].to_numpy()[check]).all()
+    # Urgency is the chance of missing the deadline by waiting: it rises only for deadlines
+    # inside the queue's backlog horizon, and never falls a day later.
+    inside = check & (scores["urgency"] > 0).to_numpy()
+    assert check.sum() > 10 and inside.sum() > 3
+    assert (sooner["urgency"].to_numpy()[inside] > scores["urgency"].to_numpy()[inside]).all()
+    assert (sooner["urgency"].to_numpy()[check] >= scores["urgency"].to_numpy()[check]).all()
     assert (
         sooner["priority_score"].to_numpy()[check] >= scores["priority_score"].to_numpy()[check]
     ).all()
+
+
+def test_denials_past_every_deadline_leave_the_workable_list_for_write_off_review(
+    triage_model: TriageModel, rows: pd.DataFrame
+) -> None:
+    sample = rows.head(50)
+    late = triage_model.score(
+        sample.assign(as_of_date=sample["denial_date"] + pd.Timedelta(days=800))
+    )
+    assert not late["workable"].any()
+    assert (late["action_path"] == "write_off_review").all()
+    assert (late["owner_queue"] == "write_off_review").all()
+    assert late["mapping_rule"].str.startswith("write-off review: every deadline passed").all()
+    workable = triage_model.score(sample.assign(as_of_date=sample["denial_date"]))
+    assert workable["workable"].all() and (workable["action_path"] != "write_off_review").all()
+    # Write-off review costs its review and returns nothing: at most a losing denial's rank.
+    assert late["priority_score"].max() <= workable["priority_score"].min()
 
 
 def test_changing_the_denial_id_changes_nothing(
