@@ -14,7 +14,7 @@ from conftest import small_specs
 from features.contract import REQUIRED_COLUMNS, ROOT_CAUSES, clean_records
 from features.pipeline import DenialColumns
 from training.evaluate import evaluate_model
-from training.fit import fit_triage_model
+from training.fit import fit_triage_model, resolved_rows
 from training.tracking import example_payload
 from training.triage_model import TriageModel, split_by_class
 
@@ -83,6 +83,34 @@ def test_routing_by_the_model_is_right_more_often_than_the_codes_alone(
     # Triage counts as wrong for the model; the codes alone still fall well behind.
     assert report["model_owner_queue_accuracy"] > report["mapping_owner_queue_accuracy"] + 0.05
     assert report["model_action_path_accuracy"] > report["mapping_action_path_accuracy"] + 0.05
+
+
+def test_evaluation_reports_dollars_within_a_share_of_the_hours(
+    triage_model: TriageModel, split_history: tuple[pd.DataFrame, pd.DataFrame]
+) -> None:
+    train, test = split_history
+    evaluation = evaluate_model(triage_model, train, test)
+    by_hours = evaluation.report["prioritization"]["by_hours"]
+    resolved = evaluation.scores[resolved_rows(test)]
+    assert by_hours["total_hours"] == pytest.approx(resolved["effort_hours"].sum())
+    rankings = by_hours["rankings"]
+    expected = {"oracle", "priority_score", "largest_amount_first", "expected_dollars_only"}
+    assert expected <= set(rankings)
+    for name, shares in rankings.items():
+        assert list(shares) == ["top_10%", "top_20%", "top_30%"]
+        captured = [share["dollars_captured"] for share in shares.values()]
+        assert captured == sorted(captured), name  # more hours never capture less
+        # The per-hour oracle is the best greedy order; an order may edge past it by a hair
+        # only through the last denial that fits.
+        assert all(0 <= share["share_of_oracle"] <= 1.02 for share in shares.values()), name
+    recovery = evaluation.report["recovery"]
+    for baseline in ("largest_amount_first", "expected_dollars_only"):
+        gain = recovery[f"priority_top_20pct_hours_gain_over_{baseline}"]
+        ours, theirs = rankings["priority_score"]["top_20%"], rankings[baseline]["top_20%"]
+        assert gain == pytest.approx(ours["share_of_oracle"] - theirs["share_of_oracle"])
+    assert "prioritization.by_hours.rankings.priority_score.top_20pct.share_of_oracle" in (
+        evaluation.flat_metrics()
+    )
 
 
 @pytest.mark.parametrize("task", ["root_cause", "recovery", "preventable"])
