@@ -174,3 +174,38 @@ def test_resolved_denials_are_not_open_for_the_plan(session: Session) -> None:
     assert [r.denial_id for r in open_latest_scores(session, ["billing"])] == ["D-3"]
     plan = daily_plan(open_latest_scores(session), hours=4, day=SCORED_ON)
     assert {d.denial_id for q in plan.queues for d in q.denials} == {"D-2", "D-3"}
+
+
+def test_the_plan_command_prints_each_queues_plan_and_refuses_unknown_queues(
+    session: Session, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from denial_triage.cli import app
+    from denial_triage.settings import get_settings
+
+    record_scores(
+        session,
+        [
+            record("D-1", priority(300.0, 0.6)),
+            record("D-2", priority(100.0, 0.6)),
+            record("D-3", priority(5_000.0, 0.3, deadline_in=5, last_in=5)),
+        ],
+    )
+    session.commit()
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    runner = CliRunner()
+    later = runner.invoke(
+        app, ["plan", "--hours", "1", "--queue", "coding", "--date", "2026-03-11"]
+    )
+    assert later.exit_code == 0, later.output
+    assert "Plan for 2026-03-11 (the date given), 1 hours a queue" in later.output
+    assert "1 open denials past every deadline go to write-off review" in later.output
+    assert "coding: 1 of 2 open workable denials in 0.6 of 1 hours, $300.00 expected net" in (
+        later.output
+    )
+    assert "D-1" in later.output and "D-2" not in later.output and "D-3" not in later.output
+    typo = runner.invoke(app, ["plan", "--hours", "1", "--queue", "codign"])
+    assert typo.exit_code == 1 and "'codign' is not an owner queue" in typo.output
+    get_settings.cache_clear()
