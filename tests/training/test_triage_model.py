@@ -184,20 +184,22 @@ def test_a_closer_deadline_raises_urgency_and_priority(
     triage_model: TriageModel, rows: pd.DataFrame
 ) -> None:
     sample = rows.head(100)
-    scores = triage_model.score(sample)
-    sooner = triage_model.score(
-        sample.assign(as_of_date=sample["as_of_date"] + pd.Timedelta(days=1))
-    )
-    open_deadline = (scores["days_to_deadline"] > 1).to_numpy()
-    same_dollars = np.isclose(
-        sooner["expected_recovered_dollars"], scores["expected_recovered_dollars"], rtol=0, atol=0
-    )
-    check = open_deadline & same_dollars
+    deadline = pd.to_datetime(triage_model.score(sample)["deadline"])
+    # Counted 20 days before each governing deadline (inside a 30-day horizon), then a day on.
+    near = sample.assign(as_of_date=(deadline - pd.Timedelta(days=20)).to_numpy())
+    scores = triage_model.score(near)
+    sooner = triage_model.score(near.assign(as_of_date=near["as_of_date"] + pd.Timedelta(days=1)))
+    same_denial = (
+        np.isclose(sooner["expected_recovered_dollars"], scores["expected_recovered_dollars"])
+        & (sooner["deadline"] == scores["deadline"])
+        & (scores["days_to_deadline"] > 1)
+    ).to_numpy()
     # Urgency is the chance of missing the deadline by waiting: it rises only for deadlines
     # inside the queue's backlog horizon, and never falls a day later.
-    inside = check & (scores["urgency"] > 0).to_numpy()
-    assert check.sum() > 10 and inside.sum() > 3
+    inside = same_denial & (scores["backlog_horizon_days"] > 20).to_numpy()
+    assert inside.sum() > 10
     assert (sooner["urgency"].to_numpy()[inside] > scores["urgency"].to_numpy()[inside]).all()
+    check = same_denial
     assert (sooner["urgency"].to_numpy()[check] >= scores["urgency"].to_numpy()[check]).all()
     assert (
         sooner["priority_score"].to_numpy()[check] >= scores["priority_score"].to_numpy()[check]
