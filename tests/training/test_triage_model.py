@@ -192,6 +192,7 @@ def test_a_closer_deadline_raises_urgency_and_priority(
     same_denial = (
         np.isclose(sooner["expected_recovered_dollars"], scores["expected_recovered_dollars"])
         & (sooner["deadline"] == scores["deadline"])
+        & (sooner["owner_queue"] == scores["owner_queue"])  # the same queue's horizon
         & (scores["days_to_deadline"] > 1)
     ).to_numpy()
     # Urgency is the chance of missing the deadline by waiting: it rises only for deadlines
