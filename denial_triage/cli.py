@@ -14,6 +14,7 @@ from denial_triage.commands import (
     keys,
     label_queue,
     mapping,
+    plan,
     serve,
     train,
 )
@@ -38,6 +39,7 @@ app.command()(train.evaluate)
 app.command()(train.promote)
 app.command()(train.backtest)
 app.command("label-queue")(label_queue.label_queue_command)
+app.command()(plan.plan)
 app.add_typer(codes.app, name="codes", help="CARC and RARC reference: labels and official lists.")
 app.add_typer(mapping.app, name="mapping")
 app.command()(serve.serve)

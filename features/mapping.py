@@ -34,17 +34,25 @@ ACTION_PATHS = (
     "payer_escalation",
     "write_off_approval",
     "patient_billing",
+    "write_off_review",
 )
 # CARC letter prefixes are A, B and P (D, W and Y are retired); M and N begin RARCs.
 CARC_CODE_PATTERN = r"[ABDPWY]?\d{1,3}"
 ROUTE_FIELDS = ("root_cause", "action_path", "owner_queue", "owner", "reviewed_on")
 ENTRY_FIELDS = frozenset({"carc", "group", "rarc", "note", *ROUTE_FIELDS})
-TOP_LEVEL_FIELDS = frozenset({"version", "owner_queues", "root_causes", "fallback", "entries"})
+TOP_LEVEL_FIELDS = frozenset(
+    {"version", "owner_queues", "backlog_horizon_days", "root_causes", "fallback", "entries"}
+)
 SHIPPED_MAPPING = "mapping.yaml"
 POLICY_FIELDS = frozenset({"prevention_owner", "human_review", *ROUTE_FIELDS} - {"root_cause"})
 # Where a person decides: the model is unsure and disagrees with the codes. Must be one of the
 # mapping's owner queues (the check says so).
 TRIAGE_QUEUE = "triage"
+# Where a denial past every deadline goes (training.priority): nothing can be worked, a person
+# approves the write-off. Both an action path and an owner queue, which the mapping must declare.
+WRITE_OFF_REVIEW = "write_off_review"
+# Days a queue takes to reach a denial put in its backlog, when the mapping does not say.
+DEFAULT_BACKLOG_HORIZON_DAYS = 30
 
 Key = tuple[str, str | None, str | None]  # (CARC, group code or any, RARC or any)
 
@@ -110,6 +118,16 @@ class CodeMapping:
     root_causes: dict[str, RootCausePolicy]
     fallback: Route
     routes: dict[Key, Route] = field(repr=False)
+    # Per owner queue (and "default"): the days its backlog takes to work through, which
+    # decides how urgent a deadline is (training.priority). None in models pickled before.
+    backlog_horizon_days: dict[str, int] | None = None
+
+    def backlog_horizon(self, owner_queue: str) -> int:
+        """Days the queue takes to reach a denial put in its backlog (its own, else the
+        mapping's default)."""
+        horizons = self.backlog_horizon_days or {}
+        default = horizons.get("default", DEFAULT_BACKLOG_HORIZON_DAYS)
+        return int(horizons.get(owner_queue, default))
 
     @property
     def digest(self) -> str:
@@ -122,6 +140,8 @@ class CodeMapping:
             },
             "root_causes": {k: asdict(v) for k, v in sorted(self.root_causes.items())},
         }
+        if self.backlog_horizon_days:  # mappings without it keep the digest they had
+            content["backlog_horizon_days"] = dict(sorted(self.backlog_horizon_days.items()))
         encoded = json.dumps(content, sort_keys=True, default=str).encode()
         return hashlib.sha256(encoded).hexdigest()[:12]
 
@@ -315,12 +335,16 @@ def _build(documents: list[_Document]) -> CodeMapping:
             key = _entry_key(entry)
             routes[key] = _route(entry, describe_key(key))
     versions = [str(doc.data["version"]) for doc in documents]
+    horizons: dict[str, int] = {}
+    for doc in documents:
+        horizons.update(doc.data.get("backlog_horizon_days") or {})
     return CodeMapping(
         version="+".join(versions),
         owner_queues=tuple(dict.fromkeys(queues)),
         root_causes=policies,
         fallback=_route(fallback_entry, "fallback (no mapping entry for the primary CARC)"),
         routes=routes,
+        backlog_horizon_days=horizons or None,
     )
 
 
@@ -380,10 +404,30 @@ def _top_level_problems(
     if is_base and TRIAGE_QUEUE not in queues:
         message = f"owner_queues must include {TRIAGE_QUEUE!r}, where unsure routes go"
         problems.append(MappingProblem(source, "owner_queues", message))
+    if is_base and WRITE_OFF_REVIEW not in queues:
+        message = f"owner_queues must include {WRITE_OFF_REVIEW!r}, for denials past every deadline"
+        problems.append(MappingProblem(source, "owner_queues", message))
+    if "backlog_horizon_days" in data:
+        problems.extend(_horizon_problems(data["backlog_horizon_days"], source, queues))
     if is_base and not isinstance(data.get("fallback"), dict):
         problems.append(MappingProblem(source, "file", "the shipped mapping needs 'fallback'"))
     if isinstance(data.get("fallback"), dict):
         problems.extend(_entry_problems(data["fallback"], source, "fallback", queues, True))
+    return problems
+
+
+def _horizon_problems(horizons: object, source: str, queues: set[str]) -> list[MappingProblem]:
+    where = "backlog_horizon_days"
+    if not isinstance(horizons, dict):
+        return [MappingProblem(source, where, "must map owner queues (or 'default') to days")]
+    problems = []
+    for queue, days in horizons.items():
+        if queue != "default" and queue not in queues:
+            message = f"unknown owner queue {queue!r}; use 'default' or one of {sorted(queues)}"
+            problems.append(MappingProblem(source, where, message))
+        if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+            message = f"{queue}: {days!r} is not a whole number of days of at least 1"
+            problems.append(MappingProblem(source, where, message))
     return problems
 
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import PurePath
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, File, Path, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Path, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -26,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from denial_triage.settings import Settings, get_settings
-from serving import errors, metrics, pages, worklist_api
+from serving import errors, live, metrics, pages, worklist_api
 from serving.auth import ROLES, Caller, KeyGate, require_roles
 from serving.errors import ServiceError
 from serving.limits import read_score_body
@@ -38,6 +39,7 @@ from serving.schemas import (
     ErrorResponse,
     FeedbackIn,
     FeedbackOut,
+    PlanOut,
     ScoreRequest,
     ScoreResponse,
     StoredScore,
@@ -230,8 +232,28 @@ def _routes(app: FastAPI) -> None:
     async def latest_score(
         denial_id: Annotated[str, Path(pattern=NO_NUL)], caller: ReviewerKey, state: State
     ) -> StoredScore:
-        """The latest score of a denial with its full explanation, from the audit log."""
-        return await run_in_threadpool(state.latest_score, denial_id)
+        """The latest score of a denial with its full explanation, from the audit log; days
+        to deadline, urgency and priority counted on today's date (``counted_from``)."""
+        return await run_in_threadpool(state.latest_score, denial_id, live.today())
+
+    @app.get("/v1/worklist/plan", response_model=PlanOut, responses=ERRORS, tags=["review"])
+    async def worklist_plan(
+        caller: ReviewerKey,
+        state: State,
+        hours: Annotated[
+            float, Query(gt=0, le=24 * 31, description="Hours each planned queue has today.")
+        ],
+        queue: Annotated[
+            list[str], Query(max_length=50, description="Owner queues to plan; none: every one.")
+        ] = [],  # noqa: B006 (FastAPI copies query defaults)
+        date: Annotated[
+            dt.date | None, Query(description="Plan as of this day instead of today.")
+        ] = None,
+    ) -> PlanOut:
+        """Today's plan per owner queue: the open, workable denials in priority order (counted
+        on today's date, or ``date``) while their effort hours fit the queue's hours."""
+        day = date or live.today()
+        return await run_in_threadpool(state.plan, hours, queue, day)
 
     @app.post(
         "/v1/feedback",

@@ -25,6 +25,7 @@ from sqlalchemy import (
     ColumnElement,
     Subquery,
     Table,
+    and_,
     case,
     func,
     select,
@@ -37,6 +38,7 @@ from sqlalchemy.orm import Session, defer, sessionmaker
 from serving import worklist_records as worklist
 from serving.records import (
     ApiKey,
+    DenialStatus,
     Feedback,
     LatestScore,
     PageSession,
@@ -522,6 +524,22 @@ def _empty_labels() -> pd.DataFrame:
 #
 # The worklist and dashboard read serving.records.LatestScore, kept on write by
 # serving.worklist_records; what is here reads feedback and the latest audit records whole.
+
+
+def open_latest_scores(session: Session, owner_queues: Sequence[str] = ()) -> list[ScoreRecord]:
+    """The latest score of every open denial (no final outcome in feedback), in the given
+    owner queues when any, explanations not loaded: what today's plan ranks."""
+    resolved = and_(DenialStatus.resolution.is_not(None), DenialStatus.resolution != "open")
+    query = (
+        select(ScoreRecord)
+        .join(LatestScore, LatestScore.score_id == ScoreRecord.id)
+        .outerjoin(DenialStatus, DenialStatus.denial_id == LatestScore.denial_id)
+        .options(defer(ScoreRecord.explanation))
+        .where(~resolved)
+    )
+    if owner_queues:
+        query = query.where(LatestScore.owner_queue.in_(list(owner_queues)))
+    return list(session.scalars(query.order_by(ScoreRecord.denial_id)))
 
 
 def latest_scores(session: Session) -> list[ScoreRecord]:

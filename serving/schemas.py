@@ -321,14 +321,41 @@ class PreventableScore(BaseModel):
 
 
 class PriorityParts(BaseModel):
-    score: float
-    expected_recovered_dollars: float
-    cost_to_work: float
-    effort_hours: float
-    urgency: float
-    deadline: dt.date
+    """The priority (training/priority.py): expected net dollars per effort hour, raised by
+    the chance of losing them by waiting. Days to the deadline, urgency, workability and the
+    score are counted on ``counted_from``: the denial's as-of date when scored, today's date
+    when read back (``GET /v1/denials/{id}``, the plan). Fields added with the per-hour
+    priority are null on records scored before it."""
+
+    score: float = Field(
+        description="Expected net dollars per effort hour x (1 + 0.5 x urgency); a denial past "
+        "every deadline scores the write-off review's cost per hour, below any workable one."
+    )
+    expected_recovered_dollars: float = Field(description="Dollars.")
+    cost_to_work: float = Field(description="Dollars, by action path.")
+    effort_hours: float = Field(description="Hours, by action path.")
+    expected_net_dollars: float | None = Field(
+        None, description="Expected recovered dollars minus the cost to work, in dollars."
+    )
+    urgency: float = Field(
+        description="Fraction 0-1: the chance the value is lost by waiting (the deadline inside "
+        "the owner queue's backlog horizon)."
+    )
+    deadline: dt.date = Field(description="The deadline governing the action path.")
     deadline_rule: str
-    days_to_deadline: int
+    last_deadline: dt.date | None = Field(
+        None,
+        description="The later of timely filing and the appeal window: past it, nothing "
+        "can be worked and the denial goes to write-off review.",
+    )
+    backlog_horizon_days: int | None = Field(
+        None, description="Days the owner queue takes to reach a denial in its backlog."
+    )
+    workable: bool = Field(True, description="False once past every deadline.")
+    counted_from: dt.date | None = Field(
+        None, description="The date days_to_deadline, urgency and score are counted from."
+    )
+    days_to_deadline: int = Field(description="Days from counted_from to the deadline.")
 
 
 class RouteByCodes(BaseModel):
@@ -517,3 +544,46 @@ class ErrorResponse(BaseModel):
     problem_count: int | None = Field(
         None, description="How many problems there were in all; the first 100 are listed."
     )
+
+
+class PlannedDenialOut(BaseModel):
+    """One denial of a queue's plan; priority and days counted on the plan's day."""
+
+    denial_id: str
+    action_path: str
+    priority_score: float = Field(description="Expected net dollars per effort hour, weighted.")
+    expected_net_dollars: float = Field(description="Dollars, net of the cost to work.")
+    effort_hours: float = Field(description="Hours.")
+    denied_amount: float | None = Field(None, description="Dollars.")
+    deadline: dt.date
+    days_to_deadline: int
+    urgency: float = Field(description="Fraction 0-1: the chance of losing the value by waiting.")
+    payer_id: str | None = None
+
+
+class QueuePlanOut(BaseModel):
+    """One owner queue's plan: its open denials in priority order while their hours fit."""
+
+    owner_queue: str
+    hours_available: float
+    hours_planned: float
+    expected_net_dollars: float = Field(description="Dollars, summed over the planned denials.")
+    open_workable: int = Field(description="Open denials the queue could work today.")
+    not_worth_the_work: int = Field(
+        description="Open workable denials expected to return less than the work costs."
+    )
+    denials: list[PlannedDenialOut]
+
+
+class PlanOut(BaseModel):
+    """Today's plan per owner queue (``GET /v1/worklist/plan``)."""
+
+    counted_from: dt.date = Field(
+        description="The day priorities and days to deadline are counted on: today unless "
+        "the request gave a date."
+    )
+    hours_per_queue: float
+    past_every_deadline: int = Field(
+        description="Open denials past every deadline (write-off review), in no plan."
+    )
+    queues: list[QueuePlanOut]

@@ -14,6 +14,7 @@ its job.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import gc
 import hashlib
@@ -38,7 +39,7 @@ from sqlalchemy.orm import Session
 
 from denial_triage.settings import Settings
 from features.contract import clean_records, validate
-from serving import metrics, repository
+from serving import live, metrics, repository
 from serving.audit_writer import AuditJob, AuditWriter, LocalStore, ProcessStore
 from serving.auth import Caller
 from serving.database import make_engine, session_factory, upgrade_database
@@ -46,6 +47,7 @@ from serving.errors import ServiceError
 from serving.journal import AuditJournal
 from serving.limits import parse_score_request, rejected_denial
 from serving.logs import logger
+from serving.plan import daily_plan
 from serving.remittance import remittance_denials
 from serving.schemas import (
     AFTER_TODAY,
@@ -53,6 +55,7 @@ from serving.schemas import (
     OVER_THE_DENIED_AMOUNT,
     FeedbackIn,
     FeedbackOut,
+    PlanOut,
     ScoreRequest,
     StoredScore,
 )
@@ -381,9 +384,28 @@ class ServiceState:
         logger.info("audit spool drained", extra={"records": written})
         return written
 
-    def latest_score(self, denial_id: str) -> StoredScore:
+    def plan(self, hours: float, queues: list[str], day: dt.date) -> PlanOut:
+        """Today's plan per owner queue from the open denials' latest scores (serving.plan);
+        a queue the loaded model's mapping does not declare is refused (422), not planned
+        empty."""
+        model = self.model
+        known = model.triage.features.mapping_.owner_queues if model is not None else ()
+        unknown = [queue for queue in queues if known and queue not in known]
+        if unknown:
+            message = f"queue: unknown owner queue {unknown[0]!r}; use one of {', '.join(known)}"
+            raise ServiceError(422, message)
+        try:
+            with self.session() as session:
+                records = repository.open_latest_scores(session, queues)
+        except SQLAlchemyError as exc:
+            raise ServiceError(503, f"the audit log {_unavailable(exc)}; retry later") from exc
+        plan = daily_plan(records, hours=hours, day=day, queues=queues)
+        return PlanOut.model_validate(dataclasses.asdict(plan))
+
+    def latest_score(self, denial_id: str, today: dt.date) -> StoredScore:
         """A denial's newest score: answered a moment ago and still on its way to the
-        database, it is read from its job, without waiting for the write (or for others')."""
+        database, it is read from its job, without waiting for the write (or for others').
+        Its days to deadline, urgency and priority are counted on ``today`` (serving.live)."""
         try:
             with self.session() as session:
                 record = self._latest_record(session, denial_id)
@@ -391,7 +413,7 @@ class ServiceState:
             raise ServiceError(503, f"the audit log {_unavailable(exc)}; retry later") from exc
         if record is None:
             raise ServiceError(404, f"denial {denial_id!r} has not been scored")
-        return _stored_score(record)
+        return _stored_score(record, today)
 
     def _latest_record(self, session: Session, denial_id: str) -> Any:
         """The newest audit record of a denial: still on its way to the database (answered a
@@ -481,9 +503,11 @@ def _refused(error: DataError | IntegrityError) -> list[dict[str, Any]]:
 _TASKS = ("root_cause", "recovery", "preventable")
 
 
-def _stored_score(record: Any) -> StoredScore:
-    """A score as read back, from an audit record (stored, or still on its way)."""
+def _stored_score(record: Any, today: dt.date) -> StoredScore:
+    """A score as read back, from an audit record (stored, or still on its way), its priority
+    counted on ``today``."""
     score = dict(record.outputs)
+    score["priority"] = live.priority_on_day(score["priority"], today)
     for task in _TASKS:
         score[task] = {**score[task], "explanation": (record.explanation or {}).get(task)}
     return StoredScore(

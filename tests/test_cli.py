@@ -148,7 +148,7 @@ def test_generated_history_validates(tmp_path: Path, suffix: str) -> None:
 def test_mapping_check_passes_for_the_shipped_mapping() -> None:
     result = runner.invoke(app, ["mapping", "check"])
     assert result.exit_code == 0, result.output
-    assert "mapping 2026.12.0#" in result.output
+    assert "mapping 2026.12.1#" in result.output
     assert "no problems" in result.output
 
 

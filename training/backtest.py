@@ -276,6 +276,15 @@ TABLE_ROWS = {
     "prioritization.rankings.largest_amount_first.top_20pct.share_of_oracle": (
         "  largest amount first"
     ),
+    "prioritization.by_hours.rankings.priority_score.top_20pct.share_of_oracle": (
+        "priority: share of oracle $ in 20% of hours"
+    ),
+    "prioritization.by_hours.rankings.largest_amount_first.top_20pct.share_of_oracle": (
+        "  largest amount first"
+    ),
+    "prioritization.by_hours.rankings.expected_dollars_only.top_20pct.share_of_oracle": (
+        "  expected dollars only"
+    ),
 }
 
 

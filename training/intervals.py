@@ -233,3 +233,38 @@ def share_of_oracle(share: float) -> Statistic:
             return np.where(oracle > 0, captured(recovered, priority, axis=axis) / oracle, np.nan)
 
     return statistic
+
+
+def dollars_captured_in_hours(share: float) -> Statistic:
+    """Recovered dollars worked in priority order within ``share`` of the rows' effort hours,
+    as :func:`training.metrics.hours_capacity_capture`."""
+
+    def statistic(
+        recovered: np.ndarray, hours: np.ndarray, priority: np.ndarray, axis: int = -1
+    ) -> np.ndarray:
+        recovered, hours, priority = (
+            np.moveaxis(array, axis, -1) for array in (recovered, hours, priority)
+        )
+        order = np.argsort(-priority, axis=-1, kind="stable")
+        spent = np.cumsum(np.take_along_axis(hours, order, axis=-1), axis=-1)
+        within = spent <= share * hours.sum(axis=-1, keepdims=True) + 1e-9
+        return (np.take_along_axis(recovered, order, axis=-1) * within).sum(axis=-1)
+
+    return statistic
+
+
+def share_of_oracle_in_hours(share: float) -> Statistic:
+    """Dollars captured within ``share`` of the hours over the oracle's (true recovered
+    dollars per hour) there."""
+    captured = dollars_captured_in_hours(share)
+
+    def statistic(
+        recovered: np.ndarray, hours: np.ndarray, priority: np.ndarray, axis: int = -1
+    ) -> np.ndarray:
+        oracle = captured(recovered, hours, recovered / hours, axis=axis)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(
+                oracle > 0, captured(recovered, hours, priority, axis=axis) / oracle, np.nan
+            )
+
+    return statistic

@@ -273,6 +273,69 @@ def _against_oracle(
     }
 
 
+def _effort_hours(effort_hours: ArrayLike, rows: int) -> np.ndarray:
+    values = np.asarray(effort_hours, dtype=np.float64)
+    if values.shape != (rows,):
+        raise ValueError(f"effort_hours has shape {values.shape}; expected ({rows},) rows")
+    if not np.isfinite(values).all() or (values <= 0).any():
+        raise ValueError("effort_hours must be finite and above 0 on every row")
+    return values
+
+
+def denials_within_hours(ordered_hours: np.ndarray, budget: float) -> int:
+    """Denials a team works in order before its hours run out: those whose running total of
+    effort fits the budget (float noise in the sum cannot drop the last one that fits)."""
+    return int(np.searchsorted(np.cumsum(ordered_hours), budget + 1e-9, side="right"))
+
+
+def hours_capacity_capture(
+    priority: ArrayLike,
+    recovered_dollars: ArrayLike,
+    effort_hours: ArrayLike,
+    shares: Sequence[float] = DEFAULT_SHARES,
+) -> dict[str, float]:
+    """Actual recovered dollars a team captures working in priority order until ``share`` of
+    the hours every denial would take are spent, per share."""
+    dollars = _dollars(recovered_dollars)
+    hours = _effort_hours(effort_hours, dollars.size)
+    order = work_order(_priorities(priority, dollars.size))
+    cumulative = np.concatenate([[0.0], np.cumsum(dollars[order])])
+    total = float(hours.sum())
+    return {
+        capacity_label(share): float(cumulative[denials_within_hours(hours[order], share * total)])
+        for share in _checked_shares(shares)
+    }
+
+
+def hours_ranking_report(
+    rankings: Mapping[str, ArrayLike],
+    recovered_dollars: ArrayLike,
+    effort_hours: ArrayLike,
+    shares: Sequence[float] = DEFAULT_SHARES,
+) -> dict[str, object]:
+    """Dollars each ranking captures within 10/20/30% of the hours, beside the oracle's: true
+    recovered dollars per effort hour, the most a ranking by value per hour could capture."""
+    if ORACLE in rankings:
+        raise ValueError(f"'{ORACLE}' is added by hours_ranking_report; name yours differently")
+    dollars = _dollars(recovered_dollars)
+    hours = _effort_hours(effort_hours, dollars.size)
+    checked = _checked_shares(shares)
+    captured = {
+        name: hours_capacity_capture(score, dollars, hours, checked)
+        for name, score in rankings.items()
+    }
+    oracle = hours_capacity_capture(dollars / hours, dollars, hours, checked)
+    return {
+        "rows": int(dollars.size),
+        "total_hours": float(hours.sum()),
+        "hours_worked": {capacity_label(s): float(s * hours.sum()) for s in checked},
+        "rankings": {
+            name: _against_oracle(result, oracle)
+            for name, result in {ORACLE: oracle, **captured}.items()
+        },
+    }
+
+
 def recovery_at_capacity_curve(
     priority: ArrayLike, recovered_dollars: ArrayLike, points: int = 20
 ) -> pd.DataFrame:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import lightgbm as lgb
@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from features.contract import ROOT_CAUSES
-from features.mapping import Route, RoutingDecision
+from features.mapping import WRITE_OFF_REVIEW, Route, RoutingDecision
 from features.pipeline import (
     CATEGORICAL_FEATURES,
     DenialColumns,
@@ -224,14 +224,22 @@ class TriageModel:
         root = self._root_cause_scores(outputs.root_probabilities, mapped)
         decisions = self._routing(root, by_codes)
         routes = [decision.route for decision in decisions]
+        mapping = self.features.mapping_
         parts = priority_parts(
             recovery_probability=recovery,
             expected_recovered_share=share,
             denied_amount=columns.numbers["denied_amount"],
             action_path=np.array([route.action_path for route in routes], dtype=object),
             deadlines=payer_deadlines(self.features.payer_rules_, columns).as_frame(),
+            backlog_horizon_days=np.array([mapping.backlog_horizon(r.owner_queue) for r in routes]),
             as_of=columns.as_of,
         )
+        routes = [
+            route if workable else _write_off_review(route, last)
+            for route, workable, last in zip(
+                routes, parts.workable, parts.last_deadline, strict=True
+            )
+        ]
         scores = {
             **root,
             "recovery_probability": recovery,
@@ -449,6 +457,18 @@ def split_by_class(booster: lgb.Booster) -> list[lgb.Booster]:
 
 _TREE_HEADER = re.compile(r"^Tree=\d+\n", re.M)
 _END_OF_TREES = "end of trees"
+
+
+def _write_off_review(route: Route, last_deadline: np.datetime64) -> Route:
+    """The route of a denial past every deadline: out of the workable list, to a person who
+    approves its write-off (``training.priority``)."""
+    return replace(
+        route,
+        action_path=WRITE_OFF_REVIEW,
+        owner_queue=WRITE_OFF_REVIEW,
+        rule=f"write-off review: every deadline passed (the last on {last_deadline}); "
+        f"was {route.rule}",
+    )
 
 
 def _predict(

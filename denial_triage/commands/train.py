@@ -203,10 +203,18 @@ def _summary(report: dict) -> str:
         _binary_line("preventable", report.get("preventable")),
         "share of the oracle's recovered dollars when working the top 10% / 20% / 30%:",
     ]
+    lines += _ranking_lines(ranking)
+    lines.append("... working until 10% / 20% / 30% of the hours are spent (oracle: per hour):")
+    lines += _ranking_lines(report["prioritization"]["by_hours"]["rankings"])
+    return "\n".join(lines)
+
+
+def _ranking_lines(ranking: dict) -> list[str]:
+    lines = []
     for name, shares in ranking.items():
         parts = " / ".join(f"{v['share_of_oracle']:.1%}" for v in shares.values())
         lines.append(f"  {name:<24} {parts}")
-    return "\n".join(lines)
+    return lines
 
 
 def _root_cause_line(root: dict | None) -> str:

@@ -99,8 +99,8 @@ def test_shipped_mapping_routes_to_every_root_cause_with_known_values(
 
 
 def test_shipped_stamp_is_version_and_stable_digest(shipped: CodeMapping) -> None:
-    assert shipped.version == "2026.12.0"
-    assert shipped.stamp == f"2026.12.0#{shipped.digest}"
+    assert shipped.version == "2026.12.1"
+    assert shipped.stamp == f"2026.12.1#{shipped.digest}"
     assert len(shipped.digest) == 12
     assert load_mapping().digest == shipped.digest
 
@@ -320,9 +320,9 @@ def test_override_replaces_by_key_and_adds_new_keys(tmp_path: Path, shipped: Cod
 
 def test_override_changes_version_digest_and_stamp(tmp_path: Path, shipped: CodeMapping) -> None:
     site = load_mapping(write_override(tmp_path, SITE_ENTRIES, owner_queues=["site_contracting"]))
-    assert site.version == "2026.12.0+site-1"
+    assert site.version == "2026.12.1+site-1"
     assert site.digest != shipped.digest
-    assert site.stamp == f"2026.12.0+site-1#{site.digest}"
+    assert site.stamp == f"2026.12.1+site-1#{site.digest}"
 
 
 def test_override_restating_a_shipped_entry_keeps_the_digest(
@@ -524,3 +524,41 @@ def test_route_frame_without_remark_column_routes_by_carc(shipped: CodeMapping) 
     frame = pd.DataFrame({"carc_codes": [["CO-16"], ["PR-96"], []]})
     routed = shipped.route_frame(frame)
     assert list(routed["mapping_rule"]) == ["CARC 16", "PR-96", FALLBACK_RULE]
+
+
+# ---------------------------------------------------------------------------- backlog horizons
+
+
+def test_each_queue_has_a_backlog_horizon_and_write_off_review_is_a_queue(
+    shipped: CodeMapping,
+) -> None:
+    assert "write_off_review" in shipped.owner_queues and "write_off_review" in ACTION_PATHS
+    assert shipped.backlog_horizon("clinical_appeals") == 45
+    assert shipped.backlog_horizon("triage") == 7
+    assert shipped.backlog_horizon("billing") == 30  # the default
+
+
+def test_a_site_sets_its_own_horizons_and_they_change_the_stamp(
+    tmp_path: Path, shipped: CodeMapping
+) -> None:
+    path = write_override(tmp_path, [], backlog_horizon_days={"billing": 14})
+    site = load_mapping(path)
+    assert site.backlog_horizon("billing") == 14
+    assert site.backlog_horizon("clinical_appeals") == 45  # the shipped file's still stands
+    assert site.digest != shipped.digest
+
+
+@pytest.mark.parametrize(
+    ("horizons", "message"),
+    [
+        ({"billling": 14}, "unknown owner queue 'billling'"),
+        ({"billing": 0}, "billing: 0 is not a whole number of days of at least 1"),
+        ({"billing": "two weeks"}, "billing: 'two weeks' is not a whole number of days"),
+        ([14], "must map owner queues (or 'default') to days"),
+    ],
+)
+def test_bad_horizons_are_named(tmp_path: Path, horizons: object, message: str) -> None:
+    path = write_override(tmp_path, [], backlog_horizon_days=horizons)
+    problems = check_mapping(path, today=TODAY)
+    assert [p.where for p in problems] == ["backlog_horizon_days"]
+    assert message in problems[0].message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 from collections.abc import Iterator
@@ -68,7 +69,7 @@ def test_score_answers_every_part_for_each_denial(service, trained) -> None:
     denials = payload(trained[1].head(20))
     body = score(client, keys["scorer"], denials)
     assert body["model_version"] == "1"
-    assert body["mapping_version"].startswith("2026.12.0#")
+    assert body["mapping_version"].startswith("2026.12.1#")
     assert len(body["request_id"]) >= 16
     assert [r["denial_id"] for r in body["results"]] == [d["denial_id"] for d in denials]
     for result in body["results"]:
@@ -129,6 +130,64 @@ def test_the_latest_score_is_read_back_from_the_audit_log(service, trained) -> N
     assert stored["score"]["recovery"] == scored["results"][0]["recovery"]
     missing = client.get("/v1/denials/never-scored", headers=auth(keys["reviewer"]))
     assert missing.status_code == 404
+
+
+def test_a_read_counts_days_to_deadline_from_today_not_from_scoring(service, trained) -> None:
+    client, keys = service
+    denial = payload(trained[1].iloc[[41]])
+    scored = score(client, keys["scorer"], denial)["results"][0]["priority"]
+    stored = client.get(f"/v1/denials/{denial[0]['denial_id']}", headers=auth(keys["reviewer"]))
+    read = stored.json()["score"]["priority"]
+    today = dt.date.today()
+    assert scored["counted_from"] == denial[0]["as_of_date"][:10] != today.isoformat()
+    assert read["counted_from"] == today.isoformat()
+    deadline = dt.date.fromisoformat(read["deadline"])
+    assert read["days_to_deadline"] == (deadline - today).days < scored["days_to_deadline"]
+    assert read["deadline"] == scored["deadline"] and read["effort_hours"] == scored["effort_hours"]
+
+
+def test_the_plan_lists_open_workable_denials_within_each_queues_hours(service, trained) -> None:
+    client, keys = service
+    denials = payload(trained[1].iloc[60:120])
+    results = score(client, keys["scorer"], denials)["results"]
+    client.app.state.service.flush_audit()  # the plan reads the stored scores, as pages do
+    day = min(d["as_of_date"][:10] for d in denials)
+    reviewer = auth(keys["reviewer"])
+    response = client.get("/v1/worklist/plan", params={"hours": 3, "date": day}, headers=reviewer)
+    assert response.status_code == 200, response.text
+    plan = response.json()
+    assert plan["counted_from"] == day and plan["hours_per_queue"] == 3
+    for queue in plan["queues"]:
+        assert queue["hours_planned"] <= 3
+        scores = [d["priority_score"] for d in queue["denials"]]
+        assert scores == sorted(scores, reverse=True)
+        assert all(d["expected_net_dollars"] > 0 for d in queue["denials"])
+    # With hours for everything, every open denial worth the work is planned.
+    everything = {"hours": 700, "date": day}
+    whole = client.get("/v1/worklist/plan", params=everything, headers=reviewer).json()
+    ours = {r["denial_id"] for r in results}
+    planned = [d for q in whole["queues"] for d in q["denials"] if d["denial_id"] in ours]
+    assert len(planned) > 10
+    # An outcome closes a denial: it leaves the plan.
+    closed = planned[0]["denial_id"]
+    feedback = {
+        "idempotency_key": f"plan-{closed}",
+        "denial_id": closed,
+        "resolution": "written_off",
+        "recovered_amount": 0.0,
+    }
+    assert client.post("/v1/feedback", json=feedback, headers=reviewer).status_code == 201
+    again = client.get("/v1/worklist/plan", params=everything, headers=reviewer)
+    assert closed not in {d["denial_id"] for q in again.json()["queues"] for d in q["denials"]}
+    # Years later every deadline has passed: nothing to plan, all gone to write-off review.
+    years_later = {"hours": 3, "date": "2035-01-01"}
+    late = client.get("/v1/worklist/plan", params=years_later, headers=reviewer)
+    assert all(not q["denials"] for q in late.json()["queues"])
+    assert late.json()["past_every_deadline"] >= len(ours) - 1
+    typo = {"hours": 3, "queue": "codign"}
+    unknown = client.get("/v1/worklist/plan", params=typo, headers=reviewer)
+    assert unknown.status_code == 422 and "codign" in unknown.text
+    assert client.get("/v1/worklist/plan", params={"hours": 0}, headers=reviewer).status_code == 422
 
 
 def test_feedback_is_idempotent_on_its_key(service, trained) -> None:
@@ -276,6 +335,7 @@ def test_batch_and_body_limits(service, trained) -> None:
         ("post", "/v1/score", {"scorer", "admin"}),
         ("post", "/v1/ingest/835", {"scorer", "admin"}),
         ("get", "/v1/denials/x", {"reviewer", "admin"}),
+        ("get", "/v1/worklist/plan?hours=2", {"reviewer", "admin"}),
         ("post", "/v1/feedback", {"reviewer", "admin"}),
         ("post", "/v1/admin/reload", {"admin"}),
         ("get", "/metrics", {"admin"}),

@@ -4,6 +4,7 @@ and a denial answered a moment ago is read from its job."""
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -93,7 +94,9 @@ def test_a_reviewer_read_does_not_wait_for_other_clients_pending_records(
     busy = scored_job(triage_model, denials.iloc[3:30], "req-busy")
     state.audit_writer.submit(busy)  # another client's batch, stuck behind a slow database
 
-    seconds, score = timed(lambda: state.latest_score(earlier.payload[0]["denial_id"]))
+    seconds, score = timed(
+        lambda: state.latest_score(earlier.payload[0]["denial_id"], dt.date.today())
+    )
     assert seconds < PROMPT_SECONDS and score.request_id == "req-earlier"
 
     def worklist_rows() -> int:
@@ -113,14 +116,14 @@ def test_a_denial_on_its_way_is_read_from_its_job_as_it_will_be_stored(
     state.audit_writer.submit(busy)
     assert state.pending_denial(denial_id) and not state.pending_denial("never-scored")
 
-    seconds, pending = timed(lambda: state.latest_score(denial_id))
+    seconds, pending = timed(lambda: state.latest_score(denial_id, dt.date.today()))
     assert seconds < PROMPT_SECONDS and pending.request_id == "req-busy"
     assert pending.denial_id == denial_id
 
     held.released.set()
     assert state.audit_writer.flush(timeout=10)
     assert not state.pending_denial(denial_id)
-    stored = state.latest_score(denial_id)  # now from the database
+    stored = state.latest_score(denial_id, dt.date.today())  # now from the database
     assert stored.model_dump(exclude={"scored_at"}) == pending.model_dump(exclude={"scored_at"})
     assert stored.scored_at.replace(tzinfo=None) == pending.scored_at.replace(tzinfo=None)
 

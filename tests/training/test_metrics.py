@@ -276,3 +276,38 @@ def test_baseline_rankings_on_payer_rule_deadlines() -> None:
     # is past both its appeal and filing deadlines: worked last.
     assert work_order(rankings["nearest_deadline_first"]).tolist() == [2, 0, 1]
     assert all(scores.shape == (3,) for scores in rankings.values())
+
+
+# ---------------------------------------------------------------------------- hours capacity
+
+
+def test_hours_capacity_works_in_order_until_the_hours_run_out() -> None:
+    from training.metrics import hours_capacity_capture
+
+    # 10 hours in all: 20% is 2 hours. Largest first works the 1.5 h $600 appeal and stops
+    # (the next, 1 h, does not fit); by dollars per hour, three 0.3 h corrections and a 0.5 h.
+    dollars = np.array([600.0, 400.0, 300.0, 300.0, 300.0, 250.0, 0.0])
+    hours = np.array([1.5, 1.0, 0.3, 0.3, 0.3, 0.5, 6.1])
+    largest = hours_capacity_capture(dollars, dollars, hours, shares=(0.2,))
+    per_hour = hours_capacity_capture(dollars / hours, dollars, hours, shares=(0.2,))
+    assert largest == {"top_20%": 600.0}
+    assert per_hour == {"top_20%": 300.0 * 3 + 250.0}  # 0.9 h + 0.5 h; the next does not fit
+    with pytest.raises(ValueError, match="effort_hours must be finite and above 0"):
+        hours_capacity_capture(dollars, dollars, np.zeros(7))
+
+
+def test_the_hours_report_ranks_against_the_per_hour_oracle() -> None:
+    from training import intervals
+    from training.metrics import hours_ranking_report
+
+    dollars = np.array([600.0, 400.0, 300.0, 300.0, 300.0, 250.0, 0.0])
+    hours = np.array([1.5, 1.0, 0.3, 0.3, 0.3, 0.5, 6.1])
+    report = hours_ranking_report({"largest": dollars}, dollars, hours, shares=(0.2, 0.3))
+    assert report["total_hours"] == pytest.approx(10.0)
+    assert report["hours_worked"] == {"top_20%": pytest.approx(2.0), "top_30%": pytest.approx(3.0)}
+    oracle = report["rankings"]["oracle"]
+    assert oracle["top_20%"]["dollars_captured"] == 1150.0
+    assert report["rankings"]["largest"]["top_20%"]["share_of_oracle"] == pytest.approx(600 / 1150)
+    # The bootstrap statistic counts the same way as the report.
+    share = intervals.share_of_oracle_in_hours(0.2)(dollars, hours, dollars)
+    assert float(share) == pytest.approx(600 / 1150)

@@ -52,7 +52,7 @@ def test_training_registers_a_version_with_its_run(workspace) -> None:
     )
     assert "recovery.roc_auc" in run.data.metrics
     assert "prioritization.rankings.priority_score.top_20pct.share_of_oracle" in run.data.metrics
-    assert run.data.tags["mapping_version"].startswith("2026.12.0#")
+    assert run.data.tags["mapping_version"].startswith("2026.12.1#")
     assert len(run.data.tags["data_digest"]) == 64
     assert run.data.params["train_rows"] == str(result.evaluation.report["rows"]["train"])
     artifacts = {a.path for a in MlflowClient().list_artifacts(run.info.run_id)}
