@@ -146,7 +146,9 @@ def simple_features(train: pd.DataFrame, test: pd.DataFrame) -> tuple[pd.DataFra
 
 
 def _simple(frame: pd.DataFrame, codes: list[str], train: pd.DataFrame) -> pd.DataFrame:
-    carried = [set(a) | set(r) for a, r in zip(frame["carc_codes"], frame["rarc_codes"], strict=True)]
+    carried = [
+        set(a) | set(r) for a, r in zip(frame["carc_codes"], frame["rarc_codes"], strict=True)
+    ]
     one_hot = pd.DataFrame(
         {f"code_{c}": [c in row for row in carried] for c in codes}, index=frame.index
     ).astype(np.uint8)
@@ -191,8 +193,13 @@ def measure(split: Split, scorers: dict[str, Predictions], seed: int) -> list[di
             seed=seed + offset,
         )
         rows.append(
-            {"seed": split.seed, "metric": name, "rows": int(labelled.sum()), **values,
-             "difference": difference}
+            {
+                "seed": split.seed,
+                "metric": name,
+                "rows": int(labelled.sum()),
+                **values,
+                "difference": difference,
+            }
         )
     return rows
 

@@ -363,7 +363,8 @@ class ModelFitter:
         model.fit(
             matrix[learn],
             target[learn],
-            eval_set=[(matrix[validation], target[validation])],
+            eval_X=(matrix[validation],),
+            eval_y=(target[validation],),
             categorical_feature=self.categorical,
             callbacks=[lgb.early_stopping(patience, verbose=False)],
         )
