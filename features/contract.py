@@ -178,6 +178,10 @@ REQUIRED_COLUMNS = tuple(c.name for c in COLUMNS if c.role is Role.REQUIRED)
 SCORING_COLUMNS = tuple(c.name for c in COLUMNS if c.role is not Role.LABEL)
 LABEL_COLUMNS = tuple(c.name for c in COLUMNS if c.role is Role.LABEL)
 LIST_COLUMNS = tuple(c.name for c in COLUMNS if c.kind is Kind.STRING_LIST)
+# What the synthetic generator knows of each denial (``generate --with-truth``): the cause
+# before label noise and the probabilities the labels were drawn with. Outside the contract,
+# for benchmarks only: they would leak the labels, so a contract file holding them is refused.
+TRUTH_COLUMNS = ("true_root_cause", "true_recovery_probability", "true_preventable_probability")
 _TRUE = {"true", "t", "yes", "y", "1"}
 _FALSE = {"false", "f", "no", "n", "0"}
 
@@ -256,6 +260,11 @@ def validate(raw: pd.DataFrame) -> ValidationResult:
         for name in REQUIRED_COLUMNS
         if name not in frame.columns
     ]
+    errors.extend(
+        RowError(None, name, "the generator's truth, for benchmarks only: remove the column")
+        for name in TRUTH_COLUMNS
+        if name in frame.columns
+    )
     for column in COLUMNS:
         if column.name in frame.columns:
             frame[column.name] = _coerce_column(frame[column.name], column, errors)

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -140,6 +141,17 @@ def test_generated_history_validates(tmp_path: Path, suffix: str) -> None:
     validated = runner.invoke(app, ["validate", str(out)])
     assert validated.exit_code == 0, validated.output
     assert "500 rows, 500 valid, 0 with errors" in validated.output
+
+
+def test_generate_with_truth_writes_it_beside_the_history(tmp_path: Path) -> None:
+    out = tmp_path / "history.csv"
+    args = ["generate", "--rows", "300", "--seed", "3", "--out", str(out), "--with-truth"]
+    generated = runner.invoke(app, args)
+    assert generated.exit_code == 0, generated.output
+    truth = pd.read_parquet(tmp_path / "history.truth.parquet")
+    assert truth["denial_id"].tolist() == pd.read_csv(out)["denial_id"].tolist()
+    assert truth["true_recovery_probability"].between(0, 1).all()
+    assert runner.invoke(app, ["validate", str(out)]).exit_code == 0  # the history stays clean
 
 
 # ---------------------------------------------------------------------------- mapping

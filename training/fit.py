@@ -1,8 +1,9 @@
 """Fitting the triage model: time-based splits, three LightGBM models, Platt calibration.
 
-The newest months are held out for testing; within the training months, the newest share is
-held out again to calibrate the binary models, so no probability is calibrated on rows its
-model learned from.
+The newest months are held out for testing. Within the training months, the binary models are
+calibrated on out-of-fold margins over time folds (models fitted on older rows predicting the
+newest slices), so no probability is calibrated on rows its model learned from, and the model
+kept is then refitted on every training row: the newest months teach it too.
 """
 
 from __future__ import annotations
@@ -69,6 +70,24 @@ def newest_share(frame: pd.DataFrame, share: float) -> np.ndarray:
     """Boolean mask of the newest ``share`` of rows by denial date (ties stay together)."""
     dates = pd.to_datetime(frame["denial_date"])
     return (dates >= dates.quantile(1.0 - share)).to_numpy()
+
+
+def time_folds(
+    frame: pd.DataFrame, share: float, folds: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Expanding time folds over the newest rows, oldest first: per fold, the mask of the rows
+    it learns from (every row before its slice) and of its slice (``share`` of the rows by
+    denial date; the last slice is :func:`newest_share`'s)."""
+    dates = pd.to_datetime(frame["denial_date"])
+    starts = [dates.quantile(1.0 - share * k) for k in range(folds, 0, -1)]
+    ends = [*starts[1:], None]
+    return [
+        (
+            (dates < start).to_numpy(),
+            ((dates >= start) & (dates < end if end is not None else True)).to_numpy(),
+        )
+        for start, end in zip(starts, ends, strict=True)
+    ]
 
 
 def recovered_target(frame: pd.DataFrame) -> np.ndarray:
@@ -306,13 +325,52 @@ class ModelFitter:
         frame: pd.DataFrame,
         label: Callable[[pd.DataFrame], np.ndarray],
     ) -> tuple[lgb.LGBMClassifier, PlattCalibration]:
-        """A binary model on labelled rows (``matrix`` and ``frame`` alike), Platt-calibrated
-        on the newest of them."""
+        """A binary model on every labelled row (``matrix`` and ``frame`` alike), Platt-calibrated
+        on margins it did not learn from.
+
+        Each of the spec's ``calibration_folds`` time folds fits on the rows before one of the
+        newest slices (``calibration_share`` of the rows each) and predicts that slice; the
+        Platt scaling is fitted on those out-of-fold margins together, then the model is refitted
+        on all rows, so the newest months teach the model too instead of only calibrating it.
+        With ``early_stopping_rounds`` the rounds are chosen on the newest slice (a validation
+        slice inside the training rows), and every fold and the refit use them.
+        """
         target = label(frame)
-        holdout = newest_share(frame, spec.calibration_share)
-        model = self.binary(spec, matrix[~holdout], target[~holdout])
-        margin = model.predict(matrix[holdout], raw_score=True)
-        return model, platt_calibration(margin, target[holdout])
+        folds = time_folds(frame, spec.calibration_share, spec.calibration_folds)
+        spec = self.early_stopped(spec, matrix, target, folds[-1])
+        margins, targets = [], []
+        for learn, holdout in folds:
+            model = self.binary(spec, matrix[learn], target[learn])
+            margins.append(model.predict(matrix[holdout], raw_score=True))
+            targets.append(target[holdout])
+        calibration = platt_calibration(np.concatenate(margins), np.concatenate(targets))
+        return self.binary(spec, matrix, target), calibration
+
+    def early_stopped(
+        self,
+        spec: ModelSpec,
+        matrix: np.ndarray,
+        target: np.ndarray,
+        fold: tuple[np.ndarray, np.ndarray],
+    ) -> ModelSpec:
+        """The spec with ``n_estimators`` where the validation slice's log loss stopped
+        improving (at most the spec's own); the spec as written without early stopping."""
+        patience = spec.early_stopping_rounds
+        learn, validation = fold
+        if patience is None or len(np.unique(target[validation])) < 2:
+            return spec
+        model = lgb.LGBMClassifier(objective="binary", **spec.hyperparameters, **self._common())
+        model.fit(
+            matrix[learn],
+            target[learn],
+            eval_X=(matrix[validation],),
+            eval_y=(target[validation],),
+            categorical_feature=self.categorical,
+            callbacks=[lgb.early_stopping(patience, verbose=False)],
+        )
+        rounds = max(int(model.best_iteration_ or spec.hyperparameters["n_estimators"]), 1)
+        parameters = {**spec.hyperparameters, "n_estimators": rounds}
+        return spec.model_copy(update={"hyperparameters": parameters})
 
     def binary(self, spec: ModelSpec, matrix: np.ndarray, target: np.ndarray) -> lgb.LGBMClassifier:
         """An uncalibrated binary model of ``target`` on every row of ``matrix``."""

@@ -41,6 +41,12 @@ class ModelSpec(BaseModel):
     estimator: Literal["lightgbm"] = "lightgbm"
     calibration: Literal["sigmoid", "none"] = "none"
     calibration_share: float = Field(0.15, gt=0, lt=0.5)
+    # Time folds whose out-of-fold margins the Platt scaling is fitted on, each predicting a
+    # newest slice of calibration_share; folds x share must leave rows for the oldest fold.
+    calibration_folds: int = Field(1, ge=1, le=3)
+    # Stop adding trees after this many rounds without a better log loss on the newest slice
+    # (the validation slice inside the training rows); None: n_estimators as written.
+    early_stopping_rounds: int | None = Field(None, ge=1)
     # Fewer training rows carrying this model's label than this and the model is not fitted:
     # a site's history often labels root causes for a few percent of its denials only.
     min_labels: int = Field(..., ge=1)

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from features.adjustments import split_adjustment
-from features.contract import COLUMNS, PAYER_TYPES, ROOT_CAUSES, DenialWriter
+from features.contract import COLUMNS, PAYER_TYPES, ROOT_CAUSES, TRUTH_COLUMNS, DenialWriter
 from features.payer_rules import load_payer_rules
 from training import synthetic_world as world_params
 from training.synthetic_world import CODE_OPTIONS, PROCEDURE_FAMILIES, SPECIALTIES
@@ -155,13 +155,22 @@ def _npi_with_check_digit(base: int) -> str:
 
 def sample_chunk(world: SyntheticWorld, rows: int, seed: int, chunk_index: int) -> pd.DataFrame:
     """One chunk of history; row ``i`` of chunk ``k`` is denial number ``k * CHUNK_ROWS + i``."""
+    return sample_chunk_with_truth(world, rows, seed, chunk_index)[0]
+
+
+def sample_chunk_with_truth(
+    world: SyntheticWorld, rows: int, seed: int, chunk_index: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One chunk of history, and what the generator knows of each of its denials
+    (``denial_id`` and :data:`~features.contract.TRUTH_COLUMNS`): the same rows either way."""
     rng = np.random.default_rng([seed, chunk_index + 1])
     draw = _Draw(world, rng, rows)
     first_id = chunk_index * CHUNK_ROWS
     frame = pd.DataFrame({"denial_id": [f"D{first_id + i:09d}" for i in range(rows)]})
     for step in _STEPS:
         step(draw, frame)
-    return frame[[c.name for c in COLUMNS]]
+    frame["true_root_cause"] = np.array(ROOT_CAUSES)[frame["_cause"].to_numpy()]
+    return frame[[c.name for c in COLUMNS]], frame[["denial_id", *TRUTH_COLUMNS]]
 
 
 class _Draw:
@@ -402,7 +411,8 @@ def _sample_outcomes(draw: _Draw, frame: pd.DataFrame) -> None:
     """Recovery, preventability and resolution from the latent cause and circumstances."""
     rng = draw.rng
     cause = frame["_cause"].to_numpy()
-    recovered = rng.random(draw.rows) < _recovery_probability(draw, frame)
+    probability = _recovery_probability(draw, frame)
+    recovered = rng.random(draw.rows) < probability
     full = np.array([world_params.FULL_RECOVERY_SHARE[c] for c in ROOT_CAUSES])[cause]
     share = np.where(rng.random(draw.rows) < full, 1.0, rng.beta(2.5, 2.0, draw.rows))
     resolution = _resolution(rng, frame, recovered)
@@ -415,6 +425,7 @@ def _sample_outcomes(draw: _Draw, frame: pd.DataFrame) -> None:
     still_open = resolved > np.datetime64(draw.world.end, "D")
     frame["root_cause"] = _noisy_labels(rng, cause)
     frame["preventable"] = _preventable(rng, frame)
+    frame["true_recovery_probability"] = probability
     frame["resolution"] = np.where(still_open, "open", resolution)
     amount = np.round(frame["denied_amount"].to_numpy() * share * recovered, 2)
     frame["recovered_amount"] = pd.Series(np.where(still_open, np.nan, amount), dtype="float64")
@@ -497,7 +508,10 @@ def _preventable(rng: np.random.Generator, frame: pd.DataFrame) -> np.ndarray:
     )
     probability = table[cause, flag.astype(int)]
     preventable = rng.random(len(cause)) < probability
-    flip = rng.random(len(cause)) < world_params.PREVENTABLE_LABEL_NOISE
+    noise = world_params.PREVENTABLE_LABEL_NOISE
+    flip = rng.random(len(cause)) < noise
+    # The label is the flag flipped with the noise's probability, so this is its probability.
+    frame["true_preventable_probability"] = probability * (1 - noise) + (1 - probability) * noise
     return preventable ^ flip
 
 
@@ -530,13 +544,36 @@ def generate_history(
     end: dt.date = DEFAULT_END_DATE,
     months: int = DEFAULT_MONTHS,
     on_chunk: Callable[[int], None] | None = None,
+    truth_out: Path | None = None,
 ) -> Path:
-    """Write ``rows`` denials to ``out`` (Parquet or CSV), chunk by chunk."""
+    """Write ``rows`` denials to ``out`` (Parquet or CSV), chunk by chunk; with ``truth_out``,
+    the generator's truth of each denial to that separate Parquet file (benchmarks only: a
+    contract file holding it is refused, see :data:`features.contract.TRUTH_COLUMNS`)."""
     world = build_world(seed, end, months)
+    truth = []
     with DenialWriter(out) as writer:
         for chunk_index, start in enumerate(range(0, rows, CHUNK_ROWS)):
             size = min(CHUNK_ROWS, rows - start)
-            writer.write(sample_chunk(world, size, seed, chunk_index))
+            chunk, chunk_truth = sample_chunk_with_truth(world, size, seed, chunk_index)
+            writer.write(chunk)
+            if truth_out is not None:
+                truth.append(chunk_truth)
             if on_chunk is not None:
                 on_chunk(size)
+    if truth_out is not None:
+        write_truth(pd.concat(truth, ignore_index=True), truth_out)
     return out
+
+
+def write_truth(truth: pd.DataFrame, path: Path) -> Path:
+    """The truth table as Parquet (its probabilities must not round through text)."""
+    if path.suffix.lower() != ".parquet":
+        raise ValueError(f"{path}: the truth file is written as .parquet")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    truth.to_parquet(path, index=False)
+    return path
+
+
+def default_truth_path(history: Path) -> Path:
+    """Where ``generate --with-truth`` writes the truth of ``history``: beside it."""
+    return history.with_name(f"{history.stem}.truth.parquet")

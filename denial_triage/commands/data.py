@@ -21,7 +21,7 @@ from features.contract import (
 from features.mapping import load_mapping
 from ingest.writer import write_remittances
 from training.profile import profile_history
-from training.synthetic import generate_history
+from training.synthetic import default_truth_path, generate_history
 
 console = Console(stderr=True)
 
@@ -50,21 +50,32 @@ def generate(
         help="With --as-835: share of denied claims and of files damaged by the defects real "
         "payers' files carry (e.g. 0.01).",
     ),
+    with_truth: bool = typer.Option(
+        False,
+        "--with-truth",
+        help="Also write the generator's true root cause, recovery and preventable "
+        "probabilities per denial_id to OUT's stem + .truth.parquet (benchmarks only).",
+    ),
 ) -> None:
     """Generate a realistic synthetic denial history that meets the data contract."""
-    target = write_history(rows, seed, out or default_history_path())
+    target = write_history(rows, seed, out or default_history_path(), with_truth=with_truth)
     if as_835 is not None:
         _write_835(target, as_835, defect_share, seed)
 
 
-def write_history(rows: int, seed: int, target: Path) -> Path:
+def write_history(rows: int, seed: int, target: Path, *, with_truth: bool = False) -> Path:
     """Generate ``rows`` denials into ``target``, showing progress and the time taken."""
     started = time.perf_counter()
+    truth = default_truth_path(target) if with_truth else None
     with _progress() as progress:
         task = progress.add_task("generating", total=rows)
-        generate_history(rows, seed, target, on_chunk=lambda n: progress.advance(task, n))
+        generate_history(
+            rows, seed, target, on_chunk=lambda n: progress.advance(task, n), truth_out=truth
+        )
     seconds = time.perf_counter() - started
     typer.echo(f"wrote {rows:,} denials to {target} in {seconds:.1f} s (seed {seed})")
+    if truth is not None:
+        typer.echo(f"wrote the generator's truth of each denial to {truth} (benchmarks only)")
     return target
 
 

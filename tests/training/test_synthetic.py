@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.contract import COLUMNS, PAYER_TYPES, ROOT_CAUSES, load_denials
+from features.contract import COLUMNS, PAYER_TYPES, ROOT_CAUSES, TRUTH_COLUMNS, load_denials
 from features.mapping import load_mapping
 from features.payer_rules import load_payer_rules
 from training.baselines import CodeSetLookup
+from training.metrics import expected_calibration_error
 from training.profile import profile_history
 from training.synthetic import CHUNK_ROWS, generate_history
 
@@ -156,3 +157,36 @@ def test_denial_dates_end_on_the_chosen_date(history: pd.DataFrame) -> None:
     assert history["denial_date"].min().date() >= dt.date(2024, 4, 1)
     assert (history["service_date"] <= history["denial_date"]).all()
     assert np.all(history["as_of_date"] >= history["denial_date"])
+
+
+# ---------------------------------------------------------------------------- truth (benchmarks)
+
+
+def test_truth_explains_the_labels_and_leaves_the_history_unchanged(tmp_path: Path) -> None:
+    plain = pd.read_parquet(generate_history(20_000, 5, tmp_path / "plain.parquet"))
+    path = generate_history(20_000, 5, tmp_path / "h.parquet", truth_out=tmp_path / "t.parquet")
+    history, truth = pd.read_parquet(path), pd.read_parquet(tmp_path / "t.parquet")
+    pd.testing.assert_frame_equal(history, plain)  # the truth draws nothing
+    assert list(truth.columns) == ["denial_id", *TRUTH_COLUMNS]
+    assert truth["denial_id"].equals(history["denial_id"])
+    # Labels are drawn from the true probabilities: they agree on average, bin by bin.
+    resolved = history["resolution"] != "open"
+    recovered = history.loc[resolved, "recovered_amount"] > 0
+    true_recovery = truth.loc[resolved, "true_recovery_probability"]
+    assert expected_calibration_error(recovered, true_recovery) < 0.03
+    preventable = history["preventable"].astype(bool)
+    assert expected_calibration_error(preventable, truth["true_preventable_probability"]) < 0.03
+    # The noisy root-cause label is the true cause but for its noise.
+    agree = (history["root_cause"] == truth["true_root_cause"]).mean()
+    assert 0.8 < agree < 1.0
+
+
+def test_a_contract_file_holding_the_truth_is_refused(tmp_path: Path) -> None:
+    path = generate_history(500, 5, tmp_path / "h.parquet", truth_out=tmp_path / "t.parquet")
+    leaked = pd.read_parquet(path).merge(pd.read_parquet(tmp_path / "t.parquet"), on="denial_id")
+    leaked.to_parquet(tmp_path / "leaked.parquet")
+    errors = load_denials(tmp_path / "leaked.parquet").errors
+    assert {str(e) for e in errors} == {
+        f"table, column {name}: the generator's truth, for benchmarks only: remove the column"
+        for name in TRUTH_COLUMNS
+    }
