@@ -33,6 +33,7 @@ from features.mapping import load_mapping
 from features.pipeline import DenialFeatures
 from training.fit import (
     ModelFitter,
+    fit_root_cause,
     labelled_rows,
     preventable_target,
     root_cause_codes,
@@ -84,9 +85,11 @@ def measure(
     ``train`` fits them, on the revealed training rows."""
     fitter = ModelFitter(seed, 2, DenialFeatures().categorical_indices)
     rows = split.train.iloc[revealed]
-    # As ``train`` fits them: leaves scaled to the label count (training.fit.small_sample_spec).
+    # As ``train`` fits them: root cause on every training row, self-trained on the unrevealed
+    # ones (training.fit.fit_root_cause), leaves scaled to the label count.
+    hidden_causes = hidden(split.train, revealed)["root_cause"]
+    root = fit_root_cause(fitter, specs["root_cause"], split.train_matrix, hidden_causes)
     specs = {task: small_sample_spec(spec, len(revealed)) for task, spec in specs.items()}
-    root = fitter.root_cause(specs["root_cause"], split.train_matrix[revealed], rows["root_cause"])
     predicted = root.classes_[root.predict_proba(split.test_matrix).argmax(axis=1)]
     truth = root_cause_codes(split.test["root_cause"])
     macro_f1 = f1_score(truth, predicted, average="macro", labels=np.arange(10), zero_division=0)

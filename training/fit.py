@@ -220,6 +220,50 @@ def small_sample_spec(spec: ModelSpec, labels: int) -> ModelSpec:
     return spec.model_copy(update={"hyperparameters": parameters})
 
 
+# Self-training of a partially labelled root cause (issue 13). With labels on a few percent of
+# a history, a model fitted on them alone learns the codes' common causes but little of the
+# other features; its confident causes on the unlabelled rows, given as labels of lower weight,
+# let a second model learn from every row (on generated 40k histories with 5% random labels,
+# macro-F1 0.659 to 0.696 on two development seeds; mapping causes as such labels made it worse,
+# 0.617: the model then learns the mapping back).
+PARTIAL_LABEL_SHARE = 0.5  # below this share of rows labelled, self-train on the rest
+PSEUDO_LABEL_CONFIDENCE = 0.7  # the first model's probability a pseudo-label needs
+PSEUDO_LABEL_WEIGHT = 0.5  # a pseudo-label's weight per unit of that probability
+
+
+def fit_root_cause(
+    fit: ModelFitter, spec: ModelSpec, matrix: np.ndarray, labels: pd.Series
+) -> lgb.LGBMClassifier:
+    """The root-cause model of a history whose ``labels`` (one per matrix row) may be missing:
+    fitted on the labelled rows, then, when they are a small share, refitted with its own
+    confident causes on the unlabelled rows (:func:`pseudo_labels`)."""
+    labelled = labels.notna().to_numpy()
+    first = fit.root_cause(
+        small_sample_spec(spec, int(labelled.sum())), matrix[labelled], labels[labelled]
+    )
+    if labelled.mean() >= PARTIAL_LABEL_SHARE:
+        return first
+    codes, weights, confident = pseudo_labels(first, matrix[~labelled])
+    if not confident.any():
+        return first
+    student_matrix = np.vstack([matrix[labelled], matrix[~labelled][confident]])
+    student_codes = np.concatenate([root_cause_codes(labels[labelled]), codes[confident]])
+    student_weights = np.concatenate([np.ones(int(labelled.sum())), weights[confident]])
+    student_spec = small_sample_spec(spec, len(student_codes))
+    return fit.weighted_root_cause(student_spec, student_matrix, student_codes, student_weights)
+
+
+def pseudo_labels(
+    model: lgb.LGBMClassifier, matrix: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A model's likeliest cause of each row (contract category index), its weight as a label
+    and whether it is confident enough to be one."""
+    probabilities = model.predict_proba(matrix)
+    sure = probabilities.max(axis=1)
+    codes = np.asarray(model.classes_)[probabilities.argmax(axis=1)]
+    return codes, PSEUDO_LABEL_WEIGHT * sure, sure >= PSEUDO_LABEL_CONFIDENCE
+
+
 def fit_triage_model(
     frame: pd.DataFrame, specs: dict[str, ModelSpec], *, seed: int = 7, n_jobs: int = 2
 ) -> TriageModel:
@@ -247,11 +291,7 @@ def fit_triage_model(
         else (None, None)
     )
     root_cause = (
-        fit.root_cause(
-            small_sample_spec(specs["root_cause"], counts["root_cause"].labelled),
-            matrix[rows["root_cause"]],
-            frame.loc[rows["root_cause"], "root_cause"],
-        )
+        fit_root_cause(fit, specs["root_cause"], matrix, frame["root_cause"])
         if counts["root_cause"].enough
         else None
     )
@@ -315,8 +355,18 @@ class ModelFitter:
     def root_cause(
         self, spec: ModelSpec, matrix: np.ndarray, labels: pd.Series
     ) -> lgb.LGBMClassifier:
+        return self.weighted_root_cause(spec, matrix, root_cause_codes(labels))
+
+    def weighted_root_cause(
+        self,
+        spec: ModelSpec,
+        matrix: np.ndarray,
+        codes: np.ndarray,
+        weights: np.ndarray | None = None,
+    ) -> lgb.LGBMClassifier:
+        """A root-cause model of contract category indices, each row weighted (1 if none)."""
         model = lgb.LGBMClassifier(objective="multiclass", **spec.hyperparameters, **self._common())
-        return model.fit(matrix, root_cause_codes(labels), categorical_feature=self.categorical)
+        return model.fit(matrix, codes, sample_weight=weights, categorical_feature=self.categorical)
 
     def calibrated_binary(
         self,

@@ -29,7 +29,13 @@ import pandas as pd
 from features.contract import LIST_SEPARATOR, ROOT_CAUSES
 from features.mapping import load_mapping
 from features.pipeline import DenialFeatures
-from training.fit import ModelFitter, labelled_rows, preventable_target, small_sample_spec
+from training.fit import (
+    ModelFitter,
+    fit_root_cause,
+    labelled_rows,
+    preventable_target,
+    small_sample_spec,
+)
 from training.specs import load_specs
 
 # Fewer root-cause labels than this (or a single cause among them) is a cold start: no interim
@@ -333,8 +339,8 @@ def interim_scores(
     root = labelled_rows(history, "root_cause")
     root_cause = None
     if _enough(history.loc[root, "root_cause"]):
-        spec = small_sample_spec(specs["root_cause"], int(root.sum()))
-        model = fitter.root_cause(spec, matrix[root], history.loc[root, "root_cause"])
+        # As ``train`` fits it: self-trained on the unlabelled rows while labels are few.
+        model = fit_root_cause(fitter, specs["root_cause"], matrix, history["root_cause"])
         root_cause = _class_probabilities(model, matrix[candidates])
     prevent = labelled_rows(history, "preventable")
     preventable = None

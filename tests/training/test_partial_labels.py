@@ -10,26 +10,32 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import small_specs
+from sklearn.metrics import f1_score
 from typer.testing import CliRunner
 
 from denial_triage.cli import app
 from denial_triage.settings import get_settings
 from features.contract import LABEL_COLUMNS, validate
+from features.pipeline import DenialFeatures
 from serving.scoring import ModelStore, score_denials
 from training import fit as fit_module
 from training import run as training_run
 from training.evaluate import evaluate_model
 from training.feedback import apply_feedback
 from training.fit import (
+    ModelFitter,
     NotEnoughLabels,
+    fit_root_cause,
     fit_triage_model,
     label_counts,
     labelled_rows,
     ranked_backwards,
+    root_cause_codes,
     small_sample_spec,
     with_set_aside,
 )
 from training.run import TrainingDataError, TrainingOptions, _refuse_partial_labels, train
+from training.specs import ModelSpec
 from training.tracking import configure_tracking, example_payload, load_triage_model
 from training.triage_model import NO_PREVENTABLE_MODEL, NO_ROOT_CAUSE_MODEL, PlattCalibration
 
@@ -224,7 +230,7 @@ def test_the_train_command_exits_1_naming_the_missing_recovery_labels(
 
 
 def test_leaves_shrink_with_few_labels_and_keep_the_spec_with_many(
-    small: tuple[pd.DataFrame, pd.DataFrame],
+    small: tuple[pd.DataFrame, pd.DataFrame], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spec = small_specs(20)["root_cause"]
     written = spec.hyperparameters["min_child_samples"]
@@ -233,6 +239,8 @@ def test_leaves_shrink_with_few_labels_and_keep_the_spec_with_many(
     assert small_sample_spec(spec, 200_000).hyperparameters == spec.hyperparameters
     history, _ = small
     sparse = without_labels(history, keep_share=0.1, seed=4)
+    # The first model of a self-trained root cause (the labelled rows alone) is the one kept.
+    monkeypatch.setattr(fit_module, "PARTIAL_LABEL_SHARE", 0.0)
     model = fit_triage_model(sparse, specs_with_min_labels(100), seed=2)
     labelled = int(sparse["root_cause"].notna().sum())
     assert model.root_cause_model.get_params()["min_child_samples"] == labelled // 40 < written
@@ -286,3 +294,82 @@ def test_a_model_ranking_forwards_is_kept() -> None:
     assert ranked_backwards("preventable", PlattCalibration(0.8, -0.2)) is None
     assert ranked_backwards("preventable", None) is None
     assert "slope 0.00" in str(ranked_backwards("preventable", PlattCalibration(0.0, 0.1)))
+
+
+class WeightedFits:
+    """Records each root-cause fit's rows, labels and weights, then fits as the fitter does."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.fits: list[tuple[int, np.ndarray, np.ndarray | None]] = []
+        original = ModelFitter.weighted_root_cause
+
+        def record(
+            fitter: ModelFitter,
+            spec: ModelSpec,
+            matrix: np.ndarray,
+            codes: np.ndarray,
+            weights: np.ndarray | None = None,
+        ) -> object:
+            self.fits.append((len(matrix), np.asarray(codes), weights))
+            return original(fitter, spec, matrix, codes, weights)
+
+        monkeypatch.setattr(ModelFitter, "weighted_root_cause", record)
+
+
+def root_cause_fit(frame: pd.DataFrame) -> tuple[object, DenialFeatures]:
+    """The root-cause model ``train`` fits on ``frame``, and the features it was fitted on."""
+    features = DenialFeatures().fit(frame)
+    fitter = ModelFitter(3, 1, features.categorical_indices)
+    spec = small_specs(20)["root_cause"]
+    return fit_root_cause(fitter, spec, features.transform(frame), frame["root_cause"]), features
+
+
+def test_a_root_cause_with_few_labels_learns_its_confident_causes_on_the_unlabelled_rows(
+    small: tuple[pd.DataFrame, pd.DataFrame], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    history, _ = small
+    sparse = without_labels(history, keep_share=0.05, seed=6)
+    labelled = int(sparse["root_cause"].notna().sum())
+    fits = WeightedFits(monkeypatch)
+    root_cause_fit(sparse)
+    (first_rows, _, first_weights), (rows, codes, weights) = fits.fits
+    assert first_rows == labelled and first_weights is None
+    pseudo = rows - labelled
+    assert 0 < pseudo <= len(sparse) - labelled
+    # Reviewed labels keep weight 1 and come first; a pseudo-label weighs half its confidence.
+    assert (weights[:labelled] == 1.0).all()
+    assert weights[labelled:].min() >= fit_module.PSEUDO_LABEL_WEIGHT * 0.7
+    assert weights[labelled:].max() <= fit_module.PSEUDO_LABEL_WEIGHT
+    reviewed = root_cause_codes(sparse.loc[sparse["root_cause"].notna(), "root_cause"])
+    assert (codes[:labelled] == reviewed).all()
+
+
+def test_a_mostly_labelled_root_cause_is_fitted_on_its_labels_alone(
+    small: tuple[pd.DataFrame, pd.DataFrame], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    history, _ = small
+    mostly = without_labels(history, keep_share=0.6, seed=6)
+    fits = WeightedFits(monkeypatch)
+    root_cause_fit(mostly)
+    assert [(rows, weights) for rows, _, weights in fits.fits] == [
+        (int(mostly["root_cause"].notna().sum()), None)
+    ]
+
+
+@pytest.mark.slow  # fits three root-cause models on 12,000 denials
+def test_self_training_raises_macro_f1_of_a_model_of_five_percent_labels(
+    split_history: tuple[pd.DataFrame, pd.DataFrame], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    train_rows, test = split_history
+    history = train_rows.sample(12_000, random_state=8).reset_index(drop=True)
+    sparse = without_labels(history, keep_share=0.05, seed=8)
+    self_trained, features = root_cause_fit(sparse)
+    monkeypatch.setattr(fit_module, "PARTIAL_LABEL_SHARE", 0.0)
+    labels_only, _ = root_cause_fit(sparse)
+    test_matrix = features.transform(test)
+    truth = root_cause_codes(test["root_cause"])
+    scores = [
+        f1_score(truth, m.classes_[m.predict_proba(test_matrix).argmax(axis=1)], average="macro")
+        for m in (self_trained, labels_only)
+    ]
+    assert scores[0] > scores[1] + 0.01, scores
