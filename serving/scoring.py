@@ -239,6 +239,21 @@ class ModelStore:
         """The version the champion alias points to (raises when the registry is unreachable)."""
         return alias_version(CHAMPION)
 
+    def registered_champion(self) -> tuple[str | None, str | None]:
+        """The champion's version, or None and why there is none to load from the registry."""
+        try:
+            version = self.champion_version()
+        except Exception as exc:  # the registry being away must not stop scoring: use the cache
+            return None, f"model registry unreachable: {exc}"
+        if version is None:
+            return None, "no champion model is registered yet"
+        return version, None
+
+    def champion(self) -> LoadedModel:
+        """The registered champion, else the cached one (the service's order when it starts)."""
+        version, _ = self.registered_champion()
+        return self.load_version(version) if version else self.load_cached()
+
     def load_version(self, version: str) -> LoadedModel:
         """Load, check and cache one registered version."""
         triage = load_triage_model(f"models:/{MODEL_NAME}/{version}")

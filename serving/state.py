@@ -168,17 +168,14 @@ class ServiceState:
     def refresh_model(self) -> dict[str, object]:
         """Load the champion if the alias moved; keep the current model when anything fails."""
         with self._reload_lock:
-            try:
-                version = self.store.champion_version()
-            except Exception as exc:  # the registry being away must not stop scoring
-                return self._keep(f"model registry unreachable: {exc}")
+            version, problem = self.store.registered_champion()
             if version is None:
-                return self._keep("no champion model is registered yet")
+                return self._keep(problem or "")
             if self.model is not None and self.model.version == version:
                 return self.readiness()
             try:
                 loaded = self.store.load_version(version)
-            except (ModelRejected, Exception) as exc:
+            except Exception as exc:  # refused by the canary, or failed to load: keep serving
                 metrics.MODEL_RELOADS.labels("refused").inc()
                 return self._keep(f"version {version} was refused: {exc}")
             self.model, self.model_problem = loaded, None  # one assignment: atomic swap

@@ -23,8 +23,8 @@ from features.contract import RESOLUTIONS, ROOT_CAUSES
 from serving import charts, repository
 from serving.records import Feedback, ScoreRecord
 from serving.repository import AGE_BUCKETS, DEADLINE_WINDOWS, WorklistFilters
+from serving.svg import explanation_waterfall_svg
 from training.label_queue import choose, scored_pool
-from training.plots import explanation_waterfall_svg
 
 PAGE_SIZES = (25, 50, 100, 200)
 DEFAULT_PAGE_SIZE = 50

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from denial_triage.settings import get_settings
-from features.contract import ContractFileError, DenialWriter, load_denials
-from serving.scoring import (
-    ModelRejected,
-    ModelStore,
-    ModelUnavailable,
-    flatten_results,
-    score_denials,
-)
+from features.contract import ContractFileError, load_denials
+from serving.batch import score_file, score_file_on_dask
+from serving.scoring import ModelRejected, ModelStore, ModelUnavailable
 from training.tracking import configure_tracking
-
-BATCH_ROWS = 5_000
 
 
 def serve(
@@ -53,68 +47,29 @@ def score(
     settings = get_settings()
     configure_tracking(settings.data_dir)
     try:
-        model = _champion(ModelStore(settings.data_dir / "model-cache"))
-        if dask:
-            rows = _score_on_dask(model.triage, data, out, explain, dask)
-        else:
-            rows = _score_here(model.triage, data, out, explain)
+        model = ModelStore(settings.data_dir / "model-cache").champion()
+        with _progress() as bar:
+            if dask:
+                shown = _advance(bar, "scoring on the cluster")
+                rows = score_file_on_dask(model.triage, data, out, explain, dask, shown)
+            else:
+                rows = score_file(model.triage, data, out, explain, _advance(bar, "scoring"))
     except (ModelUnavailable, ModelRejected, ContractFileError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"scored {rows:,} denials with model version {model.version} into {out}")
 
 
-def score_partition(model: object, frame: object, explain: bool) -> object:
-    """One partition's flat scores: the function every worker runs (same as the API's)."""
-    return flatten_results(score_denials(model, frame, explain=explain))
-
-
-def _score_here(model: object, data: Path, out: Path, explain: bool) -> int:
-    result = load_denials(data)
-    if not result.ok:
-        shown = "; ".join(str(e) for e in result.errors[:20])
-        raise ValueError(f"{data}: {len(result.bad_rows):,} rows break the contract: {shown}")
-    frame = result.frame
-    with _progress() as progress, DenialWriter(out) as writer:
-        task = progress.add_task("scoring", total=len(frame))
-        for start in range(0, len(frame), BATCH_ROWS):
-            chunk = frame.iloc[start : start + BATCH_ROWS]
-            writer.write(score_partition(model, chunk, explain))
-            progress.advance(task, len(chunk))
-    return len(frame)
-
-
-def _score_on_dask(model: object, data: Path, out: Path, explain: bool, address: str) -> int:
-    """Each partition is scored on the worker that holds it; results are written in order."""
-    from training.distributed import dask_client, read_partitioned
-
-    with dask_client(address) as client:
-        partitions = client.compute(read_partitioned(data).to_delayed())
-        shared = client.scatter(model, broadcast=True)
-        futures = [client.submit(score_partition, shared, part, explain) for part in partitions]
-        rows = 0
-        with _progress() as progress, DenialWriter(out) as writer:
-            task = progress.add_task("scoring on the cluster", total=len(futures))
-            for future in futures:
-                scored = future.result()
-                writer.write(scored)
-                rows += len(scored)
-                progress.advance(task)
-    return rows
-
-
-def _champion(store: ModelStore):
-    try:
-        version = store.champion_version()
-    except Exception:  # registry unreachable: fall back to the cached champion
-        return store.load_cached()
-    return store.load_version(version) if version else store.load_cached()
-
-
 def _progress() -> Progress:
     return Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
     )
+
+
+def _advance(bar: Progress, description: str) -> Callable[[int, int], None]:
+    """A batch-scoring progress callback drawing one task of ``bar``."""
+    task = bar.add_task(description, total=None)
+    return lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def serve_with_sample(sample: Path, rows: int = 5) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from mlflow.exceptions import MlflowException
@@ -45,6 +46,9 @@ from training.tracking import (
     promote as promote_version,
 )
 from training.windows import DEFAULT_MIN_EVALUATION_ROWS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 console = Console(stderr=True)
 DATA_HELP = "Labelled contract history (.parquet or .csv)."
@@ -94,9 +98,22 @@ def train(
         if dask:
             typer.echo("error: --include-feedback is not supported with --dask yet", err=True)
             raise typer.Exit(1)
-        options = replace(options, feedback_database=get_settings().resolved_database_url)
+        options = replace(options, feedback=service_feedback(get_settings().resolved_database_url))
     train_and_report(options)
     typer.echo(f"next: denial-triage promote --data {data}")
+
+
+def service_feedback(database_url: str) -> pd.DataFrame:
+    """The service's feedback as contract labels, one row per denial."""
+    from serving.database import make_engine, session_factory
+    from serving.repository import feedback_frame
+
+    engine = make_engine(database_url)
+    try:
+        with session_factory(engine)() as session:
+            return feedback_frame(session)
+    finally:
+        engine.dispose()
 
 
 def train_and_report(options: TrainingOptions) -> TrainingResult:

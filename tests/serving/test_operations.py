@@ -213,8 +213,8 @@ def test_batch_scoring_gives_the_api_answers(registry, tmp_path: Path, monkeypat
 
 @pytest.mark.slow  # starts a Dask cluster
 def test_batch_scoring_on_a_dask_cluster_matches_local_scoring(registry, tmp_path: Path) -> None:
-    from denial_triage.commands.serve import _score_here, _score_on_dask
     from features.contract import write_denials
+    from serving.batch import score_file, score_file_on_dask
     from serving.scoring import ModelStore
 
     data_dir, _, denials = registry
@@ -224,8 +224,8 @@ def test_batch_scoring_on_a_dask_cluster_matches_local_scoring(registry, tmp_pat
         write_denials(part, folder / f"part-{number}.parquet")
     set_champion(data_dir, "1")
     model = ModelStore(data_dir / "model-cache").load_version("1").triage
-    local_rows = _score_here(model, folder / "part-0.parquet", tmp_path / "local.parquet", False)
-    cluster_rows = _score_on_dask(model, folder, tmp_path / "cluster.parquet", False, "local")
+    local_rows = score_file(model, folder / "part-0.parquet", tmp_path / "local.parquet", False)
+    cluster_rows = score_file_on_dask(model, folder, tmp_path / "cluster.parquet", False, "local")
     local = pd.read_parquet(tmp_path / "local.parquet")
     cluster = pd.read_parquet(tmp_path / "cluster.parquet")
     assert (local_rows, cluster_rows) == (60, 120)
