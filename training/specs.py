@@ -1,4 +1,8 @@
-"""Declarative model specs (``models/*.yaml``): target, rows, hyperparameters and gates."""
+"""Declarative model specs (``models/*.yaml``): label minimum, hyperparameters and gates.
+
+Which rows and target each task learns from is training's (``training.fit``), not a spec's:
+a field the code does not read would only claim a choice it does not make.
+"""
 
 from __future__ import annotations
 
@@ -34,12 +38,6 @@ class ModelSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     task: Literal["root_cause", "recovery", "preventable"]
-    kind: Literal["multiclass", "binary"]
-    target: str
-    rows: Literal["all labelled", "resolved"]
-    features: Literal["all"] = "all"
-    estimator: Literal["lightgbm"] = "lightgbm"
-    calibration: Literal["sigmoid", "none"] = "none"
     calibration_share: float = Field(0.15, gt=0, lt=0.5)
     # Fewer training rows carrying this model's label than this and the model is not fitted:
     # a site's history often labels root causes for a few percent of its denials only.
