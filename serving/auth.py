@@ -15,9 +15,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.errors import ServiceError
 from serving.middleware import refuse_unread
+from serving.records import Role
 from serving.refusals import COUNTED_AFTER_ANSWER, RefusalThrottle, address_sender, key_sender
 
-ROLES = ("scorer", "reviewer", "admin")
+ROLES = tuple(Role)
 NO_KEY = "an API key is required: send 'Authorization: Bearer <key>'"
 BAD_KEY = "the API key is not valid or was revoked"
 TOO_MANY_REFUSALS = (

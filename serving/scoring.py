@@ -30,10 +30,9 @@ from features.contract import clean_records, validate
 from features.pipeline import DenialColumns, live_scoring_date
 from serving.reasons import plain_reasons
 from serving.schemas import EXAMPLE_DENIAL
+from training.specs import TASKS
 from training.tracking import CHAMPION, MODEL_NAME, alias_version, load_triage_model
 from training.triage_model import TriageModel
-
-TASKS = ("root_cause", "recovery", "preventable")
 
 
 @dataclass(frozen=True)

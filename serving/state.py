@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
-import hashlib
 import json
 import threading
 import time
@@ -64,6 +63,7 @@ from serving.scoring import (
 )
 from serving.site_secrets import site_secret
 from serving.spool import AuditSpool
+from training.specs import TASKS
 from training.tracking import configure_tracking
 from training.triage_model import prediction_threads
 
@@ -221,7 +221,7 @@ class ServiceState:
     # ------------------------------------------------------------------ access
 
     def authenticate(self, key: str) -> Caller | None:
-        digest = hashlib.sha256(key.encode()).hexdigest()
+        digest = repository.hash_key(key)
         cached = self._auth_cache.get(digest)
         if cached and cached[0] > time.monotonic():
             return cached[1]
@@ -450,13 +450,10 @@ def _refused(error: DataError | IntegrityError) -> list[dict[str, Any]]:
     ]
 
 
-_TASKS = ("root_cause", "recovery", "preventable")
-
-
 def _stored_score(record: Any) -> StoredScore:
     """A score as read back, from an audit record (stored, or still on its way)."""
     score = dict(record.outputs)
-    for task in _TASKS:
+    for task in TASKS:
         score[task] = {**score[task], "explanation": (record.explanation or {}).get(task)}
     return StoredScore(
         denial_id=record.denial_id,

@@ -7,12 +7,13 @@ a field the code does not read would only claim a choice it does not make.
 from __future__ import annotations
 
 from importlib import resources
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-TASKS = ("root_cause", "recovery", "preventable")
+Task = Literal["root_cause", "recovery", "preventable"]
+TASKS: tuple[Task, ...] = get_args(Task)  # the one list of the models, in scoring order
 
 
 class Gate(BaseModel):
@@ -37,7 +38,7 @@ class ModelSpec(BaseModel):
     """One task's spec, as written in ``models/<task>.yaml``."""
 
     model_config = ConfigDict(extra="forbid")
-    task: Literal["root_cause", "recovery", "preventable"]
+    task: Task
     calibration_share: float = Field(0.15, gt=0, lt=0.5)
     # Fewer training rows carrying this model's label than this and the model is not fitted:
     # a site's history often labels root causes for a few percent of its denials only.
