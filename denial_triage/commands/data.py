@@ -24,6 +24,8 @@ from training.profile import profile_history
 from training.synthetic import generate_history
 
 console = Console(stderr=True)
+DEFAULT_ROWS = 200_000  # the main job's history: enough for every model and its test months
+DEFAULT_SEED = 7
 
 
 def default_history_path() -> Path:
@@ -32,8 +34,10 @@ def default_history_path() -> Path:
 
 
 def generate(
-    rows: int = typer.Option(200_000, min=1, help="Number of denials to generate."),
-    seed: int = typer.Option(7, help="Random seed: the same seed gives the same history."),
+    rows: int = typer.Option(DEFAULT_ROWS, min=1, help="Number of denials to generate."),
+    seed: int = typer.Option(
+        DEFAULT_SEED, help="Random seed: the same seed gives the same history."
+    ),
     out: Path = typer.Option(
         None, help="Output .parquet or .csv [default: DATA_DIR/history/history.parquet]."
     ),
