@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from denial_triage.commands.failure import fail
 from denial_triage.settings import get_settings
 from features.codes import (
     CodeDescription,
@@ -37,8 +38,7 @@ def import_command(
     try:
         summary = import_code_list(file, get_settings().codes_dir, kind)
     except CodeListError as exc:
-        typer.echo(f"{exc}\nNothing was imported.", err=True)
-        raise typer.Exit(1) from exc
+        fail(f"{exc}\nNothing was imported.", exc)
     typer.echo(format_summary(summary))
 
 

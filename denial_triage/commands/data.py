@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from denial_triage.commands.failure import fail
 from denial_triage.settings import get_settings
 from features.contract import (
     LABEL_COLUMNS,
@@ -80,8 +81,7 @@ def _write_835(history: Path, folder: Path, defect_share: float, seed: int) -> N
         rows = load_denials(history).frame
         report = write_remittances(rows, folder, defect_share=defect_share, seed=seed)
     except OSError as exc:
-        typer.echo(f"error: cannot write remittances to {folder}: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        fail(f"cannot write remittances to {folder}: {exc}", exc)
     seconds = time.perf_counter() - started
     typer.echo(
         f"wrote {report.files:,} 835 files ({report.transactions:,} remittances, "
@@ -128,8 +128,7 @@ def profile(path: Path = typer.Argument(..., help="Labelled contract file.")) ->
         raise typer.Exit(1)
     missing = [name for name in LABEL_COLUMNS if name not in result.frame]
     if missing:
-        typer.echo(f"error: {path} has no label columns {', '.join(missing)}", err=True)
-        raise typer.Exit(1)
+        fail(f"{path} has no label columns {', '.join(missing)}")
     mapping = load_mapping(get_settings().mapping_overrides)
     typer.echo(json.dumps(profile_history(result.frame, mapping).as_dict(), indent=2))
 
@@ -148,8 +147,7 @@ def _load_or_exit(path: Path) -> ValidationResult:
     try:
         return load_denials(path)
     except ContractFileError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        fail(str(exc), exc)
 
 
 def _progress() -> Progress:

@@ -11,6 +11,7 @@ from alembic.util import CommandError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from denial_triage.commands.failure import fail
 from denial_triage.settings import get_settings
 from serving.database import (
     SchemaNotCurrent,
@@ -41,8 +42,7 @@ def upgrade() -> None:
     except SQLAlchemyError as exc:
         fail_unreachable(url, exc)
     except CommandError as exc:  # e.g. the database was migrated by a newer release
-        typer.echo(f"Cannot upgrade the database at {display_url(url)}: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        fail(f"cannot upgrade the database at {display_url(url)}: {exc}", exc)
     typer.echo(f"Database {display_url(url)} is at revision {revision}, the current one.")
 
 
@@ -59,8 +59,7 @@ def open_session() -> Iterator[Session]:
         with session_factory(engine)() as session:
             yield session
     except SchemaNotCurrent as exc:
-        typer.echo(f"{exc}.", err=True)
-        raise typer.Exit(1) from exc
+        fail(f"{exc}.", exc)
     except SQLAlchemyError as exc:
         fail_unreachable(url, exc)
     finally:
@@ -70,9 +69,8 @@ def open_session() -> Iterator[Session]:
 def fail_unreachable(url: str, exc: SQLAlchemyError) -> NoReturn:
     """Say which database failed and why, then exit with status 1."""
     reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-    typer.echo(
-        f"Cannot use the database at {display_url(url)}: {reason}\n"
+    fail(
+        f"cannot use the database at {display_url(url)}: {reason}\n"
         "Check DATABASE_URL (or DENIAL_TRIAGE_DATABASE_URL) and that the database is running.",
-        err=True,
+        exc,
     )
-    raise typer.Exit(1) from exc

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import typer
 
+from denial_triage.commands.failure import fail
 from features.contract import ContractFileError
 from ingest.batch import FileOutcome, IngestReport, Validator
 from ingest.batch import ingest as ingest_files
@@ -62,8 +63,7 @@ def ingest(
     """Read 835 remittances and write one contract row per denial."""
     _warn_tolerate_counts(tolerate_counts)
     if validate and not pyx12_available():  # say so before the output is touched
-        typer.echo(f"error: {ValidatorUnavailable.__doc__} {INSTALL_PYX12}", err=True)
-        raise typer.Exit(1)
+        fail(f"{ValidatorUnavailable.__doc__} {INSTALL_PYX12}")
     report = read_remittances(
         paths,
         out,
@@ -97,8 +97,7 @@ def read_remittances(
             progress=lambda outcome: _print_outcome(outcome, show),
         )
     except (ContractFileError, ValidatorUnavailable) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        fail(str(exc), exc)
     typer.echo(_ingest_summary(report, quarantine))
     return report
 
@@ -151,8 +150,7 @@ def link_remittances(
             progress=lambda outcome: _print_outcome(outcome, show),
         )
     except (ContractFileError, DenialsTableError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        fail(str(exc), exc)
     typer.echo(_link_summary(report, unpaid_after_days))
     return report
 

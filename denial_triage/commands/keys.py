@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from denial_triage.commands.db import open_session
+from denial_triage.commands.failure import fail
 from serving.records import ApiKey, Role
 from serving.repository import (
     KeyNameTaken,
@@ -31,8 +32,7 @@ def create_command(
         try:
             key, row = create_api_key(session, role.value, name)
         except (KeyNameTaken, ValueError) as exc:
-            typer.echo(f"{exc}.", err=True)
-            raise typer.Exit(1) from exc
+            fail(f"{exc}.", exc)
     typer.echo(key)
     typer.echo(
         f"Key {row.id} '{row.name}' ({row.role}) created. Store it now: it cannot be shown "
@@ -63,8 +63,7 @@ def revoke_command(
         try:
             row = revoke_api_key(session, name_or_id)
         except KeyNotFound as exc:
-            typer.echo(f"{exc.args[0]}; see `denial-triage keys list`.", err=True)
-            raise typer.Exit(1) from exc
+            fail(f"{exc.args[0]}; see `denial-triage keys list`.", exc)
     typer.echo(
         f"Key {row.id} '{row.name}' revoked at {row.revoked_at:%Y-%m-%d %H:%M:%S} UTC; "
         "its page sessions are ended."

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from denial_triage.commands.failure import fail
 from denial_triage.settings import get_settings
 from features.mapping import MappingError, check_mapping, load_mapping
 
@@ -45,8 +46,7 @@ def show(
     try:
         mapping = load_mapping(get_settings().mapping_overrides)
     except MappingError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from exc
+        fail(str(exc), exc)
     route = mapping.route([adjustment.upper()], [r.upper() for r in rarc])
     typer.echo(f"rule:        {route.rule}  (mapping {mapping.stamp})")
     typer.echo(f"root cause:  {route.root_cause}")

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from denial_triage.commands.failure import fail
 from denial_triage.settings import get_settings
 from features.contract import ContractFileError, load_denials
 from serving.batch import score_file, score_file_on_dask
@@ -55,8 +56,7 @@ def score(
             else:
                 rows = score_file(model.triage, data, out, explain, _advance(bar, "scoring"))
     except (ModelUnavailable, ModelRejected, ContractFileError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        fail(str(exc), exc)
     typer.echo(f"scored {rows:,} denials with model version {model.version} into {out}")
 
 
@@ -105,12 +105,11 @@ def refuse_a_taken_port(host: str, port: int) -> None:
         try:
             probe.bind((host, port))
         except OSError as exc:
-            typer.echo(
-                f"error: {host}:{port} is already in use ({exc.strerror}): stop the service "
+            fail(
+                f"{host}:{port} is already in use ({exc.strerror}): stop the service "
                 "listening there, or choose another port with DENIAL_TRIAGE_PORT",
-                err=True,
+                exc,
             )
-            raise typer.Exit(1) from exc
 
 
 def _quickstart_key(settings) -> str:

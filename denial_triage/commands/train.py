@@ -11,6 +11,7 @@ import typer
 from mlflow.exceptions import MlflowException
 from rich.console import Console
 
+from denial_triage.commands.failure import fail
 from denial_triage.settings import get_settings
 from training.backtest import (
     BACKTEST_EXPERIMENT,
@@ -96,8 +97,7 @@ def train(
     options = _options(data, experiment, seed, test_months, maturity_days, dask)
     if include_feedback:
         if dask:
-            typer.echo("error: --include-feedback is not supported with --dask yet", err=True)
-            raise typer.Exit(1)
+            fail("--include-feedback is not supported with --dask yet")
         options = replace(options, feedback=service_feedback(get_settings().resolved_database_url))
     train_and_report(options)
     typer.echo(f"next: denial-triage promote --data {data}")
@@ -123,8 +123,7 @@ def train_and_report(options: TrainingOptions) -> TrainingResult:
         with console.status("training") as status:
             result = run_training(options, progress=lambda step: status.update(step))
     except (TrainingDataError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        fail(str(exc), exc)
     report = result.evaluation.report
     typer.echo(f"registered {result.record.model_uri} (run {result.record.run_id})")
     typer.echo("labels:\n  " + "\n  ".join(c.message() for c in result.labels.values()))
@@ -152,8 +151,7 @@ def evaluate(
     try:
         (evaluation,) = evaluation_on(data, options, min_rows)({model: load_triage_model(model)})
     except (TrainingDataError, ValueError, MlflowException, OSError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        fail(str(exc), exc)
     if as_json:
         typer.echo(json.dumps(evaluation.report, indent=2))
         return
@@ -186,16 +184,12 @@ def promote_and_report(
     configure_tracking(options.data_dir)
     candidate = version or latest_version()
     if candidate is None:
-        typer.echo(
-            f"error: no {MODEL_NAME} model is registered; run `denial-triage train` first", err=True
-        )
-        raise typer.Exit(1)
+        fail(f"no {MODEL_NAME} model is registered; run `denial-triage train` first")
     try:
         evaluate = evaluation_on(options.data, options, min_rows)
         decision = promote_version(candidate, load_specs(), evaluate)
     except (TrainingDataError, ValueError, MlflowException) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        fail(str(exc), exc)
     typer.echo(f"version {decision.version} is now {decision.alias}")
     for reason in decision.reasons:
         typer.echo(f"  {reason}")
@@ -286,8 +280,7 @@ def backtest(
         params = backtest_params(data, folds, fold_months, maturity_days, seed, file_digest(data))
         run_id = log_backtest(result, params, experiment_folder)
     except (TrainingDataError, ValueError, MlflowException) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        fail(str(exc), exc)
     if as_json:
         typer.echo(json.dumps(result.as_dict(), indent=2))
         return
