@@ -56,11 +56,13 @@ def command_help(module: str, attribute: str) -> str:
 @cache
 def load_command(name: str) -> Any:
     """The real command (or group) behind ``name``, importing its module."""
-    module, attribute, _ = COMMANDS[name]
+    module, attribute, group_help = COMMANDS[name]
     target = getattr(import_module(f"denial_triage.commands.{module}"), attribute)
     if isinstance(target, typer.Typer):
-        return typer.main.get_command(target)
-    single = typer.Typer(pretty_exceptions_enable=False)
+        group = typer.main.get_group(target)
+        group.help = group_help or group.help
+        return group
+    single = typer.Typer(pretty_exceptions_enable=False, add_completion=False)
     single.command(name)(target)
     return typer.main.get_command(single)
 

@@ -206,7 +206,7 @@ def _routes(app: FastAPI) -> None:
 
     @app.post("/v1/ingest/835", response_model=ScoreResponse, responses=ERRORS, tags=["scoring"])
     async def ingest_835(
-        caller: ScorerKey, state: State, request: Request, file: UploadFile = File(...)
+        caller: ScorerKey, state: State, request: Request, file: Annotated[UploadFile, File()]
     ) -> Response:
         """Ingest an uploaded 835 remittance, then score and return its denials."""
         content = await file.read()

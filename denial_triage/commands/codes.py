@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -26,13 +27,15 @@ MAX_LISTED_MISSING = 30
 
 @app.command("import")
 def import_command(
-    file: Path = typer.Argument(..., help="A code,description CSV of the official list."),
-    kind: CodeKind | None = typer.Option(
-        None,
-        "--kind",
-        case_sensitive=False,
-        help="carc or rarc; detected from the codes if left out.",
-    ),
+    file: Annotated[Path, typer.Argument(help="A code,description CSV of the official list.")],
+    kind: Annotated[
+        CodeKind | None,
+        typer.Option(
+            "--kind",
+            case_sensitive=False,
+            help="carc or rarc; detected from the codes if left out.",
+        ),
+    ] = None,
 ) -> None:
     """Import an official CARC or RARC list into the local data directory."""
     try:
@@ -44,7 +47,7 @@ def import_command(
 
 @app.command("show")
 def show_command(
-    codes: list[str] = typer.Argument(..., help="Codes such as CO-197, 197, N54."),
+    codes: Annotated[list[str], typer.Argument(help="Codes such as CO-197, 197, N54.")],
 ) -> None:
     """Show the label, group code meaning, denial status and official text of codes."""
     reference = CodeReference(get_settings().codes_dir)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -35,26 +36,31 @@ def default_history_path() -> Path:
 
 
 def generate(
-    rows: int = typer.Option(DEFAULT_ROWS, min=1, help="Number of denials to generate."),
-    seed: int = typer.Option(
-        DEFAULT_SEED, help="Random seed: the same seed gives the same history."
-    ),
-    out: Path = typer.Option(
-        None, help="Output .parquet or .csv [default: DATA_DIR/history/history.parquet]."
-    ),
-    as_835: Path = typer.Option(
-        None,
-        "--as-835",
-        help="Also write the history as X12 835 remittances in this folder: denials on their "
-        "denial dates, recoveries as later payments.",
-    ),
-    defect_share: float = typer.Option(
-        0.0,
-        min=0.0,
-        max=1.0,
-        help="With --as-835: share of denied claims and of files damaged by the defects real "
-        "payers' files carry (e.g. 0.01).",
-    ),
+    rows: Annotated[int, typer.Option(min=1, help="Number of denials to generate.")] = DEFAULT_ROWS,
+    seed: Annotated[
+        int, typer.Option(help="Random seed: the same seed gives the same history.")
+    ] = DEFAULT_SEED,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Output .parquet or .csv [default: DATA_DIR/history/history.parquet]."),
+    ] = None,
+    as_835: Annotated[
+        Path | None,
+        typer.Option(
+            "--as-835",
+            help="Also write the history as X12 835 remittances in this folder: denials on their "
+            "denial dates, recoveries as later payments.",
+        ),
+    ] = None,
+    defect_share: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="With --as-835: share of denied claims and of files damaged by the defects real "
+            "payers' files carry (e.g. 0.01).",
+        ),
+    ] = 0.0,
 ) -> None:
     """Generate a realistic synthetic denial history that meets the data contract."""
     target = write_history(rows, seed, out or default_history_path())
@@ -96,8 +102,10 @@ def _write_835(history: Path, folder: Path, defect_share: float, seed: int) -> N
 
 
 def validate(
-    path: Path = typer.Argument(..., help="Contract file, .parquet or .csv."),
-    max_errors: int = typer.Option(0, min=0, help="Print at most this many errors (0: all)."),
+    path: Annotated[Path, typer.Argument(help="Contract file, .parquet or .csv.")],
+    max_errors: Annotated[
+        int, typer.Option(min=0, help="Print at most this many errors (0: all).")
+    ] = 0,
 ) -> None:
     """Check every row of a contract file; exit 1 if any row breaks a rule."""
     result = _load_or_exit(path)
@@ -120,7 +128,7 @@ def report_validation(path: Path, result: ValidationResult, max_errors: int = 0)
     )
 
 
-def profile(path: Path = typer.Argument(..., help="Labelled contract file.")) -> None:
+def profile(path: Annotated[Path, typer.Argument(help="Labelled contract file.")]) -> None:
     """Profile a labelled history: root-cause mix, rates, and how far a code lookup gets."""
     result = _load_or_exit(path)
     if not result.ok:
@@ -133,7 +141,9 @@ def profile(path: Path = typer.Argument(..., help="Labelled contract file.")) ->
     typer.echo(json.dumps(profile_history(result.frame, mapping).as_dict(), indent=2))
 
 
-def schema(out: Path = typer.Option(None, help="Write to this file instead of stdout.")) -> None:
+def schema(
+    out: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout.")] = None,
+) -> None:
     """Print the JSON Schema of the fields a denial carries for scoring."""
     text = json.dumps(scoring_json_schema(), indent=2)
     if out is None:

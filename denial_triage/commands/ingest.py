@@ -12,6 +12,7 @@ the good files is still written), or when the output or the denials table cannot
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -39,26 +40,33 @@ SHOW_FINDINGS = 10  # findings printed per file
 
 
 def ingest(
-    paths: list[Path] = typer.Argument(..., help="835 files, or folders of them (recursive)."),
-    out: Path = typer.Option(..., "--out", help="Output contract table, .parquet or .csv."),
-    validate: bool = typer.Option(
-        False,
-        "--validate",
-        help="Run full TR3 validation with pyx12 first (slow); a file "
-        "that fails it is not ingested.",
-    ),
-    quarantine: Path | None = typer.Option(
-        None,
-        "--quarantine",
-        help="Write claims that cannot be read whole here (.parquet or .csv), with the reason.",
-    ),
-    strict: bool = typer.Option(
-        False, "--strict", help="Any finding fails its file (certifying a trading partner)."
-    ),
-    tolerate_counts: bool = typer.Option(
-        False, "--tolerate-counts", hidden=True, help=TOLERATE_COUNTS_HELP
-    ),
-    show: int = typer.Option(SHOW_FINDINGS, "--show", min=0, help="Findings printed per file."),
+    paths: Annotated[list[Path], typer.Argument(help="835 files, or folders of them (recursive).")],
+    out: Annotated[Path, typer.Option("--out", help="Output contract table, .parquet or .csv.")],
+    validate: Annotated[
+        bool,
+        typer.Option(
+            "--validate",
+            help="Run full TR3 validation with pyx12 first (slow); a file "
+            "that fails it is not ingested.",
+        ),
+    ] = False,
+    quarantine: Annotated[
+        Path | None,
+        typer.Option(
+            "--quarantine",
+            help="Write claims that cannot be read whole here (.parquet or .csv), with the reason.",
+        ),
+    ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="Any finding fails its file (certifying a trading partner)."),
+    ] = False,
+    tolerate_counts: Annotated[
+        bool, typer.Option("--tolerate-counts", hidden=True, help=TOLERATE_COUNTS_HELP)
+    ] = False,
+    show: Annotated[
+        int, typer.Option("--show", min=0, help="Findings printed per file.")
+    ] = SHOW_FINDINGS,
 ) -> None:
     """Read 835 remittances and write one contract row per denial."""
     _warn_tolerate_counts(tolerate_counts)
@@ -103,24 +111,36 @@ def read_remittances(
 
 
 def link_outcomes(
-    denials: Path = typer.Option(..., "--denials", help="Denials table from ingest."),
-    remits: list[Path] = typer.Option(
-        ..., "--remits", help="Later 835 files or folders (list them after --remits)."
-    ),
-    out: Path = typer.Option(..., "--out", help="Output history, .parquet or .csv."),
-    more_remits: list[Path] = typer.Argument(None, hidden=True),
-    unpaid_after: int = typer.Option(
-        None,
-        "--unpaid-after",
-        min=1,
-        help="Write off denials still unpaid this many days after their denial date, when the "
-        "remittances read reach past that day (an 835 never says a denial will not be paid; "
-        "train's --maturity-days is the span to use). Without it they stay open.",
-    ),
-    tolerate_counts: bool = typer.Option(
-        False, "--tolerate-counts", hidden=True, help=TOLERATE_COUNTS_HELP
-    ),
-    show: int = typer.Option(SHOW_FINDINGS, "--show", min=0, help="Findings printed per file."),
+    denials: Annotated[Path, typer.Option("--denials", help="Denials table from ingest.")],
+    remits: Annotated[
+        list[Path],
+        typer.Option("--remits", help="Later 835 files or folders (list them after --remits)."),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Output history, .parquet or .csv.")],
+    more_remits: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            metavar="MORE_REMITS",
+            help="More 835 files or folders: every path after the first of --remits "
+            "(--remits A B C reads all three).",
+        ),
+    ] = None,
+    unpaid_after: Annotated[
+        int | None,
+        typer.Option(
+            "--unpaid-after",
+            min=1,
+            help="Write off denials still unpaid this many days after their denial date, when the "
+            "remittances read reach past that day (an 835 never says a denial will not be paid; "
+            "train's --maturity-days is the span to use). Without it they stay open.",
+        ),
+    ] = None,
+    tolerate_counts: Annotated[
+        bool, typer.Option("--tolerate-counts", hidden=True, help=TOLERATE_COUNTS_HELP)
+    ] = False,
+    show: Annotated[
+        int, typer.Option("--show", min=0, help="Findings printed per file.")
+    ] = SHOW_FINDINGS,
 ) -> None:
     """Give earlier denials recovered_amount, resolution and resolved_date from later 835s."""
     _warn_tolerate_counts(tolerate_counts)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from denial_triage.commands.db import open_session
@@ -22,10 +24,13 @@ app = typer.Typer(
 
 @app.command("create")
 def create_command(
-    role: Role = typer.Option(
-        ..., case_sensitive=False, help="scorer (score, ingest), reviewer (read, feedback), admin."
-    ),
-    name: str = typer.Option(..., help="Who or what uses the key; shown in the audit log."),
+    role: Annotated[
+        Role,
+        typer.Option(
+            case_sensitive=False, help="scorer (score, ingest), reviewer (read, feedback), admin."
+        ),
+    ],
+    name: Annotated[str, typer.Option(help="Who or what uses the key; shown in the audit log.")],
 ) -> None:
     """Create a key and print it once."""
     with open_session() as session:
@@ -56,7 +61,7 @@ def list_command() -> None:
 
 @app.command("revoke")
 def revoke_command(
-    name_or_id: str = typer.Argument(..., help="The key's name, or its id from `keys list`."),
+    name_or_id: Annotated[str, typer.Argument(help="The key's name, or its id from `keys list`.")],
 ) -> None:
     """Revoke a key; requests with it are refused from now on, and its page sessions end."""
     with open_session() as session:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import pandas as pd
 import typer
@@ -16,12 +17,19 @@ QUEUE_SUFFIXES = (".csv", ".parquet")
 
 
 def label_queue_command(
-    data: Path = typer.Option(
-        ..., help="Contract history (.parquet or .csv); labels on some rows, most without."
-    ),
-    budget: int = typer.Option(..., help="How many denials to queue for labelling (at least 1)."),
-    out: Path = typer.Option(..., help="Queue file to write: .csv or .parquet."),
-    seed: int = typer.Option(7, help="Random seed: the same history and seed give the same queue."),
+    data: Annotated[
+        Path,
+        typer.Option(
+            help="Contract history (.parquet or .csv); labels on some rows, most without."
+        ),
+    ],
+    budget: Annotated[
+        int, typer.Option(help="How many denials to queue for labelling (at least 1).")
+    ],
+    out: Annotated[Path, typer.Option(help="Queue file to write: .csv or .parquet.")],
+    seed: Annotated[
+        int, typer.Option(help="Random seed: the same history and seed give the same queue.")
+    ] = 7,
 ) -> None:
     """Rank the unlabelled denials whose root-cause and preventable labels teach most."""
     _check_request(data, budget, out)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -17,8 +18,8 @@ from training.tracking import configure_tracking
 
 
 def serve(
-    host: str = typer.Option(None, help="Interface to bind [default: settings]."),
-    port: int = typer.Option(None, help="Port [default: settings]."),
+    host: Annotated[str | None, typer.Option(help="Interface to bind [default: settings].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [default: settings].")] = None,
 ) -> None:
     """Start the triage service (uvicorn) with the champion model."""
     import uvicorn
@@ -37,12 +38,17 @@ def serve(
 
 
 def score(
-    data: Path = typer.Option(..., exists=True, help="Contract file to score (.parquet or .csv)."),
-    out: Path = typer.Option(..., help="Scores, .parquet or .csv."),
-    explain: bool = typer.Option(True, help="Include SHAP reasons (as JSON columns)."),
-    dask: str = typer.Option(
-        None, help="Spread the backlog over a Dask cluster by partition: an address, or 'local'."
-    ),
+    data: Annotated[
+        Path, typer.Option(exists=True, help="Contract file to score (.parquet or .csv).")
+    ],
+    out: Annotated[Path, typer.Option(help="Scores, .parquet or .csv.")],
+    explain: Annotated[bool, typer.Option(help="Include SHAP reasons (as JSON columns).")] = True,
+    dask: Annotated[
+        str | None,
+        typer.Option(
+            help="Spread the backlog over a Dask cluster by partition: an address, or 'local'."
+        ),
+    ] = None,
 ) -> None:
     """Score a contract file with the champion, through the same code as the API."""
     settings = get_settings()

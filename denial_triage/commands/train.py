@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from mlflow.exceptions import MlflowException
@@ -75,23 +75,27 @@ def _options(
 
 
 def train(
-    data: Path = typer.Option(..., exists=True, help=DATA_HELP),
-    experiment: str = typer.Option("denial-triage", help="MLflow experiment name."),
-    seed: int = typer.Option(7, help="Random seed for the models."),
-    test_months: int = typer.Option(
-        DEFAULT_TEST_MONTHS, min=1, help="Newest matured months held out."
-    ),
-    maturity_days: int = typer.Option(
-        DEFAULT_MATURITY_DAYS,
-        min=0,
-        help="Newest days left out: their outcomes are still arriving.",
-    ),
-    dask: str = typer.Option(
-        None, help="Train on a Dask cluster: a scheduler address, or 'local' for a LocalCluster."
-    ),
-    include_feedback: bool = typer.Option(
-        False, help="Lay the service's reviewer feedback and outcomes over the history's labels."
-    ),
+    data: Annotated[Path, typer.Option(exists=True, help=DATA_HELP)],
+    experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "denial-triage",
+    seed: Annotated[int, typer.Option(help="Random seed for the models.")] = 7,
+    test_months: Annotated[
+        int, typer.Option(min=1, help="Newest matured months held out.")
+    ] = DEFAULT_TEST_MONTHS,
+    maturity_days: Annotated[
+        int, typer.Option(min=0, help="Newest days left out: their outcomes are still arriving.")
+    ] = DEFAULT_MATURITY_DAYS,
+    dask: Annotated[
+        str | None,
+        typer.Option(
+            help="Train on a Dask cluster: a scheduler address, or 'local' for a LocalCluster."
+        ),
+    ] = None,
+    include_feedback: Annotated[
+        bool,
+        typer.Option(
+            help="Lay the service's reviewer feedback and outcomes over the history's labels."
+        ),
+    ] = False,
 ) -> None:
     """Fit the three models, evaluate them against baselines, log to MLflow and register."""
     options = _options(data, experiment, seed, test_months, maturity_days, dask)
@@ -138,11 +142,15 @@ MIN_ROWS_HELP = "Refuse when fewer matured rows than this lie beyond the models'
 
 
 def evaluate(
-    data: Path = typer.Option(..., exists=True, help=DATA_HELP),
-    model: str = typer.Option(f"models:/{MODEL_NAME}@{CHAMPION}", help="Model URI to evaluate."),
-    maturity_days: int = typer.Option(DEFAULT_MATURITY_DAYS, min=0, help=MATURITY_HELP),
-    min_rows: int = typer.Option(DEFAULT_MIN_EVALUATION_ROWS, min=1, help=MIN_ROWS_HELP),
-    as_json: bool = typer.Option(False, "--json", help="Print the full evaluation as JSON."),
+    data: Annotated[Path, typer.Option(exists=True, help=DATA_HELP)],
+    model: Annotated[
+        str, typer.Option(help="Model URI to evaluate.")
+    ] = f"models:/{MODEL_NAME}@{CHAMPION}",
+    maturity_days: Annotated[int, typer.Option(min=0, help=MATURITY_HELP)] = DEFAULT_MATURITY_DAYS,
+    min_rows: Annotated[int, typer.Option(min=1, help=MIN_ROWS_HELP)] = DEFAULT_MIN_EVALUATION_ROWS,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the full evaluation as JSON.")
+    ] = False,
 ) -> None:
     """Evaluate a registered model beside the baselines, on the matured denials of a history
     that are newer than its training window (never on rows it learned from)."""
@@ -160,12 +168,17 @@ def evaluate(
 
 
 def promote(
-    data: Path = typer.Option(
-        ..., exists=True, help="History whose rows newer than both models' windows measure them."
-    ),
-    version: str = typer.Option(None, help="Model version to promote [default: the newest]."),
-    maturity_days: int = typer.Option(DEFAULT_MATURITY_DAYS, min=0, help=MATURITY_HELP),
-    min_rows: int = typer.Option(DEFAULT_MIN_EVALUATION_ROWS, min=1, help=MIN_ROWS_HELP),
+    data: Annotated[
+        Path,
+        typer.Option(
+            exists=True, help="History whose rows newer than both models' windows measure them."
+        ),
+    ],
+    version: Annotated[
+        str | None, typer.Option(help="Model version to promote [default: the newest].")
+    ] = None,
+    maturity_days: Annotated[int, typer.Option(min=0, help=MATURITY_HELP)] = DEFAULT_MATURITY_DAYS,
+    min_rows: Annotated[int, typer.Option(min=1, help=MIN_ROWS_HELP)] = DEFAULT_MIN_EVALUATION_ROWS,
 ) -> None:
     """Make a version champion if its gates pass and it beats the champion on rows neither
     learned from, else challenger."""
@@ -247,16 +260,18 @@ def _binary_line(task: str, measured: dict | None) -> str:
 
 
 def backtest(
-    data: Path = typer.Option(..., exists=True, help=DATA_HELP),
-    folds: int = typer.Option(DEFAULT_FOLDS, min=1, help="Test windows, newest last."),
-    fold_months: int = typer.Option(DEFAULT_FOLD_MONTHS, min=1, help="Months per test window."),
-    maturity_days: int = typer.Option(DEFAULT_MATURITY_DAYS, min=0, help=MATURITY_HELP),
-    seed: int = typer.Option(7, help="Random seed for the models and the bootstrap."),
-    min_rows: int = typer.Option(
-        DEFAULT_MIN_EVALUATION_ROWS, min=2, help="Refuse a fold with fewer test or training rows."
-    ),
-    experiment: str = typer.Option(BACKTEST_EXPERIMENT, help="MLflow experiment name."),
-    as_json: bool = typer.Option(False, "--json", help="Print the full result as JSON."),
+    data: Annotated[Path, typer.Option(exists=True, help=DATA_HELP)],
+    folds: Annotated[int, typer.Option(min=1, help="Test windows, newest last.")] = DEFAULT_FOLDS,
+    fold_months: Annotated[
+        int, typer.Option(min=1, help="Months per test window.")
+    ] = DEFAULT_FOLD_MONTHS,
+    maturity_days: Annotated[int, typer.Option(min=0, help=MATURITY_HELP)] = DEFAULT_MATURITY_DAYS,
+    seed: Annotated[int, typer.Option(help="Random seed for the models and the bootstrap.")] = 7,
+    min_rows: Annotated[
+        int, typer.Option(min=2, help="Refuse a fold with fewer test or training rows.")
+    ] = DEFAULT_MIN_EVALUATION_ROWS,
+    experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = BACKTEST_EXPERIMENT,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full result as JSON.")] = False,
 ) -> None:
     """Refit on expanding time windows and score each next window: every headline figure per
     fold, and its mean over folds with a 95% bootstrap interval; logged to MLflow as one
