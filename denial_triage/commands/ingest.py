@@ -37,6 +37,11 @@ app = typer.Typer(
 
 
 SHOW_FINDINGS = 10  # findings printed per file
+# Options both commands take.
+TolerateCounts = Annotated[
+    bool, typer.Option("--tolerate-counts", hidden=True, help=TOLERATE_COUNTS_HELP)
+]
+ShowFindings = Annotated[int, typer.Option("--show", min=0, help="Findings printed per file.")]
 
 
 def ingest(
@@ -61,12 +66,8 @@ def ingest(
         bool,
         typer.Option("--strict", help="Any finding fails its file (certifying a trading partner)."),
     ] = False,
-    tolerate_counts: Annotated[
-        bool, typer.Option("--tolerate-counts", hidden=True, help=TOLERATE_COUNTS_HELP)
-    ] = False,
-    show: Annotated[
-        int, typer.Option("--show", min=0, help="Findings printed per file.")
-    ] = SHOW_FINDINGS,
+    tolerate_counts: TolerateCounts = False,
+    show: ShowFindings = SHOW_FINDINGS,
 ) -> None:
     """Read 835 remittances and write one contract row per denial."""
     _warn_tolerate_counts(tolerate_counts)
@@ -135,12 +136,8 @@ def link_outcomes(
             "train's --maturity-days is the span to use). Without it they stay open.",
         ),
     ] = None,
-    tolerate_counts: Annotated[
-        bool, typer.Option("--tolerate-counts", hidden=True, help=TOLERATE_COUNTS_HELP)
-    ] = False,
-    show: Annotated[
-        int, typer.Option("--show", min=0, help="Findings printed per file.")
-    ] = SHOW_FINDINGS,
+    tolerate_counts: TolerateCounts = False,
+    show: ShowFindings = SHOW_FINDINGS,
 ) -> None:
     """Give earlier denials recovered_amount, resolution and resolved_date from later 835s."""
     _warn_tolerate_counts(tolerate_counts)

@@ -53,6 +53,12 @@ if TYPE_CHECKING:
 
 console = Console(stderr=True)
 DATA_HELP = "Labelled contract history (.parquet or .csv)."
+MATURITY_HELP = "Newest days of the history left out: their outcomes are still arriving."
+MIN_ROWS_HELP = "Refuse when fewer matured rows than this lie beyond the models' training windows."
+# Options several commands take.
+History = Annotated[Path, typer.Option(exists=True, help=DATA_HELP)]
+MaturityDays = Annotated[int, typer.Option(min=0, help=MATURITY_HELP)]
+MinRows = Annotated[int, typer.Option(min=1, help=MIN_ROWS_HELP)]
 
 
 def _options(
@@ -75,7 +81,7 @@ def _options(
 
 
 def train(
-    data: Annotated[Path, typer.Option(exists=True, help=DATA_HELP)],
+    data: History,
     experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "denial-triage",
     seed: Annotated[int, typer.Option(help="Random seed for the models.")] = 7,
     test_months: Annotated[
@@ -137,17 +143,13 @@ def train_and_report(options: TrainingOptions) -> TrainingResult:
     return result
 
 
-MATURITY_HELP = "Newest days of the history left out: their outcomes are still arriving."
-MIN_ROWS_HELP = "Refuse when fewer matured rows than this lie beyond the models' training windows."
-
-
 def evaluate(
-    data: Annotated[Path, typer.Option(exists=True, help=DATA_HELP)],
+    data: History,
     model: Annotated[
         str, typer.Option(help="Model URI to evaluate.")
     ] = f"models:/{MODEL_NAME}@{CHAMPION}",
-    maturity_days: Annotated[int, typer.Option(min=0, help=MATURITY_HELP)] = DEFAULT_MATURITY_DAYS,
-    min_rows: Annotated[int, typer.Option(min=1, help=MIN_ROWS_HELP)] = DEFAULT_MIN_EVALUATION_ROWS,
+    maturity_days: MaturityDays = DEFAULT_MATURITY_DAYS,
+    min_rows: MinRows = DEFAULT_MIN_EVALUATION_ROWS,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the full evaluation as JSON.")
     ] = False,
@@ -177,8 +179,8 @@ def promote(
     version: Annotated[
         str | None, typer.Option(help="Model version to promote [default: the newest].")
     ] = None,
-    maturity_days: Annotated[int, typer.Option(min=0, help=MATURITY_HELP)] = DEFAULT_MATURITY_DAYS,
-    min_rows: Annotated[int, typer.Option(min=1, help=MIN_ROWS_HELP)] = DEFAULT_MIN_EVALUATION_ROWS,
+    maturity_days: MaturityDays = DEFAULT_MATURITY_DAYS,
+    min_rows: MinRows = DEFAULT_MIN_EVALUATION_ROWS,
 ) -> None:
     """Make a version champion if its gates pass and it beats the champion on rows neither
     learned from, else challenger."""
@@ -260,12 +262,12 @@ def _binary_line(task: str, measured: dict | None) -> str:
 
 
 def backtest(
-    data: Annotated[Path, typer.Option(exists=True, help=DATA_HELP)],
+    data: History,
     folds: Annotated[int, typer.Option(min=1, help="Test windows, newest last.")] = DEFAULT_FOLDS,
     fold_months: Annotated[
         int, typer.Option(min=1, help="Months per test window.")
     ] = DEFAULT_FOLD_MONTHS,
-    maturity_days: Annotated[int, typer.Option(min=0, help=MATURITY_HELP)] = DEFAULT_MATURITY_DAYS,
+    maturity_days: MaturityDays = DEFAULT_MATURITY_DAYS,
     seed: Annotated[int, typer.Option(help="Random seed for the models and the bootstrap.")] = 7,
     min_rows: Annotated[
         int, typer.Option(min=2, help="Refuse a fold with fewer test or training rows.")
