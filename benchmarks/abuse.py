@@ -368,7 +368,6 @@ def missed_targets(results: dict[str, Any]) -> list[str]:
 
 
 def main() -> None:
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="each abuse phase")
     parser.add_argument(

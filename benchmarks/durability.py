@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import importlib.util
 import json
 import os
 import shutil
@@ -30,10 +29,11 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
+import serving_latency as bench
+from harness import clean_env
 
 HERE = Path(__file__).resolve().parent
 REVIEWER_SECONDS = 30.0  # how long the reviewer reads while the scorers keep the service busy
@@ -41,23 +41,9 @@ SCORERS = 2
 BATCH = 1_000
 
 
-def _serving_benchmark() -> ModuleType:
-    """``benchmarks/serving.py``'s processes and load helpers, loaded by path (its name would
-    shadow the ``serving`` package on ``sys.path``)."""
-    spec = importlib.util.spec_from_file_location("serving_benchmark", HERE / "serving.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _serving_benchmark()
-
-
 def service(data_dir: Path, log: Path, journal: bool, source: Path | None) -> Any:
     """The service on a free port, journal on or off, from this checkout or ``source``."""
-    env = bench._clean_env()
+    env = clean_env()
     env.update(
         DENIAL_TRIAGE_DATA_DIR=str(data_dir),
         DENIAL_TRIAGE_MODEL_POLL_SECONDS="3600",
@@ -212,7 +198,6 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=Path("data/benchmarks/durability.json"))
     parser.add_argument("--keep", action="store_true", help="keep the trained data directory")
     args = parser.parse_args()
-    bench._unshadow_the_package()
     work = Path(tempfile.mkdtemp(prefix="durability-"))
     try:
         results = run(args, work)

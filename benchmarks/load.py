@@ -39,7 +39,6 @@ import random
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -54,6 +53,7 @@ from typing import Any
 
 import numpy as np
 import psutil
+from harness import clean_env, create_keys, denial_payloads, free_port, wait_ready
 
 # Request kinds and their shares of the mix, by the name locust reports them under.
 SCORE_ONE = "score 1 denial"
@@ -156,28 +156,7 @@ def _own_registry() -> Iterator[None]:
 
 def service_keys(database_url: str) -> dict[str, str]:
     """One new API key per role, by role."""
-    from serving.database import make_engine, session_factory, upgrade_database
-    from serving.repository import create_api_key
-
-    upgrade_database(database_url)
-    engine = make_engine(database_url)
-    try:
-        with session_factory(engine)() as session:
-            return {
-                role: create_api_key(session, role, f"load-{role}-{time.time_ns()}")[0]
-                for role in ("scorer", "reviewer", "admin")
-            }
-    finally:
-        engine.dispose()
-
-
-def denial_payloads(history: Path, count: int) -> list[dict[str, Any]]:
-    """The newest denials of the history as a worklist system sends them (JSON types)."""
-    from training.run import load_history
-    from training.tracking import example_payload
-
-    newest = load_history(history).tail(count).reset_index(drop=True)
-    return json.loads(example_payload(newest).to_json(orient="records"))
+    return create_keys(database_url, ("scorer", "reviewer", "admin"), "load")
 
 
 # ---------------------------------------------------------------------------- the service
@@ -213,12 +192,6 @@ def _rss_and_cpu(process: psutil.Process) -> tuple[float, float]:
         return process.memory_info().rss / 2**20, times.user + times.system
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @contextlib.contextmanager
 def running_service(
     deployment: Deployment, work: Path, settings: dict[str, str] | None = None
@@ -226,7 +199,7 @@ def running_service(
     """The service as shipped (or with ``settings``, environment variables), stopped with
     SIGTERM (a graceful shutdown) afterwards."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DENIAL_TRIAGE_"))}
+    env = clean_env()
     env["DENIAL_TRIAGE_DATA_DIR"] = str(deployment.data_dir)
     env.update(settings or {})
     command = [sys.executable, "-m", "denial_triage", "serve", "--port", str(port)]
@@ -238,7 +211,7 @@ def running_service(
         )
         service = Service(process, port)
         try:
-            _wait_ready(service, log)
+            wait_ready(process, port, "/readyz", log, SERVICE_START_SECONDS, "the service")
             yield service
         finally:
             process.send_signal(signal.SIGTERM)
@@ -247,18 +220,6 @@ def running_service(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-
-
-def _wait_ready(service: Service, log: Path) -> None:
-    deadline = time.monotonic() + SERVICE_START_SECONDS
-    while time.monotonic() < deadline:
-        if service.process.poll() is not None:
-            raise SystemExit(f"the service exited before it was ready:\n{log.read_text()[-3000:]}")
-        with contextlib.suppress(OSError):
-            if call(service, "GET", "/readyz")[0] == 200:
-                return
-        time.sleep(0.3)
-    raise SystemExit(f"the service was not ready within {SERVICE_START_SECONDS} s")
 
 
 def call(
@@ -829,15 +790,7 @@ def memory_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _unshadow_the_package() -> None:
-    """Run as a script, this file's folder leads ``sys.path``, where ``serving`` would resolve
-    to ``benchmarks/serving.py`` instead of the service's package."""
-    here = Path(__file__).resolve().parent
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
-
-
 def main() -> None:
-    _unshadow_the_package()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=LoadPlan.rate, help="requests per second")
     parser.add_argument("--seconds", type=int, default=LoadPlan.seconds, help="load duration")

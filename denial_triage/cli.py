@@ -1,75 +1,97 @@
-"""The ``denial-triage`` console command: thin sub-commands over plain functions."""
+"""The ``denial-triage`` console command: thin sub-commands over plain functions.
+
+Each sub-command's module is imported only when that command runs (or its own help is asked
+for): the models' libraries take seconds to import, and ``denial-triage --help`` needs none of
+them. The listing reads each command's one-line help from its module's source instead.
+"""
 
 from __future__ import annotations
 
+import ast
+from functools import cache
+from importlib import import_module
+from importlib.util import find_spec
 from pathlib import Path
+from typing import Any
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
-from denial_triage.commands import (
-    codes,
-    data,
-    db,
-    ingest,
-    keys,
-    label_queue,
-    mapping,
-    plan,
-    serve,
-    train,
-)
-from denial_triage.commands.remits import quickstart_from_remits
-from denial_triage.settings import get_settings
-from training.run import TrainingOptions
+HELP = "Triage medical billing denials: root cause, recovery likelihood, preventability."
+# name: (module under denial_triage.commands, its command function or Typer app, help of a
+# group of commands; a function's help is its docstring), in the order --help lists them.
+COMMANDS: dict[str, tuple[str, str, str | None]] = {
+    "generate": ("data", "generate", None),
+    "validate": ("data", "validate", None),
+    "profile": ("data", "profile", None),
+    "schema": ("data", "schema", None),
+    "ingest": ("ingest", "ingest", None),
+    "link-outcomes": ("ingest", "link_outcomes", None),
+    "train": ("train", "train", None),
+    "evaluate": ("train", "evaluate", None),
+    "promote": ("train", "promote", None),
+    "backtest": ("train", "backtest", None),
+    "label-queue": ("label_queue", "label_queue_command", None),
+    "plan": ("plan", "plan", None),
+    "serve": ("serve", "serve", None),
+    "score": ("serve", "score", None),
+    "quickstart": ("quickstart", "quickstart", None),
+    "codes": ("codes", "app", "CARC and RARC reference: labels and official lists."),
+    "mapping": ("mapping", "app", "The governed CARC/RARC to root-cause mapping."),
+    "keys": ("keys", "app", "API keys of the service: create, list, revoke."),
+    "db": ("db", "app", "The service's records database."),
+}
+
+
+def command_help(module: str, attribute: str) -> str:
+    """A command function's docstring, read from its module's source without importing it."""
+    spec = find_spec(f"denial_triage.commands.{module}")
+    assert spec is not None and spec.origin is not None, module
+    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == attribute:
+            return ast.get_docstring(node) or ""
+    raise LookupError(f"denial_triage.commands.{module} has no function {attribute}")
+
+
+@cache
+def load_command(name: str) -> Any:
+    """The real command (or group) behind ``name``, importing its module."""
+    module, attribute, group_help = COMMANDS[name]
+    target = getattr(import_module(f"denial_triage.commands.{module}"), attribute)
+    if isinstance(target, typer.Typer):
+        group = typer.main.get_group(target)
+        group.help = group_help or group.help
+        return group
+    single = typer.Typer(pretty_exceptions_enable=False, add_completion=False)
+    single.command(name)(target)
+    return typer.main.get_command(single)
+
+
+class LazyCommand(TyperCommand):
+    """Stands in for a command in the listing; running it (or its --help) loads the real one."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent=None, **extra: Any):
+        return load_command(self.name).make_context(info_name, args, parent=parent, **extra)
+
+
+class LazyGroup(TyperGroup):
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        for name, (module, attribute, group_help) in COMMANDS.items():
+            text = group_help or command_help(module, attribute)
+            self.add_command(LazyCommand(name=name, help=text, callback=None))
+
 
 app = typer.Typer(
     name="denial-triage",
-    help="Triage medical billing denials: root cause, recovery likelihood, preventability.",
+    cls=LazyGroup,
+    help=HELP,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-app.command()(data.generate)
-app.command()(data.validate)
-app.command()(data.profile)
-app.command()(data.schema)
-app.command()(ingest.ingest)
-app.command("link-outcomes")(ingest.link_outcomes)
-app.command()(train.train)
-app.command()(train.evaluate)
-app.command()(train.promote)
-app.command()(train.backtest)
-app.command("label-queue")(label_queue.label_queue_command)
-app.command()(plan.plan)
-app.add_typer(codes.app, name="codes", help="CARC and RARC reference: labels and official lists.")
-app.add_typer(mapping.app, name="mapping")
-app.command()(serve.serve)
-app.command()(serve.score)
-app.add_typer(keys.app, name="keys", help="API keys of the service: create, list, revoke.")
-app.add_typer(db.app, name="db", help="The service's records database.")
 
 
-@app.command()
-def quickstart(
-    rows: int = typer.Option(200_000, min=1, help="Denials to generate (without --remits)."),
-    seed: int = typer.Option(7, help="Random seed."),
-    remits: Path = typer.Option(
-        None,
-        "--remits",
-        help="Start from your own 835 files in this folder instead of generated data: ingest, "
-        "link outcomes, train what their labels allow, promote, serve.",
-    ),
-    start_service: bool = typer.Option(
-        True, "--serve/--no-serve", help="End by starting the service and scoring a sample."
-    ),
-) -> None:
-    """The main job: generate (or read your 835s), train, evaluate, promote, then serve."""
-    if remits is not None:
-        quickstart_from_remits(remits, seed=seed, start_service=start_service)
-        return
-    path = data.write_history(rows, seed, data.default_history_path())
-    data.profile(path=path)
-    options = TrainingOptions(data=path, data_dir=get_settings().data_dir, seed=seed)
-    train.train_and_report(options)
-    train.promote_and_report(options)
-    if start_service:
-        serve.serve_with_sample(path)
+@app.callback()
+def _root() -> None:
+    """The sub-commands are added by :class:`LazyGroup`."""

@@ -34,6 +34,12 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("DENIAL_TRIAGE_DATABASE_URL", "DATABASE_URL"),
         description="SQLAlchemy URL of the service's records; SQLite under data_dir when unset.",
     )
+    mlflow_tracking_uri: str | None = Field(
+        None,
+        # MLflow's own variable, so a site's MLflow server is named once for both.
+        validation_alias=AliasChoices("DENIAL_TRIAGE_MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_URI"),
+        description="MLflow tracking and registry server; SQLite <data_dir>/mlflow.db when unset.",
+    )
     audit_spool_dir: Path | None = Field(
         None,  # <data_dir>/audit-spool, set after validation
         description="Where audit records wait while the database is unreachable; "

@@ -22,9 +22,10 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from features.adjustments import GROUP_CODES, GroupCode, is_denial_adjustment, split_adjustment
 from features.contract import RARC_PATTERN, ROOT_CAUSES
@@ -123,28 +124,50 @@ def parse_labels(text: str, kind: CodeKind, source: str) -> Mapping[str, CodeLab
     return MappingProxyType(labels)
 
 
+class _CarcEntry(BaseModel):
+    """One CARC of ``carc.yaml``: the project's label and the code's usual root cause."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    label: str = Field(min_length=1)
+    family: Literal[FAMILIES]  # type: ignore[valid-type]
+
+
+class _RarcEntry(BaseModel):
+    """One RARC of ``rarc.yaml``, given as ``code: label``."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    label: str = Field(min_length=1)
+
+
+_ENTRIES: dict[CodeKind, type[_CarcEntry | _RarcEntry]] = {
+    CodeKind.CARC: _CarcEntry,
+    CodeKind.RARC: _RarcEntry,
+}
+
+
 def _parse_label_entry(
     code: object, value: object, kind: CodeKind
 ) -> tuple[CodeLabel | None, list[str]]:
     if not isinstance(code, str) or code_kind(code) is not kind:
         return None, [f'is not a {kind.upper()} code; quote numeric codes, e.g. "16"']
-    if kind is CodeKind.RARC:
-        value = {"label": value}
-    if not isinstance(value, dict) or set(value) != _entry_fields(kind):
-        return None, [f"must give exactly {', '.join(sorted(_entry_fields(kind)))}"]
-    problems = []
-    label, family = value["label"], value.get("family")
-    if not isinstance(label, str) or not label.strip():
-        problems.append("label must be non-empty text")
-    if kind is CodeKind.CARC and family not in FAMILIES:
-        problems.append(f"family {family!r} must be one of {', '.join(FAMILIES)}")
-    if problems:
-        return None, problems
-    return CodeLabel(code, kind, label.strip(), family), []
+    try:
+        entry = _ENTRIES[kind].model_validate(
+            {"label": value} if kind is CodeKind.RARC else value, strict=True
+        )
+    except ValidationError as exc:
+        return None, list(dict.fromkeys(_entry_problem(error, kind) for error in exc.errors()))
+    return CodeLabel(code, kind, entry.label, getattr(entry, "family", None)), []
 
 
-def _entry_fields(kind: CodeKind) -> set[str]:
-    return {"label", "family"} if kind is CodeKind.CARC else {"label"}
+def _entry_problem(error: Any, kind: CodeKind) -> str:
+    """One field's defect in the file's words."""
+    field = error["loc"][0] if error["loc"] else None
+    if error["type"] in ("missing", "extra_forbidden", "model_type"):
+        fields = "label, family" if kind is CodeKind.CARC else "label"
+        return f"must give exactly {fields}"
+    if field == "family":
+        return f"family {error.get('input')!r} must be one of {', '.join(FAMILIES)}"
+    return "label must be non-empty text"
 
 
 # ---------------------------------------------------------------------------- official lists

@@ -12,11 +12,12 @@ import datetime as dt
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
 import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from features.contract import PAYER_TYPES
 
@@ -100,26 +101,89 @@ def load_payer_rules(overrides: Path | None = None) -> PayerRules:
         documents.append((str(overrides), _read_document(overrides.read_text(), str(overrides))))
     by_type: dict[str, dict[str, DeadlineRule]] = {}
     by_payer: dict[str, dict[str, DeadlineRule]] = {}
-    for source, document in documents:
-        _merge(by_type, _parse_section(document.get("defaults"), source, "payer_type"))
-        _merge(by_payer, _parse_section(document.get("payers"), source, "payer"))
+    for _, document in documents:
+        _merge(by_type, _named_rules(document.defaults, "{owner}"))
+        _merge(by_payer, _named_rules(document.payers, "payer:{owner}"))
     _require_complete_defaults(by_type)
-    version = "+".join(str(doc.get("version", "unversioned")) for _, doc in documents)
+    version = "+".join(str(doc.version or "unversioned") for _, doc in documents)
     return PayerRules(version, by_type, by_payer)
 
 
-def _read_document(text: str, source: str) -> dict[str, Any]:
+# ---------------------------------------------------------------------------- the file's shape
+
+DeadlineKind = Literal["timely_filing", "appeal"]
+PayerType = Literal[PAYER_TYPES]  # type: ignore[valid-type]
+# YAML reads an unquoted payer id such as 87726 as a number; ids are text.
+PayerId = Annotated[str, BeforeValidator(str)]
+
+
+class _RuleEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    days: int = Field(strict=True, gt=0)  # strict: "90", 30.5 and true are refused
+    source: str = Field(pattern=r"\S")  # where the number comes from, not blank
+
+
+_Rules = dict[DeadlineKind, _RuleEntry] | None
+
+
+class _RulesFile(BaseModel):
+    """A payer rules file (shipped or a site's override): a misspelt section or rule kind is an
+    error, since it would otherwise drop every override in it without a word."""
+
+    model_config = ConfigDict(extra="forbid")
+    version: str | int | float | None = None
+    defaults: dict[PayerType, _Rules] | None = None
+    payers: dict[PayerId, _Rules] | None = None
+
+
+def _read_document(text: str, source: str) -> _RulesFile:
     try:
         document = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise PayerRulesError(f"{source}: not valid YAML: {exc}") from exc
     if not isinstance(document, dict):
         raise PayerRulesError(f"{source}: must be a mapping of {', '.join(SECTIONS)}")
-    # A misspelt section would otherwise drop every override in it without a word.
-    for name in document:
-        if name not in SECTIONS:
-            raise PayerRulesError(f"{source}: unknown section {name!r}; use {', '.join(SECTIONS)}")
-    return document
+    try:
+        return _RulesFile.model_validate(document)
+    except ValidationError as exc:
+        raise PayerRulesError(f"{source}: {_problem(exc.errors()[0])}") from exc
+
+
+def _problem(error: Any) -> str:
+    """One validation error in the file's words: the rule it names and what it needs."""
+    section, *where = error["loc"]
+    if not where:
+        if error["type"] == "extra_forbidden":
+            return f"unknown section {section!r}; use {', '.join(SECTIONS)}"
+        scope = "payer_type" if section == "defaults" else "payer"
+        return f"the {scope} section must be a mapping"
+    owner, *rest = where
+    prefix = str(owner) if section == "defaults" else f"payer:{owner}"
+    if rest == ["[key]"]:
+        return f"unknown payer type {owner!r}"
+    if not rest:
+        return f"{prefix}: must map rule kinds ({', '.join(DEADLINE_KINDS)}) to rules"
+    kind, *field = rest
+    if field == ["[key]"]:
+        return f"{prefix}.{kind}: unknown rule; use {', '.join(DEADLINE_KINDS)}"
+    if error["type"] == "extra_forbidden":
+        return f"{prefix}.{kind}: unknown field {field[0]!r}; a rule has days and source"
+    if field == ["source"]:
+        return f"{prefix}.{kind}: needs a 'source' saying where the days come from"
+    return f"{prefix}.{kind}: needs a positive whole number of 'days'"
+
+
+def _named_rules(
+    section: dict[str, _Rules] | None, owner_name: str
+) -> dict[str, dict[str, DeadlineRule]]:
+    named: dict[str, dict[str, DeadlineRule]] = {}
+    for owner, rules in (section or {}).items():
+        prefix = owner_name.format(owner=owner)
+        named[owner] = {
+            kind: DeadlineRule(name=f"{prefix}.{kind}", days=entry.days, source=entry.source)
+            for kind, entry in (rules or {}).items()
+        }
+    return named
 
 
 def _merge(
@@ -127,39 +191,6 @@ def _merge(
 ) -> None:
     for owner, rules in update.items():
         target.setdefault(owner, {}).update(rules)
-
-
-def _parse_section(section: Any, source: str, scope: str) -> dict[str, dict[str, DeadlineRule]]:
-    if not section:
-        return {}
-    if not isinstance(section, dict):
-        raise PayerRulesError(f"{source}: the {scope} section must be a mapping")
-    parsed = {}
-    for owner, rules in section.items():
-        owner = str(owner)
-        if scope == "payer_type" and owner not in PAYER_TYPES:
-            raise PayerRulesError(f"{source}: unknown payer type {owner!r}")
-        prefix = owner if scope == "payer_type" else f"payer:{owner}"
-        if not isinstance(rules or {}, dict):
-            kinds = ", ".join(DEADLINE_KINDS)
-            raise PayerRulesError(f"{source}: {prefix}: must map rule kinds ({kinds}) to rules")
-        parsed[owner] = {
-            kind: _parse_rule(value, source, f"{prefix}.{kind}")
-            for kind, value in (rules or {}).items()
-        }
-    return parsed
-
-
-def _parse_rule(value: Any, source: str, name: str) -> DeadlineRule:
-    kind = name.rsplit(".", 1)[1]
-    if kind not in DEADLINE_KINDS:
-        raise PayerRulesError(f"{source}: {name}: unknown rule; use {', '.join(DEADLINE_KINDS)}")
-    days = value.get("days") if isinstance(value, dict) else None
-    if not isinstance(days, int) or isinstance(days, bool) or days <= 0:
-        raise PayerRulesError(f"{source}: {name}: needs a positive whole number of 'days'")
-    if not str(value.get("source") or "").strip():
-        raise PayerRulesError(f"{source}: {name}: needs a 'source' saying where the days come from")
-    return DeadlineRule(name=name, days=days, source=str(value["source"]))
 
 
 def _require_complete_defaults(by_type: dict[str, dict[str, DeadlineRule]]) -> None:

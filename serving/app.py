@@ -33,6 +33,7 @@ from serving.errors import ServiceError
 from serving.limits import read_score_body
 from serving.logs import configure_logging, logger
 from serving.middleware import RequestContextMiddleware
+from serving.records import REVIEWER_ROLES
 from serving.refusals import RefusalThrottle
 from serving.schemas import (
     NO_NUL,
@@ -49,7 +50,6 @@ from serving.state import ServiceState
 
 MAX_UPLOAD_NAME = 100
 SCORERS = ("scorer", "admin")
-REVIEWERS = ("reviewer", "admin")
 ADMINS = ("admin",)
 ERRORS = {
     # The framework's own answer to a body it cannot read (not UTF-8, a broken multipart form).
@@ -72,7 +72,7 @@ def get_state(request: Request) -> ServiceState:
 
 State = Annotated[ServiceState, Depends(get_state)]
 ScorerKey = Annotated[Caller, Depends(require_roles(*SCORERS))]
-ReviewerKey = Annotated[Caller, Depends(require_roles(*REVIEWERS))]
+ReviewerKey = Annotated[Caller, Depends(require_roles(*REVIEWER_ROLES))]
 AnyKey = Annotated[Caller, Depends(require_roles(*ROLES))]
 AdminKey = Annotated[Caller, Depends(require_roles(*ADMINS))]
 
@@ -209,7 +209,7 @@ def _routes(app: FastAPI) -> None:
 
     @app.post("/v1/ingest/835", response_model=ScoreResponse, responses=ERRORS, tags=["scoring"])
     async def ingest_835(
-        caller: ScorerKey, state: State, request: Request, file: UploadFile = File(...)
+        caller: ScorerKey, state: State, request: Request, file: Annotated[UploadFile, File()]
     ) -> Response:
         """Ingest an uploaded 835 remittance, then score and return its denials."""
         content = await file.read()

@@ -45,6 +45,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from serving import repository
 from serving.spool import Refusal, write_isolating
+from training.specs import TASKS
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +53,6 @@ Records = list[dict[str, Any]]
 MAX_WAITING_REQUESTS = 64  # beyond this, requests wait: memory stays bounded under overload
 MAX_REQUESTS_PER_BATCH = 32
 RECORDS_PER_TRANSACTION = 1_000  # small requests share one; a large one is written in parts
-TASKS = ("root_cause", "recovery", "preventable")
 
 
 @dataclass(frozen=True)

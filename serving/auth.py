@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -15,9 +15,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.errors import ServiceError
 from serving.middleware import refuse_unread
+from serving.records import Role
 from serving.refusals import COUNTED_AFTER_ANSWER, RefusalThrottle, address_sender, key_sender
 
-ROLES = ("scorer", "reviewer", "admin")
+ROLES = tuple(Role)
 NO_KEY = "an API key is required: send 'Authorization: Bearer <key>'"
 BAD_KEY = "the API key is not valid or was revoked"
 TOO_MANY_REFUSALS = (
@@ -43,8 +44,8 @@ def require_roles(*roles: str) -> Callable[..., Awaitable[Caller]]:
 
     async def dependency(
         request: Request,
-        bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
-        header_key: str | None = Depends(_header),
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        header_key: Annotated[str | None, Depends(_header)],
     ) -> Caller:
         key = bearer.credentials if bearer is not None else header_key
         if not key:

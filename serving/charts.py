@@ -1,7 +1,7 @@
 """The dashboard's charts as inline SVG: matplotlib figures on their own SVG canvases.
 
 Each function takes the totals :mod:`serving.repository` computes and returns one ``<svg>``
-element (see :func:`training.plots.figure_svg`), or an empty string when there is nothing to
+element (see :func:`serving.svg.figure_svg`), or an empty string when there is nothing to
 draw, so the page shows its table alone.
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from training.plots import figure_svg, phone_text_size, svg_figure
+from serving.svg import figure_svg, phone_text_size, svg_figure
 
 MONTHS_SHOWN = 12
 SERIES_SHOWN = 6

@@ -38,12 +38,12 @@ from features.labels import deadline_rule_label, in_plain_words, plain_label
 from serving import model_card, repository, views, worklist_records
 from serving.auth import Caller
 from serving.errors import ServiceError
-from serving.records import ApiKey
+from serving.records import REVIEWER_ROLES, ApiKey
 from serving.schemas import FeedbackIn
 from serving.site_secrets import site_secret
 from serving.state import ServiceState
 
-PAGE_ROLES = ("reviewer", "admin")
+PAGE_ROLES = REVIEWER_ROLES
 SESSION_COOKIE = "denial_triage_session"
 SESSION_HOURS = 8  # a working day; then sign in again
 # What the cookie holds: the page session's id once signed in, the sign-in form's token before.

@@ -61,6 +61,10 @@ class Role(StrEnum):
     ADMIN = "admin"  # keys, model reload
 
 
+# The roles that read scores, send feedback and see the reviewers' pages.
+REVIEWER_ROLES = (Role.REVIEWER, Role.ADMIN)
+
+
 class UtcDateTime(TypeDecorator[dt.datetime]):
     """Timestamps stored in UTC and always read back timezone-aware (SQLite drops the zone)."""
 

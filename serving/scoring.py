@@ -30,10 +30,9 @@ from features.contract import clean_records, validate
 from features.pipeline import DenialColumns, live_scoring_date
 from serving.reasons import class_log_odds, exact_amounts, plain_reasons
 from serving.schemas import EXAMPLE_DENIAL
+from training.specs import TASKS
 from training.tracking import CHAMPION, MODEL_NAME, alias_version, load_triage_model
 from training.triage_model import Explanation, TriageModel
-
-TASKS = ("root_cause", "recovery", "preventable")
 
 
 @dataclass(frozen=True)
@@ -273,6 +272,21 @@ class ModelStore:
     def champion_version(self) -> str | None:
         """The version the champion alias points to (raises when the registry is unreachable)."""
         return alias_version(CHAMPION)
+
+    def registered_champion(self) -> tuple[str | None, str | None]:
+        """The champion's version, or None and why there is none to load from the registry."""
+        try:
+            version = self.champion_version()
+        except Exception as exc:  # the registry being away must not stop scoring: use the cache
+            return None, f"model registry unreachable: {exc}"
+        if version is None:
+            return None, "no champion model is registered yet"
+        return version, None
+
+    def champion(self) -> LoadedModel:
+        """The registered champion, else the cached one (the service's order when it starts)."""
+        version, _ = self.registered_champion()
+        return self.load_version(version) if version else self.load_cached()
 
     def load_version(self, version: str) -> LoadedModel:
         """Load, check and cache one registered version."""

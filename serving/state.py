@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import gc
-import hashlib
 import json
 import threading
 import time
@@ -69,6 +68,7 @@ from serving.scoring import (
 )
 from serving.site_secrets import site_secret
 from serving.spool import AuditSpool
+from training.specs import TASKS
 from training.tracking import configure_tracking
 from training.triage_model import prediction_threads
 
@@ -173,17 +173,14 @@ class ServiceState:
     def refresh_model(self) -> dict[str, object]:
         """Load the champion if the alias moved; keep the current model when anything fails."""
         with self._reload_lock:
-            try:
-                version = self.store.champion_version()
-            except Exception as exc:  # the registry being away must not stop scoring
-                return self._keep(f"model registry unreachable: {exc}")
+            version, problem = self.store.registered_champion()
             if version is None:
-                return self._keep("no champion model is registered yet")
+                return self._keep(problem or "")
             if self.model is not None and self.model.version == version:
                 return self.readiness()
             try:
                 loaded = self.store.load_version(version)
-            except (ModelRejected, Exception) as exc:
+            except Exception as exc:  # refused by the canary, or failed to load: keep serving
                 metrics.MODEL_RELOADS.labels("refused").inc()
                 return self._keep(f"version {version} was refused: {exc}")
             self.model, self.model_problem = loaded, None  # one assignment: atomic swap
@@ -229,7 +226,7 @@ class ServiceState:
     # ------------------------------------------------------------------ access
 
     def authenticate(self, key: str) -> Caller | None:
-        digest = hashlib.sha256(key.encode()).hexdigest()
+        digest = repository.hash_key(key)
         cached = self._auth_cache.get(digest)
         if cached and cached[0] > time.monotonic():
             return cached[1]
@@ -500,15 +497,12 @@ def _refused(error: DataError | IntegrityError) -> list[dict[str, Any]]:
     ]
 
 
-_TASKS = ("root_cause", "recovery", "preventable")
-
-
 def _stored_score(record: Any, today: dt.date) -> StoredScore:
     """A score as read back, from an audit record (stored, or still on its way), its priority
     counted on ``today``."""
     score = dict(record.outputs)
     score["priority"] = live.priority_on_day(score["priority"], today)
-    for task in _TASKS:
+    for task in TASKS:
         score[task] = {**score[task], "explanation": (record.explanation or {}).get(task)}
     return StoredScore(
         denial_id=record.denial_id,

@@ -27,6 +27,7 @@ from features.labels import plain_label
 from serving import charts, repository, worklist_records
 from serving.reasons import stored_in_points
 from serving.records import Feedback, ScoreRecord
+from serving.svg import explanation_waterfall_svg
 from serving.worklist_records import (
     AGE_ORDER,
     SORTS,
@@ -37,7 +38,6 @@ from serving.worklist_records import (
     WorklistFilters,
 )
 from training.label_queue import choose, scored_pool
-from training.plots import explanation_waterfall_svg
 
 PAGE_SIZES = (25, 50, 100, 200)
 DEFAULT_PAGE_SIZE = 50

@@ -275,3 +275,32 @@ def test_label_queue_names_the_rows_that_break_the_contract(tmp_path: Path) -> N
     args = ["label-queue", "--data", str(history), "--budget", "5", "--out", "q.csv"]
     result = runner.invoke(app, args)
     assert result.exit_code == 1 and "row 1, column denied_amount" in result.output
+
+
+def test_every_listed_command_runs_its_own_help_and_is_listed_with_its_docstring() -> None:
+    import typer
+
+    from denial_triage.cli import COMMANDS, load_command
+
+    listed = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    assert list(listed) == list(COMMANDS)
+    for name, (_, _, group_help) in COMMANDS.items():
+        real = load_command(name)
+        assert listed[name].help == (group_help or real.help), name
+        own = runner.invoke(app, [name, "--help"])
+        assert own.exit_code == 0 and "Usage: denial-triage " + name in own.output, name
+
+
+def test_help_imports_none_of_the_models_libraries() -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; from typer.testing import CliRunner; from denial_triage.cli import app; "
+        "assert CliRunner().invoke(app, ['--help']).exit_code == 0; "
+        "print(sorted(m for m in ('pandas', 'sklearn', 'mlflow', 'lightgbm', 'sqlalchemy', "
+        "'features', 'training', 'serving') if m in sys.modules))"
+    )
+    command = [sys.executable, "-c", probe]
+    shown = subprocess.run(command, capture_output=True, text=True, check=True)
+    assert shown.stdout.strip() == "[]"

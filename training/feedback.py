@@ -1,8 +1,10 @@
 """Reviewer feedback and later outcomes, laid over a history before training.
 
 ``denial-triage train --include-feedback`` reads the service's feedback (corrected or confirmed
-root causes, resolutions, recovered amounts) and lets it win over the history's own labels for
-the same denials, so what reviewers teach the service reaches the next model.
+root causes, resolutions, recovered amounts) from its records and hands it here as a frame, which
+wins over the history's own labels for the same denials, so what reviewers teach the service
+reaches the next model. Training never opens the service's database itself: the layers point
+down (``serving`` reads its records, ``training`` takes frames).
 """
 
 from __future__ import annotations
@@ -35,16 +37,3 @@ def apply_feedback(history: pd.DataFrame, feedback: pd.DataFrame) -> tuple[pd.Da
         shown = "; ".join(str(e) for e in result.errors[:10])
         raise ValueError(f"feedback makes the history break the contract: {shown}")
     return result.frame, int(matched.sum())
-
-
-def load_feedback(database_url: str) -> pd.DataFrame:
-    """The service's feedback as contract labels, one row per denial."""
-    from serving.database import make_engine, session_factory
-    from serving.repository import feedback_frame
-
-    engine = make_engine(database_url)
-    try:
-        with session_factory(engine)() as session:
-            return feedback_frame(session)
-    finally:
-        engine.dispose()

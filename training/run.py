@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from features.contract import LABEL_COLUMNS, load_denials
 from training.evaluate import Evaluation, evaluate_model, write_figures
-from training.feedback import apply_feedback, load_feedback
+from training.feedback import apply_feedback
 from training.fit import (
     DEFAULT_MATURITY_DAYS,
     DEFAULT_TEST_MONTHS,
@@ -57,7 +57,9 @@ class TrainingOptions:
     test_months: int = DEFAULT_TEST_MONTHS
     maturity_days: int = DEFAULT_MATURITY_DAYS
     dask: str | None = None  # scheduler address, or "local" for a LocalCluster
-    feedback_database: str | None = None  # lay the service's feedback over the history
+    # The service's feedback labels (training.feedback.LABELS by denial_id), laid over the
+    # history's; the command reads them from the service's records.
+    feedback: pd.DataFrame | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -155,8 +157,8 @@ def label_report(labels: dict[str, LabelCount]) -> dict[str, dict[str, int]]:
 def _fit_here(options: TrainingOptions, specs: dict[str, ModelSpec], progress: Progress) -> _Fitted:
     progress(f"loading {options.data}")
     frame = load_history(options.data)
-    if options.feedback_database:
-        frame, changed = apply_feedback(frame, load_feedback(options.feedback_database))
+    if options.feedback is not None:
+        frame, changed = apply_feedback(frame, options.feedback)
         progress(f"feedback changed the labels of {changed:,} denials")
     train_rows, test_rows, split = split_history(frame, options)
     labels = label_counts(train_rows, specs)

@@ -1,14 +1,19 @@
-"""Declarative model specs (``models/*.yaml``): target, rows, hyperparameters and gates."""
+"""Declarative model specs (``models/*.yaml``): label minimum, hyperparameters and gates.
+
+Which rows and target each task learns from is training's (``training.fit``), not a spec's:
+a field the code does not read would only claim a choice it does not make.
+"""
 
 from __future__ import annotations
 
 from importlib import resources
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-TASKS = ("root_cause", "recovery", "preventable")
+Task = Literal["root_cause", "recovery", "preventable"]
+TASKS: tuple[Task, ...] = get_args(Task)  # the one list of the models, in scoring order
 
 
 class Gate(BaseModel):
@@ -33,13 +38,7 @@ class ModelSpec(BaseModel):
     """One task's spec, as written in ``models/<task>.yaml``."""
 
     model_config = ConfigDict(extra="forbid")
-    task: Literal["root_cause", "recovery", "preventable"]
-    kind: Literal["multiclass", "binary"]
-    target: str
-    rows: Literal["all labelled", "resolved"]
-    features: Literal["all"] = "all"
-    estimator: Literal["lightgbm"] = "lightgbm"
-    calibration: Literal["sigmoid", "none"] = "none"
+    task: Task
     calibration_share: float = Field(0.15, gt=0, lt=0.5)
     # Time folds whose out-of-fold margins the Platt scaling is fitted on, each predicting a
     # newest slice of calibration_share; folds x share must leave rows for the oldest fold.

@@ -11,7 +11,6 @@ on the version.
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import tempfile
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
 from mlflow.types.schema import Array
 
+from denial_triage.settings import Settings
 from features.contract import COLUMNS, Kind, Role, to_csv_frame
 from training.evaluate import PROMOTION_METRIC, Evaluation, paired_differences
 from training.intervals import Interval
@@ -48,12 +48,14 @@ _uris_we_set: set[str] = set()
 
 
 def configure_tracking(data_dir: Path) -> str:
-    """Point MLflow at ``MLFLOW_TRACKING_URI``, else a SQLite database in the data directory.
+    """Point MLflow at the ``mlflow_tracking_uri`` setting, else a SQLite database in the data
+    directory.
 
-    MLflow writes the URI it is given back into ``MLFLOW_TRACKING_URI``, so a value this
-    function set earlier in the process is not mistaken for the user's choice.
+    The setting is read afresh (not the process-wide cached settings): MLflow writes the URI it
+    is given back into ``MLFLOW_TRACKING_URI``, so a value this function set earlier in the
+    process is not mistaken for the user's choice.
     """
-    user_uri = os.environ.get("MLFLOW_TRACKING_URI")
+    user_uri = Settings().mlflow_tracking_uri
     if user_uri in _uris_we_set:
         user_uri = None
     uri = user_uri or f"sqlite:///{(data_dir / 'mlflow.db').resolve()}"

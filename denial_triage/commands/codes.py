@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
+from denial_triage.commands.failure import fail
 from denial_triage.settings import get_settings
 from features.codes import (
     CodeDescription,
@@ -25,26 +27,27 @@ MAX_LISTED_MISSING = 30
 
 @app.command("import")
 def import_command(
-    file: Path = typer.Argument(..., help="A code,description CSV of the official list."),
-    kind: CodeKind | None = typer.Option(
-        None,
-        "--kind",
-        case_sensitive=False,
-        help="carc or rarc; detected from the codes if left out.",
-    ),
+    file: Annotated[Path, typer.Argument(help="A code,description CSV of the official list.")],
+    kind: Annotated[
+        CodeKind | None,
+        typer.Option(
+            "--kind",
+            case_sensitive=False,
+            help="carc or rarc; detected from the codes if left out.",
+        ),
+    ] = None,
 ) -> None:
     """Import an official CARC or RARC list into the local data directory."""
     try:
         summary = import_code_list(file, get_settings().codes_dir, kind)
     except CodeListError as exc:
-        typer.echo(f"{exc}\nNothing was imported.", err=True)
-        raise typer.Exit(1) from exc
+        fail(f"{exc}\nNothing was imported.", exc)
     typer.echo(format_summary(summary))
 
 
 @app.command("show")
 def show_command(
-    codes: list[str] = typer.Argument(..., help="Codes such as CO-197, 197, N54."),
+    codes: Annotated[list[str], typer.Argument(help="Codes such as CO-197, 197, N54.")],
 ) -> None:
     """Show the label, group code meaning, denial status and official text of codes."""
     reference = CodeReference(get_settings().codes_dir)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from denial_triage.commands.failure import fail
 from denial_triage.settings import get_settings
 from features.contract import (
     LABEL_COLUMNS,
@@ -24,6 +26,8 @@ from training.profile import profile_history
 from training.synthetic import default_truth_path, generate_history
 
 console = Console(stderr=True)
+DEFAULT_ROWS = 200_000  # the main job's history: enough for every model and its test months
+DEFAULT_SEED = 7
 
 
 def default_history_path() -> Path:
@@ -32,30 +36,39 @@ def default_history_path() -> Path:
 
 
 def generate(
-    rows: int = typer.Option(200_000, min=1, help="Number of denials to generate."),
-    seed: int = typer.Option(7, help="Random seed: the same seed gives the same history."),
-    out: Path = typer.Option(
-        None, help="Output .parquet or .csv [default: DATA_DIR/history/history.parquet]."
-    ),
-    as_835: Path = typer.Option(
-        None,
-        "--as-835",
-        help="Also write the history as X12 835 remittances in this folder: denials on their "
-        "denial dates, recoveries as later payments.",
-    ),
-    defect_share: float = typer.Option(
-        0.0,
-        min=0.0,
-        max=1.0,
-        help="With --as-835: share of denied claims and of files damaged by the defects real "
-        "payers' files carry (e.g. 0.01).",
-    ),
-    with_truth: bool = typer.Option(
-        False,
-        "--with-truth",
-        help="Also write the generator's true root cause, recovery and preventable "
-        "probabilities per denial_id to OUT's stem + .truth.parquet (benchmarks only).",
-    ),
+    rows: Annotated[int, typer.Option(min=1, help="Number of denials to generate.")] = DEFAULT_ROWS,
+    seed: Annotated[
+        int, typer.Option(help="Random seed: the same seed gives the same history.")
+    ] = DEFAULT_SEED,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Output .parquet or .csv [default: DATA_DIR/history/history.parquet]."),
+    ] = None,
+    as_835: Annotated[
+        Path | None,
+        typer.Option(
+            "--as-835",
+            help="Also write the history as X12 835 remittances in this folder: denials on their "
+            "denial dates, recoveries as later payments.",
+        ),
+    ] = None,
+    defect_share: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="With --as-835: share of denied claims and of files damaged by the defects real "
+            "payers' files carry (e.g. 0.01).",
+        ),
+    ] = 0.0,
+    with_truth: Annotated[
+        bool,
+        typer.Option(
+            "--with-truth",
+            help="Also write the generator's true root cause, recovery and preventable "
+            "probabilities per denial_id to OUT's stem + .truth.parquet (benchmarks only).",
+        ),
+    ] = False,
 ) -> None:
     """Generate a realistic synthetic denial history that meets the data contract."""
     target = write_history(rows, seed, out or default_history_path(), with_truth=with_truth)
@@ -87,8 +100,7 @@ def _write_835(history: Path, folder: Path, defect_share: float, seed: int) -> N
         rows = load_denials(history).frame
         report = write_remittances(rows, folder, defect_share=defect_share, seed=seed)
     except OSError as exc:
-        typer.echo(f"error: cannot write remittances to {folder}: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        fail(f"cannot write remittances to {folder}: {exc}", exc)
     seconds = time.perf_counter() - started
     typer.echo(
         f"wrote {report.files:,} 835 files ({report.transactions:,} remittances, "
@@ -103,8 +115,10 @@ def _write_835(history: Path, folder: Path, defect_share: float, seed: int) -> N
 
 
 def validate(
-    path: Path = typer.Argument(..., help="Contract file, .parquet or .csv."),
-    max_errors: int = typer.Option(0, min=0, help="Print at most this many errors (0: all)."),
+    path: Annotated[Path, typer.Argument(help="Contract file, .parquet or .csv.")],
+    max_errors: Annotated[
+        int, typer.Option(min=0, help="Print at most this many errors (0: all).")
+    ] = 0,
 ) -> None:
     """Check every row of a contract file; exit 1 if any row breaks a rule."""
     result = _load_or_exit(path)
@@ -127,7 +141,7 @@ def report_validation(path: Path, result: ValidationResult, max_errors: int = 0)
     )
 
 
-def profile(path: Path = typer.Argument(..., help="Labelled contract file.")) -> None:
+def profile(path: Annotated[Path, typer.Argument(help="Labelled contract file.")]) -> None:
     """Profile a labelled history: root-cause mix, rates, and how far a code lookup gets."""
     result = _load_or_exit(path)
     if not result.ok:
@@ -135,13 +149,14 @@ def profile(path: Path = typer.Argument(..., help="Labelled contract file.")) ->
         raise typer.Exit(1)
     missing = [name for name in LABEL_COLUMNS if name not in result.frame]
     if missing:
-        typer.echo(f"error: {path} has no label columns {', '.join(missing)}", err=True)
-        raise typer.Exit(1)
+        fail(f"{path} has no label columns {', '.join(missing)}")
     mapping = load_mapping(get_settings().mapping_overrides)
     typer.echo(json.dumps(profile_history(result.frame, mapping).as_dict(), indent=2))
 
 
-def schema(out: Path = typer.Option(None, help="Write to this file instead of stdout.")) -> None:
+def schema(
+    out: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout.")] = None,
+) -> None:
     """Print the JSON Schema of the fields a denial carries for scoring."""
     text = json.dumps(scoring_json_schema(), indent=2)
     if out is None:
@@ -155,8 +170,7 @@ def _load_or_exit(path: Path) -> ValidationResult:
     try:
         return load_denials(path)
     except ContractFileError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        fail(str(exc), exc)
 
 
 def _progress() -> Progress:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import Annotated, NoReturn
 
 import pandas as pd
 import typer
@@ -13,6 +13,7 @@ from alembic.util import CommandError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from denial_triage.commands.failure import fail
 from denial_triage.settings import get_settings
 from serving import outcomes
 from serving.database import (
@@ -45,32 +46,30 @@ def upgrade() -> None:
     except SQLAlchemyError as exc:
         fail_unreachable(url, exc)
     except CommandError as exc:  # e.g. the database was migrated by a newer release
-        typer.echo(f"Cannot upgrade the database at {display_url(url)}: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        fail(f"cannot upgrade the database at {display_url(url)}: {exc}", exc)
     typer.echo(f"Database {display_url(url)} is at revision {revision}, the current one.")
 
 
 @app.command("record-outcomes")
 def record_outcomes(
-    history: Path = typer.Argument(..., help="A history from link-outcomes (.parquet or .csv)."),
+    history: Annotated[
+        Path, typer.Argument(help="A history from link-outcomes (.parquet or .csv).")
+    ],
 ) -> None:
     """Record the ended denials' outcomes of a history as feedback, so the worklist takes
     them off the open list; only denials the service scored, each outcome once."""
     try:
         frame = read_history(history)
     except (OSError, ValueError) as exc:
-        typer.echo(f"error: {history}: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        fail(f"{history}: {exc}", exc)
     with open_session() as session:
         try:
             report = outcomes.record_outcomes(session, frame)
         except ValueError as exc:
-            typer.echo(f"error: {history}: {exc}", err=True)
-            raise typer.Exit(1) from exc
+            fail(f"{history}: {exc}", exc)
     if report.problems:
         shown = "\n".join(f"  {problem}" for problem in report.problems[:20])
-        typer.echo(f"error: {history}: nothing recorded; bad outcomes:\n{shown}", err=True)
-        raise typer.Exit(1)
+        fail(f"{history}: nothing recorded; bad outcomes:\n{shown}")
     typer.echo(
         f"{report.recorded:,} outcomes recorded, {report.already_recorded:,} already recorded; "
         f"skipped {report.not_scored:,} of denials the service never scored."
@@ -99,8 +98,7 @@ def open_session() -> Iterator[Session]:
         with session_factory(engine)() as session:
             yield session
     except SchemaNotCurrent as exc:
-        typer.echo(f"{exc}.", err=True)
-        raise typer.Exit(1) from exc
+        fail(f"{exc}.", exc)
     except SQLAlchemyError as exc:
         fail_unreachable(url, exc)
     finally:
@@ -110,9 +108,8 @@ def open_session() -> Iterator[Session]:
 def fail_unreachable(url: str, exc: SQLAlchemyError) -> NoReturn:
     """Say which database failed and why, then exit with status 1."""
     reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-    typer.echo(
-        f"Cannot use the database at {display_url(url)}: {reason}\n"
+    fail(
+        f"cannot use the database at {display_url(url)}: {reason}\n"
         "Check DATABASE_URL (or DENIAL_TRIAGE_DATABASE_URL) and that the database is running.",
-        err=True,
+        exc,
     )
-    raise typer.Exit(1) from exc

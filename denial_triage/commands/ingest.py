@@ -12,9 +12,11 @@ the good files is still written), or when the output or the denials table cannot
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
+from denial_triage.commands.failure import fail
 from features.contract import ContractFileError
 from ingest.batch import FileOutcome, IngestReport, Validator
 from ingest.batch import ingest as ingest_files
@@ -35,35 +37,42 @@ app = typer.Typer(
 
 
 SHOW_FINDINGS = 10  # findings printed per file
+# Options both commands take.
+TolerateCounts = Annotated[
+    bool, typer.Option("--tolerate-counts", hidden=True, help=TOLERATE_COUNTS_HELP)
+]
+ShowFindings = Annotated[int, typer.Option("--show", min=0, help="Findings printed per file.")]
 
 
 def ingest(
-    paths: list[Path] = typer.Argument(..., help="835 files, or folders of them (recursive)."),
-    out: Path = typer.Option(..., "--out", help="Output contract table, .parquet or .csv."),
-    validate: bool = typer.Option(
-        False,
-        "--validate",
-        help="Run full TR3 validation with pyx12 first (slow); a file "
-        "that fails it is not ingested.",
-    ),
-    quarantine: Path | None = typer.Option(
-        None,
-        "--quarantine",
-        help="Write claims that cannot be read whole here (.parquet or .csv), with the reason.",
-    ),
-    strict: bool = typer.Option(
-        False, "--strict", help="Any finding fails its file (certifying a trading partner)."
-    ),
-    tolerate_counts: bool = typer.Option(
-        False, "--tolerate-counts", hidden=True, help=TOLERATE_COUNTS_HELP
-    ),
-    show: int = typer.Option(SHOW_FINDINGS, "--show", min=0, help="Findings printed per file."),
+    paths: Annotated[list[Path], typer.Argument(help="835 files, or folders of them (recursive).")],
+    out: Annotated[Path, typer.Option("--out", help="Output contract table, .parquet or .csv.")],
+    validate: Annotated[
+        bool,
+        typer.Option(
+            "--validate",
+            help="Run full TR3 validation with pyx12 first (slow); a file "
+            "that fails it is not ingested.",
+        ),
+    ] = False,
+    quarantine: Annotated[
+        Path | None,
+        typer.Option(
+            "--quarantine",
+            help="Write claims that cannot be read whole here (.parquet or .csv), with the reason.",
+        ),
+    ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="Any finding fails its file (certifying a trading partner)."),
+    ] = False,
+    tolerate_counts: TolerateCounts = False,
+    show: ShowFindings = SHOW_FINDINGS,
 ) -> None:
     """Read 835 remittances and write one contract row per denial."""
     _warn_tolerate_counts(tolerate_counts)
     if validate and not pyx12_available():  # say so before the output is touched
-        typer.echo(f"error: {ValidatorUnavailable.__doc__} {INSTALL_PYX12}", err=True)
-        raise typer.Exit(1)
+        fail(f"{ValidatorUnavailable.__doc__} {INSTALL_PYX12}")
     report = read_remittances(
         paths,
         out,
@@ -97,31 +106,38 @@ def read_remittances(
             progress=lambda outcome: _print_outcome(outcome, show),
         )
     except (ContractFileError, ValidatorUnavailable) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        fail(str(exc), exc)
     typer.echo(_ingest_summary(report, quarantine))
     return report
 
 
 def link_outcomes(
-    denials: Path = typer.Option(..., "--denials", help="Denials table from ingest."),
-    remits: list[Path] = typer.Option(
-        ..., "--remits", help="Later 835 files or folders (list them after --remits)."
-    ),
-    out: Path = typer.Option(..., "--out", help="Output history, .parquet or .csv."),
-    more_remits: list[Path] = typer.Argument(None, hidden=True),
-    unpaid_after: int = typer.Option(
-        None,
-        "--unpaid-after",
-        min=1,
-        help="Write off denials still unpaid this many days after their denial date, when the "
-        "remittances read reach past that day (an 835 never says a denial will not be paid; "
-        "train's --maturity-days is the span to use). Without it they stay open.",
-    ),
-    tolerate_counts: bool = typer.Option(
-        False, "--tolerate-counts", hidden=True, help=TOLERATE_COUNTS_HELP
-    ),
-    show: int = typer.Option(SHOW_FINDINGS, "--show", min=0, help="Findings printed per file."),
+    denials: Annotated[Path, typer.Option("--denials", help="Denials table from ingest.")],
+    remits: Annotated[
+        list[Path],
+        typer.Option("--remits", help="Later 835 files or folders (list them after --remits)."),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Output history, .parquet or .csv.")],
+    more_remits: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            metavar="MORE_REMITS",
+            help="More 835 files or folders: every path after the first of --remits "
+            "(--remits A B C reads all three).",
+        ),
+    ] = None,
+    unpaid_after: Annotated[
+        int | None,
+        typer.Option(
+            "--unpaid-after",
+            min=1,
+            help="Write off denials still unpaid this many days after their denial date, when the "
+            "remittances read reach past that day (an 835 never says a denial will not be paid; "
+            "train's --maturity-days is the span to use). Without it they stay open.",
+        ),
+    ] = None,
+    tolerate_counts: TolerateCounts = False,
+    show: ShowFindings = SHOW_FINDINGS,
 ) -> None:
     """Give earlier denials recovered_amount, resolution and resolved_date from later 835s."""
     _warn_tolerate_counts(tolerate_counts)
@@ -151,8 +167,7 @@ def link_remittances(
             progress=lambda outcome: _print_outcome(outcome, show),
         )
     except (ContractFileError, DenialsTableError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        fail(str(exc), exc)
     typer.echo(_link_summary(report, unpaid_after_days))
     return report
 

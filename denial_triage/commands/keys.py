@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from denial_triage.commands.db import open_session
+from denial_triage.commands.failure import fail
 from serving.records import ApiKey, Role
 from serving.repository import (
     KeyNameTaken,
@@ -21,18 +24,20 @@ app = typer.Typer(
 
 @app.command("create")
 def create_command(
-    role: Role = typer.Option(
-        ..., case_sensitive=False, help="scorer (score, ingest), reviewer (read, feedback), admin."
-    ),
-    name: str = typer.Option(..., help="Who or what uses the key; shown in the audit log."),
+    role: Annotated[
+        Role,
+        typer.Option(
+            case_sensitive=False, help="scorer (score, ingest), reviewer (read, feedback), admin."
+        ),
+    ],
+    name: Annotated[str, typer.Option(help="Who or what uses the key; shown in the audit log.")],
 ) -> None:
     """Create a key and print it once."""
     with open_session() as session:
         try:
             key, row = create_api_key(session, role.value, name)
         except (KeyNameTaken, ValueError) as exc:
-            typer.echo(f"{exc}.", err=True)
-            raise typer.Exit(1) from exc
+            fail(f"{exc}.", exc)
     typer.echo(key)
     typer.echo(
         f"Key {row.id} '{row.name}' ({row.role}) created. Store it now: it cannot be shown "
@@ -56,15 +61,14 @@ def list_command() -> None:
 
 @app.command("revoke")
 def revoke_command(
-    name_or_id: str = typer.Argument(..., help="The key's name, or its id from `keys list`."),
+    name_or_id: Annotated[str, typer.Argument(help="The key's name, or its id from `keys list`.")],
 ) -> None:
     """Revoke a key; requests with it are refused from now on, and its page sessions end."""
     with open_session() as session:
         try:
             row = revoke_api_key(session, name_or_id)
         except KeyNotFound as exc:
-            typer.echo(f"{exc.args[0]}; see `denial-triage keys list`.", err=True)
-            raise typer.Exit(1) from exc
+            fail(f"{exc.args[0]}; see `denial-triage keys list`.", exc)
     typer.echo(
         f"Key {row.id} '{row.name}' revoked at {row.revoked_at:%Y-%m-%d %H:%M:%S} UTC; "
         "its page sessions are ended."

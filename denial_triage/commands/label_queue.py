@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NoReturn
+from typing import Annotated
 
 import pandas as pd
 import typer
 
+from denial_triage.commands.failure import fail
 from features.contract import ContractFileError
 from training.label_queue import LabelQueueError, label_queue
 from training.run import TrainingDataError, load_history
@@ -16,12 +17,19 @@ QUEUE_SUFFIXES = (".csv", ".parquet")
 
 
 def label_queue_command(
-    data: Path = typer.Option(
-        ..., help="Contract history (.parquet or .csv); labels on some rows, most without."
-    ),
-    budget: int = typer.Option(..., help="How many denials to queue for labelling (at least 1)."),
-    out: Path = typer.Option(..., help="Queue file to write: .csv or .parquet."),
-    seed: int = typer.Option(7, help="Random seed: the same history and seed give the same queue."),
+    data: Annotated[
+        Path,
+        typer.Option(
+            help="Contract history (.parquet or .csv); labels on some rows, most without."
+        ),
+    ],
+    budget: Annotated[
+        int, typer.Option(help="How many denials to queue for labelling (at least 1).")
+    ],
+    out: Annotated[Path, typer.Option(help="Queue file to write: .csv or .parquet.")],
+    seed: Annotated[
+        int, typer.Option(help="Random seed: the same history and seed give the same queue.")
+    ] = 7,
 ) -> None:
     """Rank the unlabelled denials whose root-cause and preventable labels teach most."""
     _check_request(data, budget, out)
@@ -29,7 +37,7 @@ def label_queue_command(
         history = load_history(data)
         queue = label_queue(history, budget, seed=seed)
     except (ContractFileError, TrainingDataError, LabelQueueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     _write(queue, out)
     if len(queue) < budget:
         typer.echo(f"only {len(queue):,} denials of {data} carry no root_cause label: all queued")
@@ -39,11 +47,11 @@ def label_queue_command(
 def _check_request(data: Path, budget: int, out: Path) -> None:
     """Refuse before any work: a missing history, a budget under 1, an unknown file kind."""
     if not data.is_file():
-        _fail(f"{data}: no such file")
+        fail(f"{data}: no such file")
     if budget < 1:
-        _fail(f"--budget must be at least 1 denial; got {budget}")
+        fail(f"--budget must be at least 1 denial; got {budget}")
     if out.suffix.lower() not in QUEUE_SUFFIXES:
-        _fail(f"{out}: unknown extension {out.suffix!r}; use .csv or .parquet")
+        fail(f"{out}: unknown extension {out.suffix!r}; use .csv or .parquet")
 
 
 def _write(queue: pd.DataFrame, out: Path) -> None:
@@ -54,9 +62,4 @@ def _write(queue: pd.DataFrame, out: Path) -> None:
         else:
             queue.to_parquet(out, index=False)
     except OSError as exc:
-        _fail(f"cannot write {out}: {exc}")
-
-
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
+        fail(f"cannot write {out}: {exc}")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
+from denial_triage.commands.failure import fail
 from denial_triage.settings import get_settings
 from features.mapping import MappingError, check_mapping, load_mapping
 
@@ -14,12 +16,14 @@ app = typer.Typer(help="The governed CARC/RARC to root-cause mapping.", no_args_
 
 @app.command()
 def check(
-    overrides: Path = typer.Option(
-        None, help="Site override file [default: DENIAL_TRIAGE_MAPPING_OVERRIDES]."
-    ),
-    max_age_days: int = typer.Option(
-        None, min=1, help="Reviews older than this are stale [default: from settings]."
-    ),
+    overrides: Annotated[
+        Path | None,
+        typer.Option(help="Site override file [default: DENIAL_TRIAGE_MAPPING_OVERRIDES]."),
+    ] = None,
+    max_age_days: Annotated[
+        int | None,
+        typer.Option(min=1, help="Reviews older than this are stale [default: from settings]."),
+    ] = None,
 ) -> None:
     """Reject unknown root causes or action paths, duplicate keys and stale reviews."""
     settings = get_settings()
@@ -38,16 +42,17 @@ def check(
 
 @app.command()
 def show(
-    adjustment: str = typer.Argument(..., help="Primary adjustment, e.g. CO-16."),
-    rarc: list[str] = typer.Option([], "--rarc", help="Remark codes, repeatable."),
+    adjustment: Annotated[str, typer.Argument(help="Primary adjustment, e.g. CO-16.")],
+    rarc: Annotated[
+        list[str] | None, typer.Option("--rarc", help="Remark codes, repeatable.")
+    ] = None,
 ) -> None:
     """Show how the effective mapping routes a denial, and which rule decides it."""
     try:
         mapping = load_mapping(get_settings().mapping_overrides)
     except MappingError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from exc
-    route = mapping.route([adjustment.upper()], [r.upper() for r in rarc])
+        fail(str(exc), exc)
+    route = mapping.route([adjustment.upper()], [r.upper() for r in rarc or []])
     typer.echo(f"rule:        {route.rule}  (mapping {mapping.stamp})")
     typer.echo(f"root cause:  {route.root_cause}")
     typer.echo(f"action path: {route.action_path}")

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from denial_triage.commands.db import open_session
+from denial_triage.commands.failure import fail
 from denial_triage.settings import get_settings
 from features.mapping import MappingError, load_mapping
 from serving import live, repository
@@ -49,15 +50,10 @@ def _check_queues(queues: list[str]) -> None:
     try:
         known = load_mapping(get_settings().mapping_overrides).owner_queues
     except MappingError as exc:
-        typer.echo(f"error: the mapping cannot be read: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        fail(f"the mapping cannot be read: {exc}", exc)
     for name in queues:
         if name not in known:
-            typer.echo(
-                f"error: --queue {name!r} is not an owner queue; use one of {', '.join(known)}",
-                err=True,
-            )
-            raise typer.Exit(1)
+            fail(f"--queue {name!r} is not an owner queue; use one of {', '.join(known)}")
 
 
 def _text(result: DailyPlan, *, counted_on_today: bool) -> str:

@@ -27,6 +27,7 @@ import pandas as pd
 import typer
 
 from denial_triage.commands import serve
+from denial_triage.commands.failure import fail
 from denial_triage.commands.ingest import link_remittances, read_remittances
 from denial_triage.commands.train import promote_and_report, train_and_report
 from denial_triage.settings import get_settings
@@ -70,8 +71,7 @@ def quickstart_from_remits(remits: Path, *, seed: int, start_service: bool) -> N
     cannot be read, when the history cannot train the recovery model (the history is kept) or
     when no champion results."""
     if not remits.is_dir():
-        typer.echo(f"error: {remits}: not a folder of 835 files", err=True)
-        raise typer.Exit(1)
+        fail(f"{remits}: not a folder of 835 files")
     files = site_files()
     files.history.parent.mkdir(parents=True, exist_ok=True)
     options = TrainingOptions(data=files.history, data_dir=get_settings().data_dir, seed=seed)
@@ -87,12 +87,10 @@ def quickstart_from_remits(remits: Path, *, seed: int, start_service: bool) -> N
     promote_and_report(options)
     configure_tracking(options.data_dir)
     if alias_version(CHAMPION) is None:
-        typer.echo(
-            "error: no champion to serve: the model's gates fail on this history (above); "
-            f"more remittances make a steadier model. The history is kept: {files.history}",
-            err=True,
+        fail(
+            "no champion to serve: the model's gates fail on this history (above); "
+            f"more remittances make a steadier model. The history is kept: {files.history}"
         )
-        raise typer.Exit(1)
     if start_service:
         serve.serve_with_sample(files.history)
 
@@ -103,13 +101,11 @@ def _ingest(remits: Path, files: SiteFiles) -> None:
     typer.echo(f"{count:,} findings written to {files.findings}")
     if report.failed:
         names = ", ".join(str(outcome.path) for outcome in report.failed)
-        typer.echo(
-            f"error: {len(report.failed)} files could not be read as 835s ({names}); their "
+        fail(
+            f"{len(report.failed)} files could not be read as 835s ({names}); their "
             "claims would be missing from the history: move them out of the folder, or run "
-            "`denial-triage ingest` and `link-outcomes` yourself",
-            err=True,
+            "`denial-triage ingest` and `link-outcomes` yourself"
         )
-        raise typer.Exit(1)
 
 
 def _link(remits: Path, files: SiteFiles, options: TrainingOptions) -> None:
@@ -118,8 +114,7 @@ def _link(remits: Path, files: SiteFiles, options: TrainingOptions) -> None:
         files.denials, [remits], files.history, unpaid_after_days=options.maturity_days
     )
     if report.failed:  # read once already by ingest, so only a file changed meanwhile
-        typer.echo(f"error: {len(report.failed)} files failed while linking outcomes", err=True)
-        raise typer.Exit(1)
+        fail(f"{len(report.failed)} files failed while linking outcomes")
 
 
 def write_findings(report: IngestReport, path: Path) -> int:

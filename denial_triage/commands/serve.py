@@ -2,38 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
-import pandas as pd
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from denial_triage.commands.failure import fail
 from denial_triage.settings import get_settings
-from features.contract import (
-    COLUMNS,
-    ContractFileError,
-    DenialWriter,
-    RowError,
-    load_denials,
-    read_raw,
-    validate,
-)
-from serving.scoring import (
-    ModelRejected,
-    ModelStore,
-    ModelUnavailable,
-    flatten_results,
-    score_denials,
-)
+from features.contract import ContractFileError, load_denials
+from serving.batch import score_file, score_file_on_dask
+from serving.scoring import ModelRejected, ModelStore, ModelUnavailable
 from training.tracking import configure_tracking
-
-BATCH_ROWS = 5_000
 
 
 def serve(
-    host: str = typer.Option(None, help="Interface to bind [default: settings]."),
-    port: int = typer.Option(None, help="Port [default: settings]."),
+    host: Annotated[str | None, typer.Option(help="Interface to bind [default: settings].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [default: settings].")] = None,
 ) -> None:
     """Start the triage service (uvicorn) with the champion model."""
     import uvicorn
@@ -52,12 +38,17 @@ def serve(
 
 
 def score(
-    data: Path = typer.Option(..., exists=True, help="Contract file to score (.parquet or .csv)."),
-    out: Path = typer.Option(..., help="Scores, .parquet or .csv."),
-    explain: bool = typer.Option(True, help="Include SHAP reasons (as JSON columns)."),
-    dask: str = typer.Option(
-        None, help="Spread the backlog over a Dask cluster by partition: an address, or 'local'."
-    ),
+    data: Annotated[
+        Path, typer.Option(exists=True, help="Contract file to score (.parquet or .csv).")
+    ],
+    out: Annotated[Path, typer.Option(help="Scores, .parquet or .csv.")],
+    explain: Annotated[bool, typer.Option(help="Include SHAP reasons (as JSON columns).")] = True,
+    dask: Annotated[
+        str | None,
+        typer.Option(
+            help="Spread the backlog over a Dask cluster by partition: an address, or 'local'."
+        ),
+    ] = None,
     skip_invalid: Annotated[
         bool,
         typer.Option(
@@ -80,106 +71,36 @@ def score(
     --rejects.
     """
     if skip_invalid and (rejects is None or dask):
-        typer.echo("error: --skip-invalid needs --rejects FILE, and runs without --dask", err=True)
-        raise typer.Exit(1)
+        fail("--skip-invalid needs --rejects FILE, and runs without --dask")
     settings = get_settings()
     configure_tracking(settings.data_dir)
     try:
-        model = _champion(ModelStore(settings.data_dir / "model-cache"))
-        if dask:
-            rows, skipped = _score_on_dask(model.triage, data, out, explain, dask), 0
-        else:
-            rows, skipped = _score_here(model.triage, data, out, explain, rejects)
+        model = ModelStore(settings.data_dir / "model-cache").champion()
+        with _progress() as bar:
+            if dask:
+                shown = _advance(bar, "scoring on the cluster")
+                rows, skipped = score_file_on_dask(model.triage, data, out, explain, dask, shown), 0
+            else:
+                shown = _advance(bar, "scoring")
+                rows, skipped = score_file(model.triage, data, out, explain, shown, rejects)
     except (ModelUnavailable, ModelRejected, ContractFileError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        fail(str(exc), exc)
     typer.echo(f"scored {rows:,} denials with model version {model.version} into {out}")
     if skipped:
         typer.echo(f"skipped {skipped:,} rows that break the contract: see {rejects}", err=True)
         raise typer.Exit(2)
 
 
-def score_partition(model: object, frame: object, explain: bool) -> object:
-    """One partition's flat scores: the function every worker runs (same as the API's)."""
-    return flatten_results(score_denials(model, frame, explain=explain))
-
-
-def _score_here(
-    model: object, data: Path, out: Path, explain: bool, rejects: Path | None = None
-) -> tuple[int, int]:
-    """Score the file's rows; with ``rejects``, those breaking the contract are written there
-    with their errors and the others scored. Returns rows scored and rows skipped."""
-    raw = read_raw(data)
-    result = validate(raw)
-    table_wide = any(e.row is None for e in result.errors)
-    if not result.ok and (rejects is None or table_wide):
-        shown = "; ".join(str(e) for e in result.errors[:20])
-        raise ValueError(f"{data}: {len(result.bad_rows):,} rows break the contract: {shown}")
-    frame = result.valid_rows()
-    if rejects is not None:
-        write_rejects(raw, result.errors, rejects)
-    with _progress() as progress, DenialWriter(out) as writer:
-        task = progress.add_task("scoring", total=len(frame))
-        for start in range(0, len(frame), BATCH_ROWS):
-            chunk = frame.iloc[start : start + BATCH_ROWS]
-            writer.write(score_partition(model, chunk, explain))
-            progress.advance(task, len(chunk))
-    return len(frame), len(result.bad_rows)
-
-
-def write_rejects(raw: pd.DataFrame, errors: list[RowError], path: Path) -> None:
-    """The rows that break the contract, as read (the contract's columns only: nothing else
-    the file carries, such as a patient's name, is copied), each with its 1-based ``row`` and
-    its ``errors`` ("column: reason; ..."). Written, empty, even when no row was skipped, so a
-    pipeline never reads a stale file."""
-    by_row: dict[int, list[str]] = {}
-    for error in errors:
-        by_row.setdefault(int(error.row or 0), []).append(f"{error.column}: {error.reason}")
-    contract = [c.name for c in COLUMNS if c.name in raw.columns]
-    rows = sorted(by_row)
-    bad = raw.iloc[[row - 1 for row in rows]][contract].astype("string")
-    bad.insert(0, "row", rows)
-    bad["errors"] = ["; ".join(by_row[row]) for row in rows]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() == ".parquet":
-        bad.to_parquet(path, index=False)
-    elif path.suffix.lower() == ".csv":
-        bad.to_csv(path, index=False)
-    else:
-        raise ContractFileError(f"{path}: unknown extension; use .parquet or .csv")
-
-
-def _score_on_dask(model: object, data: Path, out: Path, explain: bool, address: str) -> int:
-    """Each partition is scored on the worker that holds it; results are written in order."""
-    from training.distributed import dask_client, read_partitioned
-
-    with dask_client(address) as client:
-        partitions = client.compute(read_partitioned(data).to_delayed())
-        shared = client.scatter(model, broadcast=True)
-        futures = [client.submit(score_partition, shared, part, explain) for part in partitions]
-        rows = 0
-        with _progress() as progress, DenialWriter(out) as writer:
-            task = progress.add_task("scoring on the cluster", total=len(futures))
-            for future in futures:
-                scored = future.result()
-                writer.write(scored)
-                rows += len(scored)
-                progress.advance(task)
-    return rows
-
-
-def _champion(store: ModelStore):
-    try:
-        version = store.champion_version()
-    except Exception:  # registry unreachable: fall back to the cached champion
-        return store.load_cached()
-    return store.load_version(version) if version else store.load_cached()
-
-
 def _progress() -> Progress:
     return Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
     )
+
+
+def _advance(bar: Progress, description: str) -> Callable[[int, int], None]:
+    """A batch-scoring progress callback drawing one task of ``bar``."""
+    task = bar.add_task(description, total=None)
+    return lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def serve_with_sample(sample: Path, rows: int = 5) -> None:
@@ -215,12 +136,11 @@ def refuse_a_taken_port(host: str, port: int) -> None:
         try:
             probe.bind((host, port))
         except OSError as exc:
-            typer.echo(
-                f"error: {host}:{port} is already in use ({exc.strerror}): stop the service "
+            fail(
+                f"{host}:{port} is already in use ({exc.strerror}): stop the service "
                 "listening there, or choose another port with DENIAL_TRIAGE_PORT",
-                err=True,
+                exc,
             )
-            raise typer.Exit(1) from exc
 
 
 def _quickstart_key(settings) -> str:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from mlflow.exceptions import MlflowException
 from rich.console import Console
 
+from denial_triage.commands.failure import fail
 from denial_triage.settings import get_settings
 from training.backtest import (
     BACKTEST_EXPERIMENT,
@@ -46,8 +48,17 @@ from training.tracking import (
 )
 from training.windows import DEFAULT_MIN_EVALUATION_ROWS
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 console = Console(stderr=True)
 DATA_HELP = "Labelled contract history (.parquet or .csv)."
+MATURITY_HELP = "Newest days of the history left out: their outcomes are still arriving."
+MIN_ROWS_HELP = "Refuse when fewer matured rows than this lie beyond the models' training windows."
+# Options several commands take.
+History = Annotated[Path, typer.Option(exists=True, help=DATA_HELP)]
+MaturityDays = Annotated[int, typer.Option(min=0, help=MATURITY_HELP)]
+MinRows = Annotated[int, typer.Option(min=1, help=MIN_ROWS_HELP)]
 
 
 def _options(
@@ -70,33 +81,49 @@ def _options(
 
 
 def train(
-    data: Path = typer.Option(..., exists=True, help=DATA_HELP),
-    experiment: str = typer.Option("denial-triage", help="MLflow experiment name."),
-    seed: int = typer.Option(7, help="Random seed for the models."),
-    test_months: int = typer.Option(
-        DEFAULT_TEST_MONTHS, min=1, help="Newest matured months held out."
-    ),
-    maturity_days: int = typer.Option(
-        DEFAULT_MATURITY_DAYS,
-        min=0,
-        help="Newest days left out: their outcomes are still arriving.",
-    ),
-    dask: str = typer.Option(
-        None, help="Train on a Dask cluster: a scheduler address, or 'local' for a LocalCluster."
-    ),
-    include_feedback: bool = typer.Option(
-        False, help="Lay the service's reviewer feedback and outcomes over the history's labels."
-    ),
+    data: History,
+    experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "denial-triage",
+    seed: Annotated[int, typer.Option(help="Random seed for the models.")] = 7,
+    test_months: Annotated[
+        int, typer.Option(min=1, help="Newest matured months held out.")
+    ] = DEFAULT_TEST_MONTHS,
+    maturity_days: Annotated[
+        int, typer.Option(min=0, help="Newest days left out: their outcomes are still arriving.")
+    ] = DEFAULT_MATURITY_DAYS,
+    dask: Annotated[
+        str | None,
+        typer.Option(
+            help="Train on a Dask cluster: a scheduler address, or 'local' for a LocalCluster."
+        ),
+    ] = None,
+    include_feedback: Annotated[
+        bool,
+        typer.Option(
+            help="Lay the service's reviewer feedback and outcomes over the history's labels."
+        ),
+    ] = False,
 ) -> None:
     """Fit the three models, evaluate them against baselines, log to MLflow and register."""
     options = _options(data, experiment, seed, test_months, maturity_days, dask)
     if include_feedback:
         if dask:
-            typer.echo("error: --include-feedback is not supported with --dask yet", err=True)
-            raise typer.Exit(1)
-        options = replace(options, feedback_database=get_settings().resolved_database_url)
+            fail("--include-feedback is not supported with --dask yet")
+        options = replace(options, feedback=service_feedback(get_settings().resolved_database_url))
     train_and_report(options)
     typer.echo(f"next: denial-triage promote --data {data}")
+
+
+def service_feedback(database_url: str) -> pd.DataFrame:
+    """The service's feedback as contract labels, one row per denial."""
+    from serving.database import make_engine, session_factory
+    from serving.repository import feedback_frame
+
+    engine = make_engine(database_url)
+    try:
+        with session_factory(engine)() as session:
+            return feedback_frame(session)
+    finally:
+        engine.dispose()
 
 
 def train_and_report(options: TrainingOptions) -> TrainingResult:
@@ -106,8 +133,7 @@ def train_and_report(options: TrainingOptions) -> TrainingResult:
         with console.status("training") as status:
             result = run_training(options, progress=lambda step: status.update(step))
     except (TrainingDataError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        fail(str(exc), exc)
     report = result.evaluation.report
     typer.echo(f"registered {result.record.model_uri} (run {result.record.run_id})")
     typer.echo("labels:\n  " + "\n  ".join(c.message() for c in result.labels.values()))
@@ -117,16 +143,16 @@ def train_and_report(options: TrainingOptions) -> TrainingResult:
     return result
 
 
-MATURITY_HELP = "Newest days of the history left out: their outcomes are still arriving."
-MIN_ROWS_HELP = "Refuse when fewer matured rows than this lie beyond the models' training windows."
-
-
 def evaluate(
-    data: Path = typer.Option(..., exists=True, help=DATA_HELP),
-    model: str = typer.Option(f"models:/{MODEL_NAME}@{CHAMPION}", help="Model URI to evaluate."),
-    maturity_days: int = typer.Option(DEFAULT_MATURITY_DAYS, min=0, help=MATURITY_HELP),
-    min_rows: int = typer.Option(DEFAULT_MIN_EVALUATION_ROWS, min=1, help=MIN_ROWS_HELP),
-    as_json: bool = typer.Option(False, "--json", help="Print the full evaluation as JSON."),
+    data: History,
+    model: Annotated[
+        str, typer.Option(help="Model URI to evaluate.")
+    ] = f"models:/{MODEL_NAME}@{CHAMPION}",
+    maturity_days: MaturityDays = DEFAULT_MATURITY_DAYS,
+    min_rows: MinRows = DEFAULT_MIN_EVALUATION_ROWS,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the full evaluation as JSON.")
+    ] = False,
 ) -> None:
     """Evaluate a registered model beside the baselines, on the matured denials of a history
     that are newer than its training window (never on rows it learned from)."""
@@ -135,8 +161,7 @@ def evaluate(
     try:
         (evaluation,) = evaluation_on(data, options, min_rows)({model: load_triage_model(model)})
     except (TrainingDataError, ValueError, MlflowException, OSError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        fail(str(exc), exc)
     if as_json:
         typer.echo(json.dumps(evaluation.report, indent=2))
         return
@@ -145,12 +170,17 @@ def evaluate(
 
 
 def promote(
-    data: Path = typer.Option(
-        ..., exists=True, help="History whose rows newer than both models' windows measure them."
-    ),
-    version: str = typer.Option(None, help="Model version to promote [default: the newest]."),
-    maturity_days: int = typer.Option(DEFAULT_MATURITY_DAYS, min=0, help=MATURITY_HELP),
-    min_rows: int = typer.Option(DEFAULT_MIN_EVALUATION_ROWS, min=1, help=MIN_ROWS_HELP),
+    data: Annotated[
+        Path,
+        typer.Option(
+            exists=True, help="History whose rows newer than both models' windows measure them."
+        ),
+    ],
+    version: Annotated[
+        str | None, typer.Option(help="Model version to promote [default: the newest].")
+    ] = None,
+    maturity_days: MaturityDays = DEFAULT_MATURITY_DAYS,
+    min_rows: MinRows = DEFAULT_MIN_EVALUATION_ROWS,
 ) -> None:
     """Make a version champion if its gates pass and it beats the champion on rows neither
     learned from, else challenger."""
@@ -169,16 +199,12 @@ def promote_and_report(
     configure_tracking(options.data_dir)
     candidate = version or latest_version()
     if candidate is None:
-        typer.echo(
-            f"error: no {MODEL_NAME} model is registered; run `denial-triage train` first", err=True
-        )
-        raise typer.Exit(1)
+        fail(f"no {MODEL_NAME} model is registered; run `denial-triage train` first")
     try:
         evaluate = evaluation_on(options.data, options, min_rows)
         decision = promote_version(candidate, load_specs(), evaluate)
     except (TrainingDataError, ValueError, MlflowException) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        fail(str(exc), exc)
     typer.echo(f"version {decision.version} is now {decision.alias}")
     for reason in decision.reasons:
         typer.echo(f"  {reason}")
@@ -244,16 +270,18 @@ def _binary_line(task: str, measured: dict | None) -> str:
 
 
 def backtest(
-    data: Path = typer.Option(..., exists=True, help=DATA_HELP),
-    folds: int = typer.Option(DEFAULT_FOLDS, min=1, help="Test windows, newest last."),
-    fold_months: int = typer.Option(DEFAULT_FOLD_MONTHS, min=1, help="Months per test window."),
-    maturity_days: int = typer.Option(DEFAULT_MATURITY_DAYS, min=0, help=MATURITY_HELP),
-    seed: int = typer.Option(7, help="Random seed for the models and the bootstrap."),
-    min_rows: int = typer.Option(
-        DEFAULT_MIN_EVALUATION_ROWS, min=2, help="Refuse a fold with fewer test or training rows."
-    ),
-    experiment: str = typer.Option(BACKTEST_EXPERIMENT, help="MLflow experiment name."),
-    as_json: bool = typer.Option(False, "--json", help="Print the full result as JSON."),
+    data: History,
+    folds: Annotated[int, typer.Option(min=1, help="Test windows, newest last.")] = DEFAULT_FOLDS,
+    fold_months: Annotated[
+        int, typer.Option(min=1, help="Months per test window.")
+    ] = DEFAULT_FOLD_MONTHS,
+    maturity_days: MaturityDays = DEFAULT_MATURITY_DAYS,
+    seed: Annotated[int, typer.Option(help="Random seed for the models and the bootstrap.")] = 7,
+    min_rows: Annotated[
+        int, typer.Option(min=2, help="Refuse a fold with fewer test or training rows.")
+    ] = DEFAULT_MIN_EVALUATION_ROWS,
+    experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = BACKTEST_EXPERIMENT,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full result as JSON.")] = False,
 ) -> None:
     """Refit on expanding time windows and score each next window: every headline figure per
     fold, and its mean over folds with a 95% bootstrap interval; logged to MLflow as one
@@ -277,8 +305,7 @@ def backtest(
         params = backtest_params(data, folds, fold_months, maturity_days, seed, file_digest(data))
         run_id = log_backtest(result, params, experiment_folder)
     except (TrainingDataError, ValueError, MlflowException) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        fail(str(exc), exc)
     if as_json:
         typer.echo(json.dumps(result.as_dict(), indent=2))
         return

@@ -163,6 +163,19 @@ def test_label_file_with_unknown_family_or_unquoted_number_is_rejected() -> None
     assert "code 29: is not a CARC code; quote numeric codes" in str(caught.value)
 
 
+def test_label_entry_with_a_misspelt_field_or_blank_label_is_rejected() -> None:
+    text = (
+        '"16": {label: "Missing data", familly: coding}\n'
+        '"29": {label: " ", family: timely_filing}\n'
+    )
+    with pytest.raises(ReferenceDataError) as caught:
+        parse_labels(text, CodeKind.CARC, source="carc.yaml")
+    assert caught.value.problems == [
+        "code '16': must give exactly label, family",
+        "code '29': label must be non-empty text",
+    ]
+
+
 # ---------------------------------------------------------------------------- importing
 
 

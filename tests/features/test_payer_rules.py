@@ -154,6 +154,8 @@ MALFORMED = [
     ("rules as a bare number", {"defaults": {"medicare": 365}}, "medicare: "),
     ("rules as a list", {"payers": {"X1": [rule(60)]}}, "payer:X1: "),
     ("section as a list", {"payers": ["X1"]}, "the payer section must be a mapping"),
+    ("misspelt field of a rule", {"payers": {"X1": {"appeal": {**rule(60), "day": 30}}}},
+     "payer:X1.appeal: unknown field 'day'; a rule has days and source"),
     ("misspelt section", {"payer": {"X1": {"appeal": rule(60)}}}, "unknown section 'payer'"),
     ("file is a list", "- payers\n", "must be a mapping"),
     ("not YAML", "payers: {X1: [\n", "not valid YAML"),

@@ -122,7 +122,7 @@ def test_unreachable_database_fails_clearly_without_the_password(
     for command in (["db", "upgrade"], ["keys", "list"]):
         result = runner.invoke(cli, command)
         assert result.exit_code == 1
-        assert "Cannot use the database at postgresql+psycopg://ops:***@127.0.0.1:1" in (
+        assert "cannot use the database at postgresql+psycopg://ops:***@127.0.0.1:1" in (
             result.stderr
         )
         assert "s3cret" not in result.output

@@ -259,8 +259,8 @@ def test_batch_scoring_skips_broken_rows_into_a_rejects_file(
 
 @pytest.mark.slow  # starts a Dask cluster
 def test_batch_scoring_on_a_dask_cluster_matches_local_scoring(registry, tmp_path: Path) -> None:
-    from denial_triage.commands.serve import _score_here, _score_on_dask
     from features.contract import write_denials
+    from serving.batch import score_file, score_file_on_dask
     from serving.scoring import ModelStore
 
     data_dir, _, denials = registry
@@ -270,8 +270,8 @@ def test_batch_scoring_on_a_dask_cluster_matches_local_scoring(registry, tmp_pat
         write_denials(part, folder / f"part-{number}.parquet")
     set_champion(data_dir, "1")
     model = ModelStore(data_dir / "model-cache").load_version("1").triage
-    local_rows, _ = _score_here(model, folder / "part-0.parquet", tmp_path / "local.parquet", False)
-    cluster_rows = _score_on_dask(model, folder, tmp_path / "cluster.parquet", False, "local")
+    local_rows, _ = score_file(model, folder / "part-0.parquet", tmp_path / "local.parquet", False)
+    cluster_rows = score_file_on_dask(model, folder, tmp_path / "cluster.parquet", False, "local")
     local = pd.read_parquet(tmp_path / "local.parquet")
     cluster = pd.read_parquet(tmp_path / "cluster.parquet")
     assert (local_rows, cluster_rows) == (60, 120)

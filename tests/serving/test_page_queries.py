@@ -81,9 +81,13 @@ def scored(
     )
 
 
-def page_ids(session: Session, filters: WorklistFilters = WorklistFilters(), **paging) -> list:
+def page_ids(session: Session, filters: WorklistFilters | None = None, **paging) -> list:
     rows, _ = worklist_page(
-        session, filters, today=TODAY, offset=paging.get("offset", 0), limit=paging.get("limit", 50)
+        session,
+        filters or WorklistFilters(),
+        today=TODAY,
+        offset=paging.get("offset", 0),
+        limit=paging.get("limit", 50),
     )
     return [row.denial_id for row in rows]
 

@@ -80,8 +80,8 @@ def scored(
     )
 
 
-def ids(session: Session, filters: WorklistFilters = WorklistFilters(), **order: Any) -> list:
-    rows, _ = worklist_page(session, filters, today=TODAY, **order)
+def ids(session: Session, filters: WorklistFilters | None = None, **order: Any) -> list:
+    rows, _ = worklist_page(session, filters or WorklistFilters(), today=TODAY, **order)
     return [row.denial_id for row in rows]
 
 

@@ -19,9 +19,9 @@ their spread (min-max), and every ratio from the same run:
 and the resident memory of the serving process with the champion loaded. Load stays on
 127.0.0.1, bounded in requests and time. Prints a markdown table and writes JSON.
 
-    .venv/bin/python benchmarks/serving.py                 # full run, about 12 minutes
-    .venv/bin/python benchmarks/serving.py --quick         # smaller run, about 5 minutes
-    .venv/bin/python benchmarks/serving.py --data-dir DIR  # reuse a trained data directory
+    .venv/bin/python benchmarks/serving_latency.py                 # full run, about 12 minutes
+    .venv/bin/python benchmarks/serving_latency.py --quick         # smaller run, about 5 minutes
+    .venv/bin/python benchmarks/serving_latency.py --data-dir DIR  # reuse a trained data directory
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ import os
 import platform
 import queue
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,6 +47,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import psutil
+from harness import clean_env, create_keys, denial_payloads, free_port, wait_ready
 
 MAX_DENIALS = 10_000
 PROCESS_START_SECONDS = 180
@@ -130,15 +130,6 @@ def prepare(args: argparse.Namespace, plan: Plan, work: Path) -> tuple[Path, Pat
     return data_dir, history
 
 
-def denial_payloads(history: Path, count: int) -> list[dict[str, Any]]:
-    """The newest denials of the history as a worklist system sends them (JSON types)."""
-    from training.run import load_history
-    from training.tracking import example_payload
-
-    newest = load_history(history).tail(count).reset_index(drop=True)
-    return json.loads(example_payload(newest).to_json(orient="records"))
-
-
 def batches(payloads: list[dict[str, Any]], size: int, count: int) -> list[list[dict]]:
     """``count`` batches of ``size`` denials cycling through the payloads, ids made unique."""
     out = []
@@ -149,12 +140,6 @@ def batches(payloads: list[dict[str, Any]], size: int, count: int) -> list[list[
 
 
 # ---------------------------------------------------------------------------- processes
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass
@@ -197,7 +182,7 @@ def started(command: list[str], env: dict[str, str], ready: str, log: Path) -> I
         process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
         server = Server(port, process)
         try:
-            _wait_ready(server, ready, log)
+            wait_ready(process, port, ready, log, PROCESS_START_SECONDS, log.name)
             yield server
         finally:
             process.terminate()
@@ -207,23 +192,9 @@ def started(command: list[str], env: dict[str, str], ready: str, log: Path) -> I
                 process.kill()
 
 
-def _wait_ready(server: Server, path: str, log: Path) -> None:
-    deadline = time.monotonic() + PROCESS_START_SECONDS
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise SystemExit(f"{log.name} exited before it was ready:\n{log.read_text()[-3000:]}")
-        with contextlib.suppress(OSError, http.client.HTTPException):
-            connection = http.client.HTTPConnection(*server.host, timeout=2)
-            connection.request("GET", path)
-            if connection.getresponse().status == 200:
-                return
-        time.sleep(0.3)
-    raise SystemExit(f"{log.name} was not ready within {PROCESS_START_SECONDS} s")
-
-
 def service_process(data_dir: Path, log: Path) -> contextlib.AbstractContextManager[Server]:
     """``denial-triage serve`` on a free port, with room for 10,000-denial requests."""
-    env = _clean_env()
+    env = clean_env()
     env.update(
         DENIAL_TRIAGE_DATA_DIR=str(data_dir),
         DENIAL_TRIAGE_MAX_BATCH_DENIALS=str(MAX_DENIALS),
@@ -236,7 +207,7 @@ def service_process(data_dir: Path, log: Path) -> contextlib.AbstractContextMana
 
 def peer_process(data_dir: Path, log: Path) -> contextlib.AbstractContextManager[Server]:
     """``mlflow models serve`` of the same champion, in this environment, one worker."""
-    env = _clean_env()
+    env = clean_env()
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{(data_dir / 'mlflow.db').as_posix()}"
     # It starts ``uvicorn`` by name: this environment's scripts come first on PATH.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
@@ -248,24 +219,10 @@ def peer_process(data_dir: Path, log: Path) -> contextlib.AbstractContextManager
     return started(command, env, "/ping", log)
 
 
-def _clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DENIAL_TRIAGE_"))}
-
-
 def benchmark_key(data_dir: Path) -> str:
     """An admin key (it scores and reads the audit log) in the service's database."""
-    from serving.database import make_engine, session_factory, upgrade_database
-    from serving.repository import create_api_key
-
     url = f"sqlite:///{(data_dir / 'denial-triage.db').as_posix()}"
-    upgrade_database(url)
-    engine = make_engine(url)
-    try:
-        with session_factory(engine)() as session:
-            key, _ = create_api_key(session, "admin", f"benchmark-{time.time_ns()}")
-    finally:
-        engine.dispose()
-    return key
+    return create_keys(url, ["admin"], "benchmark")["admin"]
 
 
 # ---------------------------------------------------------------------------- HTTP load
@@ -746,15 +703,7 @@ def quoted_tables(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _unshadow_the_package() -> None:
-    """Run as a script, this file's folder leads ``sys.path``, where ``serving`` would resolve
-    to this very file instead of the service's package."""
-    here = Path(__file__).resolve().parent
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
-
-
 def main() -> None:
-    _unshadow_the_package()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smaller, faster run")
     parser.add_argument("--data-dir", type=Path, help="reuse this data directory's champion")

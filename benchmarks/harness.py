@@ -1,0 +1,81 @@
+"""What the benchmarks share: the payloads a worklist system sends, free loopback ports,
+waiting for a started server to answer, an environment without the caller's settings, and
+API keys in the service's database.
+
+Imported by the benchmark scripts by name (their folder leads ``sys.path`` when one runs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+LOOPBACK = "127.0.0.1"
+
+
+def denial_payloads(history: Path, count: int) -> list[dict[str, Any]]:
+    """The newest denials of the history as a worklist system sends them (JSON types)."""
+    from training.run import load_history
+    from training.tracking import example_payload
+
+    newest = load_history(history).tail(count).reset_index(drop=True)
+    return json.loads(example_payload(newest).to_json(orient="records"))
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK, 0))
+        return probe.getsockname()[1]
+
+
+def clean_env() -> dict[str, str]:
+    """This process's environment without MLflow's or the service's settings, so a started
+    process reads only what the benchmark gives it."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DENIAL_TRIAGE_"))}
+
+
+def wait_ready(
+    process: subprocess.Popen, port: int, path: str, log: Path, seconds: float, name: str
+) -> None:
+    """Wait until ``GET path`` on the loopback ``port`` answers 200; exit with the end of
+    ``log`` when the process dies first, or after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{name} exited before it was ready:\n{log.read_text()[-3000:]}")
+        with contextlib.suppress(OSError, http.client.HTTPException):
+            connection = http.client.HTTPConnection(LOOPBACK, port, timeout=2)
+            try:
+                connection.request("GET", path)
+                if connection.getresponse().status == 200:
+                    return
+            finally:
+                connection.close()
+        time.sleep(0.3)
+    raise SystemExit(f"{name} was not ready within {seconds:.0f} s")
+
+
+def create_keys(database_url: str, roles: Iterable[str], label: str) -> dict[str, str]:
+    """One new API key per role in the service's database (migrated first), by role."""
+    from serving.database import make_engine, session_factory, upgrade_database
+    from serving.repository import create_api_key
+
+    upgrade_database(database_url)
+    engine = make_engine(database_url)
+    try:
+        with session_factory(engine)() as session:
+            return {
+                role: create_api_key(session, role, f"{label}-{role}-{time.time_ns()}")[0]
+                for role in roles
+            }
+    finally:
+        engine.dispose()
