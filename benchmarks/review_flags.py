@@ -7,9 +7,7 @@ on the clinical and compliance categories the mapping flags, sure and unsure, an
 denials flagged under alternative policies, all from the same scores. Prints markdown tables.
 
     DENIAL_TRIAGE_DATA_DIR=data .venv/bin/denial-triage quickstart --no-serve   # the main job
-    nice .venv/bin/python -P benchmarks/review_flags.py --data-dir data
-
-``-P``: this folder's ``serving.py`` must not shadow the ``serving`` package.
+    nice .venv/bin/python benchmarks/review_flags.py --data-dir data
 """
 
 from __future__ import annotations

@@ -8,10 +8,8 @@ on the records' number and shape, not on how their probabilities were made. Then
 median of repeated runs with the spread (min-max), the server's work for each page: the queries
 and the template, without HTTP.
 
-    nice .venv/bin/python -P benchmarks/worklist_pages.py                  # 100,000 denials
-    nice .venv/bin/python -P benchmarks/worklist_pages.py --denials 20000 --repeats 5
-
-``-P``: this folder's ``serving.py`` must not shadow the ``serving`` package.
+    nice .venv/bin/python benchmarks/worklist_pages.py                  # 100,000 denials
+    nice .venv/bin/python benchmarks/worklist_pages.py --denials 20000 --repeats 5
 """
 
 from __future__ import annotations

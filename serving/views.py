@@ -24,7 +24,7 @@ from features.adjustments import split_adjustment
 from features.codes import CodeKind, CodeReference, load_labels
 from features.contract import RESOLUTIONS, ROOT_CAUSES
 from features.labels import plain_label
-from serving import charts, repository, worklist_records
+from serving import charts, live, repository, worklist_records
 from serving.reasons import stored_in_points
 from serving.records import Feedback, ScoreRecord
 from serving.svg import explanation_waterfall_svg
@@ -498,7 +498,8 @@ def denial_review(
         "facts": facts,
         "codes": code_lines(facts, reference),
         "sections": model_sections(outputs, record.explanation),
-        "priority": outputs["priority"],
+        # Counted on the page's day, as the worklist row is (one date per page).
+        "priority": live.priority_on_day(outputs["priority"], today),
         "routing": outputs["routing"],
         "preventable": outputs["preventable"],
         "unseen_codes": outputs.get("unseen_codes", []),

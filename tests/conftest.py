@@ -188,7 +188,12 @@ def champion_data_dir(
 
 
 def load_module(path: Path, name: str) -> ModuleType:
-    """A script that is not a package module (benchmarks, fuzz drivers, fixtures), by path."""
+    """A script that is not a package module (benchmarks, fuzz drivers, fixtures), by path.
+
+    Its own folder is searched last for its imports, as when the script is run (a benchmark's
+    ``harness``), without shadowing any package."""
+    if str(path.parent) not in sys.path:
+        sys.path.append(str(path.parent))
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses look their module up while being built

@@ -335,9 +335,14 @@ def with_set_aside(labels: dict[str, LabelCount], model: TriageModel) -> dict[st
 
 
 def routing_confidence(specs: dict[str, ModelSpec]) -> dict[str, float]:
-    """The root-cause spec's routing threshold, as a TriageModel argument when it sets one."""
-    confidence = specs["root_cause"].routing_confidence
-    return {} if confidence is None else {"routing_confidence": confidence}
+    """The root-cause spec's routing and review thresholds, as TriageModel arguments where it
+    sets them."""
+    spec = specs["root_cause"]
+    thresholds = {
+        "routing_confidence": spec.routing_confidence,
+        "review_confidence": spec.review_confidence,
+    }
+    return {name: value for name, value in thresholds.items() if value is not None}
 
 
 @dataclass(frozen=True)

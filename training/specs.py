@@ -52,6 +52,9 @@ class ModelSpec(BaseModel):
     # Root cause only: the model's top-class probability from which its cause routes a denial
     # the codes would send elsewhere; below it such a denial goes to the triage queue.
     routing_confidence: float | None = Field(None, gt=0, lt=1)
+    # Root cause only: the top-class probability from which the model is sure enough that its
+    # clinical or compliance category, or a high denied amount, needs no extra review.
+    review_confidence: float | None = Field(None, gt=0, lt=1)
     hyperparameters: dict[str, Any]
     share_hyperparameters: dict[str, Any] | None = None
     gates: dict[str, Gate]

@@ -41,6 +41,7 @@ from features.pipeline import (
 from training.priority import priority_parts
 
 DEFAULT_ROUTING_CONFIDENCE = 0.5  # models/root_cause.yaml's routing_confidence when unset
+DEFAULT_REVIEW_CONFIDENCE = 0.8  # models/root_cause.yaml's review_confidence when unset
 HIGH_DOLLARS = 10_000.0  # denied amounts above this are reviewed before acting
 # Review reasons of a model trained without enough root_cause or preventable labels.
 NO_ROOT_CAUSE_MODEL = (
@@ -53,9 +54,12 @@ REVIEW_REASONS = {
     "no_root_cause_model": "no root-cause model: the cause is the code mapping's",
     "no_preventable_model": "no preventable model: preventability is not scored",
     "triage": "the model is unsure and disagrees with the codes: a person routes it",
-    "judgement_category": "the root cause's decisions need clinical or compliance judgement",
-    "high_dollars": f"more than ${HIGH_DOLLARS:,.0f} denied",
+    "judgement_category": "the root cause's decisions need clinical or compliance judgement, "
+    "and the model is unsure of it",
+    "high_dollars": f"more than ${HIGH_DOLLARS:,.0f} denied, and the model is unsure of its cause",
     "unseen_codes": "codes never seen in training",
+    # Raised by scores before mapping 2026.12.1 only: a denial past every deadline now routes to
+    # write-off review. Kept so those stored scores still read against the schema.
     "deadline_passed": "the governing deadline has passed",
 }
 
@@ -138,6 +142,7 @@ class TriageModel:
     # The root-cause spec's routing_confidence (a class default, so models pickled before it
     # existed read it too).
     routing_confidence: float = DEFAULT_ROUTING_CONFIDENCE
+    review_confidence: float = DEFAULT_REVIEW_CONFIDENCE
 
     @property
     def root_cause_classes(self) -> list[str]:
@@ -298,7 +303,11 @@ class TriageModel:
         with the codes is routed to triage, which says so; a sure model routes by its cause and
         codes that agree confirm the route, so neither a disagreement nor a low probability
         alone is a reason (they flagged 39% and 22% of denials before routing followed the
-        model)."""
+        model). A clinical or compliance category, or a high amount, is flagged only while the
+        model is unsure of its cause (below ``review_confidence``): a sure model's cause already
+        routes the denial to the queue whose staff have that judgement. A denial past every
+        deadline is routed to write-off review, a person's decision, so a passed deadline is no
+        flag of its own (and a stored "passed N days ago" would be stale by the next day)."""
         policies = self.features.mapping_.root_causes
         missing = self._missing_model_reasons()
         reasons: list[list[tuple[str, str]]] = []
@@ -308,22 +317,21 @@ class TriageModel:
             scores["mapping_rule"],
             columns.numbers["denied_amount"],
             scores["unseen_codes"],
-            scores["days_to_deadline"],
+            scores["root_cause_probability"],
             strict=True,
         )
-        for cause, basis, rule, amount, unseen, days_left in rows:
+        for cause, basis, rule, amount, unseen, probability in rows:
             row = list(missing)
+            unsure = not probability >= self.review_confidence  # NaN: no model, unsure
             if basis == "triage":
                 row.append(("triage", f"routed to {rule}"))
-            if policies[cause].human_review:
+            if policies[cause].human_review and unsure:
                 judgement = f"{cause} decisions need clinical or compliance judgement"
                 row.append(("judgement_category", judgement))
-            if amount > HIGH_DOLLARS:
+            if amount > HIGH_DOLLARS and unsure:
                 row.append(("high_dollars", f"high dollars: ${amount:,.2f} denied"))
             if unseen:
                 row.append(("unseen_codes", f"codes never seen in training: {', '.join(unseen)}"))
-            if days_left < 0:
-                row.append(("deadline_passed", f"deadline passed {-int(days_left)} days ago"))
             reasons.append(row)
         return reasons
 

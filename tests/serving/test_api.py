@@ -233,6 +233,8 @@ def test_contract_violations_name_the_denial_and_field(service, trained) -> None
 def test_skip_scores_the_good_denials_and_names_each_bad_one(service, trained) -> None:
     client, keys = service
     denials = payload(trained[1].iloc[60:65])
+    for number, denial in enumerate(denials):  # ids no other test of the module scores
+        denial["denial_id"] = f"SKIP-{number}"
     denials[1]["payer_type"] = "martian"  # breaks the schema
     denials[3]["denied_amount"] = denials[3]["billed_amount"] * 2  # breaks a contract rule
     body = score(client, keys["scorer"], denials, on_error="skip")
