@@ -67,6 +67,7 @@ OPERATION_ROLES: dict[str, str | None] = {
     "GET /v1/denials/{denial_id}": "reviewer",
     "POST /v1/feedback": "reviewer",
     "GET /v1/worklist": "reviewer",
+    "GET /v1/worklist/plan": "reviewer",
     "POST /v1/worklist/assignment": "reviewer",
     "POST /v1/worklist/status": "reviewer",
     "POST /v1/admin/reload": "admin",

@@ -40,6 +40,7 @@ from serving.schemas import (
     ErrorResponse,
     FeedbackIn,
     FeedbackOut,
+    OwnerQueue,
     PlanOut,
     ScoreRequest,
     ScoreResponse,
@@ -244,7 +245,8 @@ def _routes(app: FastAPI) -> None:
             float, Query(gt=0, le=24 * 31, description="Hours each planned queue has today.")
         ],
         queue: Annotated[
-            list[str], Query(max_length=50, description="Owner queues to plan; none: every one.")
+            list[OwnerQueue],
+            Query(max_length=50, description="Owner queues to plan; none: every one."),
         ] = [],  # noqa: B006 (FastAPI copies query defaults)
         date: Annotated[
             dt.date | None, Query(description="Plan as of this day instead of today.")

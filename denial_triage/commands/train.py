@@ -265,7 +265,7 @@ def _binary_line(task: str, measured: dict | None) -> str:
         return f"{task:<12} not measured: no test row carries its label"
     return (
         f"{task:<12} ROC AUC {measured['roc_auc']:.3f}  Brier {measured['brier']:.3f}  "
-        f"ECE {measured['expected_calibration_error']:.3f}  on {measured['rows']:,} rows"
+        f"ECE {measured['expected_calibration_error']:.3f}  on {int(measured['rows']):,} rows"
     )
 
 

@@ -23,6 +23,7 @@ import uvicorn
 from database_fixtures import auth, create_keys, feedback_count
 
 from denial_triage.settings import Settings
+from features.labels import plain_label
 from serving.app import create_app
 
 pytestmark = pytest.mark.slow  # headless Chromium
@@ -196,7 +197,8 @@ def test_review_a_denial_from_the_worklist_at_desktop_width(browser, live_site) 
     page.wait_for_url(re.compile(r".*recorded=new.*"))
     assert page.locator(".notice").inner_text() == "Feedback recorded."
     recorded = page.locator("ul.recorded").inner_text()
-    assert f"corrected to {correction}" in recorded and "checked in the browser test" in recorded
+    assert f"corrected to {plain_label('root_cause', correction)}" in recorded
+    assert "checked in the browser test" in recorded
     screenshot(page, "denial-feedback-1280")
 
     # The same form sent again (a double submit) is recognised by its idempotency key.
