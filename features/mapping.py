@@ -11,9 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -160,28 +159,58 @@ class CodeMapping:
                 return self.routes[key]
         return self.fallback
 
-    def route_by_cause(
-        self, cause: str, probability: float, by_codes: Route, confidence: float
+    def route_by_probabilities(
+        self, probabilities: Mapping[str, float], by_codes: Route, confidence: float
     ) -> RoutingDecision:
-        """Route a denial by the model's root cause (``probability`` NaN: no model).
+        """Route a denial to the owner queue most likely to be right (``probabilities``: the
+        root-cause model's, by cause; empty without a root-cause model).
 
-        The codes' entry stands where its cause agrees with the model's (it refines the cause's
-        route, e.g. CO-50 with PR to patient billing); a sure model (``confidence`` or more)
-        takes its cause's route; an unsure model that disagrees sends the denial to triage,
-        keeping the codes' action path for its deadlines and cost.
+        Each cause the model weighs would send the denial somewhere: the codes' route where the
+        cause is the codes' own (they refine it, e.g. CO-50 with PR to patient billing), else the
+        cause's route. A queue is right as often as the probabilities of its causes add up to,
+        so two likely causes that both belong to billing outweigh a third that alone is likelier:
+        routing by the top cause alone misroutes such denials. Within the chosen queue the route
+        is that of its likeliest cause. When no queue reaches ``confidence`` a person routes the
+        denial (triage), which keeps the codes' action path for its deadlines and cost.
         """
-        if math.isnan(probability):  # no root-cause model
+        if not probabilities:
             return RoutingDecision(by_codes, "codes", by_codes)
-        if cause == by_codes.root_cause:
+        routes = {cause: self._cause_route(cause, by_codes) for cause in probabilities}
+        shares: dict[str, float] = {}
+        for cause, probability in probabilities.items():
+            queue = routes[cause].owner_queue
+            shares[queue] = shares.get(queue, 0.0) + probability
+        queue = max(shares, key=shares.__getitem__)
+        if shares[queue] < confidence:
+            return self._triage(probabilities, by_codes, confidence, queue, shares[queue])
+        cause = max(
+            (c for c in probabilities if routes[c].owner_queue == queue),
+            key=probabilities.__getitem__,
+        )
+        route = routes[cause]
+        if route is by_codes:
             return RoutingDecision(by_codes, "codes and model agree", by_codes)
-        if probability >= confidence:
-            return RoutingDecision(self.root_causes[cause].route, "model", by_codes)
+        return RoutingDecision(route, "model", by_codes)
+
+    def _cause_route(self, cause: str, by_codes: Route) -> Route:
+        return by_codes if cause == by_codes.root_cause else self.root_causes[cause].route
+
+    def _triage(
+        self,
+        probabilities: Mapping[str, float],
+        by_codes: Route,
+        confidence: float,
+        likeliest_queue: str,
+        share: float,
+    ) -> RoutingDecision:
+        cause = max(probabilities, key=probabilities.__getitem__)
         triage = replace(
             by_codes,
             root_cause=cause,
             owner_queue=TRIAGE_QUEUE,
-            rule=f"triage: model says {cause} at {probability:.0%} (under {confidence:.0%}), "
-            f"codes say {by_codes.root_cause}",
+            rule=f"triage: model says {cause} at {probabilities[cause]:.0%}, codes say "
+            f"{by_codes.root_cause}; no queue reaches {confidence:.0%} "
+            f"(likeliest {likeliest_queue} at {share:.0%})",
         )
         return RoutingDecision(triage, "triage", by_codes)
 

@@ -269,14 +269,19 @@ class TriageModel:
         return scores
 
     def _routing(self, root: dict[str, Any], by_codes: list[Route]) -> list[RoutingDecision]:
-        """Each denial's route by the model's cause, the codes' route refining it where the
-        two agree (``features.mapping.CodeMapping.route_by_cause``)."""
-        route_by_cause, confidence = self.features.mapping_.route_by_cause, self.routing_confidence
+        """Each denial's route to the owner queue its root-cause probabilities favour, the
+        codes' route refining a cause they agree with
+        (``features.mapping.CodeMapping.route_by_probabilities``)."""
+        mapping, confidence = self.features.mapping_, self.routing_confidence
+        classes = [c for c in self.root_cause_classes if f"p_{c}" in root]
+        columns = [np.asarray(root[f"p_{c}"], dtype=float) for c in classes]
         return [
-            route_by_cause(str(cause), float(probability), route, confidence)
-            for cause, probability, route in zip(
-                root["root_cause"], root["root_cause_probability"], by_codes, strict=True
+            mapping.route_by_probabilities(
+                dict(zip(classes, (float(column[i]) for column in columns), strict=True)),
+                route,
+                confidence,
             )
+            for i, route in enumerate(by_codes)
         ]
 
     def _root_cause_scores(
@@ -299,10 +304,10 @@ class TriageModel:
     def _review_reasons(
         self, columns: DenialColumns, scores: dict[str, Any]
     ) -> list[list[tuple[str, str]]]:
-        """Why a person must look before the denial is worked. An unsure model that disagrees
-        with the codes is routed to triage, which says so; a sure model routes by its cause and
-        codes that agree confirm the route, so neither a disagreement nor a low probability
-        alone is a reason (they flagged 39% and 22% of denials before routing followed the
+        """Why a person must look before the denial is worked. A denial no owner queue is
+        likely enough for is routed to triage, which says so; otherwise the model's
+        probabilities route it and codes that agree confirm the route, so neither a
+        disagreement nor a low probability alone is a reason (they flagged 39% and 22% of denials before routing followed the
         model). A clinical or compliance category, or a high amount, is flagged only while the
         model is unsure of its cause (below ``review_confidence``): a sure model's cause already
         routes the denial to the queue whose staff have that judgement. A denial past every

@@ -387,14 +387,16 @@ def test_an_override_may_reroute_a_root_cause_and_is_checked(tmp_path: Path) -> 
 
 def test_codes_refine_the_route_where_they_agree_with_the_model(shipped: CodeMapping) -> None:
     abn = shipped.route(["PR-50"])
-    decision = shipped.route_by_cause("non_covered_service", 0.9, abn, 0.4)
+    decision = shipped.route_by_probabilities({"non_covered_service": 0.9, "coding": 0.1}, abn, 0.4)
     assert decision.basis == "codes and model agree"
     assert decision.route.action_path == "patient_billing"  # not the cause's write-off
 
 
 def test_a_sure_model_routes_by_its_cause(shipped: CodeMapping) -> None:
     co16 = shipped.route(["CO-16"])
-    decision = shipped.route_by_cause("timely_filing", 0.8, co16, 0.4)
+    decision = shipped.route_by_probabilities(
+        {"timely_filing": 0.8, "missing_invalid_claim_data": 0.2}, co16, 0.4
+    )
     assert decision.basis == "model"
     assert (decision.route.action_path, decision.route.owner_queue) == (
         "write_off_approval",
@@ -404,22 +406,44 @@ def test_a_sure_model_routes_by_its_cause(shipped: CodeMapping) -> None:
     assert decision.by_codes.action_path == "corrected_claim_resubmission"
 
 
-def test_an_unsure_model_that_disagrees_sends_the_denial_to_triage(shipped: CodeMapping) -> None:
+def test_causes_sharing_a_queue_outweigh_a_likelier_cause_alone(shipped: CodeMapping) -> None:
+    # Authorization is the likeliest cause (36%), but eligibility and coordination of benefits
+    # both belong to patient access (34% + 30%): patient access is right 64% of the time.
+    co197 = shipped.route(["CO-197"])
+    probabilities = {
+        "authorization_referral": 0.36,
+        "eligibility_registration": 0.34,
+        "coordination_of_benefits": 0.30,
+    }
+    decision = shipped.route_by_probabilities(probabilities, co197, 0.5)
+    assert decision.basis == "model"
+    assert decision.route.owner_queue == "patient_access"
+    assert decision.route.root_cause == "eligibility_registration"  # the queue's likeliest
+
+
+def test_when_no_queue_is_likely_enough_the_denial_goes_to_triage(shipped: CodeMapping) -> None:
     co16 = shipped.route(["CO-16"])
-    decision = shipped.route_by_cause("authorization_referral", 0.35, co16, 0.4)
+    probabilities = {
+        "authorization_referral": 0.35,
+        "missing_invalid_claim_data": 0.25,
+        "coding": 0.2,
+        "eligibility_registration": 0.2,
+    }
+    decision = shipped.route_by_probabilities(probabilities, co16, 0.4)
     assert decision.basis == "triage"
     assert decision.route.owner_queue == TRIAGE_QUEUE
     # The codes' path keeps its deadlines and cost until a person decides.
     assert decision.route.action_path == "corrected_claim_resubmission"
     assert decision.route.rule == (
-        "triage: model says authorization_referral at 35% (under 40%), "
-        "codes say missing_invalid_claim_data"
+        "triage: model says authorization_referral at 35%, codes say "
+        "missing_invalid_claim_data; no queue reaches 40% (likeliest utilization_management "
+        "at 35%)"
     )
 
 
 def test_without_a_root_cause_model_the_codes_route(shipped: CodeMapping) -> None:
     co16 = shipped.route(["CO-16"])
-    decision = shipped.route_by_cause("missing_invalid_claim_data", float("nan"), co16, 0.4)
+    decision = shipped.route_by_probabilities({}, co16, 0.4)
     assert (decision.basis, decision.route) == ("codes", co16)
 
 

@@ -45,28 +45,45 @@ def test_scores_are_probabilities_with_routing_and_priority(
     assert (scores["requires_human_review"] == scores["review_reasons"].map(bool)).all()
 
 
-def test_routes_follow_the_model_where_it_is_sure_and_triage_where_it_is_not(
+def queue_shares(scores: pd.DataFrame, model: TriageModel) -> pd.DataFrame:
+    """Per denial and owner queue, the model's probability that the queue is right: each cause
+    goes to the codes' queue where it is the codes' cause, else to the cause's own queue."""
+    policies = model.features.mapping_.root_causes
+    shares = pd.DataFrame(
+        0.0,
+        index=scores.index,
+        columns=sorted(
+            set(scores["mapped_owner_queue"]) | {p.route.owner_queue for p in policies.values()}
+        ),
+    )
+    for cause in model.root_cause_classes:
+        queue = scores["mapped_owner_queue"].where(
+            scores["mapped_root_cause"] == cause, policies[cause].route.owner_queue
+        )
+        for name in queue.unique():
+            shares.loc[queue == name, name] += scores.loc[queue == name, f"p_{cause}"]
+    return shares
+
+
+def test_routes_go_to_the_likeliest_queue_and_triage_when_none_is_likely_enough(
     triage_model: TriageModel, rows: pd.DataFrame
 ) -> None:
     scores = triage_model.score(rows)
-    sure = scores["root_cause_probability"] >= triage_model.routing_confidence
-    agree = scores["root_cause"] == scores["mapped_root_cause"]
-    expected = np.select([agree, sure], ["codes and model agree", "model"], "triage")
-    assert (scores["routing_basis"] == expected).all()
+    shares = queue_shares(scores, triage_model)
+    sure = shares.max(axis=1) >= triage_model.routing_confidence
+    assert ((scores["routing_basis"] == "triage") == ~sure).all()
     # Past every deadline, any route gives way to write-off review (tested below).
-    by_model = scores[(scores["routing_basis"] == "model") & scores["workable"]]
-    policies = triage_model.features.mapping_.root_causes
-    assert len(by_model) > 10
-    assert (
-        by_model["owner_queue"]
-        == by_model["root_cause"].map(lambda c: policies[c].route.owner_queue)
-    ).all()
+    routed = scores[sure & scores["workable"]]
+    assert len(routed) > 10
+    assert (routed["owner_queue"] == shares.loc[routed.index].idxmax(axis=1)).all()
+    agreed = scores[(scores["routing_basis"] == "codes and model agree") & scores["workable"]]
+    assert len(agreed) > 10
+    assert (agreed["owner_queue"] == agreed["mapped_owner_queue"]).all()
+    assert (agreed["action_path"] == agreed["mapped_action_path"]).all()
     triage = scores[(scores["routing_basis"] == "triage") & scores["workable"]]
     assert (triage["owner_queue"] == "triage").all()
     assert (triage["action_path"] == triage["mapped_action_path"]).all()
-    agreed = scores[agree & scores["workable"]]
-    assert (agreed["owner_queue"] == agreed["mapped_owner_queue"]).all()
-    # Triage is the review reason of an unsure disagreement, and only of it.
+    # Triage is the review reason of an unsure route, and only of it.
     in_triage = scores["review_reasons"].map(
         lambda reasons: any(r.startswith("routed to triage: model says") for r in reasons)
     )
