@@ -258,6 +258,12 @@ class LatestScore(Base):
     owner_queue: Mapped[str | None] = mapped_column(String(64))
     action_path: Mapped[str | None] = mapped_column(String(64))
     requires_review: Mapped[bool | None] = mapped_column(Boolean)
+    # The parts the priority is recounted from on the day the worklist is read
+    # (serving.live.priority_sql); none of them changes with the day.
+    expected_net_dollars: Mapped[float | None] = mapped_column(Float)
+    effort_hours: Mapped[float | None] = mapped_column(Float)
+    last_deadline: Mapped[str | None] = mapped_column(String(10), index=True)
+    backlog_horizon_days: Mapped[int | None] = mapped_column(Integer)
 
 
 class DenialStatus(Base):

@@ -12,7 +12,7 @@ reviewer set ("open" or "in progress"), else "open".
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
+from features.mapping import DEFAULT_BACKLOG_HORIZON_DAYS
+from serving import live
 from serving.records import (
     WORKED_STATUSES,
     ApiKey,
@@ -114,6 +116,27 @@ def latest_values() -> dict[str, ColumnElement[Any]]:
         "owner_queue": _output("routing", "owner_queue").as_string(),
         "action_path": _output("routing", "action_path").as_string(),
         "requires_review": _output("requires_human_review").as_boolean(),
+        **priority_parts(),
+    }
+
+
+def priority_parts() -> dict[str, ColumnElement[Any]]:
+    """The stored parts :func:`serving.live.priority_sql` recounts the priority from, older
+    records' missing parts filled in as :func:`serving.live.priorities_on` fills them."""
+    governing = func.substr(_output("priority", "deadline").as_string(), 1, 10)
+    return {
+        "expected_net_dollars": func.coalesce(
+            _output("priority", "expected_net_dollars").as_float(),
+            _output("priority", "expected_recovered_dollars").as_float()
+            - _output("priority", "cost_to_work").as_float(),
+        ),
+        "effort_hours": _output("priority", "effort_hours").as_float(),
+        "last_deadline": func.coalesce(
+            func.substr(_output("priority", "last_deadline").as_string(), 1, 10), governing
+        ),
+        "backlog_horizon_days": func.coalesce(
+            _output("priority", "backlog_horizon_days").as_integer(), DEFAULT_BACKLOG_HORIZON_DAYS
+        ),
     }
 
 
@@ -293,34 +316,51 @@ class WorklistFilters:
     assignee: str | None = None  # a key name, or UNASSIGNED
     search: str | None = None
     search_claim_key: str | None = None
+    # True: only denials that can still be worked today; False: only those past every
+    # deadline, for write-off review; None: both, the workable first.
+    workable: bool | None = None
 
 
 # Resolved: the latest recorded outcome ends the denial (anything but "open").
 is_resolved = and_(DenialStatus.resolution.is_not(None), DenialStatus.resolution != "open")
 # A denial's status as the worklist shows it (see the module's docstring).
 status_column = case((is_resolved, "resolved"), else_=func.coalesce(DenialStatus.status, "open"))
-# What the worklist sorts by: the column's name in the query string -> its expression.
-SORTS: dict[str, ColumnElement[Any]] = {
-    "priority": LatestScore.priority,
-    "expected_dollars": LatestScore.expected_dollars,
-    "denied_amount": LatestScore.denied_amount,
-    "deadline": LatestScore.deadline,
-    "recovery": LatestScore.recovery_probability,
-    "root_cause": LatestScore.root_cause,
-    "payer": func.coalesce(LatestScore.payer_name, LatestScore.payer_id),
-    "denial_id": LatestScore.denial_id,
-    "owner_queue": LatestScore.owner_queue,
-    "assignee": DenialStatus.assignee,
-    "status": status_column,
+
+
+def _stored(column: ColumnElement[Any]) -> Callable[[dt.date], tuple[ColumnElement[Any], ...]]:
+    return lambda today: (column,)
+
+
+def _by_live_priority(today: dt.date) -> tuple[ColumnElement[Any], ...]:
+    """Workable denials before those past every deadline, then the priority counted today."""
+    return live.workable_sql(today), live.priority_sql(today)
+
+
+# What the worklist sorts by: the column's name in the query string -> its expressions on the
+# day the list is read (only the priority changes with the day).
+SORTS: dict[str, Callable[[dt.date], tuple[ColumnElement[Any], ...]]] = {
+    "priority": _by_live_priority,
+    "expected_dollars": _stored(LatestScore.expected_dollars),
+    "denied_amount": _stored(LatestScore.denied_amount),
+    "deadline": _stored(LatestScore.deadline),
+    "recovery": _stored(LatestScore.recovery_probability),
+    "root_cause": _stored(LatestScore.root_cause),
+    "payer": _stored(func.coalesce(LatestScore.payer_name, LatestScore.payer_id)),
+    "denial_id": _stored(LatestScore.denial_id),
+    "owner_queue": _stored(LatestScore.owner_queue),
+    "assignee": _stored(DenialStatus.assignee),
+    "status": _stored(status_column),
 }
 
 
 @dataclass(frozen=True)
 class WorklistEntry:
-    """One denial on the worklist: its latest score's columns, status and assignee."""
+    """One denial on the worklist: its latest score's columns, status and assignee; priority,
+    days to deadline and workability counted on the day the list is read."""
 
     denial_id: str
     priority: float | None
+    workable: bool
     expected_dollars: float | None
     denied_amount: float | None
     payer_id: str | None
@@ -368,6 +408,9 @@ def _conditions(filters: WorklistFilters, today: dt.date) -> list[ColumnElement[
         conditions.append(DenialStatus.assignee == filters.assignee)
     if filters.search:
         conditions.append(_search(filters))
+    if filters.workable is not None:
+        workable = live.workable_sql(today)
+        conditions.append(workable if filters.workable else ~workable)
     return conditions
 
 
@@ -383,19 +426,35 @@ def _joined(query: Select[Any]) -> Select[Any]:
     return query.outerjoin(DenialStatus, DenialStatus.denial_id == LatestScore.denial_id)
 
 
-def _ordered(query: Select[Any], sort: str, descending: bool) -> Select[Any]:
-    column = SORTS[sort]
-    order = column.desc() if descending else column.asc()
-    return query.order_by(order.nulls_last(), LatestScore.denial_id)
+def _ordered(query: Select[Any], sort: str, descending: bool, today: dt.date) -> Select[Any]:
+    keys = [key.desc() if descending else key.asc() for key in SORTS[sort](today)]
+    return query.order_by(*(key.nulls_last() for key in keys), LatestScore.denial_id)
 
 
-def _rows(conditions: Sequence[ColumnElement[bool]]) -> Select[Any]:
-    """The worklist's rows: latest score, status, assignee and the score's review reasons (a
-    list inside the audit record's JSON, so read from there, not copied)."""
-    reasons = ScoreRecord.outputs["review_reasons"].label("review_reasons")
-    query = select(LatestScore, status_column, DenialStatus.assignee, reasons)
-    query = _joined(query).join(ScoreRecord, ScoreRecord.id == LatestScore.score_id)
-    return query.where(*conditions)
+def _rows(conditions: Sequence[ColumnElement[bool]], today: dt.date) -> Select[Any]:
+    """The worklist's rows: latest score, its priority and workability counted ``today``,
+    status and assignee."""
+    query = select(
+        LatestScore,
+        live.priority_sql(today).label("live_priority"),
+        live.workable_sql(today).label("workable"),
+        status_column,
+        DenialStatus.assignee,
+    )
+    return _joined(query).where(*conditions)
+
+
+def _review_reasons(session: Session, score_ids: Sequence[int]) -> dict[int, list[str]]:
+    """Each score's review reasons, a list inside its audit record's JSON, so read from there
+    for the rows shown only, never for every row sorted."""
+    reasons = ScoreRecord.outputs["review_reasons"]
+    query = select(ScoreRecord.id, reasons).where(ScoreRecord.id.in_(score_ids))
+    return {score_id: listed or [] for score_id, listed in session.execute(query)}
+
+
+def _entries(session: Session, rows: Sequence[Any], today: dt.date) -> list[WorklistEntry]:
+    reasons = _review_reasons(session, [row[0].score_id for row in rows])
+    return [_entry(*row, reasons.get(row[0].score_id), today) for row in rows]
 
 
 def worklist_page(
@@ -413,8 +472,9 @@ def worklist_page(
     total = session.scalar(
         _joined(select(func.count()).select_from(LatestScore)).where(*conditions)
     )
-    query = _ordered(_rows(conditions), sort, descending).offset(offset).limit(limit)
-    return [_entry(*row, today) for row in session.execute(query)], total or 0
+    query = _ordered(_rows(conditions, today), sort, descending, today)
+    rows = session.execute(query.offset(offset).limit(limit)).all()
+    return _entries(session, rows, today), total or 0
 
 
 def worklist_export(
@@ -426,19 +486,21 @@ def worklist_export(
     descending: bool = True,
 ) -> Iterator[WorklistEntry]:
     """Every denial of the filtered worklist in its order, streamed from one query."""
-    query = _ordered(_rows(_conditions(filters, today)), sort, descending)
-    for row in session.execute(query.execution_options(yield_per=CHUNK)):
-        yield _entry(*row, today)
+    query = _ordered(_rows(_conditions(filters, today), today), sort, descending, today)
+    for rows in session.execute(query.execution_options(yield_per=CHUNK)).partitions():
+        yield from _entries(session, rows, today)
 
 
 def worklist_entry(session: Session, denial_id: str, today: dt.date) -> WorklistEntry | None:
     """One scored denial as the worklist shows it, whatever its status; None if never scored."""
-    row = session.execute(_rows([LatestScore.denial_id == denial_id])).one_or_none()
-    return None if row is None else _entry(*row, today)
+    rows = session.execute(_rows([LatestScore.denial_id == denial_id], today)).all()
+    return _entries(session, rows, today)[0] if rows else None
 
 
 def _entry(
     latest: LatestScore,
+    priority: float | None,
+    workable: bool | None,
     status: str,
     assignee: str | None,
     review_reasons: Sequence[str] | None,
@@ -447,7 +509,8 @@ def _entry(
     deadline = _date(latest.deadline)
     return WorklistEntry(
         denial_id=latest.denial_id,
-        priority=latest.priority,
+        priority=priority,
+        workable=workable is not False,
         expected_dollars=latest.expected_dollars,
         denied_amount=latest.denied_amount,
         payer_id=latest.payer_id,
