@@ -147,10 +147,6 @@ def measurements(url: str) -> dict[str, Callable[[], object]]:
         with sessions() as session:
             return rendered("dashboard.html", views.dashboard(session, TODAY))
 
-    def dashboard_drawing_its_charts() -> str:
-        views._drawn_charts.clear()  # as after a new score changed every chart's totals
-        return dashboard()
-
     def worklist(**params: str) -> Callable[[], str]:
         def page() -> str:
             with sessions() as session:
@@ -165,9 +161,10 @@ def measurements(url: str) -> dict[str, Callable[[], object]]:
 
     query = views.worklist_query({"owner_queue": "billing"})
     return {
-        "dashboard (charts unchanged since the last view)": dashboard,
-        "dashboard, every chart drawn anew": dashboard_drawing_its_charts,
-        "worklist, default (priority)": worklist(),
+        "dashboard (every chart drawn)": dashboard,
+        "worklist, default (priority counted today)": worklist(),
+        "worklist, workable only": worklist(workable="true"),
+        "worklist, past every deadline (write-off review)": worklist(workable="false"),
         "worklist, by expected dollars ascending": worklist(sort="expected_dollars", order="asc"),
         "worklist, page 100 by deadline": worklist(sort="deadline", page="100"),
         "worklist, one queue, status in progress": worklist(

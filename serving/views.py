@@ -542,8 +542,9 @@ def _summed(totals: list[dict[str, Any]], by: str) -> list[dict[str, Any]]:
     sums: dict[Any, dict[str, Any]] = {}
     for row in totals:
         key = "unknown" if row[by] is None else row[by]
-        added = sums.setdefault(key, {by: key, **dict.fromkeys(worklist_records.MEASURES, 0)})
-        for name in worklist_records.MEASURES:
+        measures = [name for name in worklist_records.MEASURES if name in row]
+        added = sums.setdefault(key, {by: key, **dict.fromkeys(measures, 0)})
+        for name in measures:
             added[name] += row[name] or 0
     return sorted(sums.values(), key=lambda row: (-row["denials"], str(row[by])))
 
@@ -591,32 +592,44 @@ def _upcoming(windows: list[dict[str, Any]], *names: str) -> dict[str, float]:
     }
 
 
-def _added(rows: list[dict[str, Any]]) -> dict[str, float]:
-    """The measures of ``rows`` added up."""
-    return {name: sum(row[name] for row in rows) for name in worklist_records.MEASURES}
+def _added(rows: list[dict[str, Any]], measures: Sequence[str]) -> dict[str, float]:
+    """The ``measures`` of ``rows`` added up."""
+    return {name: sum(row[name] for row in rows) for name in measures}
+
+
+# What the dashboard shows of each total: a volume's table has no use for review flags, and
+# every measure left out is a sum fewer over every denial.
+SHOWN = ("denials", "denied_dollars", "expected_dollars")
 
 
 def dashboard(session: Session, today: dt.date) -> dict[str, Any]:
-    """The leaders' dashboard: volumes, dollars, aging, deadlines, prevention and outcomes."""
+    """The leaders' dashboard: volumes, dollars, aging, deadlines, prevention and outcomes.
+
+    Five scans of covering indexes: causes with their prevention owners (which also give the
+    prevention totals and the overall ones), payers, codes, and the open denials' ages and
+    deadlines (whose ages also give the open totals)."""
     totals = worklist_records.latest_totals
-    by_age = totals(session, ["age"], today=today, open_only=True)
-    by_owner = totals(session, ["prevention_owner"], today=today)
-    # Every denial has one age and one prevention owner (or none, grouped as such), so their
-    # groups add up to the totals: two scans fewer.
-    overall, open_overall = _added(by_owner), _added(by_age)
-    by_cause = totals(session, ["month", "root_cause"], today=today)
-    by_payer = totals(session, ["month", "payer"], today=today)
+    by_cause = totals(
+        session,
+        ["month", "root_cause", "prevention_owner"],
+        today=today,
+        measures=(*SHOWN, "preventable"),
+    )
+    by_payer = totals(session, ["month", "payer"], today=today, measures=SHOWN)
     by_code = [
         {**row, "code_family": code_family(row["primary_code"])}
-        for row in totals(session, ["month", "primary_code"], today=today)
+        for row in totals(session, ["month", "primary_code"], today=today, measures=SHOWN)
     ]
-    windows = totals(session, ["deadline_rule", "deadline_window"], today=today, open_only=True)
+    by_age = totals(session, ["age"], today=today, open_only=True, measures=SHOWN)
+    windows = totals(
+        session, ["deadline_rule", "deadline_window"], today=today, open_only=True, measures=SHOWN
+    )
     aging = _every_bucket(by_age, "age", AGE_ORDER)
-    prevention = _summed(by_owner, "prevention_owner")
+    prevention = _summed(by_cause, "prevention_owner")
     return {
         "today": today,
-        "overall": overall,
-        "open": open_overall,
+        "overall": _added(by_cause, SHOWN),
+        "open": _added(by_age, SHOWN),
         "due_7": _upcoming(windows, "within 7 days"),
         "due_30": _upcoming(windows, "within 7 days", "in 8-30 days"),
         "passed": _upcoming(windows, "passed"),

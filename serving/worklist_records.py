@@ -27,6 +27,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
@@ -181,8 +182,9 @@ def keep_latest(session: Session, record_ids: Sequence[str]) -> None:
 
 def note_outcome(session: Session, denial_id: str, resolution: str, caller: str) -> None:
     """Keep a denial's latest recorded resolution beside its status, so the worklist reads
-    whether it is resolved without ranking its feedback. Called as the feedback is stored, in
-    the same commit; does not commit.
+    whether it is resolved without ranking its feedback, and mark its latest score resolved
+    or not for the dashboard's open totals. Called as the feedback is stored, in the same
+    commit; does not commit.
 
     An upsert, so two outcomes of one denial stored at once cannot collide on its row; and
     without flushing the pending feedback, whose duplicate key the caller handles at commit.
@@ -196,8 +198,11 @@ def note_outcome(session: Session, denial_id: str, resolution: str, caller: str)
         index_elements=[table.c.denial_id],
         set_={"resolution": resolution, "updated_at": now, "updated_by": caller},
     )
+    latest = LatestScore.__table__
+    resolves = update(latest).where(latest.c.denial_id == denial_id)
     with session.no_autoflush:
         session.execute(statement)
+        session.execute(resolves.values(resolved=resolution != "open"))
 
 
 def _insert(session: Session) -> Any:
@@ -557,10 +562,10 @@ def worklist_choices(session: Session) -> dict[str, list[Any]]:
 # ---------------------------------------------------------------------------- dashboard
 #
 # Each total is one GROUP BY that SQLite answers from a covering index of LatestScore (see
-# serving.records), in index order, without sorting or reading the table. Buckets that depend
-# on today (age, deadline window) are grouped by the raw date and bucketed here, so their
-# indexes serve every day. Open totals are all totals less the resolved denials' totals,
-# summed from the few resolved rows rather than by joining every denial to its status.
+# serving.records.DASHBOARD_INDEXES), in index order, without sorting or reading the table,
+# summing only the measures asked for. Buckets that depend on today (age, deadline window) are
+# grouped by the raw date and bucketed here, so their indexes serve every day. Open totals
+# read the open denials' part of an index led by ``resolved``.
 
 MEASURES = ("denials", "denied_dollars", "expected_dollars", "preventable", "needs_review")
 # What the dashboard groups by: the stored columns each dimension is made from.
@@ -579,55 +584,48 @@ DIMENSION_COLUMNS: dict[str, tuple[ColumnElement[Any], ...]] = {
 }
 
 
-def _measures() -> list[ColumnElement[Any]]:
+def _measure_columns() -> dict[str, ColumnElement[Any]]:
     review = case((LatestScore.requires_review.is_(True), 1), else_=0)
-    return [
-        func.count().label("denials"),
-        func.coalesce(func.sum(LatestScore.denied_amount), 0.0).label("denied_dollars"),
-        func.coalesce(func.sum(LatestScore.expected_dollars), 0.0).label("expected_dollars"),
-        func.coalesce(func.sum(LatestScore.preventable_probability), 0.0).label("preventable"),
-        func.coalesce(func.sum(review), 0).label("needs_review"),
-    ]
-
-
-def _grouped(
-    session: Session, columns: Sequence[ColumnElement[Any]], *, resolved_only: bool
-) -> list[tuple[Any, ...]]:
-    """Rows of (group columns..., measures...) over every latest score, or the resolved ones."""
-    query = select(*columns, *_measures()).select_from(LatestScore)
-    if resolved_only:
-        # IN, not a join: the planner then looks the few resolved denials up by their key
-        # instead of probing the status of every denial.
-        resolved = select(DenialStatus.denial_id).where(is_resolved)
-        query = query.where(LatestScore.denial_id.in_(resolved))
-    if columns:
-        query = query.group_by(*columns)
-    return [tuple(row) for row in session.execute(query)]
+    return {
+        "denials": func.count(),
+        "denied_dollars": func.coalesce(func.sum(LatestScore.denied_amount), 0.0),
+        "expected_dollars": func.coalesce(func.sum(LatestScore.expected_dollars), 0.0),
+        "preventable": func.coalesce(func.sum(LatestScore.preventable_probability), 0.0),
+        "needs_review": func.coalesce(func.sum(review), 0),
+    }
 
 
 def latest_totals(
-    session: Session, by: Sequence[str], *, today: dt.date, open_only: bool = False
+    session: Session,
+    by: Sequence[str],
+    *,
+    today: dt.date,
+    open_only: bool = False,
+    measures: Sequence[str] = MEASURES,
 ) -> list[dict[str, Any]]:
     """Latest scores grouped ``by`` dimensions (see :data:`DIMENSION_COLUMNS`), with the
-    denials, denied dollars, expected recovered dollars, summed preventable probability and
-    review flags of each group, ordered by the groups' keys. ``open_only`` leaves out the
-    resolved denials."""
+    ``measures`` of each group (denials, denied dollars, expected recovered dollars, summed
+    preventable probability, review flags), ordered by the groups' keys. ``open_only`` leaves
+    out the resolved denials."""
     columns = [column for name in by for column in DIMENSION_COLUMNS[name]]
-    totals = _summed_by(_grouped(session, columns, resolved_only=False), by, today)
+    chosen = _measure_columns()
+    query = select(*columns, *(chosen[name] for name in measures)).select_from(LatestScore)
     if open_only:
-        resolved = _summed_by(_grouped(session, columns, resolved_only=True), by, today)
-        for key, sums in resolved.items():
-            totals[key] = [left - right for left, right in zip(totals[key], sums, strict=True)]
-    rows = [
-        {**dict(zip(by, key, strict=True)), **dict(zip(MEASURES, sums, strict=True))}
+        query = query.where(LatestScore.resolved.is_(False))
+    if columns:
+        query = query.group_by(*columns)
+    rows = [tuple(row) for row in session.execute(query)]
+    totals = _summed_by(rows, by, today, len(measures))
+    found = [
+        {**dict(zip(by, key, strict=True)), **dict(zip(measures, sums, strict=True))}
         for key, sums in totals.items()
         if sums[0] > 0 or not by
     ]
-    return sorted(rows, key=lambda row: tuple(str(row[name]) for name in by))
+    return sorted(found, key=lambda row: tuple(str(row[name]) for name in by))
 
 
 def _summed_by(
-    rows: list[tuple[Any, ...]], by: Sequence[str], today: dt.date
+    rows: list[tuple[Any, ...]], by: Sequence[str], today: dt.date, measures: int
 ) -> dict[tuple[Any, ...], list[float]]:
     """Rows of stored columns re-added under each dimension's value (a date's bucket, a
     payer's name)."""
@@ -638,7 +636,7 @@ def _summed_by(
             width = len(DIMENSION_COLUMNS[name])
             values.append(_dimension_value(name, row[position : position + width], today))
             position += width
-        sums = totals.setdefault(tuple(values), [0] * len(MEASURES))
+        sums = totals.setdefault(tuple(values), [0] * measures)
         for index, value in enumerate(row[position:]):
             sums[index] += value or 0
     return totals

@@ -1,4 +1,5 @@
-"""The worklist orders by the priority counted on the day it is read, in the database.
+"""The worklist orders by the priority counted on the day it is read, in the database; the
+dashboard reads its open totals from one index each.
 
 Revision ID: 0005
 Revises: 0004
@@ -12,7 +13,11 @@ owner queue's backlog horizon, filled from each row's audit record. Records scor
 per-hour priority get what ``serving.live.priorities_on`` assumes for them: expected dollars
 less the cost to work, the governing deadline as the last one, a 30-day horizon; records with
 no effort hours keep them empty and the worklist falls back to their stored score.
-Downgrading drops the four columns and the index.
+
+``latest_scores.resolved`` copies "the latest recorded outcome resolves the denial" from
+``denial_status`` (kept in the same commit from now on), and the dashboard's covering indexes
+are rebuilt to sum only what it shows, the open totals' indexes led by ``resolved``.
+Downgrading drops the five columns and restores revision 0004's indexes.
 """
 
 from __future__ import annotations
@@ -40,41 +45,101 @@ NEW_COLUMNS = {
     "backlog_horizon_days": sa.Integer(),
 }
 
+MEASURES_0004 = ("denied_amount", "expected_dollars", "preventable_probability", "requires_review")
+INDEXES_0004 = {
+    "cause": ("denial_month", "root_cause", *MEASURES_0004),
+    "payer": ("denial_month", "payer_id", "payer_name", *MEASURES_0004),
+    "code": ("denial_month", "primary_code", *MEASURES_0004),
+    "prevention": ("prevention_owner", *MEASURES_0004),
+    "age": ("denial_date", *MEASURES_0004),
+    "deadline": ("deadline_rule", "deadline", *MEASURES_0004),
+}
+# As serving.records.DASHBOARD_INDEXES has them at this revision.
+INDEXES = {
+    "cause": (
+        "denial_month",
+        "root_cause",
+        "prevention_owner",
+        "denied_amount",
+        "expected_dollars",
+        "preventable_probability",
+    ),
+    "payer": ("denial_month", "payer_id", "payer_name", "denied_amount", "expected_dollars"),
+    "code": ("denial_month", "primary_code", "denied_amount", "expected_dollars"),
+    "open_age": ("resolved", "denial_date", "denied_amount", "expected_dollars"),
+    "open_deadline": ("resolved", "deadline_rule", "deadline", "denied_amount", "expected_dollars"),
+}
+
 SCORE_RECORDS = sa.table(
     "score_records", sa.column("id", ROW_ID), sa.column("outputs", JSON_DOCUMENT)
 )
 LATEST_SCORES = sa.table(
     "latest_scores",
+    sa.column("denial_id", sa.String),
     sa.column("score_id", ROW_ID),
+    sa.column("resolved", sa.Boolean),
     *(sa.column(name, kind) for name, kind in NEW_COLUMNS.items()),
+)
+DENIAL_STATUS = sa.table(
+    "denial_status", sa.column("denial_id", sa.String), sa.column("resolution", sa.String)
 )
 
 
 def upgrade() -> None:
-    """Add the priority's parts to ``latest_scores`` and fill them from the audit log."""
+    """Add the priority's parts and ``resolved`` to ``latest_scores``, fill them from the
+    audit log and the statuses, and rebuild the dashboard's indexes."""
     with op.batch_alter_table("latest_scores") as batch:
         for name, kind in NEW_COLUMNS.items():
             batch.add_column(sa.Column(name, kind, nullable=True))
+        batch.add_column(
+            sa.Column("resolved", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
+    fill_priority_parts()
+    fill_resolved()
+    for name in INDEXES_0004:
+        op.drop_index(f"ix_latest_scores_totals_by_{name}", table_name="latest_scores")
+    for name, columns in INDEXES.items():
+        op.create_index(f"ix_latest_scores_totals_by_{name}", "latest_scores", list(columns))
     # Past it nothing can be worked: the worklist's "workable" filter reads this index.
     op.create_index("ix_latest_scores_last_deadline", "latest_scores", ["last_deadline"])
+
+
+def downgrade() -> None:
+    """Restore revision 0004's indexes and drop the five columns."""
+    op.drop_index("ix_latest_scores_last_deadline", table_name="latest_scores")
+    for name in INDEXES:
+        op.drop_index(f"ix_latest_scores_totals_by_{name}", table_name="latest_scores")
+    for name, columns in INDEXES_0004.items():
+        op.create_index(f"ix_latest_scores_totals_by_{name}", "latest_scores", list(columns))
+    with op.batch_alter_table("latest_scores") as batch:
+        for name in [*NEW_COLUMNS, "resolved"]:
+            batch.drop_column(name)
+
+
+def fill_priority_parts() -> None:
+    """Each row's priority parts, from the audit record it copies."""
     record = SCORE_RECORDS.c
     of_this_row = record.id == LATEST_SCORES.c.score_id
+    parts = priority_parts(record.outputs)
     op.execute(
         LATEST_SCORES.update().values(
             {
                 name: sa.select(value).where(of_this_row).scalar_subquery()
-                for name, value in priority_parts(record.outputs).items()
+                for name, value in parts.items()
             }
         )
     )
 
 
-def downgrade() -> None:
-    """Drop the four columns and their index."""
-    op.drop_index("ix_latest_scores_last_deadline", table_name="latest_scores")
-    with op.batch_alter_table("latest_scores") as batch:
-        for name in NEW_COLUMNS:
-            batch.drop_column(name)
+def fill_resolved() -> None:
+    """Resolved where the denial's latest recorded outcome is anything but "open"."""
+    status = DENIAL_STATUS.c
+    resolved = sa.exists().where(
+        status.denial_id == LATEST_SCORES.c.denial_id,
+        status.resolution.is_not(None),
+        status.resolution != "open",
+    )
+    op.execute(LATEST_SCORES.update().where(resolved).values(resolved=True))
 
 
 def priority_parts(outputs: sa.ColumnElement) -> dict[str, sa.ColumnElement]:
