@@ -106,6 +106,25 @@ def _days_until_postgresql(element: DaysUntil, compiler: SQLCompiler, **kw: Any)
     return f"(CAST({date} AS DATE) - CAST({day} AS DATE))"
 
 
+class Greatest(FunctionElement[float]):
+    """The larger of two numbers: ``max`` in SQLite, ``GREATEST`` in PostgreSQL (each
+    argument written once, so an expensive one is counted once per row)."""
+
+    type = Float()
+    inherit_cache = True
+    name = "greatest"
+
+
+@compiles(Greatest, "sqlite")
+def _greatest_sqlite(element: Greatest, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"max({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(Greatest, "postgresql")
+def _greatest_postgresql(element: Greatest, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"GREATEST({compiler.process(element.clauses, **kw)})"
+
+
 def workable_sql(day: dt.date) -> ColumnElement[bool]:
     """True while a denial's last deadline is on or after ``day`` (ISO dates compare as text);
     a denial with no deadline stored counts as workable, since nothing says it is not."""
@@ -116,14 +135,17 @@ def priority_sql(day: dt.date) -> ColumnElement[float]:
     """:func:`priority_on_day` of each ``latest_scores`` row on ``day``, as one SQL expression:
     expected net dollars per effort hour, raised by the chance of losing them by waiting,
     and the write-off review's cost per hour past every deadline. Rows scored before the
-    per-hour priority (no effort hours or deadline stored) keep the score they were given."""
+    per-hour priority (no effort hours or deadline stored) keep the score they were given.
+
+    Dates are compared as ISO text; only the days to the deadline that counts are counted
+    as days, once per row, since that is the costly part of sorting a whole worklist."""
     on_day = literal(day.isoformat())
-    days_left = DaysUntil(LatestScore.deadline, on_day)
-    days_to_last = DaysUntil(LatestScore.last_deadline, on_day)
     # The governing deadline while it is open, else the other route's (the last deadline).
-    working_days = case((days_left >= 0, days_left), else_=days_to_last)
-    chance = 1.0 - cast(working_days, Float) / LatestScore.backlog_horizon_days
-    urgency = case((chance < 0, 0.0), else_=chance)
+    counting_to = case(
+        (LatestScore.deadline >= on_day, LatestScore.deadline), else_=LatestScore.last_deadline
+    )
+    days_left = cast(DaysUntil(counting_to, on_day), Float)
+    urgency = Greatest(1.0 - days_left / LatestScore.backlog_horizon_days, 0.0)
     per_hour = LatestScore.expected_net_dollars / LatestScore.effort_hours
     weighted = case(
         (LatestScore.expected_net_dollars > 0, per_hour * (1.0 + URGENCY_WEIGHT * urgency)),
@@ -133,6 +155,6 @@ def priority_sql(day: dt.date) -> ColumnElement[float]:
     unknown = or_(LatestScore.effort_hours.is_(None), LatestScore.last_deadline.is_(None))
     return case(
         (unknown, LatestScore.priority),
-        (days_to_last >= 0, weighted),
+        (LatestScore.last_deadline >= on_day, weighted),
         else_=-review_cost / review_hours,
     )

@@ -240,9 +240,13 @@ class LatestScore(Base):
     __tablename__ = "latest_scores"
     # Covering indexes of the dashboard's totals: each GROUP BY reads one index in order,
     # never the table and never a sort, and sums only what the dashboard shows.
-    __table_args__ = tuple(
-        Index(f"ix_latest_scores_totals_by_{name}", *columns)
-        for name, columns in DASHBOARD_INDEXES.items()
+    __table_args__ = (
+        *(
+            Index(f"ix_latest_scores_totals_by_{name}", *columns)
+            for name, columns in DASHBOARD_INDEXES.items()
+        ),
+        # The worklist's filter choices: each list of values read from a small index.
+        Index("ix_latest_scores_payers", "payer_id", "payer_name"),
     )
 
     denial_id: Mapped[str] = mapped_column(String(TEXT_MAXIMUM), primary_key=True)
@@ -264,8 +268,8 @@ class LatestScore(Base):
     priority: Mapped[float | None] = mapped_column(Float, index=True)
     deadline: Mapped[str | None] = mapped_column(String(10), index=True)
     deadline_rule: Mapped[str | None] = mapped_column(String(100))
-    owner_queue: Mapped[str | None] = mapped_column(String(64))
-    action_path: Mapped[str | None] = mapped_column(String(64))
+    owner_queue: Mapped[str | None] = mapped_column(String(64), index=True)
+    action_path: Mapped[str | None] = mapped_column(String(64), index=True)
     requires_review: Mapped[bool | None] = mapped_column(Boolean)
     # The parts the priority is recounted from on the day the worklist is read
     # (serving.live.priority_sql); none of them changes with the day.

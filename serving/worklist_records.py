@@ -392,7 +392,19 @@ def _date(text: str | None) -> dt.date | None:
     return dt.date.fromisoformat(text) if text else None
 
 
-def _conditions(filters: WorklistFilters, today: dt.date) -> list[ColumnElement[bool]]:
+def _resolved(*, from_index: bool) -> ColumnElement[bool]:
+    """Whether the latest score is resolved. A count reads it from the dashboard's index led
+    by ``resolved``; a sorted list reads most of every row anyway, and through that index
+    SQLite would fetch each row on its own (without statistics it takes "resolved = false" to
+    be selective), so the list compares a value the index cannot answer and scans the table."""
+    if from_index:
+        return LatestScore.resolved
+    return func.coalesce(LatestScore.resolved, False)
+
+
+def _conditions(
+    filters: WorklistFilters, today: dt.date, *, counting: bool = False
+) -> list[ColumnElement[bool]]:
     equal_to = {
         LatestScore.owner_queue: filters.owner_queue,
         LatestScore.payer_id: filters.payer_id,
@@ -403,8 +415,12 @@ def _conditions(filters: WorklistFilters, today: dt.date) -> list[ColumnElement[
     if filters.due_within_days is not None:
         last_day = today + dt.timedelta(days=filters.due_within_days)
         conditions.append(LatestScore.deadline.between(today.isoformat(), last_day.isoformat()))
+    # Resolved or not is kept on the latest score too (note_outcome), so the default list
+    # and its count need not look up every denial's status.
     if filters.status == "unresolved":
-        conditions.append(or_(DenialStatus.denial_id.is_(None), ~is_resolved))
+        conditions.append(_resolved(from_index=counting).is_(False))
+    elif filters.status == "resolved":
+        conditions.append(_resolved(from_index=counting).is_(True))
     elif filters.status != "any":
         conditions.append(status_column == filters.status)
     if filters.assignee == UNASSIGNED:
@@ -431,22 +447,53 @@ def _joined(query: Select[Any]) -> Select[Any]:
     return query.outerjoin(DenialStatus, DenialStatus.denial_id == LatestScore.denial_id)
 
 
-def _ordered(query: Select[Any], sort: str, descending: bool, today: dt.date) -> Select[Any]:
-    keys = [key.desc() if descending else key.asc() for key in SORTS[sort](today)]
-    return query.order_by(*(key.nulls_last() for key in keys), LatestScore.denial_id)
+def _needs_status(filters: WorklistFilters, sort: str = "priority") -> bool:
+    """Whether choosing or ordering the denials reads their status rows."""
+    by_status = filters.status not in ("unresolved", "resolved", "any")
+    return by_status or filters.assignee is not None or sort in ("status", "assignee")
 
 
-def _rows(conditions: Sequence[ColumnElement[bool]], today: dt.date) -> Select[Any]:
-    """The worklist's rows: latest score, its priority and workability counted ``today``,
-    status and assignee."""
+def _chosen(
+    columns: Sequence[ColumnElement[Any]],
+    filters: WorklistFilters,
+    sort: str,
+    today: dt.date,
+    *,
+    counting: bool = False,
+) -> Select[Any]:
+    """``columns`` of the denials the filters choose, joined to their status when needed."""
+    query = select(*columns).select_from(LatestScore)
+    if _needs_status(filters, sort):
+        query = _joined(query)
+    return query.where(*_conditions(filters, today, counting=counting))
+
+
+def _ranked(
+    filters: WorklistFilters, sort: str, descending: bool, today: dt.date
+) -> tuple[Select[Any], list[str]]:
+    """The chosen denials' ids and sort keys in order: sorted narrow, so the database never
+    carries whole rows through the sort; and the keys' labels, to keep the order outside."""
+    keys = [key.label(f"sort_key_{i}") for i, key in enumerate(SORTS[sort](today))]
+    query = _chosen([LatestScore.denial_id, *keys], filters, sort, today)
+    ordered = [key.desc() if descending else key.asc() for key in keys]
+    query = query.order_by(*(key.nulls_last() for key in ordered), LatestScore.denial_id)
+    return query, [key.name for key in keys]
+
+
+def _rows_in_order(ranked: Any, labels: list[str], descending: bool, today: dt.date) -> Select[Any]:
+    """The worklist's rows for the ranked ids, in their order: latest score, its priority
+    and workability counted ``today``, status and assignee."""
+    keys = [ranked.c[label] for label in labels]
+    ordered = [key.desc() if descending else key.asc() for key in keys]
     query = select(
         LatestScore,
         live.priority_sql(today).label("live_priority"),
         live.workable_sql(today).label("workable"),
         status_column,
         DenialStatus.assignee,
-    )
-    return _joined(query).where(*conditions)
+    ).join(ranked, ranked.c.denial_id == LatestScore.denial_id)
+    order = [*(key.nulls_last() for key in ordered), LatestScore.denial_id]
+    return _joined(query).order_by(*order)
 
 
 def _review_reasons(session: Session, score_ids: Sequence[int]) -> dict[int, list[str]]:
@@ -473,12 +520,10 @@ def worklist_page(
     limit: int = 50,
 ) -> tuple[list[WorklistEntry], int]:
     """One page of the worklist, sorted in the database, and how many denials match in all."""
-    conditions = _conditions(filters, today)
-    total = session.scalar(
-        _joined(select(func.count()).select_from(LatestScore)).where(*conditions)
-    )
-    query = _ordered(_rows(conditions, today), sort, descending, today)
-    rows = session.execute(query.offset(offset).limit(limit)).all()
+    total = session.scalar(_chosen([func.count()], filters, "priority", today, counting=True))
+    ranked, labels = _ranked(filters, sort, descending, today)
+    page = ranked.offset(offset).limit(limit).subquery("page")
+    rows = session.execute(_rows_in_order(page, labels, descending, today)).all()
     return _entries(session, rows, today), total or 0
 
 
@@ -491,14 +536,16 @@ def worklist_export(
     descending: bool = True,
 ) -> Iterator[WorklistEntry]:
     """Every denial of the filtered worklist in its order, streamed from one query."""
-    query = _ordered(_rows(_conditions(filters, today), today), sort, descending, today)
+    ranked, labels = _ranked(filters, sort, descending, today)
+    query = _rows_in_order(ranked.subquery("chosen"), labels, descending, today)
     for rows in session.execute(query.execution_options(yield_per=CHUNK)).partitions():
         yield from _entries(session, rows, today)
 
 
 def worklist_entry(session: Session, denial_id: str, today: dt.date) -> WorklistEntry | None:
     """One scored denial as the worklist shows it, whatever its status; None if never scored."""
-    rows = session.execute(_rows([LatestScore.denial_id == denial_id], today)).all()
+    chosen = select(LatestScore.denial_id).where(LatestScore.denial_id == denial_id)
+    rows = session.execute(_rows_in_order(chosen.subquery("one"), [], True, today)).all()
     return _entries(session, rows, today)[0] if rows else None
 
 

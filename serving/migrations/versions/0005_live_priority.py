@@ -16,7 +16,8 @@ no effort hours keep them empty and the worklist falls back to their stored scor
 
 ``latest_scores.resolved`` copies "the latest recorded outcome resolves the denial" from
 ``denial_status`` (kept in the same commit from now on), and the dashboard's covering indexes
-are rebuilt to sum only what it shows, the open totals' indexes led by ``resolved``.
+are rebuilt to sum only what it shows, the open totals' indexes led by ``resolved``; the
+worklist's filter choices get small indexes of their own.
 Downgrading drops the five columns and restores revision 0004's indexes.
 """
 
@@ -70,6 +71,14 @@ INDEXES = {
     "open_deadline": ("resolved", "deadline_rule", "deadline", "denied_amount", "expected_dollars"),
 }
 
+# The worklist's filter choices (queues, action paths, payers), each read from a small index
+# instead of a scan of every row.
+CHOICE_INDEXES = {
+    "ix_latest_scores_owner_queue": ("owner_queue",),
+    "ix_latest_scores_action_path": ("action_path",),
+    "ix_latest_scores_payers": ("payer_id", "payer_name"),
+}
+
 SCORE_RECORDS = sa.table(
     "score_records", sa.column("id", ROW_ID), sa.column("outputs", JSON_DOCUMENT)
 )
@@ -102,10 +111,14 @@ def upgrade() -> None:
         op.create_index(f"ix_latest_scores_totals_by_{name}", "latest_scores", list(columns))
     # Past it nothing can be worked: the worklist's "workable" filter reads this index.
     op.create_index("ix_latest_scores_last_deadline", "latest_scores", ["last_deadline"])
+    for name, columns in CHOICE_INDEXES.items():
+        op.create_index(name, "latest_scores", list(columns))
 
 
 def downgrade() -> None:
     """Restore revision 0004's indexes and drop the five columns."""
+    for name in CHOICE_INDEXES:
+        op.drop_index(name, table_name="latest_scores")
     op.drop_index("ix_latest_scores_last_deadline", table_name="latest_scores")
     for name in INDEXES:
         op.drop_index(f"ix_latest_scores_totals_by_{name}", table_name="latest_scores")
