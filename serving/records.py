@@ -275,7 +275,7 @@ class LatestScore(Base):
     # (serving.live.priority_sql); none of them changes with the day.
     expected_net_dollars: Mapped[float | None] = mapped_column(Float)
     effort_hours: Mapped[float | None] = mapped_column(Float)
-    last_deadline: Mapped[str | None] = mapped_column(String(10), index=True)
+    last_deadline: Mapped[str | None] = mapped_column(String(10))
     backlog_horizon_days: Mapped[int | None] = mapped_column(Integer)
     # A copy of "the latest recorded outcome resolves the denial" (DenialStatus.resolution),
     # written in the same commit, so the dashboard's open totals read one index.

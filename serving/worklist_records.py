@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import (
@@ -447,6 +447,14 @@ def _joined(query: Select[Any]) -> Select[Any]:
     return query.outerjoin(DenialStatus, DenialStatus.denial_id == LatestScore.denial_id)
 
 
+def _only_by_resolution(filters: WorklistFilters) -> bool:
+    """Whether nothing but resolved or not narrows the list (the default list): its count is
+    then answered by the index led by ``resolved`` alone. With any other filter, that index
+    would make SQLite fetch every open denial's row one by one to check it."""
+    others = replace(filters, status="any", search_claim_key=None)
+    return filters.status in ("unresolved", "resolved") and others == WorklistFilters(status="any")
+
+
 def _needs_status(filters: WorklistFilters, sort: str = "priority") -> bool:
     """Whether choosing or ordering the denials reads their status rows."""
     by_status = filters.status not in ("unresolved", "resolved", "any")
@@ -520,7 +528,8 @@ def worklist_page(
     limit: int = 50,
 ) -> tuple[list[WorklistEntry], int]:
     """One page of the worklist, sorted in the database, and how many denials match in all."""
-    total = session.scalar(_chosen([func.count()], filters, "priority", today, counting=True))
+    counting = _only_by_resolution(filters)
+    total = session.scalar(_chosen([func.count()], filters, "priority", today, counting=counting))
     ranked, labels = _ranked(filters, sort, descending, today)
     page = ranked.offset(offset).limit(limit).subquery("page")
     rows = session.execute(_rows_in_order(page, labels, descending, today)).all()

@@ -18,7 +18,7 @@ no effort hours keep them empty and the worklist falls back to their stored scor
 ``denial_status`` (kept in the same commit from now on), and the dashboard's covering indexes
 are rebuilt to sum only what it shows, the open totals' indexes led by ``resolved``; the
 worklist's filter choices get small indexes of their own.
-Downgrading drops the five columns and restores revision 0004's indexes.
+Downgrading drops the five columns and the new indexes and restores revision 0004's.
 """
 
 from __future__ import annotations
@@ -109,8 +109,6 @@ def upgrade() -> None:
         op.drop_index(f"ix_latest_scores_totals_by_{name}", table_name="latest_scores")
     for name, columns in INDEXES.items():
         op.create_index(f"ix_latest_scores_totals_by_{name}", "latest_scores", list(columns))
-    # Past it nothing can be worked: the worklist's "workable" filter reads this index.
-    op.create_index("ix_latest_scores_last_deadline", "latest_scores", ["last_deadline"])
     for name, columns in CHOICE_INDEXES.items():
         op.create_index(name, "latest_scores", list(columns))
 
@@ -119,7 +117,6 @@ def downgrade() -> None:
     """Restore revision 0004's indexes and drop the five columns."""
     for name in CHOICE_INDEXES:
         op.drop_index(name, table_name="latest_scores")
-    op.drop_index("ix_latest_scores_last_deadline", table_name="latest_scores")
     for name in INDEXES:
         op.drop_index(f"ix_latest_scores_totals_by_{name}", table_name="latest_scores")
     for name, columns in INDEXES_0004.items():
