@@ -36,6 +36,7 @@ TEXT_SIZE = math.ceil(PHONE_TEXT_PX * CHART_WIDTH / PHONE_CHART_PX)
 CHARACTER_WIDTH = 0.6 * TEXT_SIZE  # a wide average sans-serif character, for layout only
 LINE = TEXT_SIZE + 6
 PANEL_HEIGHT = 130
+PANEL_TITLE = LINE + 6  # the measure's name, clear of the top value on the axis below it
 MONTH_LABEL_DEPTH = 50  # the rotated YYYY-MM labels under the last panel
 MEASURE_NAMES = {"denials": "denials", "denied_dollars": "denied dollars"}
 # Series of these dimensions are identifiers with a plain label (features/labels.py); a
@@ -103,7 +104,7 @@ def monthly_volume_svg(
     for position, measure in enumerate(measures):
         last = position == len(measures) - 1
         parts += _stacked_panel(values[measure], series, months, measure, column, top, last)
-        top += LINE + PANEL_HEIGHT + (MONTH_LABEL_DEPTH if last else LINE)
+        top += PANEL_TITLE + PANEL_HEIGHT + (MONTH_LABEL_DEPTH if last else LINE)
     legend = [(series_label(column, name), _series_color(name, i)) for i, name in enumerate(series)]
     parts += _legend(legend, top + 6)
     return _svg(element_id, title, top + 6 + LINE * len(legend), parts)
@@ -150,7 +151,7 @@ def _stacked_panel(
     ticks = nice_ticks(max(stacks, default=0.0))
     written = _axis_dollars if measure == "denied_dollars" else _count
     left = max(CHARACTER_WIDTH * len(written(tick)) for tick in ticks) + 8
-    plot_top, plot_width = top + LINE, CHART_WIDTH - left - 4
+    plot_top, plot_width = top + PANEL_TITLE, CHART_WIDTH - left - 4
     scale = PANEL_HEIGHT / ticks[-1]
     parts = [_text(0, top + TEXT_SIZE, MEASURE_NAMES.get(measure, measure))]
     parts += _value_axis(ticks, written, left, plot_top, plot_width, scale)
