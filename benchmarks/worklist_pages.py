@@ -26,14 +26,16 @@ from typing import Any
 import numpy as np
 
 from features.contract import ROOT_CAUSES
+from features.mapping import WRITE_OFF_REVIEW
 from serving import pages, views
 from serving.database import make_engine, session_factory, upgrade_database
 from serving.repository import audit_record, record_scores, save_feedback, use_input_hash_key
+from training.priority import REFILE_PATHS, WORK_COST
 
 TODAY = dt.date(2026, 12, 5)
 BATCH = 2_000
 QUEUES = ("billing", "coding", "authorization", "eligibility", "triage")
-PATHS = ("appeal", "correct_and_resubmit", "verify_and_rebill", "write_off_review")
+ACTION_PATHS = tuple(path for path in WORK_COST if path != WRITE_OFF_REVIEW)
 
 
 def score_records(count: int, seed: int) -> Iterator[list[dict[str, Any]]]:
@@ -55,19 +57,13 @@ def _record(random: np.random.Generator, number: int) -> dict[str, Any]:
         "carc_codes": [f"CO-{random.choice((16, 18, 50, 97, 197, 29, 4, 22))}"],
         "denial_date": denial_date,
     }
+    action_path = str(random.choice(ACTION_PATHS))
     outputs = {
         "root_cause": {"category": str(random.choice(ROOT_CAUSES)), "probability": 0.7},
         "recovery": {"probability": recovery, "expected_recovered_dollars": recovery * amount},
         "preventable": {"probability": float(random.uniform()), "prevention_owner": "front_desk"},
-        "priority": {
-            "score": recovery * amount,
-            "deadline": (denial_date + dt.timedelta(days=int(random.integers(30, 365)))),
-            "deadline_rule": str(random.choice(("commercial.appeal", "medicare.timely_filing"))),
-        },
-        "routing": {
-            "owner_queue": str(random.choice(QUEUES)),
-            "action_path": str(random.choice(PATHS)),
-        },
+        "priority": _priority(random, denial_date, action_path, recovery * amount),
+        "routing": {"owner_queue": str(random.choice(QUEUES)), "action_path": action_path},
         "requires_human_review": bool(random.uniform() < 0.25),
         "review_reasons": [],
     }
@@ -81,6 +77,33 @@ def _record(random: np.random.Generator, number: int) -> dict[str, Any]:
         explanation={"root_cause": {"reasons": []}},
         scored_at=dt.datetime(2026, 12, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=number),
     )
+
+
+def _priority(
+    random: np.random.Generator, denial_date: dt.date, action_path: str, expected: float
+) -> dict[str, Any]:
+    """The priority's parts as scoring stores them, counted on the denial date: filing and
+    appeal windows of 30 to 365 days, so some denials are past every deadline by ``TODAY``."""
+    filing, appeal = (
+        denial_date + dt.timedelta(days=int(random.integers(30, 365))) for _ in range(2)
+    )
+    cost, hours = WORK_COST[action_path]
+    net = round(expected - cost, 2)
+    return {
+        "score": round(net / hours, 4),
+        "expected_recovered_dollars": round(expected, 2),
+        "cost_to_work": cost,
+        "effort_hours": hours,
+        "expected_net_dollars": net,
+        "urgency": 0.0,
+        "deadline": filing if action_path in REFILE_PATHS else appeal,
+        "deadline_rule": str(random.choice(("commercial.appeal", "medicare.timely_filing"))),
+        "last_deadline": max(filing, appeal),
+        "backlog_horizon_days": int(random.choice((14, 30, 45))),
+        "workable": True,
+        "counted_from": denial_date,
+        "days_to_deadline": 0,
+    }
 
 
 def fill(url: str, denials: int, seed: int) -> float:
@@ -124,10 +147,6 @@ def measurements(url: str) -> dict[str, Callable[[], object]]:
         with sessions() as session:
             return rendered("dashboard.html", views.dashboard(session, TODAY))
 
-    def dashboard_drawing_its_charts() -> str:
-        views._drawn_charts.clear()  # as after a new score changed every chart's totals
-        return dashboard()
-
     def worklist(**params: str) -> Callable[[], str]:
         def page() -> str:
             with sessions() as session:
@@ -142,9 +161,10 @@ def measurements(url: str) -> dict[str, Callable[[], object]]:
 
     query = views.worklist_query({"owner_queue": "billing"})
     return {
-        "dashboard (charts unchanged since the last view)": dashboard,
-        "dashboard, every chart drawn anew": dashboard_drawing_its_charts,
-        "worklist, default (priority)": worklist(),
+        "dashboard (every chart drawn)": dashboard,
+        "worklist, default (priority counted today)": worklist(),
+        "worklist, workable only": worklist(workable="true"),
+        "worklist, past every deadline (write-off review)": worklist(workable="false"),
         "worklist, by expected dollars ascending": worklist(sort="expected_dollars", order="asc"),
         "worklist, page 100 by deadline": worklist(sort="deadline", page="100"),
         "worklist, one queue, status in progress": worklist(

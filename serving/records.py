@@ -32,6 +32,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -202,13 +203,28 @@ class Feedback(Base):
 # Where a denial stands on the worklist. "resolved" is never stored: an outcome recorded through
 # feedback (anything but "open") resolves a denial, so the two can never disagree.
 WORKED_STATUSES = ("open", "in_progress")
-# What the dashboard sums per group; its covering indexes end with these columns.
-DASHBOARD_MEASURES = (
-    "denied_amount",
-    "expected_dollars",
-    "preventable_probability",
-    "requires_review",
-)
+# The dashboard's covering indexes: per total, the columns it groups by (led by "resolved"
+# where it counts open denials only, so the scan seeks them) and then the measures it sums.
+DASHBOARD_INDEXES: dict[str, tuple[str, ...]] = {
+    "cause": (
+        "denial_month",
+        "root_cause",
+        "prevention_owner",
+        "denied_amount",
+        "expected_dollars",
+        "preventable_probability",
+    ),
+    "payer": ("denial_month", "payer_id", "payer_name", "denied_amount", "expected_dollars"),
+    "code": ("denial_month", "primary_code", "denied_amount", "expected_dollars"),
+    "open_age": ("resolved", "denial_date", "denied_amount", "expected_dollars"),
+    "open_deadline": (
+        "resolved",
+        "deadline_rule",
+        "deadline",
+        "denied_amount",
+        "expected_dollars",
+    ),
+}
 
 
 class LatestScore(Base):
@@ -223,17 +239,14 @@ class LatestScore(Base):
 
     __tablename__ = "latest_scores"
     # Covering indexes of the dashboard's totals: each GROUP BY reads one index in order,
-    # never the table and never a sort (1 s to about 0.2 s at 100,000 denials on SQLite).
-    __table_args__ = tuple(
-        Index(f"ix_latest_scores_totals_by_{name}", *columns, *DASHBOARD_MEASURES)
-        for name, columns in {
-            "cause": ("denial_month", "root_cause"),
-            "payer": ("denial_month", "payer_id", "payer_name"),
-            "code": ("denial_month", "primary_code"),
-            "prevention": ("prevention_owner",),
-            "age": ("denial_date",),
-            "deadline": ("deadline_rule", "deadline"),
-        }.items()
+    # never the table and never a sort, and sums only what the dashboard shows.
+    __table_args__ = (
+        *(
+            Index(f"ix_latest_scores_totals_by_{name}", *columns)
+            for name, columns in DASHBOARD_INDEXES.items()
+        ),
+        # The worklist's filter choices: each list of values read from a small index.
+        Index("ix_latest_scores_payers", "payer_id", "payer_name"),
     )
 
     denial_id: Mapped[str] = mapped_column(String(TEXT_MAXIMUM), primary_key=True)
@@ -255,9 +268,18 @@ class LatestScore(Base):
     priority: Mapped[float | None] = mapped_column(Float, index=True)
     deadline: Mapped[str | None] = mapped_column(String(10), index=True)
     deadline_rule: Mapped[str | None] = mapped_column(String(100))
-    owner_queue: Mapped[str | None] = mapped_column(String(64))
-    action_path: Mapped[str | None] = mapped_column(String(64))
+    owner_queue: Mapped[str | None] = mapped_column(String(64), index=True)
+    action_path: Mapped[str | None] = mapped_column(String(64), index=True)
     requires_review: Mapped[bool | None] = mapped_column(Boolean)
+    # The parts the priority is recounted from on the day the worklist is read
+    # (serving.live.priority_sql); none of them changes with the day.
+    expected_net_dollars: Mapped[float | None] = mapped_column(Float)
+    effort_hours: Mapped[float | None] = mapped_column(Float)
+    last_deadline: Mapped[str | None] = mapped_column(String(10))
+    backlog_horizon_days: Mapped[int | None] = mapped_column(Integer)
+    # A copy of "the latest recorded outcome resolves the denial" (DenialStatus.resolution),
+    # written in the same commit, so the dashboard's open totals read one index.
+    resolved: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class DenialStatus(Base):

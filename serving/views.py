@@ -10,13 +10,11 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode
 
-import pandas as pd
 from markupsafe import Markup
 from sqlalchemy.orm import Session
 
@@ -51,8 +49,9 @@ TASK_TITLES = {
 
 
 def inline_svg(svg: str) -> Markup:
-    """A chart to put in a page as it is. Only for SVG drawn by matplotlib, which escapes
-    every text it writes, so data shown in a chart cannot become markup."""
+    """A chart to put in a page as it is. Only for SVG drawn by :mod:`serving.charts` or
+    :mod:`serving.svg` (matplotlib), which escape every text they write, so data shown in a
+    chart cannot become markup."""
     return Markup(svg)
 
 
@@ -63,6 +62,10 @@ SORT_NAMES = tuple(SORTS)
 # A column sorts largest, latest or most first when clicked, except names and deadlines.
 ASCENDING_FIRST = frozenset({"deadline", "root_cause", "payer", "denial_id", "owner_queue"})
 ASSIGN_ACTIONS = ("assign", "unassign", "in_progress", "open")
+# The workable filter in the query string: "true" only denials that can still be worked,
+# "false" only those past every deadline (write-off review), none (the default) both.
+WORKABLE_FILTERS: dict[str, bool | None] = {"": None, "true": True, "false": False}
+WORKABLE_CHOICES_BY_VALUE = {True: "true", False: "false"}
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,7 @@ class WorklistQuery:
             "root_cause": filters.root_cause,
             "action_path": filters.action_path,
             "due_within": filters.due_within_days,
+            "workable": WORKABLE_CHOICES_BY_VALUE.get(filters.workable),
             "sort": self.sort if self.sort != "priority" else None,
             "order": None if self.descending == (self.sort not in ASCENDING_FIRST) else self.order,
             "size": self.size if self.size != DEFAULT_PAGE_SIZE else None,
@@ -129,6 +133,9 @@ def worklist_query(params: Mapping[str, str]) -> WorklistQuery:
         status=_choice(params, "status", STATUS_FILTERS, "unresolved", problems),
         assignee=_text(params, "assignee", problems),
         search=_text(params, "q", problems),
+        workable=WORKABLE_FILTERS[
+            _choice(params, "workable", tuple(WORKABLE_FILTERS), "", problems)
+        ],
     )
     sort = _choice(params, "sort", SORT_NAMES, "priority", problems)
     default_order = "asc" if sort in ASCENDING_FIRST else "desc"
@@ -264,6 +271,7 @@ EXPORT_COLUMNS = (
     "status",
     "assignee",
     "priority",
+    "workable",
     "expected_dollars",
     "denied_amount",
     "payer_id",
@@ -530,29 +538,38 @@ def deadline_kind(rule: str | None) -> str:
 
 
 def _summed(totals: list[dict[str, Any]], by: str) -> list[dict[str, Any]]:
-    """Totals re-added by one key, largest volume first."""
-    frame = pd.DataFrame(totals)
-    if frame.empty:
-        return []
-    measures = ["denials", "denied_dollars", "expected_dollars", "preventable", "needs_review"]
-    summed = frame.groupby(by, dropna=False)[measures].sum().reset_index()
-    summed[by] = summed[by].fillna("unknown")
-    return summed.sort_values("denials", ascending=False).to_dict("records")
+    """Totals re-added by one key (none as "unknown"), largest volume first."""
+    sums: dict[Any, dict[str, Any]] = {}
+    for row in totals:
+        key = "unknown" if row[by] is None else row[by]
+        measures = [name for name in worklist_records.MEASURES if name in row]
+        added = sums.setdefault(key, {by: key, **dict.fromkeys(measures, 0)})
+        for name in measures:
+            added[name] += row[name] or 0
+    return sorted(sums.values(), key=lambda row: (-row["denials"], str(row[by])))
 
 
 def _deadline_table(totals: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Open denials by kind of governing deadline (appeal or filing) and window, every window
     of each kind shown, empty ones as zero."""
-    rows = [{**row, "kind": deadline_kind(row["deadline_rule"])} for row in totals]
-    frame = pd.DataFrame(rows)
-    if frame.empty:
-        return []
-    measures = ["denials", "denied_dollars", "expected_dollars"]
-    summed = frame.groupby(["kind", "deadline_window"])[measures].sum()
-    windows = [w for w in WINDOW_ORDER if w != "unknown" or w in summed.index.unique(1)]
-    every = pd.MultiIndex.from_product([sorted(summed.index.unique(0)), windows])
-    table = summed.reindex(every, fill_value=0).rename_axis(["kind", "deadline_window"])
-    return table.reset_index().to_dict("records")
+    measures = ("denials", "denied_dollars", "expected_dollars")
+    sums: dict[tuple[str, str], dict[str, float]] = {}
+    for row in totals:
+        key = (deadline_kind(row["deadline_rule"]), row["deadline_window"])
+        added = sums.setdefault(key, dict.fromkeys(measures, 0))
+        for name in measures:
+            added[name] += row[name] or 0
+    found_windows = {window for _, window in sums}
+    windows = [w for w in WINDOW_ORDER if w != "unknown" or w in found_windows]
+    return [
+        {
+            "kind": kind,
+            "deadline_window": window,
+            **sums.get((kind, window), dict.fromkeys(measures, 0)),
+        }
+        for kind in sorted({kind for kind, _ in sums})
+        for window in windows
+    ]
 
 
 def _every_bucket(totals: list[dict[str, Any]], key: str, order: Sequence[str]) -> list[dict]:
@@ -575,32 +592,44 @@ def _upcoming(windows: list[dict[str, Any]], *names: str) -> dict[str, float]:
     }
 
 
-def _added(rows: list[dict[str, Any]]) -> dict[str, float]:
-    """The measures of ``rows`` added up."""
-    return {name: sum(row[name] for row in rows) for name in worklist_records.MEASURES}
+def _added(rows: list[dict[str, Any]], measures: Sequence[str]) -> dict[str, float]:
+    """The ``measures`` of ``rows`` added up."""
+    return {name: sum(row[name] for row in rows) for name in measures}
+
+
+# What the dashboard shows of each total: a volume's table has no use for review flags, and
+# every measure left out is a sum fewer over every denial.
+SHOWN = ("denials", "denied_dollars", "expected_dollars")
 
 
 def dashboard(session: Session, today: dt.date) -> dict[str, Any]:
-    """The leaders' dashboard: volumes, dollars, aging, deadlines, prevention and outcomes."""
+    """The leaders' dashboard: volumes, dollars, aging, deadlines, prevention and outcomes.
+
+    Five scans of covering indexes: causes with their prevention owners (which also give the
+    prevention totals and the overall ones), payers, codes, and the open denials' ages and
+    deadlines (whose ages also give the open totals)."""
     totals = worklist_records.latest_totals
-    by_age = totals(session, ["age"], today=today, open_only=True)
-    by_owner = totals(session, ["prevention_owner"], today=today)
-    # Every denial has one age and one prevention owner (or none, grouped as such), so their
-    # groups add up to the totals: two scans fewer.
-    overall, open_overall = _added(by_owner), _added(by_age)
-    by_cause = totals(session, ["month", "root_cause"], today=today)
-    by_payer = totals(session, ["month", "payer"], today=today)
+    by_cause = totals(
+        session,
+        ["month", "root_cause", "prevention_owner"],
+        today=today,
+        measures=(*SHOWN, "preventable"),
+    )
+    by_payer = totals(session, ["month", "payer"], today=today, measures=SHOWN)
     by_code = [
         {**row, "code_family": code_family(row["primary_code"])}
-        for row in totals(session, ["month", "primary_code"], today=today)
+        for row in totals(session, ["month", "primary_code"], today=today, measures=SHOWN)
     ]
-    windows = totals(session, ["deadline_rule", "deadline_window"], today=today, open_only=True)
+    by_age = totals(session, ["age"], today=today, open_only=True, measures=SHOWN)
+    windows = totals(
+        session, ["deadline_rule", "deadline_window"], today=today, open_only=True, measures=SHOWN
+    )
     aging = _every_bucket(by_age, "age", AGE_ORDER)
-    prevention = _summed(by_owner, "prevention_owner")
+    prevention = _summed(by_cause, "prevention_owner")
     return {
         "today": today,
-        "overall": overall,
-        "open": open_overall,
+        "overall": _added(by_cause, SHOWN),
+        "open": _added(by_age, SHOWN),
         "due_7": _upcoming(windows, "within 7 days"),
         "due_30": _upcoming(windows, "within 7 days", "in 8-30 days"),
         "passed": _upcoming(windows, "passed"),
@@ -610,11 +639,18 @@ def dashboard(session: Session, today: dt.date) -> dict[str, Any]:
             "code_family": _volume(by_code, "code_family", "Denials by code family and month"),
         },
         "aging": aging,
-        "aging_chart": _bars(aging, "age", "denied_dollars", "aging", "Open denied dollars by age"),
+        "aging_chart": _bars(
+            aging, "age", "denied_dollars", "aging", "Open denied dollars by age", None
+        ),
         "deadlines": _deadline_table(windows),
         "prevention": prevention,
         "prevention_chart": _bars(
-            prevention, "prevention_owner", "preventable", "prevention", "Expected preventable"
+            prevention,
+            "prevention_owner",
+            "preventable",
+            "prevention",
+            "Expected preventable",
+            "prevention_owner",
         ),
         "outcomes": repository.outcome_totals(session),
         "reviews": repository.root_cause_reviews(session),
@@ -626,32 +662,16 @@ def _volume(rows: list[dict[str, Any]], key: str, title: str) -> dict[str, Any]:
     return {
         "title": title,
         "key": key,
-        "chart": inline_svg(drawn(charts.monthly_volume_svg, rows, key, element_id, title)),
+        "chart": inline_svg(charts.monthly_volume_svg(rows, key, element_id, title)),
         "table": _summed(rows, key),
     }
 
 
-def _bars(rows: list[dict[str, Any]], key: str, value: str, name: str, title: str) -> Markup:
-    labels = [str(row[key]) for row in rows]
+def _bars(
+    rows: list[dict[str, Any]], key: str, value: str, name: str, title: str, kind: str | None
+) -> Markup:
+    """A bar per row, labelled in plain words (``kind`` of :func:`plain_label`, or as is)."""
+    labels = [plain_label(kind, row[key]) if kind else str(row[key]) for row in rows]
     values = [float(row[value] or 0) for row in rows]
     unit = "dollars" if value.endswith("dollars") else "denials"
-    return inline_svg(drawn(charts.bars_svg, labels, values, f"bars-{name}", title, unit))
-
-
-# Drawing a chart costs matplotlib tens to hundreds of milliseconds whatever the number of
-# denials behind it, so the dashboard keeps the last charts it drew: a chart is drawn again
-# only when the totals it shows changed (a new score or outcome), not on every view.
-CHARTS_KEPT = 64
-_drawn_charts: OrderedDict[str, str] = OrderedDict()
-
-
-def drawn(draw: Callable[..., str], *arguments: Any) -> str:
-    """``draw(*arguments)``, from the kept charts when the same chart was drawn before."""
-    key = draw.__name__ + repository.canonical_hash(arguments)
-    if key in _drawn_charts:
-        _drawn_charts.move_to_end(key)
-        return _drawn_charts[key]
-    svg = _drawn_charts[key] = draw(*arguments)
-    while len(_drawn_charts) > CHARTS_KEPT:
-        _drawn_charts.popitem(last=False)
-    return svg
+    return inline_svg(charts.bars_svg(labels, values, f"bars-{name}", title, unit))

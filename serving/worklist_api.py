@@ -64,7 +64,15 @@ class WorklistItem(BaseModel):
     denial_id: str
     status: Literal[STATUSES]  # type: ignore[valid-type]
     assignee: str | None
-    priority: float | None
+    priority: float | None = Field(
+        description="Expected net dollars per effort hour x (1 + 0.5 x urgency), counted on "
+        "as_of; the write-off review's cost per hour (below any workable denial) once past "
+        "every deadline."
+    )
+    workable: bool = Field(
+        description="False once past every deadline (as_of after the last one): nothing can "
+        "be worked, the denial is for write-off review and sorts after every workable one."
+    )
     expected_dollars: float | None
     denied_amount: float | None
     payer_id: str | None
@@ -140,12 +148,20 @@ async def worklist(
     q: Annotated[
         str | None, Query(max_length=200, pattern=NO_NUL, description="denial or claim id")
     ] = None,
+    workable: Annotated[
+        bool | None,
+        Query(
+            description="true: only denials a deadline still allows to work; false: only "
+            "those past every deadline, for write-off review; unset: both."
+        ),
+    ] = None,
     sort: Annotated[Literal[tuple(SORTS)], Query()] = "priority",  # type: ignore[valid-type]
     order: Literal["asc", "desc"] = "desc",
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
 ) -> WorklistPage:
-    """The worklist, filtered and sorted in the database: open or in progress by default."""
+    """The worklist, filtered and sorted in the database: open or in progress by default; by
+    priority counted today (as_of), denials past every deadline last."""
     filters = WorklistFilters(
         owner_queue=queue,
         payer_id=payer_id,
@@ -153,6 +169,7 @@ async def worklist(
         assignee=assignee,
         search=q,
         search_claim_key=repository.claim_key(q) if q else None,
+        workable=workable,
     )
     as_of = dt.datetime.now(dt.UTC).date()
 

@@ -12,8 +12,8 @@ reviewer set ("open" or "in progress"), else "open".
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import (
@@ -27,10 +27,13 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
+from features.mapping import DEFAULT_BACKLOG_HORIZON_DAYS
+from serving import live
 from serving.records import (
     WORKED_STATUSES,
     ApiKey,
@@ -114,6 +117,27 @@ def latest_values() -> dict[str, ColumnElement[Any]]:
         "owner_queue": _output("routing", "owner_queue").as_string(),
         "action_path": _output("routing", "action_path").as_string(),
         "requires_review": _output("requires_human_review").as_boolean(),
+        **priority_parts(),
+    }
+
+
+def priority_parts() -> dict[str, ColumnElement[Any]]:
+    """The stored parts :func:`serving.live.priority_sql` recounts the priority from, older
+    records' missing parts filled in as :func:`serving.live.priorities_on` fills them."""
+    governing = func.substr(_output("priority", "deadline").as_string(), 1, 10)
+    return {
+        "expected_net_dollars": func.coalesce(
+            _output("priority", "expected_net_dollars").as_float(),
+            _output("priority", "expected_recovered_dollars").as_float()
+            - _output("priority", "cost_to_work").as_float(),
+        ),
+        "effort_hours": _output("priority", "effort_hours").as_float(),
+        "last_deadline": func.coalesce(
+            func.substr(_output("priority", "last_deadline").as_string(), 1, 10), governing
+        ),
+        "backlog_horizon_days": func.coalesce(
+            _output("priority", "backlog_horizon_days").as_integer(), DEFAULT_BACKLOG_HORIZON_DAYS
+        ),
     }
 
 
@@ -158,8 +182,9 @@ def keep_latest(session: Session, record_ids: Sequence[str]) -> None:
 
 def note_outcome(session: Session, denial_id: str, resolution: str, caller: str) -> None:
     """Keep a denial's latest recorded resolution beside its status, so the worklist reads
-    whether it is resolved without ranking its feedback. Called as the feedback is stored, in
-    the same commit; does not commit.
+    whether it is resolved without ranking its feedback, and mark its latest score resolved
+    or not for the dashboard's open totals. Called as the feedback is stored, in the same
+    commit; does not commit.
 
     An upsert, so two outcomes of one denial stored at once cannot collide on its row; and
     without flushing the pending feedback, whose duplicate key the caller handles at commit.
@@ -173,8 +198,11 @@ def note_outcome(session: Session, denial_id: str, resolution: str, caller: str)
         index_elements=[table.c.denial_id],
         set_={"resolution": resolution, "updated_at": now, "updated_by": caller},
     )
+    latest = LatestScore.__table__
+    resolves = update(latest).where(latest.c.denial_id == denial_id)
     with session.no_autoflush:
         session.execute(statement)
+        session.execute(resolves.values(resolved=resolution != "open"))
 
 
 def _insert(session: Session) -> Any:
@@ -293,34 +321,51 @@ class WorklistFilters:
     assignee: str | None = None  # a key name, or UNASSIGNED
     search: str | None = None
     search_claim_key: str | None = None
+    # True: only denials that can still be worked today; False: only those past every
+    # deadline, for write-off review; None: both, the workable first.
+    workable: bool | None = None
 
 
 # Resolved: the latest recorded outcome ends the denial (anything but "open").
 is_resolved = and_(DenialStatus.resolution.is_not(None), DenialStatus.resolution != "open")
 # A denial's status as the worklist shows it (see the module's docstring).
 status_column = case((is_resolved, "resolved"), else_=func.coalesce(DenialStatus.status, "open"))
-# What the worklist sorts by: the column's name in the query string -> its expression.
-SORTS: dict[str, ColumnElement[Any]] = {
-    "priority": LatestScore.priority,
-    "expected_dollars": LatestScore.expected_dollars,
-    "denied_amount": LatestScore.denied_amount,
-    "deadline": LatestScore.deadline,
-    "recovery": LatestScore.recovery_probability,
-    "root_cause": LatestScore.root_cause,
-    "payer": func.coalesce(LatestScore.payer_name, LatestScore.payer_id),
-    "denial_id": LatestScore.denial_id,
-    "owner_queue": LatestScore.owner_queue,
-    "assignee": DenialStatus.assignee,
-    "status": status_column,
+
+
+def _stored(column: ColumnElement[Any]) -> Callable[[dt.date], tuple[ColumnElement[Any], ...]]:
+    return lambda today: (column,)
+
+
+def _by_live_priority(today: dt.date) -> tuple[ColumnElement[Any], ...]:
+    """Workable denials before those past every deadline, then the priority counted today."""
+    return live.workable_sql(today), live.priority_sql(today)
+
+
+# What the worklist sorts by: the column's name in the query string -> its expressions on the
+# day the list is read (only the priority changes with the day).
+SORTS: dict[str, Callable[[dt.date], tuple[ColumnElement[Any], ...]]] = {
+    "priority": _by_live_priority,
+    "expected_dollars": _stored(LatestScore.expected_dollars),
+    "denied_amount": _stored(LatestScore.denied_amount),
+    "deadline": _stored(LatestScore.deadline),
+    "recovery": _stored(LatestScore.recovery_probability),
+    "root_cause": _stored(LatestScore.root_cause),
+    "payer": _stored(func.coalesce(LatestScore.payer_name, LatestScore.payer_id)),
+    "denial_id": _stored(LatestScore.denial_id),
+    "owner_queue": _stored(LatestScore.owner_queue),
+    "assignee": _stored(DenialStatus.assignee),
+    "status": _stored(status_column),
 }
 
 
 @dataclass(frozen=True)
 class WorklistEntry:
-    """One denial on the worklist: its latest score's columns, status and assignee."""
+    """One denial on the worklist: its latest score's columns, status and assignee; priority,
+    days to deadline and workability counted on the day the list is read."""
 
     denial_id: str
     priority: float | None
+    workable: bool
     expected_dollars: float | None
     denied_amount: float | None
     payer_id: str | None
@@ -347,7 +392,19 @@ def _date(text: str | None) -> dt.date | None:
     return dt.date.fromisoformat(text) if text else None
 
 
-def _conditions(filters: WorklistFilters, today: dt.date) -> list[ColumnElement[bool]]:
+def _resolved(*, from_index: bool) -> ColumnElement[bool]:
+    """Whether the latest score is resolved. A count reads it from the dashboard's index led
+    by ``resolved``; a sorted list reads most of every row anyway, and through that index
+    SQLite would fetch each row on its own (without statistics it takes "resolved = false" to
+    be selective), so the list compares a value the index cannot answer and scans the table."""
+    if from_index:
+        return LatestScore.resolved
+    return func.coalesce(LatestScore.resolved, False)
+
+
+def _conditions(
+    filters: WorklistFilters, today: dt.date, *, counting: bool = False
+) -> list[ColumnElement[bool]]:
     equal_to = {
         LatestScore.owner_queue: filters.owner_queue,
         LatestScore.payer_id: filters.payer_id,
@@ -358,8 +415,12 @@ def _conditions(filters: WorklistFilters, today: dt.date) -> list[ColumnElement[
     if filters.due_within_days is not None:
         last_day = today + dt.timedelta(days=filters.due_within_days)
         conditions.append(LatestScore.deadline.between(today.isoformat(), last_day.isoformat()))
+    # Resolved or not is kept on the latest score too (note_outcome), so the default list
+    # and its count need not look up every denial's status.
     if filters.status == "unresolved":
-        conditions.append(or_(DenialStatus.denial_id.is_(None), ~is_resolved))
+        conditions.append(_resolved(from_index=counting).is_(False))
+    elif filters.status == "resolved":
+        conditions.append(_resolved(from_index=counting).is_(True))
     elif filters.status != "any":
         conditions.append(status_column == filters.status)
     if filters.assignee == UNASSIGNED:
@@ -368,6 +429,9 @@ def _conditions(filters: WorklistFilters, today: dt.date) -> list[ColumnElement[
         conditions.append(DenialStatus.assignee == filters.assignee)
     if filters.search:
         conditions.append(_search(filters))
+    if filters.workable is not None:
+        workable = live.workable_sql(today)
+        conditions.append(workable if filters.workable else ~workable)
     return conditions
 
 
@@ -383,19 +447,74 @@ def _joined(query: Select[Any]) -> Select[Any]:
     return query.outerjoin(DenialStatus, DenialStatus.denial_id == LatestScore.denial_id)
 
 
-def _ordered(query: Select[Any], sort: str, descending: bool) -> Select[Any]:
-    column = SORTS[sort]
-    order = column.desc() if descending else column.asc()
-    return query.order_by(order.nulls_last(), LatestScore.denial_id)
+def _only_by_resolution(filters: WorklistFilters) -> bool:
+    """Whether nothing but resolved or not narrows the list (the default list): its count is
+    then answered by the index led by ``resolved`` alone. With any other filter, that index
+    would make SQLite fetch every open denial's row one by one to check it."""
+    others = replace(filters, status="any", search_claim_key=None)
+    return filters.status in ("unresolved", "resolved") and others == WorklistFilters(status="any")
 
 
-def _rows(conditions: Sequence[ColumnElement[bool]]) -> Select[Any]:
-    """The worklist's rows: latest score, status, assignee and the score's review reasons (a
-    list inside the audit record's JSON, so read from there, not copied)."""
-    reasons = ScoreRecord.outputs["review_reasons"].label("review_reasons")
-    query = select(LatestScore, status_column, DenialStatus.assignee, reasons)
-    query = _joined(query).join(ScoreRecord, ScoreRecord.id == LatestScore.score_id)
-    return query.where(*conditions)
+def _needs_status(filters: WorklistFilters, sort: str = "priority") -> bool:
+    """Whether choosing or ordering the denials reads their status rows."""
+    by_status = filters.status not in ("unresolved", "resolved", "any")
+    return by_status or filters.assignee is not None or sort in ("status", "assignee")
+
+
+def _chosen(
+    columns: Sequence[ColumnElement[Any]],
+    filters: WorklistFilters,
+    sort: str,
+    today: dt.date,
+    *,
+    counting: bool = False,
+) -> Select[Any]:
+    """``columns`` of the denials the filters choose, joined to their status when needed."""
+    query = select(*columns).select_from(LatestScore)
+    if _needs_status(filters, sort):
+        query = _joined(query)
+    return query.where(*_conditions(filters, today, counting=counting))
+
+
+def _ranked(
+    filters: WorklistFilters, sort: str, descending: bool, today: dt.date
+) -> tuple[Select[Any], list[str]]:
+    """The chosen denials' ids and sort keys in order: sorted narrow, so the database never
+    carries whole rows through the sort; and the keys' labels, to keep the order outside."""
+    keys = [key.label(f"sort_key_{i}") for i, key in enumerate(SORTS[sort](today))]
+    query = _chosen([LatestScore.denial_id, *keys], filters, sort, today)
+    ordered = [key.desc() if descending else key.asc() for key in keys]
+    query = query.order_by(*(key.nulls_last() for key in ordered), LatestScore.denial_id)
+    return query, [key.name for key in keys]
+
+
+def _rows_in_order(ranked: Any, labels: list[str], descending: bool, today: dt.date) -> Select[Any]:
+    """The worklist's rows for the ranked ids, in their order: latest score, its priority
+    and workability counted ``today``, status and assignee."""
+    keys = [ranked.c[label] for label in labels]
+    ordered = [key.desc() if descending else key.asc() for key in keys]
+    query = select(
+        LatestScore,
+        live.priority_sql(today).label("live_priority"),
+        live.workable_sql(today).label("workable"),
+        status_column,
+        DenialStatus.assignee,
+    ).join(ranked, ranked.c.denial_id == LatestScore.denial_id)
+    order = [*(key.nulls_last() for key in ordered), LatestScore.denial_id]
+    return _joined(query).order_by(*order)
+
+
+def _review_reasons(session: Session, score_ids: Sequence[int]) -> dict[int, list[str]]:
+    """Each score's review reasons, a list inside its audit record's JSON, so read from there
+    for the rows shown only, never for every row sorted."""
+    reasons = ScoreRecord.outputs["review_reasons"]
+    query = select(ScoreRecord.id, reasons).where(ScoreRecord.id.in_(score_ids))
+    return {score_id: listed or [] for score_id, listed in session.execute(query)}
+
+
+def _entries(session: Session, rows: Sequence[Any], today: dt.date) -> list[WorklistEntry]:
+    reasons = _review_reasons(session, [row[0].score_id for row in rows])
+    return [_entry(*row, reasons.get(row[0].score_id), today) for row in rows]
 
 
 def worklist_page(
@@ -409,12 +528,12 @@ def worklist_page(
     limit: int = 50,
 ) -> tuple[list[WorklistEntry], int]:
     """One page of the worklist, sorted in the database, and how many denials match in all."""
-    conditions = _conditions(filters, today)
-    total = session.scalar(
-        _joined(select(func.count()).select_from(LatestScore)).where(*conditions)
-    )
-    query = _ordered(_rows(conditions), sort, descending).offset(offset).limit(limit)
-    return [_entry(*row, today) for row in session.execute(query)], total or 0
+    counting = _only_by_resolution(filters)
+    total = session.scalar(_chosen([func.count()], filters, "priority", today, counting=counting))
+    ranked, labels = _ranked(filters, sort, descending, today)
+    page = ranked.offset(offset).limit(limit).subquery("page")
+    rows = session.execute(_rows_in_order(page, labels, descending, today)).all()
+    return _entries(session, rows, today), total or 0
 
 
 def worklist_export(
@@ -426,19 +545,23 @@ def worklist_export(
     descending: bool = True,
 ) -> Iterator[WorklistEntry]:
     """Every denial of the filtered worklist in its order, streamed from one query."""
-    query = _ordered(_rows(_conditions(filters, today)), sort, descending)
-    for row in session.execute(query.execution_options(yield_per=CHUNK)):
-        yield _entry(*row, today)
+    ranked, labels = _ranked(filters, sort, descending, today)
+    query = _rows_in_order(ranked.subquery("chosen"), labels, descending, today)
+    for rows in session.execute(query.execution_options(yield_per=CHUNK)).partitions():
+        yield from _entries(session, rows, today)
 
 
 def worklist_entry(session: Session, denial_id: str, today: dt.date) -> WorklistEntry | None:
     """One scored denial as the worklist shows it, whatever its status; None if never scored."""
-    row = session.execute(_rows([LatestScore.denial_id == denial_id])).one_or_none()
-    return None if row is None else _entry(*row, today)
+    chosen = select(LatestScore.denial_id).where(LatestScore.denial_id == denial_id)
+    rows = session.execute(_rows_in_order(chosen.subquery("one"), [], True, today)).all()
+    return _entries(session, rows, today)[0] if rows else None
 
 
 def _entry(
     latest: LatestScore,
+    priority: float | None,
+    workable: bool | None,
     status: str,
     assignee: str | None,
     review_reasons: Sequence[str] | None,
@@ -447,7 +570,8 @@ def _entry(
     deadline = _date(latest.deadline)
     return WorklistEntry(
         denial_id=latest.denial_id,
-        priority=latest.priority,
+        priority=priority,
+        workable=workable is not False,
         expected_dollars=latest.expected_dollars,
         denied_amount=latest.denied_amount,
         payer_id=latest.payer_id,
@@ -494,10 +618,10 @@ def worklist_choices(session: Session) -> dict[str, list[Any]]:
 # ---------------------------------------------------------------------------- dashboard
 #
 # Each total is one GROUP BY that SQLite answers from a covering index of LatestScore (see
-# serving.records), in index order, without sorting or reading the table. Buckets that depend
-# on today (age, deadline window) are grouped by the raw date and bucketed here, so their
-# indexes serve every day. Open totals are all totals less the resolved denials' totals,
-# summed from the few resolved rows rather than by joining every denial to its status.
+# serving.records.DASHBOARD_INDEXES), in index order, without sorting or reading the table,
+# summing only the measures asked for. Buckets that depend on today (age, deadline window) are
+# grouped by the raw date and bucketed here, so their indexes serve every day. Open totals
+# read the open denials' part of an index led by ``resolved``.
 
 MEASURES = ("denials", "denied_dollars", "expected_dollars", "preventable", "needs_review")
 # What the dashboard groups by: the stored columns each dimension is made from.
@@ -516,55 +640,48 @@ DIMENSION_COLUMNS: dict[str, tuple[ColumnElement[Any], ...]] = {
 }
 
 
-def _measures() -> list[ColumnElement[Any]]:
+def _measure_columns() -> dict[str, ColumnElement[Any]]:
     review = case((LatestScore.requires_review.is_(True), 1), else_=0)
-    return [
-        func.count().label("denials"),
-        func.coalesce(func.sum(LatestScore.denied_amount), 0.0).label("denied_dollars"),
-        func.coalesce(func.sum(LatestScore.expected_dollars), 0.0).label("expected_dollars"),
-        func.coalesce(func.sum(LatestScore.preventable_probability), 0.0).label("preventable"),
-        func.coalesce(func.sum(review), 0).label("needs_review"),
-    ]
-
-
-def _grouped(
-    session: Session, columns: Sequence[ColumnElement[Any]], *, resolved_only: bool
-) -> list[tuple[Any, ...]]:
-    """Rows of (group columns..., measures...) over every latest score, or the resolved ones."""
-    query = select(*columns, *_measures()).select_from(LatestScore)
-    if resolved_only:
-        # IN, not a join: the planner then looks the few resolved denials up by their key
-        # instead of probing the status of every denial.
-        resolved = select(DenialStatus.denial_id).where(is_resolved)
-        query = query.where(LatestScore.denial_id.in_(resolved))
-    if columns:
-        query = query.group_by(*columns)
-    return [tuple(row) for row in session.execute(query)]
+    return {
+        "denials": func.count(),
+        "denied_dollars": func.coalesce(func.sum(LatestScore.denied_amount), 0.0),
+        "expected_dollars": func.coalesce(func.sum(LatestScore.expected_dollars), 0.0),
+        "preventable": func.coalesce(func.sum(LatestScore.preventable_probability), 0.0),
+        "needs_review": func.coalesce(func.sum(review), 0),
+    }
 
 
 def latest_totals(
-    session: Session, by: Sequence[str], *, today: dt.date, open_only: bool = False
+    session: Session,
+    by: Sequence[str],
+    *,
+    today: dt.date,
+    open_only: bool = False,
+    measures: Sequence[str] = MEASURES,
 ) -> list[dict[str, Any]]:
     """Latest scores grouped ``by`` dimensions (see :data:`DIMENSION_COLUMNS`), with the
-    denials, denied dollars, expected recovered dollars, summed preventable probability and
-    review flags of each group, ordered by the groups' keys. ``open_only`` leaves out the
-    resolved denials."""
+    ``measures`` of each group (denials, denied dollars, expected recovered dollars, summed
+    preventable probability, review flags), ordered by the groups' keys. ``open_only`` leaves
+    out the resolved denials."""
     columns = [column for name in by for column in DIMENSION_COLUMNS[name]]
-    totals = _summed_by(_grouped(session, columns, resolved_only=False), by, today)
+    chosen = _measure_columns()
+    query = select(*columns, *(chosen[name] for name in measures)).select_from(LatestScore)
     if open_only:
-        resolved = _summed_by(_grouped(session, columns, resolved_only=True), by, today)
-        for key, sums in resolved.items():
-            totals[key] = [left - right for left, right in zip(totals[key], sums, strict=True)]
-    rows = [
-        {**dict(zip(by, key, strict=True)), **dict(zip(MEASURES, sums, strict=True))}
+        query = query.where(LatestScore.resolved.is_(False))
+    if columns:
+        query = query.group_by(*columns)
+    rows = [tuple(row) for row in session.execute(query)]
+    totals = _summed_by(rows, by, today, len(measures))
+    found = [
+        {**dict(zip(by, key, strict=True)), **dict(zip(measures, sums, strict=True))}
         for key, sums in totals.items()
         if sums[0] > 0 or not by
     ]
-    return sorted(rows, key=lambda row: tuple(str(row[name]) for name in by))
+    return sorted(found, key=lambda row: tuple(str(row[name]) for name in by))
 
 
 def _summed_by(
-    rows: list[tuple[Any, ...]], by: Sequence[str], today: dt.date
+    rows: list[tuple[Any, ...]], by: Sequence[str], today: dt.date, measures: int
 ) -> dict[tuple[Any, ...], list[float]]:
     """Rows of stored columns re-added under each dimension's value (a date's bucket, a
     payer's name)."""
@@ -575,7 +692,7 @@ def _summed_by(
             width = len(DIMENSION_COLUMNS[name])
             values.append(_dimension_value(name, row[position : position + width], today))
             position += width
-        sums = totals.setdefault(tuple(values), [0] * len(MEASURES))
+        sums = totals.setdefault(tuple(values), [0] * measures)
         for index, value in enumerate(row[position:]):
             sums[index] += value or 0
     return totals

@@ -1,13 +1,13 @@
-"""The dashboard's charts: the newest months, the largest series, other last, nothing to draw
-drawn as nothing."""
+"""The dashboard's charts: the newest months, every month, the largest series, other last,
+dollars beside counts, plain labels, escaped text, nothing to draw drawn as nothing."""
 
 from __future__ import annotations
 
 import re
 
-import pandas as pd
+import pytest
 
-from serving.charts import OTHER, bars_svg, monthly_volume_svg, top_series
+from serving.charts import OTHER, bars_svg, largest_series, monthly_volume_svg, nice_ticks
 
 
 def totals(months: int, payers: int) -> list[dict]:
@@ -22,10 +22,8 @@ def texts(svg: str) -> list[str]:
     return re.findall(r"<text[^>]*>([^<]*)</text>", svg)
 
 
-def test_all_but_the_largest_series_are_merged_as_other() -> None:
-    frame = pd.DataFrame(totals(months=2, payers=9))
-    series = top_series(frame, "payer_id", shown=3)
-    assert set(series) == {"P8", "P7", "P6", OTHER}
+def test_the_largest_series_are_kept_largest_first() -> None:
+    assert largest_series(totals(months=2, payers=9), "payer_id", shown=3) == ["P8", "P7", "P6"]
 
 
 def test_monthly_volume_draws_the_newest_months_with_other_last() -> None:
@@ -58,3 +56,41 @@ def test_monthly_volume_shows_every_month_and_dollars_beside_counts() -> None:
     shown = set(texts(svg))
     assert {"2025-05", "2026-02", "2026-03", "2026-04"} <= shown
     assert "denied dollars" in shown and any(text.startswith("$1,") for text in shown)
+
+
+def test_series_and_bars_read_in_plain_labels_and_escape_remittance_text() -> None:
+    rows = [
+        {"month": "2026-03", "root_cause": "missing_invalid_claim_data", "denials": 4},
+        {"month": "2026-03", "root_cause": None, "denials": 1},
+    ]
+    shown = texts(monthly_volume_svg(rows, "root_cause", "volume", "Causes"))
+    assert "Missing or invalid claim data" in shown and "unknown" in shown
+    assert not [text for text in shown if "_" in text]
+    hostile = monthly_volume_svg(
+        [{"month": "2026-03", "payer": "<script>x</script>", "denials": 2}], "payer", "v", "P"
+    )
+    assert "<script>" not in hostile and "&lt;script&gt;x&lt;/script&gt;" in hostile
+    bars = bars_svg(['Payer "A" & <b>'], [3.0], "b", "Bars", "denials")
+    assert "<b>" not in bars and "&lt;b&gt;" in bars
+
+
+def test_stacked_bars_are_as_tall_as_their_months_totals() -> None:
+    rows = [
+        {"month": "2026-02", "payer_id": "P1", "denials": 30},
+        {"month": "2026-02", "payer_id": "P2", "denials": 10},
+        {"month": "2026-03", "payer_id": "P1", "denials": 20},
+    ]
+    svg = monthly_volume_svg(rows, "payer_id", "volume", "Payers")
+    heights = {
+        tip: float(height)
+        for height, tip in re.findall(r'height="([\d.]+)"[^>]*><title>([^<]+)</title>', svg)
+    }
+    february = heights["2026-02 · P1: 30"] + heights["2026-02 · P2: 10"]
+    assert february == pytest.approx(2 * heights["2026-03 · P1: 20"], abs=0.2)
+
+
+def test_value_axes_end_on_a_round_number_at_or_above_the_largest_value() -> None:
+    assert nice_ticks(0) == [0.0, 1.0]
+    assert nice_ticks(40) == [0, 10, 20, 30, 40]
+    ticks = nice_ticks(1_234_567)
+    assert ticks[-1] >= 1_234_567 and len(ticks) <= 6 and ticks[1] == 500_000

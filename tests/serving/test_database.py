@@ -392,3 +392,42 @@ def test_upgrading_to_0004_fills_the_latest_scores_from_the_audit_log(
     (status,) = stored_rows(empty_database_url, "denial_status")
     assert (status["denial_id"], status["resolution"]) == ("D-1", "overturned_on_appeal")
     assert (status["status"], status["updated_by"]) == ("open", "reviewer-1")
+
+
+def test_upgrading_to_0005_fills_the_priority_parts_and_resolved(empty_database_url: str) -> None:
+    upgrade_database(empty_database_url, "0003")
+    scored = ROWS_AT_REVISION["0002"]["score_records"][0]
+    parts = {
+        "score": 150.0,
+        "expected_recovered_dollars": 134.0,
+        "cost_to_work": 44.0,
+        "effort_hours": 0.6,
+        "expected_net_dollars": 90.0,
+        "deadline": "2026-05-01",
+        "last_deadline": "2026-08-30",
+        "backlog_horizon_days": 14,
+    }
+    old_parts = {"score": 7.0, "expected_recovered_dollars": 125.0, "cost_to_work": 25.0}
+    rows = [
+        {
+            **scored,
+            "id": 20 + step,
+            "record_id": f"6f1c3a52-9d1e-4c59-8a57-3f0c2d6b1e2{step}",
+            "denial_id": denial_id,
+            "outputs": {"priority": {**priority, "deadline": "2026-05-01"}},
+        }
+        for step, (denial_id, priority) in enumerate((("D-new", parts), ("D-old", old_parts)))
+    ]
+    insert_rows(empty_database_url, {"score_records": rows})
+    outcome = {**ROWS_AT_REVISION["0001"]["feedback"][0], "denial_id": "D-new"}
+    insert_rows(empty_database_url, {"feedback": [outcome]})
+    upgrade_database(empty_database_url)
+    latest = {row["denial_id"]: row for row in stored_rows(empty_database_url, "latest_scores")}
+    new, old = latest["D-new"], latest["D-old"]
+    assert (new["expected_net_dollars"], new["effort_hours"]) == (90.0, 0.6)
+    assert (new["last_deadline"], new["backlog_horizon_days"]) == ("2026-08-30", 14)
+    assert new["resolved"] in (True, 1)  # its outcome was recorded before the upgrade
+    # An older score: net dollars from its parts, its deadline as the last, the default horizon.
+    assert old["expected_net_dollars"] == pytest.approx(100.0) and old["effort_hours"] is None
+    assert (old["last_deadline"], old["backlog_horizon_days"]) == ("2026-05-01", 30)
+    assert old["resolved"] in (False, 0)

@@ -104,11 +104,16 @@ def listed(response: Any) -> list[str]:
 def test_the_worklist_is_read_sorted_and_searched_with_live_days(desk: Desk) -> None:
     page = desk.get("/v1/worklist")
     assert page.json()["as_of"] == TODAY.isoformat() and page.json()["total"] == 3
-    assert listed(page) == ["D-1", "D-2", "D-3"]
+    # D-2 scored above D-3, but its only deadline passed 5 days ago: write-off review, last.
+    assert listed(page) == ["D-1", "D-3", "D-2"]
     days = {item["denial_id"]: item["days_to_deadline"] for item in page.json()["items"]}
     assert days == {"D-1": 40, "D-2": -5, "D-3": 3}  # counted today, from the stored deadline
+    workable = {item["denial_id"]: item["workable"] for item in page.json()["items"]}
+    assert workable == {"D-1": True, "D-2": False, "D-3": True}
+    assert listed(desk.get("/v1/worklist", workable="false")) == ["D-2"]
+    assert listed(desk.get("/v1/worklist", workable="true")) == ["D-1", "D-3"]
     assert listed(desk.get("/v1/worklist", sort="deadline", order="asc")) == ["D-2", "D-3", "D-1"]
-    assert listed(desk.get("/v1/worklist", q="C-2")) == ["D-2", "D-3"]  # a claim's denials
+    assert listed(desk.get("/v1/worklist", q="C-2")) == ["D-3", "D-2"]  # a claim's denials
     assert listed(desk.get("/v1/worklist", q="D-3")) == ["D-3"]
     assert desk.get("/v1/worklist", role="scorer").status_code == 403
     assert desk.get("/v1/worklist", sort="claim_id").status_code == 422
@@ -124,7 +129,7 @@ def test_assignment_and_status_over_the_api_are_audited(desk: Desk) -> None:
     ]
     answer = desk.post("/v1/worklist/status", {"denial_ids": ["D-2"], "status": "in_progress"})
     assert answer.json()["changes"][0]["status"] == "in_progress"
-    assert listed(desk.get("/v1/worklist", assignee="desk-reviewer")) == ["D-2", "D-3"]
+    assert listed(desk.get("/v1/worklist", assignee="desk-reviewer")) == ["D-3", "D-2"]
     assert listed(desk.get("/v1/worklist", status="in_progress")) == ["D-2"]
     assert listed(desk.get("/v1/worklist", assignee="unassigned")) == ["D-1"]
     unassigned = desk.post("/v1/worklist/assignment", {"denial_ids": ["D-3"], "assignee": None})
@@ -158,7 +163,7 @@ def test_assignment_and_status_over_the_api_are_audited(desk: Desk) -> None:
 def test_an_outcome_recorded_as_feedback_resolves_the_denial(desk: Desk) -> None:
     body = {"idempotency_key": "fb-1", "denial_id": "D-1", "resolution": "written_off"}
     assert desk.post("/v1/feedback", body).status_code == 201
-    assert listed(desk.get("/v1/worklist")) == ["D-2", "D-3"]
+    assert listed(desk.get("/v1/worklist")) == ["D-3", "D-2"]
     assert listed(desk.get("/v1/worklist", status="resolved")) == ["D-1"]
 
 
@@ -206,3 +211,8 @@ def test_the_pages_bulk_form_needs_its_token_and_the_export_follows_the_filters(
         ("D-3", "desk-reviewer"),
     ]
     assert "C-1" not in export.text and "C-2" not in export.text
+    write_offs = desk.client.get("/ui/worklist", params={"workable": "false"}).text
+    assert re.findall(r'name="denial_id" value="([^"]+)"', write_offs) == ["D-2"]
+    assert 'class="badge write-off"' in write_offs and "write-off review</span>" in write_offs
+    everything = desk.client.get("/ui/worklist").text
+    assert everything.count('class="badge write-off"') == 1

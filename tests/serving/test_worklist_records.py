@@ -120,13 +120,16 @@ def test_the_worklist_sorts_in_the_database_either_way(session: Session) -> None
             scored("D-3", priority=1.0, expected=40.0, deadline=TODAY + dt.timedelta(days=40)),
         ],
     )
-    assert ids(session) == ["D-1", "D-2", "D-3"]
+    # D-2 scored above D-3, but its only deadline passed since: write-off review, last.
+    assert ids(session) == ["D-1", "D-3", "D-2"]
+    assert ids(session, descending=False) == ["D-2", "D-3", "D-1"]
     assert ids(session, sort="expected_dollars") == ["D-2", "D-3", "D-1"]
     assert ids(session, sort="expected_dollars", descending=False) == ["D-1", "D-3", "D-2"]
     assert ids(session, sort="deadline", descending=False) == ["D-2", "D-1", "D-3"]
-    rows, total = worklist_page(session, WorklistFilters(), today=TODAY, offset=1, limit=1)
+    rows, total = worklist_page(session, WorklistFilters(), today=TODAY, offset=2, limit=1)
     assert total == 3 and [row.denial_id for row in rows] == ["D-2"]
     assert rows[0].days_to_deadline == -3  # counted from the day read, not the day scored
+    assert rows[0].workable is False
     assert rows[0].review_reasons == ("triage: the model is unsure",)
 
 
