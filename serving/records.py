@@ -258,6 +258,8 @@ class LatestScore(Base):
     owner_queue: Mapped[str | None] = mapped_column(String(64))
     action_path: Mapped[str | None] = mapped_column(String(64))
     requires_review: Mapped[bool | None] = mapped_column(Boolean)
+    # Added by revision 0005: model monitoring reads calibration and accuracy per payer type.
+    payer_type: Mapped[str | None] = mapped_column(String(TEXT_MAXIMUM))
 
 
 class DenialStatus(Base):

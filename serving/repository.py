@@ -563,6 +563,12 @@ def _latest_outcomes() -> Subquery:
     return ranked.subquery()
 
 
+def latest_outcomes() -> Subquery:
+    """Per denial, its feedback that records a resolution ranked newest first (``rank`` 1 is
+    the latest): denial_id, resolution, recovered_amount, rank."""
+    return _latest_outcomes()
+
+
 def outcome_totals(session: Session) -> list[dict[str, Any]]:
     """Denials and recovered dollars by their latest recorded resolution."""
     outcomes = _latest_outcomes()

@@ -114,6 +114,7 @@ def latest_values() -> dict[str, ColumnElement[Any]]:
         "owner_queue": _output("routing", "owner_queue").as_string(),
         "action_path": _output("routing", "action_path").as_string(),
         "requires_review": _output("requires_human_review").as_boolean(),
+        "payer_type": _fact("payer_type").as_string(),
     }
 
 

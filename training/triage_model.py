@@ -143,6 +143,9 @@ class TriageModel:
     # existed read it too).
     routing_confidence: float = DEFAULT_ROUTING_CONFIDENCE
     review_confidence: float = DEFAULT_REVIEW_CONFIDENCE
+    # The training rows' feature and score distributions (training/drift.py), which drift
+    # monitoring compares recent denials with; None on models trained before it existed.
+    drift_reference: dict[str, Any] | None = None
 
     @property
     def root_cause_classes(self) -> list[str]:
