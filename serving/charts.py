@@ -118,3 +118,32 @@ def _dollars(value: float) -> str:
 
 def _count(value: float) -> str:
     return f"{value:,.0f}"
+
+
+def reliability_svg(
+    curves: Mapping[str, Sequence[Mapping[str, Any]]], element_id: str, title: str
+) -> str:
+    """Observed recovery rate against mean predicted probability, one line per curve (bins
+    with no denials left out), over the diagonal a calibrated model would follow."""
+    drawn = {
+        name: [b for b in bins if b.get("count") and b.get("mean_predicted") is not None]
+        for name, bins in curves.items()
+    }
+    drawn = {name: bins for name, bins in drawn.items() if bins}
+    if not drawn:
+        return ""
+    figure = svg_figure((CHART_WIDTH, CHART_WIDTH * 0.8))
+    axes = figure.add_subplot()
+    axes.plot([0, 1], [0, 1], color=OTHER_COLOR, linestyle="--", label="calibrated")
+    for position, (name, bins) in enumerate(drawn.items()):
+        predicted = [b["mean_predicted"] for b in bins]
+        observed = [b["observed_rate"] for b in bins]
+        axes.plot(predicted, observed, marker="o", color=f"C{position}", label=readable(name))
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1)
+    axes.set_xlabel("predicted recovery probability", fontsize=CHART_TEXT)
+    axes.set_ylabel("share recovered", fontsize=CHART_TEXT)
+    axes.tick_params(labelsize=CHART_TEXT)
+    axes.spines[["top", "right"]].set_visible(False)
+    figure.legend(loc="outside lower center", ncols=2, fontsize=CHART_TEXT, frameon=False)
+    return figure_svg(figure, element_id, title)
