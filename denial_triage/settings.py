@@ -144,7 +144,7 @@ class Settings(BaseSettings):
         "denial date in the records, with the training rows.",
     )
     monitoring_drift_rows: int = Field(
-        50_000,
+        20_000,
         ge=100,
         description="Most recent denials read for drift (the newest first): a bounded read.",
     )

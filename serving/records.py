@@ -274,6 +274,9 @@ class DenialStatus(Base):
     assignee: Mapped[str | None] = mapped_column(String(100), index=True)
     # The latest resolution recorded through feedback; anything but "open" resolves the denial.
     resolution: Mapped[str | None] = mapped_column(String(32))
+    # The same outcome's recovered dollars (revision 0005): model monitoring joins the two
+    # tables by their keys instead of ranking every denial's feedback on each read.
+    recovered_amount: Mapped[float | None] = mapped_column(Numeric(14, 2, asdecimal=False))
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utc_now)
     updated_by: Mapped[str] = mapped_column(String(100))
 

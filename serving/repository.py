@@ -389,7 +389,13 @@ def save_feedback(
         )
         session.add(row)
         if fields["resolution"]:  # the worklist's status follows the latest outcome
-            worklist.note_outcome(session, fields["denial_id"], fields["resolution"], caller)
+            worklist.note_outcome(
+                session,
+                fields["denial_id"],
+                fields["resolution"],
+                caller,
+                fields["recovered_amount"],
+            )
         try:
             session.commit()
             return row, True
@@ -561,12 +567,6 @@ def _latest_outcomes() -> Subquery:
         Feedback.denial_id, Feedback.resolution, Feedback.recovered_amount, rank.label("rank")
     ).where(Feedback.resolution.is_not(None))
     return ranked.subquery()
-
-
-def latest_outcomes() -> Subquery:
-    """Per denial, its feedback that records a resolution ranked newest first (``rank`` 1 is
-    the latest): denial_id, resolution, recovered_amount, rank."""
-    return _latest_outcomes()
 
 
 def outcome_totals(session: Session) -> list[dict[str, Any]]:

@@ -157,7 +157,13 @@ def keep_latest(session: Session, record_ids: Sequence[str]) -> None:
 # ---------------------------------------------------------------------------- status
 
 
-def note_outcome(session: Session, denial_id: str, resolution: str, caller: str) -> None:
+def note_outcome(
+    session: Session,
+    denial_id: str,
+    resolution: str,
+    caller: str,
+    recovered_amount: float | None = None,
+) -> None:
     """Keep a denial's latest recorded resolution beside its status, so the worklist reads
     whether it is resolved without ranking its feedback. Called as the feedback is stored, in
     the same commit; does not commit.
@@ -168,11 +174,12 @@ def note_outcome(session: Session, denial_id: str, resolution: str, caller: str)
     table = DenialStatus.__table__
     insert = _insert(session)(table)
     now = utc_now()
+    outcome = {"resolution": resolution, "recovered_amount": recovered_amount}
     statement = insert.values(
-        denial_id=denial_id, status="open", resolution=resolution, updated_at=now, updated_by=caller
+        denial_id=denial_id, status="open", **outcome, updated_at=now, updated_by=caller
     ).on_conflict_do_update(
         index_elements=[table.c.denial_id],
-        set_={"resolution": resolution, "updated_at": now, "updated_by": caller},
+        set_={**outcome, "updated_at": now, "updated_by": caller},
     )
     with session.no_autoflush:
         session.execute(statement)
