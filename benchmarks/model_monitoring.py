@@ -12,6 +12,7 @@ with the spread (min-max).
 
     nice .venv/bin/python benchmarks/model_monitoring.py                      # 100,000 denials
     nice .venv/bin/python benchmarks/model_monitoring.py --denials 1000000 --repeats 3
+    nice .venv/bin/python benchmarks/model_monitoring.py --keep records.db --since 2026-09-01
 """
 
 from __future__ import annotations
@@ -177,7 +178,9 @@ def timed(work: Callable[[], object], repeats: int) -> tuple[float, float, float
     return statistics.median(walls), min(walls), max(walls), statistics.median(cpus)
 
 
-def measurements(url: str, seed: int) -> dict[str, Callable[[], object]]:
+def measurements(
+    url: str, seed: int, since: dt.date | None = None
+) -> dict[str, Callable[[], object]]:
     sessions = session_factory(make_engine(url))
     champion = monitoring.Champion("1", {}, reference(seed))
     thresholds = monitoring.Thresholds()
@@ -185,13 +188,13 @@ def measurements(url: str, seed: int) -> dict[str, Callable[[], object]]:
     def query(function: Callable[..., object], *args: Any) -> Callable[[], object]:
         def run() -> object:
             with sessions() as session:
-                return function(session, *args)
+                return function(session, *args, since)
 
         return run
 
     def drift_read() -> object:
         with sessions() as session:
-            window = monitoring.recent_window(session, None, 90)
+            window = monitoring.recent_window(session, since, 90)
             assert window is not None
             facts, scores = monitoring.recent_denials(session, window, 20_000)
         return monitoring.drift_report(champion.reference, facts, scores, window)
@@ -199,18 +202,23 @@ def measurements(url: str, seed: int) -> dict[str, Callable[[], object]]:
     def whole() -> object:
         with sessions() as session:
             return monitoring.monitor_models(
-                session, report={}, version="1", reference=champion.reference, thresholds=thresholds
+                session,
+                report={},
+                version="1",
+                reference=champion.reference,
+                thresholds=thresholds,
+                since=since,
             )
 
     def page() -> str:
         settings = pages.Settings()
         with sessions() as session:
-            context = views.monitoring(session, champion, settings, None)
+            context = views.monitoring(session, champion, settings, since)
         template = pages.TEMPLATES.env.get_template("monitoring.html")
         viewer = pages.Viewer("benchmark", "reviewer", "csrf-token")
         return template.render(
             {"viewer": viewer, "active": "monitoring", "problem": None, "problems": []}
-            | {"since": None, **context}
+            | {"since": since, **context}
         )
 
     return {
@@ -229,6 +237,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
+        "--since",
+        type=dt.date.fromisoformat,
+        help="Time monitoring from this denial date on (YYYY-MM-DD), as --since does.",
+    )
+    parser.add_argument(
         "--keep", type=Path, help="Database file to fill and keep; reused when it exists."
     )
     args = parser.parse_args()
@@ -243,13 +256,13 @@ def main() -> None:
                 f"{args.denials:,} scored denials and {feedback:,} feedback rows written in "
                 f"{seconds:.0f} s; SQLite\n"
             )
-        report(url, args.seed, args.repeats)
+        report(url, args.seed, args.repeats, args.since)
 
 
-def report(url: str, seed: int, repeats: int) -> None:
+def report(url: str, seed: int, repeats: int, since: dt.date | None) -> None:
     print("| monitoring step | median ms | min-max ms | CPU ms |")
     print("|---|---:|---:|---:|")
-    for name, work in measurements(url, seed).items():
+    for name, work in measurements(url, seed, since).items():
         median, low, high, cpu = timed(work, repeats)
         print(f"| {name} | {median:.0f} | {low:.0f}-{high:.0f} | {cpu:.0f} |")
 

@@ -210,6 +210,17 @@ DASHBOARD_MEASURES = (
     "requires_review",
 )
 
+# What model monitoring reads of each latest score; its covering index ends with these.
+MONITORING_COLUMNS = (
+    "denial_month",
+    "payer_type",
+    "recovery_probability",
+    "priority",
+    "root_cause",
+    "denial_date",
+    "denial_id",
+)
+
 
 class LatestScore(Base):
     """Each denial's latest score, one row per denial, kept on write beside the audit log.
@@ -224,16 +235,21 @@ class LatestScore(Base):
     __tablename__ = "latest_scores"
     # Covering indexes of the dashboard's totals: each GROUP BY reads one index in order,
     # never the table and never a sort (1 s to about 0.2 s at 100,000 denials on SQLite).
-    __table_args__ = tuple(
-        Index(f"ix_latest_scores_totals_by_{name}", *columns, *DASHBOARD_MEASURES)
-        for name, columns in {
-            "cause": ("denial_month", "root_cause"),
-            "payer": ("denial_month", "payer_id", "payer_name"),
-            "code": ("denial_month", "primary_code"),
-            "prevention": ("prevention_owner",),
-            "age": ("denial_date",),
-            "deadline": ("deadline_rule", "deadline"),
-        }.items()
+    __table_args__ = (
+        *(
+            Index(f"ix_latest_scores_totals_by_{name}", *columns, *DASHBOARD_MEASURES)
+            for name, columns in {
+                "cause": ("denial_month", "root_cause"),
+                "payer": ("denial_month", "payer_id", "payer_name"),
+                "code": ("denial_month", "primary_code"),
+                "prevention": ("prevention_owner",),
+                "age": ("denial_date",),
+                "deadline": ("deadline_rule", "deadline"),
+            }.items()
+        ),
+        # Model monitoring's scans (serving/monitoring.py) read this narrow index, never the
+        # table: about half the time of the table at 100,000 denials on SQLite.
+        Index("ix_latest_scores_monitoring", *MONITORING_COLUMNS),
     )
 
     denial_id: Mapped[str] = mapped_column(String(TEXT_MAXIMUM), primary_key=True)

@@ -10,8 +10,9 @@ payer type (``serving/monitoring.py``). The payer type sits in each audit record
 recovered dollars in the denial's latest outcome among its feedback; reading them there means a
 JSON document per denial and ranking every denial's feedback on each read. ``latest_scores``
 gains ``payer_type`` and ``denial_status`` ``recovered_amount``, both kept on write from now on
-and filled on upgrade from the audit records and the feedback already there. Downgrading drops
-the two columns.
+and filled on upgrade from the audit records and the feedback already there, and a covering
+index of what monitoring reads of ``latest_scores``. Downgrading drops the two columns and
+the index.
 """
 
 from __future__ import annotations
@@ -67,14 +68,28 @@ def upgrade() -> None:
     )
     op.execute(LATEST_SCORES.update().values(payer_type=payer_type))
     op.execute(DENIAL_STATUS.update().values(recovered_amount=latest_recovered_amount()))
+    # Covering: monitoring's scans read this narrow index, never the table.
+    op.create_index("ix_latest_scores_monitoring", "latest_scores", list(MONITORING_COLUMNS))
 
 
 def downgrade() -> None:
-    """Drop the two columns."""
+    """Drop the two columns and the index."""
+    op.drop_index("ix_latest_scores_monitoring", "latest_scores")
     with op.batch_alter_table("denial_status") as batch:
         batch.drop_column("recovered_amount")
     with op.batch_alter_table("latest_scores") as batch:
         batch.drop_column("payer_type")
+
+
+MONITORING_COLUMNS = (
+    "denial_month",
+    "payer_type",
+    "recovery_probability",
+    "priority",
+    "root_cause",
+    "denial_date",
+    "denial_id",
+)
 
 
 def latest_recovered_amount() -> sa.ScalarSelect:
