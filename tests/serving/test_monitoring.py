@@ -256,3 +256,15 @@ def test_training_figures_come_from_the_evaluation_report() -> None:
     assert figures.top_decile_share == pytest.approx(0.25)
     assert figures.reliability[0].observed_rate is None
     assert figures.window == {"window.first_denial": "2025-01-01"}
+
+
+def test_drift_reads_the_recent_denials_facts_and_scores(session: Session) -> None:
+    _score_and_resolve(session, recovered_share_of_predicted=1.0)
+    window = monitoring.recent_window(session, None, recent_days=30)
+    assert window == ("2026-02-09", "2026-03-10")  # 30 days ending with the newest denial
+    facts, scores = monitoring.recent_denials(session, window, limit=120)
+    assert len(facts) == len(scores) == 120
+    assert set(facts["payer_type"]) == {"commercial"}
+    assert facts["carc_codes"].tolist() == [["CO-197"]] * 120
+    assert facts["denied_amount"].tolist() == [100.0] * 120
+    assert set(scores["recovery_probability"]) <= set(PROBABILITIES)
