@@ -103,6 +103,51 @@ class Settings(BaseSettings):
         "confirmed by guessing a denial offline; when unset, one is generated once and kept in "
         "<data_dir>/audit-hash-key. Keep it: an auditor needs it to check a hash.",
     )
+    monitoring_max_ece: float = Field(
+        0.08,
+        gt=0,
+        le=1,
+        description="Model monitoring recommends retraining when a month and payer type's "
+        "recovery ECE on resolved denials is above this.",
+    )
+    monitoring_min_auc: float = Field(
+        0.65,
+        ge=0,
+        le=1,
+        description="Retraining is recommended when a month and payer type's recovery ROC "
+        "AUC on resolved denials is below this.",
+    )
+    monitoring_min_root_cause_accuracy: float = Field(
+        0.6,
+        ge=0,
+        le=1,
+        description="Retraining is recommended when a month and payer type's root-cause "
+        "accuracy on reviewed denials is below this.",
+    )
+    monitoring_max_psi: float = Field(
+        0.25,
+        gt=0,
+        description="Retraining is recommended when a feature's or score's population "
+        "stability index between the training rows and the recent denials is above this "
+        "(0.25: a shifted population).",
+    )
+    monitoring_min_outcomes: int = Field(
+        200,
+        ge=1,
+        description="Resolved (or reviewed) denials a month and payer type needs before its "
+        "calibration, AUC (or root-cause accuracy) is judged.",
+    )
+    monitoring_recent_days: int = Field(
+        90,
+        ge=1,
+        description="Drift compares the denials of this many days, ending with the newest "
+        "denial date in the records, with the training rows.",
+    )
+    monitoring_drift_rows: int = Field(
+        20_000,
+        ge=100,
+        description="Most recent denials read for drift (the newest first): a bounded read.",
+    )
 
     @property
     def history_dir(self) -> Path:

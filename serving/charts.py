@@ -291,3 +291,51 @@ def _short(number: float) -> str:
 
 def _count(value: float) -> str:
     return f"{value:,.0f}"
+
+
+def reliability_svg(
+    curves: Mapping[str, Sequence[Mapping[str, Any]]], element_id: str, title: str
+) -> str:
+    """Observed recovery rate against mean predicted probability, one line per curve (bins
+    with no denials left out), over the diagonal a calibrated model would follow."""
+    drawn = {
+        name: [b for b in bins if b.get("count") and b.get("mean_predicted") is not None]
+        for name, bins in curves.items()
+    }
+    drawn = {name: bins for name, bins in drawn.items() if bins}
+    if not drawn:
+        return ""
+    left, side = 4 * CHARACTER_WIDTH + 4, CHART_WIDTH - 4 * CHARACTER_WIDTH - 8
+    top = TEXT_SIZE
+
+    def point(predicted: float, observed: float) -> tuple[float, float]:
+        return left + predicted * side, top + (1 - observed) * side
+
+    parts = [_text(left, TEXT_SIZE - 2, "share recovered")]
+    for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
+        x, y = point(tick, tick)
+        parts.append(
+            f'<line x1="{left}" y1="{y:.1f}" x2="{left + side}" y2="{y:.1f}" '
+            f'stroke="{GRID_COLOR}"/>'
+        )
+        parts.append(_text(left - 4, y + TEXT_SIZE / 3, f"{tick:.0%}", "end"))
+        parts.append(_text(x, top + side + LINE, f"{tick:.0%}", "middle"))
+    (x0, y0), (x1, y1) = point(0, 0), point(1, 1)
+    parts.append(
+        f'<line x1="{x0}" y1="{y0}" x2="{x1}" y2="{y1}" stroke="{OTHER_COLOR}" '
+        'stroke-dasharray="4 3"/>'
+    )
+    legend = [("calibrated", OTHER_COLOR)]
+    for position, (name, bins) in enumerate(drawn.items()):
+        color = SERIES_COLORS[position % len(SERIES_COLORS)]
+        points = [point(b["mean_predicted"], b["observed_rate"]) for b in bins]
+        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+        parts.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2"/>')
+        parts += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{color}"/>' for x, y in points]
+        legend.append((str(name), color))
+    axis_bottom = top + side + LINE
+    parts.append(
+        _text(left + side / 2, axis_bottom + LINE, "predicted recovery probability", "middle")
+    )
+    parts += _legend(legend, axis_bottom + 2 * LINE)
+    return _svg(element_id, title, axis_bottom + (len(legend) + 2) * LINE, parts)

@@ -35,13 +35,14 @@ from sqlalchemy.orm import Session
 from denial_triage.settings import Settings
 from features.codes import CodeReference
 from features.labels import deadline_rule_label, in_plain_words, plain_label
-from serving import model_card, repository, views, worklist_records
+from serving import model_card, monitoring, repository, views, worklist_records
 from serving.auth import Caller
 from serving.errors import ServiceError
 from serving.records import REVIEWER_ROLES, ApiKey
 from serving.schemas import FeedbackIn
 from serving.site_secrets import site_secret
 from serving.state import ServiceState
+from training.tracking import CHAMPION
 
 PAGE_ROLES = REVIEWER_ROLES
 SESSION_COOKIE = "denial_triage_session"
@@ -594,6 +595,33 @@ def model(request: Request, viewer: SignedIn) -> HTMLResponse:
         "active": "model",
     }
     return _render(request, "model.html", context, viewer)
+
+
+@router.get("/monitoring", response_class=HTMLResponse)
+def monitoring_page(request: Request, viewer: SignedIn) -> HTMLResponse:
+    """The champion on the outcomes recorded since: calibration, ROC AUC, root-cause accuracy,
+    top-decile dollars per month and payer type beside training's, drift, and whether to
+    retrain."""
+    since, problems = views.monitoring_since(request.query_params)
+    champion, problem = _served_champion(_state(request))
+    with _state(request).session() as session:
+        context = views.monitoring(session, champion, _state(request).settings, since)
+    context.update(problems=problems, problem=problem, since=since, active="monitoring")
+    return _render(request, "monitoring.html", context, viewer)
+
+
+def _served_champion(state: ServiceState) -> tuple[monitoring.Champion | None, str | None]:
+    """The champion's training figures from the registry, and the drift reference of the
+    model this service has loaded (the champion unless the registry is away)."""
+    try:
+        card = model_card.registry_cards()[CHAMPION]
+    except Exception as exc:  # the registry being away must not take the page down
+        return None, f"the model registry cannot be read: {exc}"
+    if card is None:
+        return None, "no model is champion: train and promote one first"
+    served = state.model
+    reference = served.triage.drift_reference if served and served.version == card.version else None
+    return monitoring.Champion(card.version, card.run.report, reference), None
 
 
 @router.get("/model/{version}/figures/{name}")

@@ -389,7 +389,13 @@ def save_feedback(
         )
         session.add(row)
         if fields["resolution"]:  # the worklist's status follows the latest outcome
-            worklist.note_outcome(session, fields["denial_id"], fields["resolution"], caller)
+            worklist.note_outcome(
+                session,
+                fields["denial_id"],
+                fields["resolution"],
+                caller,
+                fields["recovered_amount"],
+            )
         try:
             session.commit()
             return row, True

@@ -23,6 +23,7 @@ from features.codes import CodeKind, CodeReference, load_labels
 from features.contract import RESOLUTIONS, ROOT_CAUSES
 from features.labels import plain_label
 from serving import charts, live, repository, worklist_records
+from serving import monitoring as monitoring_records
 from serving.reasons import stored_in_points
 from serving.records import Feedback, ScoreRecord
 from serving.svg import explanation_waterfall_svg
@@ -675,3 +676,51 @@ def _bars(
     values = [float(row[value] or 0) for row in rows]
     unit = "dollars" if value.endswith("dollars") else "denials"
     return inline_svg(charts.bars_svg(labels, values, f"bars-{name}", title, unit))
+
+
+# ---------------------------------------------------------------------------- monitoring
+
+MONTHS_CHARTED = 3  # the newest months' reliability curves drawn beside training's
+
+
+def monitoring_since(params: Mapping[str, str]) -> tuple[dt.date | None, list[str]]:
+    """The page's ``since`` filter (YYYY-MM-DD), or a problem to show."""
+    text = (params.get("since") or "").strip()
+    if not text:
+        return None, []
+    try:
+        return dt.date.fromisoformat(text), []
+    except ValueError:
+        return None, [f"since: {text[:20]!r} is not a date (YYYY-MM-DD)"]
+
+
+def monitoring(
+    session: Session,
+    champion: monitoring_records.Champion | None,
+    settings: Any,
+    since: dt.date | None,
+) -> dict[str, Any]:
+    """The monitoring page: figures per month and payer type beside training's, the
+    reliability chart, drift and the recommendation."""
+    result = monitoring_records.monitor_models(
+        session,
+        report=None if champion is None else champion.report,
+        version=None if champion is None else champion.version,
+        reference=None if champion is None else champion.reference,
+        thresholds=monitoring_records.Thresholds.from_settings(settings),
+        since=since,
+        recent_days=settings.monitoring_recent_days,
+        drift_rows=settings.monitoring_drift_rows,
+    )
+    return {"result": result, "chart": inline_svg(reliability_chart(result))}
+
+
+def reliability_chart(result: monitoring_records.ModelMonitoring) -> str:
+    """Training's reliability curve and the newest months' over every payer type."""
+    curves: dict[str, list[dict[str, Any]]] = {}
+    if result.training is not None and result.training.reliability:
+        curves["training (test months)"] = [asdict(b) for b in result.training.reliability]
+    months = [s for s in result.segments if s.payer_type == monitoring_records.ALL_PAYER_TYPES]
+    for segment in months[:MONTHS_CHARTED]:
+        curves[segment.month] = [asdict(b) for b in segment.reliability]
+    return charts.reliability_svg(curves, "reliability", "Recovery calibration: reliability")

@@ -118,6 +118,7 @@ def latest_values() -> dict[str, ColumnElement[Any]]:
         "action_path": _output("routing", "action_path").as_string(),
         "requires_review": _output("requires_human_review").as_boolean(),
         **priority_parts(),
+        "payer_type": _fact("payer_type").as_string(),
     }
 
 
@@ -180,7 +181,13 @@ def keep_latest(session: Session, record_ids: Sequence[str]) -> None:
 # ---------------------------------------------------------------------------- status
 
 
-def note_outcome(session: Session, denial_id: str, resolution: str, caller: str) -> None:
+def note_outcome(
+    session: Session,
+    denial_id: str,
+    resolution: str,
+    caller: str,
+    recovered_amount: float | None = None,
+) -> None:
     """Keep a denial's latest recorded resolution beside its status, so the worklist reads
     whether it is resolved without ranking its feedback, and mark its latest score resolved
     or not for the dashboard's open totals. Called as the feedback is stored, in the same
@@ -192,11 +199,12 @@ def note_outcome(session: Session, denial_id: str, resolution: str, caller: str)
     table = DenialStatus.__table__
     insert = _insert(session)(table)
     now = utc_now()
+    outcome = {"resolution": resolution, "recovered_amount": recovered_amount}
     statement = insert.values(
-        denial_id=denial_id, status="open", resolution=resolution, updated_at=now, updated_by=caller
+        denial_id=denial_id, status="open", **outcome, updated_at=now, updated_by=caller
     ).on_conflict_do_update(
         index_elements=[table.c.denial_id],
-        set_={"resolution": resolution, "updated_at": now, "updated_by": caller},
+        set_={**outcome, "updated_at": now, "updated_by": caller},
     )
     latest = LatestScore.__table__
     resolves = update(latest).where(latest.c.denial_id == denial_id)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from features.contract import LABEL_COLUMNS, load_denials
+from training.drift import REFERENCE_ROWS, build_reference
 from training.evaluate import Evaluation, evaluate_model, write_figures
 from training.feedback import apply_feedback
 from training.fit import (
@@ -136,6 +137,8 @@ def train(options: TrainingOptions, progress: Progress = lambda _: None) -> Trai
     )
     model = fitted.model
     model.metadata.update(_metadata(options, fitted))
+    progress("keeping the training rows' distributions for drift monitoring")
+    model.drift_reference = training_reference(model, fitted, options.seed)
     progress(f"evaluating on {len(fitted.test_rows):,} denials from {fitted.cutoff.date()}")
     evaluation = evaluate_model(model, fitted.baseline_rows, fitted.test_rows, seed=options.seed)
     evaluation.report["rows"]["train"] = fitted.train_rows
@@ -143,6 +146,15 @@ def train(options: TrainingOptions, progress: Progress = lambda _: None) -> Trai
     progress("logging to MLflow and registering the model")
     record = _log(model, evaluation, fitted.test_rows, options, specs)
     return TrainingResult(record, evaluation, fitted.cutoff, fitted.labels)
+
+
+def training_reference(model: TriageModel, fitted: _Fitted, seed: int) -> dict[str, object]:
+    """The drift reference of (a sample of) the training rows, scored by the fitted model as
+    the service will score recent denials."""
+    rows = fitted.baseline_rows
+    if len(rows) > REFERENCE_ROWS:
+        rows = rows.sample(REFERENCE_ROWS, random_state=seed)
+    return build_reference(rows, model.score(rows), fitted.window.metadata())
 
 
 def label_report(labels: dict[str, LabelCount]) -> dict[str, dict[str, int]]:

@@ -143,6 +143,9 @@ class TriageModel:
     # existed read it too).
     routing_confidence: float = DEFAULT_ROUTING_CONFIDENCE
     review_confidence: float = DEFAULT_REVIEW_CONFIDENCE
+    # The training rows' feature and score distributions (training/drift.py), which drift
+    # monitoring compares recent denials with; None on models trained before it existed.
+    drift_reference: dict[str, Any] | None = None
 
     @property
     def root_cause_classes(self) -> list[str]:
@@ -307,12 +310,13 @@ class TriageModel:
         """Why a person must look before the denial is worked. A denial no owner queue is
         likely enough for is routed to triage, which says so; otherwise the model's
         probabilities route it and codes that agree confirm the route, so neither a
-        disagreement nor a low probability alone is a reason (they flagged 39% and 22% of denials before routing followed the
-        model). A clinical or compliance category, or a high amount, is flagged only while the
-        model is unsure of its cause (below ``review_confidence``): a sure model's cause already
-        routes the denial to the queue whose staff have that judgement. A denial past every
-        deadline is routed to write-off review, a person's decision, so a passed deadline is no
-        flag of its own (and a stored "passed N days ago" would be stale by the next day)."""
+        disagreement nor a low probability alone is a reason (they flagged 39% and 22% of
+        denials before routing followed the model). A clinical or compliance category, or a
+        high amount, is flagged only while the model is unsure of its cause (below
+        ``review_confidence``): a sure model's cause already routes the denial to the queue
+        whose staff have that judgement. A denial past every deadline is routed to write-off
+        review, a person's decision, so a passed deadline is no flag of its own (and a stored
+        "passed N days ago" would be stale by the next day)."""
         policies = self.features.mapping_.root_causes
         missing = self._missing_model_reasons()
         reasons: list[list[tuple[str, str]]] = []

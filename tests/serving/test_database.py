@@ -431,3 +431,35 @@ def test_upgrading_to_0005_fills_the_priority_parts_and_resolved(empty_database_
     assert old["expected_net_dollars"] == pytest.approx(100.0) and old["effort_hours"] is None
     assert (old["last_deadline"], old["backlog_horizon_days"]) == ("2026-05-01", 30)
     assert old["resolved"] in (False, 0)
+
+
+def test_upgrading_to_0006_fills_payer_types_and_recovered_dollars(
+    empty_database_url: str,
+) -> None:
+    upgrade_database(empty_database_url, "0005")
+    scored = {
+        **ROWS_AT_REVISION["0002"]["score_records"][0],
+        "id": 20,
+        "record_id": "6f1c3a52-9d1e-4c59-8a57-3f0c2d6b1e20",
+        "denial_id": "D-1",
+        "outputs": {"recovery": {"probability": 0.4}},
+        "facts": {"payer_type": "medicare", "denial_date": "2026-03-01"},
+    }
+    insert_rows(empty_database_url, {"score_records": [scored]})
+    insert_rows(
+        empty_database_url,
+        {"latest_scores": [{"denial_id": "D-1", "score_id": 20, "scored_at": SCORED_AT}]},
+    )
+    outcome = ROWS_AT_REVISION["0001"]["feedback"][0]  # D-1 overturned, $120.50
+    later_note = {**outcome, "id": 9, "idempotency_key": "fb-9", "resolution": None}
+    later_note |= {"recovered_amount": None, "received_at": SCORED_AT + dt.timedelta(days=9)}
+    insert_rows(empty_database_url, {"feedback": [outcome, later_note]})
+    status = {"denial_id": "D-1", "status": "open", "resolution": "overturned_on_appeal"}
+    status |= {"updated_at": SCORED_AT, "updated_by": "reviewer-1"}
+    insert_rows(empty_database_url, {"denial_status": [status]})
+    upgrade_database(empty_database_url)
+    (latest,) = stored_rows(empty_database_url, "latest_scores")
+    assert latest["payer_type"] == "medicare"
+    # The latest feedback *with a resolution* gives the dollars; a later note does not erase it.
+    (kept,) = stored_rows(empty_database_url, "denial_status")
+    assert kept["recovered_amount"] == pytest.approx(120.5)

@@ -251,6 +251,20 @@ def test_every_page_fits_a_phone(browser, live_site) -> None:
     page.context.close()
 
 
+def test_monitoring_page_at_desktop_and_phone_widths(browser, live_site) -> None:
+    for viewport, width in ((DESKTOP, 1280), (PHONE, 390)):
+        page = signed_in_page(browser, live_site, viewport)
+        page.click("nav >> text=Monitoring")
+        page.wait_for_url(f"{live_site.url}/ui/monitoring")
+        page.goto(f"{live_site.url}/ui/monitoring?since=2000-01-01")  # every scored denial
+        assert page.locator("#reliability").is_visible()  # training's curve, as no outcomes
+        assert page.locator("#recommendation-heading").is_visible()
+        assert page.get_by_text(f"{len(live_site.denials)} denials of").is_visible()
+        assert fits_the_width(page), f"/ui/monitoring scrolls sideways at {width} px"
+        screenshot(page, f"monitoring-{width}")
+        page.context.close()
+
+
 def test_signing_out_closes_the_pages(browser, live_site) -> None:
     page = signed_in_page(browser, live_site, PHONE)
     page.click("button:has-text('Sign out')")
