@@ -21,7 +21,7 @@ import hashlib
 import multiprocessing
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, wait
+from concurrent.futures import BrokenExecutor, Executor, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -209,6 +209,8 @@ class ShadowScorer:
         self._slots = threading.BoundedSemaphore(capacity)
         self._pending: set[Future[int]] = set()
         self._lock = threading.Lock()
+        # Set when the worker died: the poll then starts a new one (serving.state).
+        self.broken = False
 
     def offer(self, response: ScoredBatch, payload: Sequence[Mapping[str, Any]]) -> int:
         """Hand over the request's sampled denials; returns how many were handed over (0 when
@@ -221,7 +223,8 @@ class ShadowScorer:
             return 0
         try:
             future = self._executor.submit(self._work, job)
-        except RuntimeError:  # shut down: the challenger is being replaced or the service stops
+        except RuntimeError as exc:  # shut down (being replaced, the service stopping) or broken
+            self.broken = self.broken or isinstance(exc, BrokenExecutor)
             self._slots.release()
             metrics.SHADOW_DENIALS.labels("dropped").inc(len(job.denials))
             return 0
@@ -237,6 +240,7 @@ class ShadowScorer:
         try:
             stored = future.result()
         except Exception as exc:  # the worker or the database failed: count it, keep serving
+            self.broken = self.broken or isinstance(exc, BrokenExecutor)
             metrics.SHADOW_DENIALS.labels("failed").inc(denials)
             # The type only: a message could quote a denial's values.
             logger.warning(

@@ -207,8 +207,8 @@ class ServiceState:
             champion = self.model.version if self.model is not None else None
             if version is None or version == champion:
                 self._retire_shadow()
-            elif self.shadow is None or self.shadow.version != version:
-                self._start_shadow(version)
+            elif self.shadow is None or self.shadow.version != version or self.shadow.broken:
+                self._start_shadow(version)  # new, or its worker died: a fresh worker
 
     def _start_shadow(self, version: str) -> None:
         try:

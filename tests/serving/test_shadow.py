@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import BrokenExecutor, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -110,6 +110,18 @@ def test_a_failing_challenger_is_counted_and_frees_its_slot() -> None:
         assert scorer.offer(*answered(f"F-{n}")) == 1
         assert scorer.flush(10)
     assert shadow_count("failed") - failed == 3
+    assert not scorer.broken  # the database failing is no reason for a new worker
+    scorer.close()
+
+
+def test_a_dead_worker_marks_the_scorer_for_a_new_one() -> None:
+    def died(job) -> int:
+        raise BrokenExecutor("the challenger's worker died")
+
+    scorer = ShadowScorer("2", 1.0, ThreadPoolExecutor(1), died)
+    assert scorer.offer(*answered("B-1")) == 1
+    assert scorer.flush(10)
+    assert scorer.broken
     scorer.close()
 
 
