@@ -3,9 +3,11 @@ request path, and its scores are stored apart (``shadow_scores``) beside the cha
 
 A denial is sampled by a hash of its id (:func:`sampled`), so the same denials are compared
 every time they are scored. The request hands the sampled rows over to
-:class:`ShadowScorer` and answers at once: the hand-over never waits. At most
-:data:`SHADOW_CAPACITY` requests wait for the challenger; past that their denials are dropped
-and counted (``denial_triage_shadow_denials_total{outcome="dropped"}``), never queued behind.
+:class:`ShadowScorer` and answers at once: the hand-over never waits. One batch is with the
+challenger at a time; the requests answered meanwhile wait for the next, together (one
+scoring call, one transaction), at most :data:`SHADOW_CAPACITY` denials of them: past that a
+request's denials are dropped and counted
+(``denial_triage_shadow_denials_total{outcome="dropped"}``), never queued behind.
 
 The challenger runs in a worker process of its own (:class:`ChallengerWorker`), as the audit
 records are built: scoring in a thread of the service would hold the interpreter lock the
@@ -19,9 +21,10 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import BrokenExecutor, Executor, Future, ProcessPoolExecutor, wait
+from concurrent.futures import BrokenExecutor, Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -37,7 +40,8 @@ from serving.logs import logger
 from serving.scoring import ScoredBatch, score_denials
 from training.triage_model import TriageModel
 
-SHADOW_CAPACITY = 64  # requests waiting for the challenger; past it their denials are dropped
+SHADOW_CAPACITY = 1_000  # denials waiting for the challenger; past it a request's are dropped
+SHADOW_NICENESS = 10
 HASH_RANGE = 2**64
 
 
@@ -133,14 +137,20 @@ class ChallengerWorker:
     version: str
     write: Callable[[list[dict[str, Any]]], int]
 
-    def score(self, job: ShadowJob) -> int:
-        """Score a job's denials without explanations (the comparison reads none); returns
-        how many shadow scores were stored."""
-        rows = clean_records(job.denials)
-        denials = rows if rows is not None else validate(pd.DataFrame(job.denials)).frame
+    def score(self, jobs: Sequence[ShadowJob]) -> int:
+        """Score the jobs' denials together, without explanations (the comparison reads none),
+        and store them in one transaction; returns how many shadow scores were stored."""
+        payload = [denial for job in jobs for denial in job.denials]
+        rows = clean_records(payload)
+        denials = rows if rows is not None else validate(pd.DataFrame(payload)).frame
         # One LightGBM thread: the worker must leave the service's cores to the requests.
         results = score_denials(self.triage, denials, explain=False, threads=1)
-        return self.write(shadow_records(job, results, self.version))
+        records, start = [], 0
+        for job in jobs:
+            end = start + len(job.denials)
+            records += shadow_records(job, results[start:end], self.version)
+            start = end
+        return self.write(records)
 
 
 _WORKER: ChallengerWorker | None = None
@@ -153,14 +163,17 @@ def _open_worker(model_file: str, version: str, database_url: str, input_hash_ke
 
     global _WORKER
     _exit_with_parent()
+    # Below the service in the CPU's queue: on a busy machine the requests go first, and the
+    # challenger falls behind (its denials dropped, counted) rather than slowing them.
+    os.nice(SHADOW_NICENESS)
     repository.use_input_hash_key(input_hash_key)
     sessions = session_factory(make_engine(database_url))
     _WORKER = ChallengerWorker(joblib.load(model_file), version, repository.shadow_writer(sessions))
 
 
-def _score_in_worker(job: ShadowJob) -> int:
+def _score_in_worker(jobs: list[ShadowJob]) -> int:
     assert _WORKER is not None, "the challenger's worker was not opened"
-    return _WORKER.score(job)
+    return _WORKER.score(jobs)
 
 
 def _worker_ready() -> str:
@@ -190,8 +203,10 @@ def worker_pool(
 class ShadowScorer:
     """Hands a request's sampled denials to the challenger's executor without ever waiting.
 
-    ``work`` runs in the executor and returns how many shadow scores it stored. Slots bound
-    the requests on their way; the request that finds none drops its denials.
+    One batch of jobs is in the executor at a time; the jobs handed over meanwhile wait here
+    and go together when it is done, so a challenger slower than the requests scores bigger
+    batches instead of a longer queue. ``work`` runs in the executor and returns how many
+    shadow scores it stored.
     """
 
     def __init__(
@@ -199,16 +214,18 @@ class ShadowScorer:
         version: str,
         share: float,
         executor: Executor,
-        work: Callable[[ShadowJob], int] = _score_in_worker,
+        work: Callable[[list[ShadowJob]], int] = _score_in_worker,
         capacity: int = SHADOW_CAPACITY,
     ) -> None:
         self.version = version
         self.share = share
         self._executor = executor
         self._work = work
-        self._slots = threading.BoundedSemaphore(capacity)
-        self._pending: set[Future[int]] = set()
-        self._lock = threading.Lock()
+        self._capacity = capacity  # denials waiting for the batch in the executor
+        self._waiting: list[ShadowJob] = []
+        self._waiting_denials = 0
+        self._busy = False  # a batch is in the executor
+        self._changed = threading.Condition()
         # Set when the worker died: the poll then starts a new one (serving.state).
         self.broken = False
 
@@ -218,27 +235,38 @@ class ShadowScorer:
         job = shadow_job(response, payload, self.share)
         if job is None:
             return 0
-        if not self._slots.acquire(blocking=False):
-            metrics.SHADOW_DENIALS.labels("dropped").inc(len(job.denials))
-            return 0
-        try:
-            future = self._executor.submit(self._work, job)
-        except RuntimeError as exc:  # shut down (being replaced, the service stopping) or broken
-            self.broken = self.broken or isinstance(exc, BrokenExecutor)
-            self._slots.release()
-            metrics.SHADOW_DENIALS.labels("dropped").inc(len(job.denials))
-            return 0
-        with self._lock:
-            self._pending.add(future)
-        future.add_done_callback(partial(self._done, len(job.denials)))
+        with self._changed:
+            if self._waiting_denials + len(job.denials) > self._capacity:
+                metrics.SHADOW_DENIALS.labels("dropped").inc(len(job.denials))
+                return 0
+            self._waiting.append(job)
+            self._waiting_denials += len(job.denials)
+            batch = self._next_batch()
+        if batch:
+            self._submit(batch)
         return len(job.denials)
 
-    def _done(self, denials: int, future: Future[int]) -> None:
-        self._slots.release()
-        with self._lock:
-            self._pending.discard(future)
+    def _next_batch(self) -> list[ShadowJob]:
+        """The jobs waiting, when none is in the executor (called locked)."""
+        if self._busy or not self._waiting:
+            return []
+        batch, self._waiting, self._waiting_denials = self._waiting, [], 0
+        self._busy = True
+        return batch
+
+    def _submit(self, batch: list[ShadowJob]) -> None:
         try:
-            stored = future.result()
+            future = self._executor.submit(self._work, batch)
+        except RuntimeError as exc:  # shut down (being replaced, the service stopping) or broken
+            self.broken = self.broken or isinstance(exc, BrokenExecutor)
+            metrics.SHADOW_DENIALS.labels("dropped").inc(_denials(batch))
+            self._finished()
+            return
+        future.add_done_callback(partial(self._done, _denials(batch)))
+
+    def _done(self, denials: int, future: Future[int]) -> None:
+        try:
+            metrics.SHADOW_DENIALS.labels("scored").inc(future.result())
         except Exception as exc:  # the worker or the database failed: count it, keep serving
             self.broken = self.broken or isinstance(exc, BrokenExecutor)
             metrics.SHADOW_DENIALS.labels("failed").inc(denials)
@@ -247,15 +275,27 @@ class ShadowScorer:
                 "shadow scores not stored",
                 extra={"reason": type(exc).__name__, "denials": denials},
             )
-            return
-        metrics.SHADOW_DENIALS.labels("scored").inc(stored)
+        self._finished()
+
+    def _finished(self) -> None:
+        """The batch in the executor is done: send the jobs that waited for it."""
+        with self._changed:
+            self._busy = False
+            batch = self._next_batch()
+            self._changed.notify_all()
+        if batch:
+            self._submit(batch)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every job handed over so far is stored or failed."""
-        with self._lock:
-            pending = list(self._pending)
-        return not wait(pending, timeout).not_done
+        with self._changed:
+            return self._changed.wait_for(lambda: not self._busy and not self._waiting, timeout)
 
     def close(self) -> None:
-        """Let the jobs on their way finish, then stop the worker."""
+        """Let the batch in the executor finish, then stop the worker (jobs still waiting
+        here are not scored: the challenger is being retired)."""
         self._executor.shutdown(wait=True)
+
+
+def _denials(batch: Sequence[ShadowJob]) -> int:
+    return sum(len(job.denials) for job in batch)

@@ -68,28 +68,37 @@ def answered(denial_id: str) -> tuple[ScoredBatch, list[dict]]:
     return response, [{"denial_id": denial_id}]
 
 
-def test_a_full_queue_drops_denials_without_waiting() -> None:
+def test_a_full_queue_drops_denials_without_waiting_and_the_rest_go_together() -> None:
     release = threading.Event()
-    jobs = []
+    batches = []
 
-    def slow_challenger(job) -> int:
-        jobs.append(job)
+    def slow_challenger(jobs) -> int:
+        batches.append([job.denials[0]["denial_id"] for job in jobs])
         release.wait(10)
-        return len(job.denials)
+        return len(jobs)
 
-    executor = ThreadPoolExecutor(1)
-    scorer = ShadowScorer("2", 1.0, executor, slow_challenger, capacity=2)
+    scorer = ShadowScorer("2", 1.0, ThreadPoolExecutor(1), slow_challenger, capacity=2)
     dropped, scored = shadow_count("dropped"), shadow_count("scored")
     began = time.perf_counter()
     handed = [scorer.offer(*answered(f"D-{n}")) for n in range(5)]
     took = time.perf_counter() - began
-    assert handed == [1, 1, 0, 0, 0]
-    assert took < 0.05  # three offers met a full queue and returned at once
-    assert shadow_count("dropped") - dropped == 3
+    # D-0 goes to the challenger at once, D-1 and D-2 wait for it, D-3 and D-4 find no room.
+    assert handed == [1, 1, 1, 0, 0]
+    assert took < 0.05  # nothing waited for the challenger, which is still busy
+    assert shadow_count("dropped") - dropped == 2
     release.set()
     assert scorer.flush(10)
-    assert shadow_count("scored") - scored == 2
-    assert [job.denials[0]["denial_id"] for job in jobs] == ["D-0", "D-1"]
+    assert batches == [["D-0"], ["D-1", "D-2"]]  # those that waited went as one batch
+    assert shadow_count("scored") - scored == 3
+    scorer.close()
+
+
+def test_the_challenger_gets_the_champions_answer_beside_each_denial() -> None:
+    jobs = []
+    scorer = ShadowScorer("2", 1.0, ThreadPoolExecutor(1), lambda batch: jobs.extend(batch) or 0)
+    scorer.offer(*answered("C-1"))
+    assert scorer.flush(10)
+    assert jobs[0].request_id == "req-C-1" and jobs[0].champion_version == "1"
     assert jobs[0].champion == [
         {
             "champion_root_cause": "coding",
