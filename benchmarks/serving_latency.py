@@ -558,23 +558,42 @@ def measure_service(data_dir: Path, payloads: list[dict], plan: Plan, work: Path
         }
 
 
+SHADOW_CASES = (("without", 0.0), ("with", 1.0), ("default", 0.1))
+
+
 def measure_shadow(data_dir: Path, payloads: list[dict], plan: Plan, work: Path) -> dict:
-    """One denial at concurrency 1 without a challenger, then with one scoring every denial
-    in shadow; the challenger is the champion's model registered again, so both do the same
-    work, and its alias is removed afterwards."""
+    """One denial at concurrency 1 with no challenger, with one scoring every denial in
+    shadow, and with one at the default share: three services side by side, measured in
+    turn, round after round, so the drift of a shared machine falls on every case alike. The
+    challenger is the champion's model registered again (the same work); the service without
+    one started before its alias was set, and the alias is removed afterwards."""
     key = benchmark_key(data_dir)
     set_challenger(data_dir, present=False)
-    cases: dict[str, Any] = {"handover_us": handover_cost(plan.shadow_requests * 5)}
-    for case, share in (("without", 0.0), ("with", 1.0), ("default", 0.1)):
-        if share and case == "with":
-            set_challenger(data_dir, present=True)
-        with service_process(data_dir, work / f"service-shadow-{case}.log", share) as server:
-            target = service_target(server, key)
-            single = latency_runs(target, payloads, plan.shadow_requests, 1, plan.repeats)
-            time.sleep(2)  # the challenger's last jobs, before its counters are read
-            cases[case] = {"single": single, "shadow": shadow_counts(server, key)}
+    bodies: list[bytes] = []
+    runs: dict[str, list[dict[str, float]]] = {case: [] for case, _ in SHADOW_CASES}
+    counts = {}
+    with contextlib.ExitStack() as stack:
+        targets = {}
+        for case, share in SHADOW_CASES:
+            if case == "with":
+                set_challenger(data_dir, present=True)
+            log = work / f"service-shadow-{case}.log"
+            server = stack.enter_context(service_process(data_dir, log, share))
+            targets[case] = (server, service_target(server, key))
+        for _, target in targets.values():
+            bodies = target.bodies(batches(payloads, 1, plan.shadow_requests))
+            send(target, bodies[:50], 1)  # warm up
+        for _ in range(plan.repeats * 2):
+            for case, (_, target) in targets.items():
+                latencies, wall = send(target, bodies, 1)
+                runs[case].append({**percentiles(latencies), "per_second": len(bodies) / wall})
+                time.sleep(2)  # the challenger's last batch, before the next case is measured
+        counts = {case: shadow_counts(server, key) for case, (server, _) in targets.items()}
     set_challenger(data_dir, present=False)
-    return cases
+    return {
+        "handover_us": handover_cost(plan.shadow_requests * 5),
+        **{case: {"single": repeated(runs[case]), "shadow": counts[case]} for case in runs},
+    }
 
 
 def handover_cost(requests: int) -> dict[str, float]:

@@ -30,6 +30,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from denial_triage.settings import Settings
@@ -589,8 +590,11 @@ def model(request: Request, viewer: SignedIn) -> HTMLResponse:
         cards, problem = {}, f"the model registry cannot be read: {exc}"
     state = _state(request)
     shadow = state.shadow
-    with state.session() as session:
-        live = live_comparison(session, shadow.version if shadow is not None else None)
+    try:
+        with state.session() as session:
+            live = live_comparison(session, shadow.version if shadow is not None else None)
+    except SQLAlchemyError:  # the registry's half of the page is still worth showing
+        live, problem = None, problem or "the shadow scores cannot be read: database unreachable"
     context = {
         "cards": cards,
         "problem": problem,
