@@ -58,18 +58,21 @@ def shadow_rows(rows: int, seed: int) -> list[dict]:
 def outcomes(rows: int, seed: int) -> list[Feedback]:
     """Outcomes (half recovered) and reviewed causes for every fifth denial."""
     rng = np.random.default_rng(seed + 1)
-    return [
-        Feedback(
-            idempotency_key=f"k{n}",
-            denial_id=f"D-{n}",
-            caller="benchmark",
-            corrected_root_cause=CAUSES[n % len(CAUSES)],
-            resolution="overturned_on_appeal" if rng.uniform() < 0.5 else "written_off",
-            recovered_amount=100.0,
-            request_hash=f"{n:064x}",
+    feedback = []
+    for n in range(0, rows, 5):
+        recovered = rng.uniform() < 0.5
+        feedback.append(
+            Feedback(
+                idempotency_key=f"k{n}",
+                denial_id=f"D-{n}",
+                caller="benchmark",
+                corrected_root_cause=CAUSES[n % len(CAUSES)],
+                resolution="overturned_on_appeal" if recovered else "written_off",
+                recovered_amount=100.0 if recovered else 0.0,
+                request_hash=f"{n:064x}",
+            )
         )
-        for n in range(0, rows, 5)
-    ]
+    return feedback
 
 
 def main() -> None:
