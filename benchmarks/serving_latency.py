@@ -15,6 +15,9 @@ their spread (min-max), and every ratio from the same run:
 6. training scale and 7. ingestion speed, quoted from ``train_scale.py`` / ``ingest_835.py``
    JSON when given (``--train-scale-json``, ``--ingest-json``), else from the README;
 8. cost growth: latency and throughput for requests of 1 to 10,000 denials;
+9. the challenger in shadow: one denial at concurrency 1 with no challenger, then with a
+   challenger scoring every denial in shadow (``shadow_share`` 1.0), in the same run: the p50
+   and p99 it adds (target: under 1 ms at p99), and how many it scored and dropped;
 
 and the resident memory of the serving process with the champion loaded. Load stays on
 127.0.0.1, bounded in requests and time. Prints a markdown table and writes JSON.
@@ -22,6 +25,7 @@ and the resident memory of the serving process with the champion loaded. Load st
     .venv/bin/python benchmarks/serving_latency.py                 # full run, about 12 minutes
     .venv/bin/python benchmarks/serving_latency.py --quick         # smaller run, about 5 minutes
     .venv/bin/python benchmarks/serving_latency.py --data-dir DIR  # reuse a trained data directory
+    .venv/bin/python benchmarks/serving_latency.py --quick --shadow-only  # 9. alone
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import json
 import os
 import platform
 import queue
+import re
 import shutil
 import subprocess
 import sys
@@ -69,6 +74,7 @@ class Plan:
     growth: dict[int, int] = field(
         default_factory=lambda: {1: 400, 10: 200, 100: 40, 1_000: 6, 10_000: 2}
     )
+    shadow_requests: int = 2_000  # a p99 is the 20th slowest request of each repeat
 
 
 QUICK = Plan(
@@ -82,6 +88,7 @@ QUICK = Plan(
     naive_single_requests=5,
     naive_batch_requests=1,
     growth={1: 100, 10: 50, 100: 10, 1_000: 3, 10_000: 1},
+    shadow_requests=1_000,
 )
 
 
@@ -192,14 +199,18 @@ def started(command: list[str], env: dict[str, str], ready: str, log: Path) -> I
                 process.kill()
 
 
-def service_process(data_dir: Path, log: Path) -> contextlib.AbstractContextManager[Server]:
-    """``denial-triage serve`` on a free port, with room for 10,000-denial requests."""
+def service_process(
+    data_dir: Path, log: Path, shadow_share: float = 0.0
+) -> contextlib.AbstractContextManager[Server]:
+    """``denial-triage serve`` on a free port, with room for 10,000-denial requests; a
+    challenger, if registered, scores ``shadow_share`` of the denials in shadow."""
     env = clean_env()
     env.update(
         DENIAL_TRIAGE_DATA_DIR=str(data_dir),
         DENIAL_TRIAGE_MAX_BATCH_DENIALS=str(MAX_DENIALS),
         DENIAL_TRIAGE_MAX_BODY_BYTES=str(256 * 2**20),
         DENIAL_TRIAGE_MODEL_POLL_SECONDS="3600",
+        DENIAL_TRIAGE_SHADOW_SHARE=str(shadow_share),
     )
     command = [sys.executable, "-m", "denial_triage", "serve", "--port", "{port}"]
     return started(command, env, "/readyz", log)
@@ -510,6 +521,8 @@ def run(args: argparse.Namespace, plan: Plan, work: Path) -> dict[str, Any]:
         "single": naive_runs(model, payloads, 1, plan.naive_single_requests, plan.repeats),
         "batch_1000": naive_runs(model, payloads, 1_000, plan.naive_batch_requests, plan.repeats),
     }
+    print("challenger in shadow", flush=True)
+    results["shadow"] = measure_shadow(data_dir, payloads, plan, work)
     results["training"] = training_scale(args.train_scale_json)
     results["ingestion"] = ingestion(args.ingest_json)
     results["ratios"] = ratios(results)
@@ -543,6 +556,97 @@ def measure_service(data_dir: Path, payloads: list[dict], plan: Plan, work: Path
             "growth": growth,
             "memory_after": server.rss_mb(),
         }
+
+
+SHADOW_CASES = (("without", 0.0), ("with", 1.0), ("default", 0.1))
+
+
+def measure_shadow(data_dir: Path, payloads: list[dict], plan: Plan, work: Path) -> dict:
+    """One denial at concurrency 1 with no challenger, with one scoring every denial in
+    shadow, and with one at the default share: three services side by side, measured in
+    turn, round after round, so the drift of a shared machine falls on every case alike. The
+    challenger is the champion's model registered again (the same work); the service without
+    one started before its alias was set, and the alias is removed afterwards."""
+    key = benchmark_key(data_dir)
+    set_challenger(data_dir, present=False)
+    bodies: list[bytes] = []
+    runs: dict[str, list[dict[str, float]]] = {case: [] for case, _ in SHADOW_CASES}
+    counts = {}
+    with contextlib.ExitStack() as stack:
+        targets = {}
+        for case, share in SHADOW_CASES:
+            if case == "with":
+                set_challenger(data_dir, present=True)
+            log = work / f"service-shadow-{case}.log"
+            server = stack.enter_context(service_process(data_dir, log, share))
+            targets[case] = (server, service_target(server, key))
+        for _, target in targets.values():
+            bodies = target.bodies(batches(payloads, 1, plan.shadow_requests))
+            send(target, bodies[:50], 1)  # warm up
+        for _ in range(plan.repeats * 2):
+            for case, (_, target) in targets.items():
+                latencies, wall = send(target, bodies, 1)
+                runs[case].append({**percentiles(latencies), "per_second": len(bodies) / wall})
+                time.sleep(2)  # the challenger's last batch, before the next case is measured
+        counts = {case: shadow_counts(server, key) for case, (server, _) in targets.items()}
+    set_challenger(data_dir, present=False)
+    return {
+        "handover_us": handover_cost(plan.shadow_requests * 5),
+        **{case: {"single": repeated(runs[case]), "shadow": counts[case]} for case in runs},
+    }
+
+
+def handover_cost(requests: int) -> dict[str, float]:
+    """What the shadow adds on the request path itself, in-process (microseconds): sampling a
+    one-denial answer and handing it over, the challenger's own work elsewhere."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pandas as pd
+
+    from serving.scoring import ScoredBatch
+    from serving.shadow import ShadowScorer
+
+    result = {
+        "root_cause": {"category": "coding"},
+        "recovery": {"probability": 0.5},
+        "priority": {"score": 10.0},
+    }
+    scorer = ShadowScorer("2", 1.0, ThreadPoolExecutor(1), lambda jobs: 0, capacity=10**9)
+    timings = []
+    for n in range(requests):
+        answer = ScoredBatch(f"r{n}", "1", "m", pd.Timestamp.now("UTC"), [result])
+        began = time.perf_counter()
+        scorer.offer(answer, [{"denial_id": f"D-{n}"}])
+        timings.append(time.perf_counter() - began)
+    scorer.close()
+    micro = np.asarray(timings) * 1e6
+    return {f"p{q}": float(np.percentile(micro, q)) for q in (50, 99)}
+
+
+def set_challenger(data_dir: Path, present: bool) -> None:
+    """Register the champion's model again as challenger, or remove the challenger alias."""
+    from mlflow.tracking import MlflowClient
+
+    from training.tracking import CHALLENGER, CHAMPION, MODEL_NAME, configure_tracking
+
+    configure_tracking(data_dir)
+    client = MlflowClient()
+    if not present:
+        with contextlib.suppress(Exception):  # no alias to remove
+            client.delete_registered_model_alias(MODEL_NAME, CHALLENGER)
+        return
+    champion = client.get_model_version_by_alias(MODEL_NAME, CHAMPION)
+    again = client.create_model_version(MODEL_NAME, champion.source, run_id=champion.run_id)
+    client.set_registered_model_alias(MODEL_NAME, CHALLENGER, again.version)
+
+
+def shadow_counts(server: Server, key: str) -> dict[str, float]:
+    """The service's shadow counters by outcome (scored, dropped, failed), from /metrics."""
+    connection = http.client.HTTPConnection(*server.host, timeout=60)
+    connection.request("GET", "/metrics", headers={"Authorization": f"Bearer {key}"})
+    text = connection.getresponse().read().decode()
+    pattern = r'denial_triage_shadow_denials_total\{outcome="(\w+)"\} ([0-9.e+]+)'
+    return {outcome: float(value) for outcome, value in re.findall(pattern, text)}
 
 
 def measure_peer(data_dir: Path, payloads: list[dict], plan: Plan, work: Path) -> dict:
@@ -661,7 +765,59 @@ def table(results: dict[str, Any]) -> str:
         f"{_worker_mb(service):,.0f} MiB more) | < 1 GB "
         f"| mlflow serve peak {peer['memory_after']['tree_peak_rss_mb']:,.0f} MiB |",
     ]
-    return "\n".join([*lines, "", growth_table(service["growth"]), "", quoted_tables(results)])
+    return "\n".join(
+        [
+            *lines,
+            "",
+            growth_table(service["growth"]),
+            "",
+            shadow_table(results["shadow"]),
+            "",
+            quoted_tables(results),
+        ]
+    )
+
+
+def shadow_table(shadow: dict[str, Any]) -> str:
+    """Single-denial latency without and with the challenger in shadow, and the difference."""
+    without, with_shadow = shadow["without"]["single"], shadow["with"]["single"]
+    counts = shadow["with"]["shadow"]
+    lines = [
+        "| one denial, concurrency 1 | p50 ms | p99 ms | shadow scored / dropped |",
+        "|---|---|---|---|",
+        f"| no challenger | {_m(without['p50'], 2)} | {_m(without['p99'], 2)} | |",
+        f"| challenger in shadow, share 1.0 | {_m(with_shadow['p50'], 2)} "
+        f"| {_m(with_shadow['p99'], 2)} | {counts.get('scored', 0):,.0f} / "
+        f"{counts.get('dropped', 0):,.0f} |",
+        f"| added by the shadow at share 1.0 (medians; target p99 < 1 ms) "
+        f"| {with_shadow['p50']['median'] - without['p50']['median']:+.2f} "
+        f"| {with_shadow['p99']['median'] - without['p99']['median']:+.2f} | |",
+    ]
+    if "default" in shadow:
+        default, counted = shadow["default"]["single"], shadow["default"]["shadow"]
+        lines.append(
+            f"| challenger in shadow, share 0.1 (the default) | {_m(default['p50'], 2)} "
+            f"| {_m(default['p99'], 2)} | {counted.get('scored', 0):,.0f} / "
+            f"{counted.get('dropped', 0):,.0f} |"
+        )
+    handover = shadow["handover_us"]
+    lines.append(
+        f"| the hand-over on the request path alone (in-process) | {handover['p50'] / 1000:.3f} "
+        f"| {handover['p99'] / 1000:.3f} | |"
+    )
+    return "\n".join(lines)
+
+
+def run_shadow_only(args: argparse.Namespace, plan: Plan, work: Path) -> dict[str, Any]:
+    """Only the challenger-in-shadow comparison (9.), on a trained or reused champion."""
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    print("preparing the champion", flush=True)
+    data_dir, history = prepare(args, plan, work)
+    payloads = denial_payloads(history, 2_000)
+    results: dict[str, Any] = {"machine": machine(), "plan": asdict(plan)}
+    print("challenger in shadow", flush=True)
+    results["shadow"] = measure_shadow(data_dir, payloads, plan, work)
+    return results
 
 
 def _worker_mb(service: dict[str, Any]) -> float:
@@ -712,12 +868,15 @@ def main() -> None:
     parser.add_argument("--train-scale-json", type=Path, help="output of train_scale.py --json")
     parser.add_argument("--ingest-json", type=Path, help="ingestion figures as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the trained data directory")
+    parser.add_argument(
+        "--shadow-only", action="store_true", help="only the challenger-in-shadow comparison"
+    )
     args = parser.parse_args()
     plan = QUICK if args.quick else Plan()
     work = Path(tempfile.mkdtemp(prefix="denial-triage-bench-"))
     began = time.perf_counter()
     try:
-        results = run(args, plan, work)
+        results = (run_shadow_only if args.shadow_only else run)(args, plan, work)
     finally:
         if args.keep:
             print(f"kept {work}")
@@ -727,7 +886,7 @@ def main() -> None:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2))
     print()
-    print(table(results))
+    print(shadow_table(results["shadow"]) if args.shadow_only else table(results))
     print(f"\n{results['minutes']:.1f} minutes; figures in {args.json}")
 
 

@@ -87,6 +87,14 @@ class Settings(BaseSettings):
         "waiting at once) before the answer, so a hard kill loses nothing answered; false "
         "answers a moment sooner and may lose the last second of records on a kill.",
     )
+    shadow_share: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="Share of scored denials the challenger (when a `challenger` alias exists) "
+        "also scores in shadow, off the request path, chosen by a hash of the denial id so "
+        "the same denials are compared over time; 0 turns shadow scoring off.",
+    )
     shutdown_grace_seconds: int = Field(
         30, ge=1, description="How long in-flight requests may take to finish on SIGTERM."
     )

@@ -126,7 +126,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 async def _poll_champion(state: ServiceState, seconds: float) -> None:
-    """Hot reload: follow the champion alias; a failed check keeps the current model.
+    """Hot reload: follow the champion alias (a failed check keeps the current model) and
+    the challenger's, whose model scores in shadow.
 
     The audit spool is drained here too, first at start: what a previous run left while the
     database was away is written as soon as it is back, not one poll interval later.
@@ -135,6 +136,7 @@ async def _poll_champion(state: ServiceState, seconds: float) -> None:
         await _survive(state.drain_spool)
         await asyncio.sleep(seconds)
         await _survive(state.refresh_model)
+        await _survive(state.refresh_challenger)
 
 
 async def _survive(step: Callable[[], object]) -> None:

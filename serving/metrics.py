@@ -44,6 +44,18 @@ MODEL_RELOADS = Counter(
     ["outcome"],
     registry=REGISTRY,
 )
+SHADOW_DENIALS = Counter(
+    "denial_triage_shadow_denials_total",
+    "Denials sampled for the challenger in shadow, by outcome: scored (and stored), dropped "
+    "(its queue was full) or failed.",
+    ["outcome"],
+    registry=REGISTRY,
+)
+SHADOW_VERSION = Gauge(
+    "denial_triage_shadow_model_version",
+    "Registered version of the challenger scoring in shadow (0 when none).",
+    registry=REGISTRY,
+)
 
 
 def exposition() -> tuple[bytes, str]:

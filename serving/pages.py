@@ -30,6 +30,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from denial_triage.settings import Settings
@@ -38,6 +39,7 @@ from features.labels import deadline_rule_label, in_plain_words, plain_label
 from serving import model_card, monitoring, repository, views, worklist_records
 from serving.auth import Caller
 from serving.errors import ServiceError
+from serving.live_comparison import live_comparison
 from serving.records import REVIEWER_ROLES, ApiKey
 from serving.schemas import FeedbackIn
 from serving.site_secrets import site_secret
@@ -580,15 +582,25 @@ def dashboard(request: Request, viewer: SignedIn) -> HTMLResponse:
 
 @router.get("/model", response_class=HTMLResponse)
 def model(request: Request, viewer: SignedIn) -> HTMLResponse:
-    """The champion and the challenger: versions, data, metrics beside baselines, figures."""
+    """The champion and the challenger: versions, data, metrics beside baselines, figures,
+    and the two compared on the same live denials (the challenger's shadow scores)."""
     problem = None
     try:
         cards = model_card.registry_cards()
     except Exception as exc:  # the registry being away must not take the page down
         cards, problem = {}, f"the model registry cannot be read: {exc}"
+    state = _state(request)
+    shadow = state.shadow
+    try:
+        with state.session() as session:
+            live = live_comparison(session, shadow.version if shadow is not None else None)
+    except SQLAlchemyError:  # the registry's half of the page is still worth showing
+        live, problem = None, problem or "the shadow scores cannot be read: database unreachable"
     context = {
         "cards": cards,
         "problem": problem,
+        "live": live,
+        "shadow_share": shadow.share if shadow is not None else None,
         "serving": _state(request).readiness(),
         "figures": model_card.FIGURES,
         "capacity_label": model_card.capacity_label,

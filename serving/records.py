@@ -332,3 +332,34 @@ class WorklistEvent(Base):
     action: Mapped[str] = mapped_column(String(16))
     status: Mapped[str | None] = mapped_column(String(16))
     assignee: Mapped[str | None] = mapped_column(String(100))
+
+
+class ShadowScore(Base):
+    """The challenger's score of a denial sampled in shadow, beside the champion's answer to the
+    same request: the pair is what the model page and ``promote --live`` compare. Like the
+    audit log it keeps ids and the keyed input hash only, never the denial itself."""
+
+    __tablename__ = "shadow_scores"
+    __table_args__ = (
+        Index("ix_shadow_scores_model_version_denial_id", "model_version", "denial_id"),
+    )
+
+    id: Mapped[int] = mapped_column(RowId, primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(64))
+    denial_id: Mapped[str] = mapped_column(String(TEXT_MAXIMUM), index=True)
+    scored_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    input_hash: Mapped[str] = mapped_column(String(64))
+    model_version: Mapped[str] = mapped_column(String(64))  # the challenger's
+    champion_version: Mapped[str] = mapped_column(String(64))
+    root_cause: Mapped[str | None] = mapped_column(String(64))
+    root_cause_probability: Mapped[float | None] = mapped_column(Float)
+    recovery_probability: Mapped[float | None] = mapped_column(Float)
+    preventable_probability: Mapped[float | None] = mapped_column(Float)
+    priority: Mapped[float | None] = mapped_column(Float)
+    owner_queue: Mapped[str | None] = mapped_column(String(64))
+    requires_review: Mapped[bool | None] = mapped_column(Boolean)
+    # The champion's answer to the same request, copied when it was answered: comparing the two
+    # reads this one table, without a join to the audit log's documents.
+    champion_root_cause: Mapped[str | None] = mapped_column(String(64))
+    champion_recovery_probability: Mapped[float | None] = mapped_column(Float)
+    champion_priority: Mapped[float | None] = mapped_column(Float)

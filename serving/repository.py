@@ -44,6 +44,7 @@ from serving.records import (
     PageSession,
     Role,
     ScoreRecord,
+    ShadowScore,
     utc_now,
 )
 
@@ -366,6 +367,60 @@ def latest_score(session: Session, denial_id: str) -> ScoreRecord | None:
 def count_scores(session: Session) -> int:
     """How many audit records the database holds."""
     return session.scalar(select(func.count()).select_from(ScoreRecord)) or 0
+
+
+# ---------------------------------------------------------------------------- shadow scores
+
+# What the live comparison reads of each shadow score: the pair of answers to one request.
+SHADOW_PAIR_COLUMNS = (
+    "denial_id",
+    "scored_at",
+    "champion_version",
+    "root_cause",
+    "recovery_probability",
+    "priority",
+    "champion_root_cause",
+    "champion_recovery_probability",
+    "champion_priority",
+)
+
+
+def record_shadow_scores(session: Session, records: Sequence[Mapping[str, Any]]) -> int:
+    """Write the challenger's shadow scores (built by :func:`serving.shadow.shadow_records`);
+    returns how many were written."""
+    if not records:
+        return 0
+    session.execute(ShadowScore.__table__.insert(), [dict(record) for record in records])
+    session.commit()
+    return len(records)
+
+
+def shadow_writer(sessions: sessionmaker[Session]) -> Callable[[Sequence[Mapping[str, Any]]], int]:
+    """A ``write(records) -> int`` of shadow scores over fresh sessions, for the worker."""
+
+    def write(records: Sequence[Mapping[str, Any]]) -> int:
+        with sessions() as session:
+            return record_shadow_scores(session, records)
+
+    return write
+
+
+def shadow_pairs(session: Session, challenger_version: str) -> pd.DataFrame:
+    """Every shadow score of a challenger version beside the champion's answer, oldest
+    first (:data:`SHADOW_PAIR_COLUMNS`); the index on version and denial id finds them."""
+    columns = [getattr(ShadowScore, name) for name in SHADOW_PAIR_COLUMNS]
+    query = (
+        select(*columns)
+        .where(ShadowScore.model_version == challenger_version)
+        .order_by(ShadowScore.scored_at, ShadowScore.id)
+    )
+    return pd.DataFrame(session.execute(query).all(), columns=list(SHADOW_PAIR_COLUMNS))
+
+
+def latest_shadow_version(session: Session) -> str | None:
+    """The challenger version of the newest shadow score, or None when there is none."""
+    query = select(ShadowScore.model_version).order_by(ShadowScore.id.desc()).limit(1)
+    return session.scalar(query)
 
 
 # ---------------------------------------------------------------------------- feedback

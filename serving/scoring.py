@@ -31,7 +31,13 @@ from features.pipeline import DenialColumns, live_scoring_date
 from serving.reasons import class_log_odds, exact_amounts, plain_reasons
 from serving.schemas import EXAMPLE_DENIAL
 from training.specs import TASKS
-from training.tracking import CHAMPION, MODEL_NAME, alias_version, load_triage_model
+from training.tracking import (
+    CHALLENGER,
+    CHAMPION,
+    MODEL_NAME,
+    alias_version,
+    load_triage_model,
+)
 from training.triage_model import Explanation, TriageModel
 
 
@@ -288,13 +294,23 @@ class ModelStore:
         version, _ = self.registered_champion()
         return self.load_version(version) if version else self.load_cached()
 
-    def load_version(self, version: str) -> LoadedModel:
-        """Load, check and cache one registered version."""
+    def load_version(self, version: str, current: bool = True) -> LoadedModel:
+        """Load, check and cache one registered version; the cache's pointer to the model
+        served when the registry is away moves to it only when ``current`` (a champion, not
+        the challenger in shadow)."""
         triage = load_triage_model(f"models:/{MODEL_NAME}/{version}")
         loaded = LoadedModel(triage, str(version), "registry")
         canary_check(loaded.triage)
-        self._cache(loaded)
+        self._cache(loaded, current)
         return loaded
+
+    def challenger_version(self) -> str | None:
+        """The version the challenger alias points to (raises when the registry is away)."""
+        return alias_version(CHALLENGER)
+
+    def model_file(self, version: str) -> Path:
+        """Where the cache keeps a loaded version's model."""
+        return self.cache_dir / version / "triage_model.joblib"
 
     def load_cached(self) -> LoadedModel:
         """The last good model, for when the registry cannot be reached."""
@@ -309,7 +325,7 @@ class ModelStore:
         canary_check(triage)
         return LoadedModel(triage, version, "cache")
 
-    def _cache(self, loaded: LoadedModel) -> None:
+    def _cache(self, loaded: LoadedModel, current: bool = True) -> None:
         folder = self.cache_dir / loaded.version
         staging = self.cache_dir / f".{loaded.version}.partial"
         shutil.rmtree(staging, ignore_errors=True)
@@ -317,6 +333,8 @@ class ModelStore:
         joblib.dump(loaded.triage, staging / "triage_model.joblib")
         shutil.rmtree(folder, ignore_errors=True)
         staging.rename(folder)  # the cache never holds a half-written model
+        if not current:
+            return
         pointer = self.cache_dir / "current.json.tmp"
         pointer.write_text(json.dumps({"version": loaded.version}))
         pointer.replace(self.cache_dir / "current.json")

@@ -66,6 +66,7 @@ from serving.scoring import (
     ScoredBatch,
     score_denials,
 )
+from serving.shadow import ShadowScorer, worker_pool
 from serving.site_secrets import site_secret
 from serving.spool import AuditSpool
 from training.specs import TASKS
@@ -87,6 +88,7 @@ class ServiceState:
         self.spool = AuditSpool(settings.audit_spool_dir)
         self.model: LoadedModel | None = None
         self.model_problem: str | None = None
+        self.shadow: ShadowScorer | None = None  # the challenger, when one scores in shadow
         self._reload_lock = threading.Lock()
         self._auth_cache: dict[str, tuple[float, Caller]] = {}
         self.engine = None
@@ -118,6 +120,7 @@ class ServiceState:
         self.refresh_model()
         if self.model is None:
             self._load_cached(self.model_problem or "")
+        self.refresh_challenger()
         if self.model is None:
             logger.error(
                 "no model to serve; /readyz answers 503", extra={"reason": self.model_problem}
@@ -142,6 +145,7 @@ class ServiceState:
         self._spooled(self.local_audit.store(jobs))
 
     def stop(self) -> None:
+        self._retire_shadow()
         if self.audit_writer is not None:
             self.audit_writer.close()
         self.drain_spool()
@@ -188,6 +192,54 @@ class ServiceState:
             metrics.MODEL_VERSION.set(float(version))
             logger.info("model loaded", extra={"model_version": version})
             return self.readiness()
+
+    def refresh_challenger(self) -> None:
+        """Follow the challenger alias: load a new challenger into a shadow worker, retire the
+        worker when the alias is gone or names the champion; keep it when the registry fails."""
+        if self.settings.shadow_share <= 0:
+            return
+        with self._reload_lock:
+            try:
+                version = self.store.challenger_version()
+            except Exception as exc:  # the registry being away changes nothing here
+                logger.warning("challenger not checked", extra={"reason": str(exc)})
+                return
+            champion = self.model.version if self.model is not None else None
+            if version is None or version == champion:
+                self._retire_shadow()
+            elif self.shadow is None or self.shadow.version != version or self.shadow.broken:
+                self._start_shadow(version)  # new, or its worker died: a fresh worker
+
+    def _start_shadow(self, version: str) -> None:
+        try:
+            self.store.load_version(version, current=False)  # checked by the canary, cached
+        except Exception as exc:  # refused or failed: the champion serves on, alone
+            logger.warning(
+                "challenger refused", extra={"model_version": version, "reason": str(exc)}
+            )
+            return
+        pool = worker_pool(
+            self.store.model_file(version),
+            version,
+            self.settings.resolved_database_url,
+            self.input_hash_key,
+        )
+        self._retire_shadow()
+        self.shadow = ShadowScorer(version, self.settings.shadow_share, pool)
+        metrics.SHADOW_VERSION.set(float(version))
+        logger.info("challenger in shadow", extra={"model_version": version})
+
+    def _retire_shadow(self) -> None:
+        shadow, self.shadow = self.shadow, None  # requests stop handing over first
+        if shadow is not None:
+            shadow.close()
+            metrics.SHADOW_VERSION.set(0)
+            logger.info("challenger retired", extra={"model_version": shadow.version})
+
+    def flush_shadow(self) -> None:
+        """Wait until the challenger has stored (or failed) every job handed to it so far."""
+        if self.shadow is not None:
+            self.shadow.flush()
 
     def _keep(self, problem: str) -> dict[str, object]:
         self.model_problem = problem
@@ -319,6 +371,9 @@ class ServiceState:
         results = score_denials(model.triage, denials, explain=explain, top=top, threads=threads)
         response = self._response(results, model, request_id)
         self._audit(response, payload, caller)
+        shadow = self.shadow  # read once: the poll may retire it meanwhile
+        if shadow is not None:
+            shadow.offer(response, payload)  # never waits: a full queue drops, counted
         metrics.DENIALS_SCORED.inc(len(results))
         metrics.REVIEW_FLAGS.inc(sum(r["requires_human_review"] for r in results))
         return response

@@ -181,11 +181,50 @@ def promote(
     ] = None,
     maturity_days: MaturityDays = DEFAULT_MATURITY_DAYS,
     min_rows: MinRows = DEFAULT_MIN_EVALUATION_ROWS,
+    live: Annotated[
+        bool,
+        typer.Option(
+            "--live",
+            help="Also report the version against the champion on the live denials it scored "
+            "in shadow as challenger, with the outcomes recorded since (the decision itself "
+            "stays the offline one).",
+        ),
+    ] = False,
 ) -> None:
     """Make a version champion if its gates pass and it beats the champion on rows neither
     learned from, else challenger."""
     options = _options(data, "", 7, maturity_days=maturity_days)
-    promote_and_report(options, version, min_rows)
+    decision = promote_and_report(options, version, min_rows)
+    if live:
+        report_live(decision.version, get_settings().resolved_database_url)
+
+
+def report_live(version: str, database_url: str) -> None:
+    """Print the live comparison of ``version``'s shadow scores from the service's records."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from serving.database import display_url, make_engine, session_factory
+    from serving.live_comparison import live_comparison
+
+    engine = make_engine(database_url)
+    try:
+        with session_factory(engine)() as session:
+            comparison = live_comparison(session, version)
+    except SQLAlchemyError as exc:
+        typer.echo(
+            f"live: the service's records at {display_url(database_url)} cannot be read "
+            f"({type(exc).__name__}); is the service's database migrated?"
+        )
+        return
+    finally:
+        engine.dispose()
+    if comparison is None:
+        typer.echo(
+            f"live: version {version} has no shadow scores yet; serve it as challenger "
+            "(`shadow_share` above 0) to compare it on live denials"
+        )
+        return
+    typer.echo("\n".join(comparison.lines()))
 
 
 def promote_and_report(

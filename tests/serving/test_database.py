@@ -46,6 +46,7 @@ TABLES = {
     "latest_scores",
     "denial_status",
     "worklist_events",
+    "shadow_scores",
 }
 
 
