@@ -40,6 +40,11 @@ COMMANDS: dict[str, tuple[str, str, str | None]] = {
     "mapping": ("mapping", "app", "The governed CARC/RARC to root-cause mapping."),
     "keys": ("keys", "app", "API keys of the service: create, list, revoke."),
     "db": ("db", "app", "The service's records database."),
+    "monitor": (
+        "monitor",
+        "app",
+        "Watch payers and models: payer behaviour alerts, calibration and drift.",
+    ),
 }
 
 

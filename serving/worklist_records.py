@@ -293,6 +293,7 @@ class WorklistFilters:
     assignee: str | None = None  # a key name, or UNASSIGNED
     search: str | None = None
     search_claim_key: str | None = None
+    primary_code: str | None = None  # the primary adjustment, e.g. CO-197 (payer alerts link it)
 
 
 # Resolved: the latest recorded outcome ends the denial (anything but "open").
@@ -353,6 +354,7 @@ def _conditions(filters: WorklistFilters, today: dt.date) -> list[ColumnElement[
         LatestScore.payer_id: filters.payer_id,
         LatestScore.root_cause: filters.root_cause,
         LatestScore.action_path: filters.action_path,
+        LatestScore.primary_code: filters.primary_code,
     }
     conditions = [column == value for column, value in equal_to.items() if value]
     if filters.due_within_days is not None:

@@ -1,0 +1,319 @@
+"""Payer behaviour alerts: a payer starts denying a procedure family with one code far more often.
+
+Method. Denials are counted per day in cells of payer x primary CARC (remark codes pooled: a
+payer's RARCs vary from one remittance to the next for the same edit) x procedure family
+(:func:`features.procedures.procedure_family`). Each cell's daily count ``x`` is read against
+the payer's whole daily denial flow ``n`` as a binomial share: the flow absorbs what moves every
+code of the payer at once (volume growth, holidays, a batch of remittances arriving on one day),
+so only a change in what the payer denies *for* stands out. Where a site's claim flow per payer
+is not known this denial flow is the denominator; it is the one the records always have.
+
+The test is a one-sided binomial CUSUM (Page 1954), one per cell:
+
+    S_t = max(0, S_{t-1} + x_t log(p1/p0) + (n_t - x_t) log((1 - p1)/(1 - p0)))
+
+with ``p0`` the cell's share over a trailing baseline window that ends ``guard_days`` before
+the day (so a change does not leak into its own baseline while it is being detected) and
+``p1`` the share at ``design_ratio`` times the odds of ``p0`` (about ``design_ratio * p0`` for
+the small shares most cells have), the smallest change worth finding. A CUSUM suits small counts: it
+adds evidence day by day, so a cell with a denial every few days accumulates it over weeks
+while a busy one alarms in days, with one threshold; the binomial likelihood is exact at counts
+of 0, 1 or 2 where a normal approximation (z-scores, control charts) fails. The change's start
+is the day after the CUSUM last stood at zero (the maximum-likelihood change point of a CUSUM
+path). After an alarm the cell is quiet until its baseline window lies wholly after that start,
+so one change raises one alert, and a second change can then be measured against the new level.
+
+Each alert also gives the denials' recovered share before and after the start, from the
+outcomes recorded so far (an overturn rate that falls with a volume step tells a team the new
+denials are also harder to win).
+
+Time comes from the data: days are denial dates, never the clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+import numpy as np
+import pandas as pd
+
+from features.procedures import procedure_family
+
+RECOVERED = ("overturned_on_appeal", "paid_after_correction")
+ENDED = (*RECOVERED, "written_off", "billed_to_patient")
+DAYS_PER_MONTH = 30.0
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """The detector's choices (tuned on generator seeds 1-5, see benchmarks/payer_alerts.py)."""
+
+    design_ratio: float = 2.0  # the smallest multiplier the generator injects
+    threshold: float = 6.0  # CUSUM decision interval h
+    baseline_days: int = 180
+    guard_days: int = 28
+    min_baseline_denials: float = 1.0  # floor on the baseline count: a quiet cell is not zero
+
+
+@dataclass(frozen=True)
+class Alarm:
+    """Where and when a CUSUM crossed its threshold (day numbers from the first denial date)."""
+
+    cell: int
+    alarm_day: int
+    start_day: int
+
+
+@dataclass(frozen=True)
+class PayerAlert:
+    """One payer behaviour change, as a reviewer reads it."""
+
+    payer_id: str
+    payer_name: str | None
+    carc: str
+    remark_codes: tuple[str, ...]  # the most frequent RARCs among the new denials
+    procedure_family: str
+    start_date: dt.date
+    alarm_date: dt.date
+    monthly_before: float  # denials per 30 days in the baseline window
+    monthly_after: float  # denials per 30 days from the start to the alarm (or the data's end)
+    share_before: float  # of the payer's denials
+    share_after: float
+    ratio: float  # share after / share before
+    denials_affected: int  # the cell's denials from the start on
+    recovered_before: float | None  # recovered share of ended denials, when any ended
+    recovered_after: float | None
+
+    @property
+    def worklist_link(self) -> str:
+        """The worklist narrowed to the payer and code (the worklist has no family filter)."""
+        query = urlencode({"payer_id": self.payer_id, "carc": self.carc, "status": "any"})
+        return f"/ui/worklist?{query}"
+
+
+@dataclass(frozen=True)
+class DailyCounts:
+    """Each cell's denials per day, beside its payer's denials per day."""
+
+    cells: pd.DataFrame  # payer_id, carc, procedure_family; row i is cell i
+    first_day: dt.date
+    counts: np.ndarray  # cells x days
+    payer_flow: np.ndarray  # cells x days: the cell's payer's denials that day
+
+    def date_of(self, day: int) -> dt.date:
+        return self.first_day + dt.timedelta(days=int(day))
+
+    def day_of(self, date: dt.date) -> int:
+        return (date - self.first_day).days
+
+
+# ---------------------------------------------------------------------------- counting
+
+
+def denial_cells(denials: pd.DataFrame) -> pd.DataFrame:
+    """Payer, primary CARC and procedure family of each denial, and its denial date."""
+    return pd.DataFrame(
+        {
+            "payer_id": denials["payer_id"].astype(str).to_numpy(),
+            "carc": [_primary(codes) for codes in denials["carc_codes"]],
+            "procedure_family": denials["procedure_code"].map(procedure_family).to_numpy(),
+            "denial_date": pd.to_datetime(denials["denial_date"]).dt.normalize().to_numpy(),
+        },
+        index=denials.index,
+    )
+
+
+def _primary(codes: object) -> str:
+    if codes is None or isinstance(codes, float) or len(codes) == 0:  # type: ignore[arg-type]
+        return ""
+    return str(codes[0])  # type: ignore[index]
+
+
+def daily_counts(cells: pd.DataFrame, *, min_denials: int = 1) -> DailyCounts:
+    """Counts per cell and day; cells with fewer than ``min_denials`` in all are left out
+    (they cannot reach the threshold, and the matrix stays small)."""
+    first = cells["denial_date"].min()
+    day = (cells["denial_date"] - first).dt.days.to_numpy()
+    days = int(day.max()) + 1
+    keys = ["payer_id", "carc", "procedure_family"]
+    cell_of = cells.groupby(keys, sort=True).ngroup().to_numpy()
+    table = cells[keys].drop_duplicates().sort_values(keys).reset_index(drop=True)
+    totals = np.bincount(cell_of, minlength=len(table))
+    kept = np.flatnonzero((totals >= min_denials) & (table["carc"] != "").to_numpy())
+    payers = pd.Categorical(cells["payer_id"])
+    flow_by_payer = np.zeros((len(payers.categories), days), dtype=np.int32)
+    np.add.at(flow_by_payer, (payers.codes, day), 1)
+    renumber = np.full(len(table), -1)
+    renumber[kept] = np.arange(len(kept))
+    counts = np.zeros((len(kept), days), dtype=np.int32)
+    mine = renumber[cell_of] >= 0
+    np.add.at(counts, (renumber[cell_of][mine], day[mine]), 1)
+    payer_of_cell = payers.categories.get_indexer(table["payer_id"])
+    return DailyCounts(
+        cells=table.iloc[kept].reset_index(drop=True),
+        first_day=pd.Timestamp(first).date(),
+        counts=counts,
+        payer_flow=flow_by_payer[payer_of_cell[kept]],
+    )
+
+
+# ---------------------------------------------------------------------------- the test
+
+
+def _trailing_sums(values: np.ndarray, settings: AlertSettings) -> np.ndarray:
+    """Per day, the sum over the baseline window ending ``guard_days`` before it."""
+    cumulative = np.concatenate(
+        [np.zeros((len(values), 1)), np.cumsum(values, axis=1, dtype=np.float64)], axis=1
+    )
+    days = values.shape[1]
+    end = np.clip(np.arange(days) - settings.guard_days, 0, days)
+    start = np.clip(end - settings.baseline_days, 0, days)
+    return cumulative[:, end] - cumulative[:, start]
+
+
+def cusum_alarms(counts: DailyCounts, settings: AlertSettings) -> list[Alarm]:
+    """Run every cell's binomial CUSUM over the days; one alarm per change (see module doc)."""
+    window_count = _trailing_sums(counts.counts, settings)
+    window_flow = _trailing_sums(counts.payer_flow, settings)
+    ready = window_flow > 0
+    share_before = np.where(
+        ready,
+        np.maximum(window_count, settings.min_baseline_denials) / np.maximum(window_flow, 1),
+        0,
+    )
+    share_before = np.clip(share_before, 1e-9, 1 - 1e-9)
+    # The alternative multiplies the odds: a small share is multiplied by about the ratio, and
+    # a code that is already most of the payer's denials cannot double its share.
+    odds_after = settings.design_ratio * share_before / (1 - share_before)
+    share_after = odds_after / (1 + odds_after)
+    step_up = np.log(share_after / share_before)
+    step_down = np.log((1 - share_after) / (1 - share_before))
+    # Before a full baseline window exists the test waits: its share would be a guess.
+    first_ready = settings.baseline_days + settings.guard_days
+    return _walk(counts, step_up, step_down, first_ready, settings)
+
+
+def _walk(
+    counts: DailyCounts,
+    step_up: np.ndarray,
+    step_down: np.ndarray,
+    first_ready: int,
+    settings: AlertSettings,
+) -> list[Alarm]:
+    cells, days = counts.counts.shape
+    statistic = np.zeros(cells)
+    last_zero = np.full(cells, first_ready - 1)
+    quiet_until = np.zeros(cells, dtype=int)
+    alarms: list[Alarm] = []
+    for day in range(first_ready, days):
+        hits, flow = counts.counts[:, day], counts.payer_flow[:, day]
+        increment = hits * step_up[:, day] + (flow - hits) * step_down[:, day]
+        statistic = np.maximum(0.0, statistic + increment)
+        statistic[quiet_until > day] = 0.0
+        last_zero = np.where(statistic == 0.0, day, last_zero)
+        for cell in np.flatnonzero(statistic > settings.threshold):
+            start = int(last_zero[cell]) + 1
+            alarms.append(Alarm(cell=int(cell), alarm_day=day, start_day=start))
+            quiet_until[cell] = start + settings.guard_days + settings.baseline_days
+            statistic[cell] = 0.0
+    return alarms
+
+
+# ---------------------------------------------------------------------------- alerts
+
+
+def detect_payer_alerts(
+    denials: pd.DataFrame,
+    since: dt.date,
+    settings: AlertSettings | None = None,
+    payer_names: dict[str, str] | None = None,
+) -> list[PayerAlert]:
+    """The alerts raised on or after ``since`` over a history of denials (contract columns
+    ``payer_id``, ``carc_codes``, ``procedure_code``, ``denial_date``; ``rarc_codes`` and
+    ``resolution`` when known), most affected denials first. The whole history is read, so the
+    tests have their baselines; only the alarm dates are limited to ``since`` on."""
+    settings = settings or AlertSettings()
+    if denials.empty:
+        return []
+    cells = denial_cells(denials)
+    counts = daily_counts(cells, min_denials=2)
+    alarms = [
+        alarm
+        for alarm in cusum_alarms(counts, settings)
+        if counts.date_of(alarm.alarm_day) >= since
+    ]
+    alerts = [
+        _describe(alarm, counts, denials, cells, settings, payer_names or {}) for alarm in alarms
+    ]
+    return sorted(alerts, key=lambda alert: (-alert.denials_affected, alert.payer_id, alert.carc))
+
+
+def _describe(
+    alarm: Alarm,
+    counts: DailyCounts,
+    denials: pd.DataFrame,
+    cells: pd.DataFrame,
+    settings: AlertSettings,
+    payer_names: dict[str, str],
+) -> PayerAlert:
+    cell = counts.cells.iloc[alarm.cell]
+    before = slice(
+        max(alarm.start_day - settings.guard_days - settings.baseline_days, 0),
+        max(alarm.start_day - settings.guard_days, 0),
+    )
+    after = slice(alarm.start_day, alarm.alarm_day + 1)
+    row = counts.counts[alarm.cell]
+    flow = counts.payer_flow[alarm.cell]
+    share_before = row[before].sum() / max(flow[before].sum(), 1)
+    share_after = row[after].sum() / max(flow[after].sum(), 1)
+    start_date = counts.date_of(alarm.start_day)
+    in_cell = (
+        (cells["payer_id"] == cell.payer_id)
+        & (cells["carc"] == cell.carc)
+        & (cells["procedure_family"] == cell.procedure_family)
+    )
+    since_start = in_cell & (cells["denial_date"] >= pd.Timestamp(start_date))
+    baseline = in_cell & (cells["denial_date"] < pd.Timestamp(start_date))
+    return PayerAlert(
+        payer_id=str(cell.payer_id),
+        payer_name=payer_names.get(str(cell.payer_id)),
+        carc=str(cell.carc),
+        remark_codes=_top_remarks(denials.loc[since_start]),
+        procedure_family=str(cell.procedure_family),
+        start_date=start_date,
+        alarm_date=counts.date_of(alarm.alarm_day),
+        monthly_before=_per_month(row[before].sum(), before.stop - before.start),
+        monthly_after=_per_month(row[after].sum(), after.stop - after.start),
+        share_before=float(share_before),
+        share_after=float(share_after),
+        ratio=float(share_after / share_before) if share_before > 0 else float("inf"),
+        denials_affected=int(since_start.sum()),
+        recovered_before=_recovered_share(denials.loc[baseline]),
+        recovered_after=_recovered_share(denials.loc[since_start]),
+    )
+
+
+def _per_month(denials: float, days: int) -> float:
+    return float(denials) * DAYS_PER_MONTH / max(days, 1)
+
+
+def _top_remarks(denials: pd.DataFrame, keep: int = 3) -> tuple[str, ...]:
+    if "rarc_codes" not in denials:
+        return ()
+    seen = pd.Series(
+        [code for codes in denials["rarc_codes"] if codes is not None for code in codes],
+        dtype=object,
+    )
+    return tuple(seen.value_counts().index[:keep]) if len(seen) else ()
+
+
+def _recovered_share(denials: pd.DataFrame) -> float | None:
+    """Recovered share of the denials whose outcome is recorded; None when none ended."""
+    if "resolution" not in denials:
+        return None
+    ended = denials["resolution"].isin(ENDED)
+    if not ended.any():
+        return None
+    return float(denials.loc[ended, "resolution"].isin(RECOVERED).mean())
