@@ -20,8 +20,12 @@ adds evidence day by day, so a cell with a denial every few days accumulates it 
 while a busy one alarms in days, with one threshold; the binomial likelihood is exact at counts
 of 0, 1 or 2 where a normal approximation (z-scores, control charts) fails. The change's start
 is the day after the CUSUM last stood at zero (the maximum-likelihood change point of a CUSUM
-path). After an alarm the cell is quiet until its baseline window lies wholly after that start,
-so one change raises one alert, and a second change can then be measured against the new level.
+path). After an alarm the cell's baseline starts at that start: the cell is quiet for the guard
+and ``relearn_days`` of the new level, then measured against it, so one change raises one alert
+and a second change (or a false alarm's cell) is watched again within three months. A CUSUM run
+keeps its evidence for at most ``max_run_days``: a step climbs to the threshold within weeks,
+while a slow drift of a code's share (seasons, a growing service line) would otherwise creep
+there over months and be reported as a change it is not.
 
 Each alert also gives the denials' recovered share before and after the start, from the
 outcomes recorded so far (an overturn rate that falls with a volume step tells a team the new
@@ -51,10 +55,12 @@ class AlertSettings:
     """The detector's choices (tuned on generator seeds 1-5, see benchmarks/payer_alerts.py)."""
 
     design_ratio: float = 2.0  # the smallest multiplier the generator injects
-    threshold: float = 6.0  # CUSUM decision interval h
-    baseline_days: int = 180
+    threshold: float = 6.0  # CUSUM decision interval h, in nats
+    baseline_days: int = 365
     guard_days: int = 28
     min_baseline_denials: float = 1.0  # floor on the baseline count: a quiet cell is not zero
+    max_run_days: int = 28  # evidence a CUSUM run may gather before it starts again
+    relearn_days: int = 56  # after an alarm, days of the new level that make the baseline
 
 
 @dataclass(frozen=True)
@@ -162,62 +168,78 @@ def daily_counts(cells: pd.DataFrame, *, min_denials: int = 1) -> DailyCounts:
 # ---------------------------------------------------------------------------- the test
 
 
-def _trailing_sums(values: np.ndarray, settings: AlertSettings) -> np.ndarray:
-    """Per day, the sum over the baseline window ending ``guard_days`` before it."""
-    cumulative = np.concatenate(
+def _cumulative(values: np.ndarray) -> np.ndarray:
+    """Running sums per cell with a leading zero: the sum of days [a, b) is ``c[b] - c[a]``."""
+    return np.concatenate(
         [np.zeros((len(values), 1)), np.cumsum(values, axis=1, dtype=np.float64)], axis=1
     )
-    days = values.shape[1]
-    end = np.clip(np.arange(days) - settings.guard_days, 0, days)
-    start = np.clip(end - settings.baseline_days, 0, days)
-    return cumulative[:, end] - cumulative[:, start]
+
+
+@dataclass
+class _Walk:
+    """Every cell's CUSUM state while the days are walked."""
+
+    counts: DailyCounts
+    settings: AlertSettings
+
+    def __post_init__(self) -> None:
+        cells = len(self.counts.counts)
+        self.rows = np.arange(cells)
+        self.cumulative_count = _cumulative(self.counts.counts)
+        self.cumulative_flow = _cumulative(self.counts.payer_flow)
+        self.statistic = np.zeros(cells)
+        self.last_zero = np.zeros(cells, dtype=int)
+        self.quiet_until = np.zeros(cells, dtype=int)
+        self.baseline_from = np.zeros(cells, dtype=int)  # after an alarm: its change's start
+
+    def log_ratios(self, day: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per cell, what a denial in it and one elsewhere in its payer add to the statistic."""
+        settings = self.settings
+        end = max(day - settings.guard_days, 0)
+        start = np.clip(end - settings.baseline_days, self.baseline_from, end)
+        in_cell = self.cumulative_count[:, end] - self.cumulative_count[self.rows, start]
+        flow = self.cumulative_flow[:, end] - self.cumulative_flow[self.rows, start]
+        share_before = np.maximum(in_cell, settings.min_baseline_denials) / np.maximum(flow, 1)
+        share_before = np.clip(share_before, 1e-9, 1 - 1e-9)
+        # The alternative multiplies the odds: a small share is multiplied by about the ratio,
+        # and a code that is already most of the payer's denials cannot double its share.
+        odds_after = settings.design_ratio * share_before / (1 - share_before)
+        share_after = odds_after / (1 + odds_after)
+        return np.log(share_after / share_before), np.log((1 - share_after) / (1 - share_before))
+
+    def step(self, day: int) -> list[Alarm]:
+        up, down = self.log_ratios(day)
+        hits, flow = self.counts.counts[:, day], self.counts.payer_flow[:, day]
+        self.statistic = np.maximum(0.0, self.statistic + hits * up + (flow - hits) * down)
+        # Evidence older than the longest run is dropped: a step climbs within weeks, while a
+        # slow drift of a code's share would otherwise creep to the threshold over months.
+        stale = day - self.last_zero > self.settings.max_run_days
+        self.statistic[(self.quiet_until > day) | stale] = 0.0
+        self.last_zero = np.where(self.statistic == 0.0, day, self.last_zero)
+        return [
+            self._alarm(int(cell), day)
+            for cell in np.flatnonzero(self.statistic > self.settings.threshold)
+        ]
+
+    def _alarm(self, cell: int, day: int) -> Alarm:
+        """Raise the alarm and measure the cell afresh from its change's start: quiet until a
+        few weeks of the new level make its baseline, so one change raises one alert."""
+        start = int(self.last_zero[cell]) + 1
+        self.statistic[cell] = 0.0
+        self.baseline_from[cell] = start
+        self.quiet_until[cell] = start + self.settings.guard_days + self.settings.relearn_days
+        return Alarm(cell=cell, alarm_day=day, start_day=start)
 
 
 def cusum_alarms(counts: DailyCounts, settings: AlertSettings) -> list[Alarm]:
-    """Run every cell's binomial CUSUM over the days; one alarm per change (see module doc)."""
-    window_count = _trailing_sums(counts.counts, settings)
-    window_flow = _trailing_sums(counts.payer_flow, settings)
-    ready = window_flow > 0
-    share_before = np.where(
-        ready,
-        np.maximum(window_count, settings.min_baseline_denials) / np.maximum(window_flow, 1),
-        0,
-    )
-    share_before = np.clip(share_before, 1e-9, 1 - 1e-9)
-    # The alternative multiplies the odds: a small share is multiplied by about the ratio, and
-    # a code that is already most of the payer's denials cannot double its share.
-    odds_after = settings.design_ratio * share_before / (1 - share_before)
-    share_after = odds_after / (1 + odds_after)
-    step_up = np.log(share_after / share_before)
-    step_down = np.log((1 - share_after) / (1 - share_before))
+    """Run every cell's binomial CUSUM over the days (see the module's docstring)."""
+    walk = _Walk(counts, settings)
     # Before a full baseline window exists the test waits: its share would be a guess.
     first_ready = settings.baseline_days + settings.guard_days
-    return _walk(counts, step_up, step_down, first_ready, settings)
-
-
-def _walk(
-    counts: DailyCounts,
-    step_up: np.ndarray,
-    step_down: np.ndarray,
-    first_ready: int,
-    settings: AlertSettings,
-) -> list[Alarm]:
-    cells, days = counts.counts.shape
-    statistic = np.zeros(cells)
-    last_zero = np.full(cells, first_ready - 1)
-    quiet_until = np.zeros(cells, dtype=int)
+    walk.last_zero[:] = first_ready - 1
     alarms: list[Alarm] = []
-    for day in range(first_ready, days):
-        hits, flow = counts.counts[:, day], counts.payer_flow[:, day]
-        increment = hits * step_up[:, day] + (flow - hits) * step_down[:, day]
-        statistic = np.maximum(0.0, statistic + increment)
-        statistic[quiet_until > day] = 0.0
-        last_zero = np.where(statistic == 0.0, day, last_zero)
-        for cell in np.flatnonzero(statistic > settings.threshold):
-            start = int(last_zero[cell]) + 1
-            alarms.append(Alarm(cell=int(cell), alarm_day=day, start_day=start))
-            quiet_until[cell] = start + settings.guard_days + settings.baseline_days
-            statistic[cell] = 0.0
+    for day in range(first_ready, counts.counts.shape[1]):
+        alarms.extend(walk.step(day))
     return alarms
 
 

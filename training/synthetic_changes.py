@@ -161,10 +161,15 @@ def _as_new_denials(
     its change's onset and its outcome inside the history."""
     shift = rng.integers(-DATE_JITTER_DAYS, DATE_JITTER_DAYS + 1, len(copies))
     denial = pd.to_datetime(copies["denial_date"]).to_numpy().astype("datetime64[D]")
-    # Mirrored at the onset, so the step stays a step and not a ramp.
-    shift = np.where(denial + shift.astype("timedelta64[D]") < onsets, -shift, shift)
-    latest = pd.to_datetime(copies["resolved_date"]).fillna(pd.Timestamp(end))
-    latest = np.maximum(latest.to_numpy().astype("datetime64[D]"), denial)
+    # A date before the onset is reflected about it: the extra volume is then as even in the
+    # first two weeks as later (a step, not a two-week ramp).
+    shifted = denial + shift.astype("timedelta64[D]")
+    early = shifted < onsets
+    reflected = onsets + (onsets - shifted) - np.timedelta64(1, "D")
+    shift[early] = (reflected[early] - denial[early]).astype(int)
+    # The copy's last date (its outcome's, or its own while open) must stay inside the history.
+    resolved = pd.to_datetime(copies["resolved_date"]).to_numpy().astype("datetime64[D]")
+    latest = np.where(np.isnat(resolved), denial, np.maximum(resolved, denial))
     outside = latest + shift.astype("timedelta64[D]") > np.datetime64(end)
     shift[outside] = -np.abs(shift[outside])
     shift[denial + shift.astype("timedelta64[D]") < onsets] = 0

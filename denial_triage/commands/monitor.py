@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -82,8 +83,13 @@ def _read_denials(path: Path):
 
 
 def alert_json(alert: PayerAlert) -> dict[str, object]:
-    """One alert as plain JSON, its worklist link included."""
-    return {**dataclasses.asdict(alert), "worklist_link": alert.worklist_link}
+    """One alert as plain JSON (dates as ISO text, a ratio over a zero baseline as null), its
+    worklist link included."""
+    fields = dataclasses.asdict(alert)
+    fields["ratio"] = alert.ratio if math.isfinite(alert.ratio) else None
+    for name in ("start_date", "alarm_date"):
+        fields[name] = fields[name].isoformat()
+    return {**fields, "worklist_link": alert.worklist_link}
 
 
 def alerts_text(alerts: list[PayerAlert], since: dt.date) -> str:

@@ -82,8 +82,8 @@ def test_daily_counts_hold_each_cell_beside_its_payers_flow() -> None:
 
 
 def test_a_step_is_found_within_two_weeks_with_its_onset_and_size() -> None:
-    onset = 300
-    denials = denial_series(3, days=360, step=(onset, 3.0), recovered_share=(0.6, 0.1))
+    onset = 440
+    denials = denial_series(3, days=500, step=(onset, 3.0), recovered_share=(0.6, 0.1))
     alerts = detect_payer_alerts(denials, since=FIRST_DAY)
     assert [(a.payer_id, a.carc, a.procedure_family) for a in alerts] == [
         ("P00", "CO-197", "surgery")
@@ -104,12 +104,12 @@ def test_a_step_is_found_within_two_weeks_with_its_onset_and_size() -> None:
 
 
 def test_alerts_raised_before_since_are_left_out() -> None:
-    denials = denial_series(3, days=360, step=(300, 3.0))
-    assert detect_payer_alerts(denials, since=FIRST_DAY + dt.timedelta(days=330)) == []
+    denials = denial_series(3, days=500, step=(440, 3.0))
+    assert detect_payer_alerts(denials, since=FIRST_DAY + dt.timedelta(days=470)) == []
 
 
 def test_one_change_raises_one_alert_while_its_baseline_catches_up() -> None:
-    denials = denial_series(4, days=700, step=(300, 4.0))
+    denials = denial_series(4, days=900, step=(420, 4.0))
     alerts = detect_payer_alerts(denials, since=FIRST_DAY)
     stepped = [a for a in alerts if a.carc == "CO-197" and a.payer_id == "P00"]
     assert len(stepped) == 1
@@ -118,7 +118,7 @@ def test_one_change_raises_one_alert_while_its_baseline_catches_up() -> None:
 def test_a_steady_quarter_raises_no_more_chance_alerts_than_the_design_allows() -> None:
     """40 steady payers, alerts over the last 3 months: the target allows one false alert a
     month per 40 payers; more than 3 here would break it."""
-    days = 300
+    days = AlertSettings().baseline_days + AlertSettings().guard_days + 90
     denials = denial_series(5, days=days, payers=40)
     since = FIRST_DAY + dt.timedelta(days=days - 90)
     alerts = detect_payer_alerts(denials, since=since)
