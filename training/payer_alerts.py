@@ -57,9 +57,10 @@ class AlertSettings:
     design_ratio: float = 2.0  # the smallest multiplier the generator injects
     threshold: float = 6.0  # CUSUM decision interval h, in nats
     baseline_days: int = 365
+    min_baseline_days: int = 90  # the test starts once the data hold this much baseline
     guard_days: int = 28
     min_baseline_denials: float = 1.0  # floor on the baseline count: a quiet cell is not zero
-    max_run_days: int = 28  # evidence a CUSUM run may gather before it starts again
+    max_run_days: int = 21  # evidence a CUSUM run may gather before it starts again
     relearn_days: int = 56  # after an alarm, days of the new level that make the baseline
 
 
@@ -231,11 +232,16 @@ class _Walk:
         return Alarm(cell=cell, alarm_day=day, start_day=start)
 
 
+def first_test_day(settings: AlertSettings) -> int:
+    """The first day tested: the guard and a shortest baseline after the first denial (a
+    shorter baseline makes the share a guess; the window then grows to its full length)."""
+    return settings.guard_days + settings.min_baseline_days
+
+
 def cusum_alarms(counts: DailyCounts, settings: AlertSettings) -> list[Alarm]:
     """Run every cell's binomial CUSUM over the days (see the module's docstring)."""
     walk = _Walk(counts, settings)
-    # Before a full baseline window exists the test waits: its share would be a guess.
-    first_ready = settings.baseline_days + settings.guard_days
+    first_ready = first_test_day(settings)
     walk.last_zero[:] = first_ready - 1
     alarms: list[Alarm] = []
     for day in range(first_ready, counts.counts.shape[1]):

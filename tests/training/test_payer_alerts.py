@@ -15,6 +15,7 @@ from training.payer_alerts import (
     daily_counts,
     denial_cells,
     detect_payer_alerts,
+    first_test_day,
 )
 
 FIRST_DAY = dt.date(2025, 1, 1)
@@ -125,10 +126,13 @@ def test_a_steady_quarter_raises_no_more_chance_alerts_than_the_design_allows() 
     assert len(alerts) <= 3
 
 
-def test_no_test_runs_before_a_full_baseline_window() -> None:
+def test_no_test_runs_before_the_shortest_baseline() -> None:
     settings = AlertSettings()
-    short = denial_series(6, days=settings.baseline_days + settings.guard_days, step=(100, 6.0))
+    days = first_test_day(settings)
+    short = denial_series(6, days=days, step=(days - 20, 6.0))
     assert cusum_alarms(daily_counts(denial_cells(short)), settings) == []
+    longer = denial_series(6, days=days + 20, step=(days - 20, 6.0))
+    assert [a.cell for a in cusum_alarms(daily_counts(denial_cells(longer)), settings)] == [1]
 
 
 def test_an_empty_history_has_no_alerts() -> None:
