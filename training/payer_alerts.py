@@ -12,17 +12,17 @@ The test is a one-sided binomial CUSUM (Page 1954), one per cell:
 
     S_t = max(0, S_{t-1} + x_t log(p1/p0) + (n_t - x_t) log((1 - p1)/(1 - p0)))
 
-with ``p0`` the cell's share over a trailing baseline window that ends ``guard_days`` before
-the day (so a change does not leak into its own baseline while it is being detected) and
-``p1`` the share at ``design_ratio`` times the odds of ``p0`` (about ``design_ratio * p0`` for
-the small shares most cells have), the smallest change worth finding. A CUSUM suits small
-counts: it adds evidence day by day, so a cell with a denial every few days accumulates it
-over weeks while a busy one alarms in days, with one threshold; the binomial likelihood is
-exact at counts of 0, 1 or 2 where a normal approximation (z-scores, control charts) fails.
-The change's start is the day after the CUSUM last stood at zero (the maximum-likelihood change
-point of a CUSUM path). After an alarm the cell's baseline starts at that start: the cell is quiet for the guard
-and ``relearn_days`` of the new level, then measured against it, so one change raises one alert
-and a second change (or a false alarm's cell) is watched again within three months. A CUSUM run
+with ``p0`` the cell's share over a trailing baseline window that ends ``guard_days`` before the
+day (so a change does not leak into its own baseline while it is being detected) and ``p1`` the
+share at ``design_ratio`` times the odds of ``p0`` (about ``design_ratio * p0`` for the small
+shares most cells have), the smallest change worth finding. A CUSUM suits small counts: it adds
+evidence day by day, so a cell with a denial every few days accumulates it over weeks while a
+busy one alarms in days, with one threshold; the binomial likelihood is exact at counts of 0, 1
+or 2 where a normal approximation (z-scores, control charts) fails. The change's start is the
+day after the CUSUM last stood at zero (the maximum-likelihood change point of a CUSUM path).
+After an alarm the cell's baseline starts at that start: the cell is quiet for the guard and
+``relearn_days`` of the new level, then measured against it, so one change raises one alert and
+a second change (or a false alarm's cell) is watched again within three months. A CUSUM run
 keeps its evidence for at most ``max_run_days``: a step climbs to the threshold within weeks,
 while a slow drift of a code's share (seasons, a growing service line) would otherwise creep
 there over months and be reported as a change it is not.
