@@ -4,12 +4,14 @@ its size, a steady history raises no more chance alerts than the design allows."
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from training.payer_alerts import (
+    Alarm,
     AlertSettings,
     cusum_alarms,
     daily_counts,
@@ -17,6 +19,7 @@ from training.payer_alerts import (
     detect_payer_alerts,
     first_test_day,
 )
+from training.synthetic_changes import PayerChange
 
 FIRST_DAY = dt.date(2025, 1, 1)
 # Cells of one payer: (primary CARC, a procedure code of the family), usual denials a day.
@@ -137,3 +140,39 @@ def test_no_test_runs_before_the_shortest_baseline() -> None:
 
 def test_an_empty_history_has_no_alerts() -> None:
     assert detect_payer_alerts(denial_series(7, days=0), since=FIRST_DAY) == []
+
+
+# ---------------------------------------------------------------------------- the benchmark
+
+
+@pytest.fixture(scope="module")
+def benchmark():
+    from conftest import load_module
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "payer_alerts.py"
+    return load_module(path, "payer_alerts_benchmark")
+
+
+def test_the_benchmark_interval_is_wilsons(benchmark) -> None:
+    low, high = benchmark.wilson(33, 40)
+    assert (round(low, 3), round(high, 3)) == (0.680, 0.913)
+
+
+def test_the_benchmark_matches_alerts_to_injected_changes(benchmark) -> None:
+    denials = denial_series(8, days=200, payers=2)
+    counts = daily_counts(denial_cells(denials))
+    change = PayerChange("P00", "CO-197", "surgery", FIRST_DAY + dt.timedelta(days=150), 3.0)
+    cell = int(
+        counts.cells.index[
+            (counts.cells["payer_id"] == "P00") & (counts.cells["carc"] == "CO-197")
+        ][0]
+    )
+    alarms = [
+        Alarm(cell=cell, alarm_day=140, start_day=135),  # before the onset: false
+        Alarm(cell=cell, alarm_day=160, start_day=150),  # 10 days after: found in time
+        Alarm(cell=0, alarm_day=170, start_day=165),  # another cell: false
+    ]
+    result = benchmark.match(alarms, counts, [change], AlertSettings())
+    assert (result.changes, result.found_in_time, result.delays) == (1, 1, [10])
+    assert result.false_alerts == 2 and result.payers == 2
+    assert result.months == pytest.approx((200 - first_test_day(AlertSettings())) / 30)
