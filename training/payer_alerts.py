@@ -55,6 +55,7 @@ from features.procedures import procedure_family
 RECOVERED = ("overturned_on_appeal", "paid_after_correction")
 ENDED = (*RECOVERED, "written_off", "billed_to_patient")
 DAYS_PER_MONTH = 30.0
+AFTER_DAYS = 56  # the new level is measured over at most 8 weeks from a change's start
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ class PayerAlert:
     start_date: dt.date
     alarm_date: dt.date
     monthly_before: float  # denials per 30 days in the baseline window
-    monthly_after: float  # denials per 30 days from the start to the alarm (or the data's end)
+    monthly_after: float  # denials per 30 days from the start, over up to 8 weeks of data
     share_before: float  # of the payer's denials
     share_after: float
     ratio: float  # share after / share before
@@ -298,7 +299,11 @@ def _describe(
         max(alarm.start_day - settings.guard_days - settings.baseline_days, 0),
         max(alarm.start_day - settings.guard_days, 0),
     )
-    after = slice(alarm.start_day, alarm.alarm_day + 1)
+    # Measured past the alarm where the data go on: a day or two to the alarm is a poor rate.
+    days = counts.counts.shape[1]
+    after = slice(
+        alarm.start_day, max(min(alarm.start_day + AFTER_DAYS, days), alarm.alarm_day + 1)
+    )
     row = counts.counts[alarm.cell]
     flow = counts.payer_flow[alarm.cell]
     share_before = row[before].sum() / max(flow[before].sum(), 1)

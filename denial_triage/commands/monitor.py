@@ -37,8 +37,8 @@ def payers(
         dt.datetime | None,
         typer.Option(
             formats=["%Y-%m-%d"],
-            help="Alerts raised on or after this denial date (YYYY-MM-DD) [default: 30 days "
-            "before today].",
+            help="Alerts raised on or after this denial date, YYYY-MM-DD (default: 30 days "
+            "before today).",
         ),
     ] = None,
     data: Annotated[
