@@ -24,6 +24,7 @@ KINDS = (
     "resolution",
     "payer_type",
     "deadline_kind",
+    "procedure_family",
 )
 
 

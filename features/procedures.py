@@ -45,6 +45,21 @@ _REVENUE_GROUPS = {
     "09": "revenue_behavioral_therapy",
 }
 
+# Every family procedure_family() can return, in the order above.
+FAMILIES = tuple(
+    dict.fromkeys(
+        [
+            *(family for *_, family in _CPT_SECTIONS),
+            "cpt_category_ii_iii",
+            *_HCPCS_LETTERS.values(),
+            "hcpcs_other",
+            *_REVENUE_GROUPS.values(),
+            "revenue_other",
+            "unknown",
+        ]
+    )
+)
+
 
 def procedure_family(code: str | None) -> str:
     """The family of a CPT, HCPCS or revenue code; ``unknown`` when it fits none."""

@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from denial_triage.settings import Settings, get_settings
-from serving import errors, live, metrics, pages, worklist_api
+from serving import errors, live, metrics, pages, payer_watch, worklist_api
 from serving.auth import ROLES, Caller, KeyGate, require_roles
 from serving.errors import ServiceError
 from serving.limits import read_score_body
@@ -87,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         configure_logging(settings.log_level)
         state = ServiceState(settings)
         app.state.service = state
+        app.state.payer_gauges = payer_watch.GaugeRefresh()
         await run_in_threadpool(state.start)
         poller = asyncio.create_task(_poll_champion(state, settings.model_poll_seconds))
         try:
@@ -287,8 +288,9 @@ def _routes(app: FastAPI) -> None:
         return await run_in_threadpool(state.refresh_model)
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["operations"], responses=ERRORS)
-    async def prometheus(caller: AdminKey) -> PlainTextResponse:
+    async def prometheus(caller: AdminKey, state: State, request: Request) -> PlainTextResponse:
         """Prometheus metrics."""
+        await run_in_threadpool(request.app.state.payer_gauges.refresh, state.session)
         body, content_type = metrics.exposition()
         return PlainTextResponse(body, media_type=content_type)
 

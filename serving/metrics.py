@@ -56,6 +56,16 @@ SHADOW_VERSION = Gauge(
     "Registered version of the challenger scoring in shadow (0 when none).",
     registry=REGISTRY,
 )
+PAYER_ALERTS_OPEN = Gauge(
+    "denial_triage_payer_alerts_open",
+    "Payer behaviour alerts raised in the last 30 days of denial dates.",
+    registry=REGISTRY,
+)
+PAYER_ALERT_DENIALS = Gauge(
+    "denial_triage_payer_alert_denials",
+    "Denials affected by the open payer behaviour alerts.",
+    registry=REGISTRY,
+)
 
 
 def exposition() -> tuple[bytes, str]:

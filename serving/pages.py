@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 from denial_triage.settings import Settings
 from features.codes import CodeReference
 from features.labels import deadline_rule_label, in_plain_words, plain_label
-from serving import model_card, monitoring, repository, views, worklist_records
+from serving import model_card, monitoring, payer_watch, repository, views, worklist_records
 from serving.auth import Caller
 from serving.errors import ServiceError
 from serving.live_comparison import live_comparison
@@ -578,6 +578,16 @@ def dashboard(request: Request, viewer: SignedIn) -> HTMLResponse:
     with _state(request).session() as session:
         context = views.dashboard(session, today())
     return _render(request, "dashboard.html", {**context, "active": "dashboard"}, viewer)
+
+
+@router.get("/payers", response_class=HTMLResponse)
+def payers(request: Request, viewer: SignedIn) -> HTMLResponse:
+    """Payer behaviour alerts raised in the last 30 days of the scored denials' dates."""
+    with _state(request).session() as session:
+        alerts = payer_watch.open_alerts(session)
+    payer_watch.set_gauges(alerts)
+    context = {"alerts": alerts, "open_days": payer_watch.OPEN_ALERT_DAYS, "active": "payers"}
+    return _render(request, "payers.html", context, viewer)
 
 
 @router.get("/model", response_class=HTMLResponse)

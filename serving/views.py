@@ -94,6 +94,7 @@ class WorklistQuery:
             "assignee": filters.assignee,
             "owner_queue": filters.owner_queue,
             "payer_id": filters.payer_id,
+            "carc": filters.primary_code,
             "root_cause": filters.root_cause,
             "action_path": filters.action_path,
             "due_within": filters.due_within_days,
@@ -137,6 +138,7 @@ def worklist_query(params: Mapping[str, str]) -> WorklistQuery:
         workable=WORKABLE_FILTERS[
             _choice(params, "workable", tuple(WORKABLE_FILTERS), "", problems)
         ],
+        primary_code=_text(params, "carc", problems),
     )
     sort = _choice(params, "sort", SORT_NAMES, "priority", problems)
     default_order = "asc" if sort in ASCENDING_FIRST else "desc"

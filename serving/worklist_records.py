@@ -332,6 +332,7 @@ class WorklistFilters:
     # True: only denials that can still be worked today; False: only those past every
     # deadline, for write-off review; None: both, the workable first.
     workable: bool | None = None
+    primary_code: str | None = None  # the primary adjustment, e.g. CO-197 (payer alerts link it)
 
 
 # Resolved: the latest recorded outcome ends the denial (anything but "open").
@@ -418,6 +419,7 @@ def _conditions(
         LatestScore.payer_id: filters.payer_id,
         LatestScore.root_cause: filters.root_cause,
         LatestScore.action_path: filters.action_path,
+        LatestScore.primary_code: filters.primary_code,
     }
     conditions = [column == value for column, value in equal_to.items() if value]
     if filters.due_within_days is not None:

@@ -21,6 +21,7 @@ import pandas as pd
 from features.adjustments import split_adjustment
 from features.contract import COLUMNS, PAYER_TYPES, ROOT_CAUSES, TRUTH_COLUMNS, DenialWriter
 from features.payer_rules import load_payer_rules
+from training import synthetic_changes
 from training import synthetic_world as world_params
 from training.synthetic_world import CODE_OPTIONS, PROCEDURE_FAMILIES, SPECIALTIES
 
@@ -545,16 +546,24 @@ def generate_history(
     months: int = DEFAULT_MONTHS,
     on_chunk: Callable[[int], None] | None = None,
     truth_out: Path | None = None,
+    payer_changes: int = 0,
+    changes_out: Path | None = None,
 ) -> Path:
     """Write ``rows`` denials to ``out`` (Parquet or CSV), chunk by chunk; with ``truth_out``,
     the generator's truth of each denial to that separate Parquet file (benchmarks only: a
-    contract file holding it is refused, see :data:`features.contract.TRUTH_COLUMNS`)."""
+    contract file holding it is refused, see :data:`features.contract.TRUTH_COLUMNS`).
+
+    With ``payer_changes``, that many payer behaviour changes are injected
+    (:mod:`training.synthetic_changes`: their extra denials come on top of ``rows``) and, with
+    ``changes_out``, recorded there as CSV."""
     world = build_world(seed, end, months)
     truth = []
+    injection = _ChangeInjection(world, seed, payer_changes, rows)
     with DenialWriter(out) as writer:
         for chunk_index, start in enumerate(range(0, rows, CHUNK_ROWS)):
             size = min(CHUNK_ROWS, rows - start)
             chunk, chunk_truth = sample_chunk_with_truth(world, size, seed, chunk_index)
+            chunk, chunk_truth = injection.apply(chunk, chunk_truth)
             writer.write(chunk)
             if truth_out is not None:
                 truth.append(chunk_truth)
@@ -562,7 +571,45 @@ def generate_history(
                 on_chunk(size)
     if truth_out is not None:
         write_truth(pd.concat(truth, ignore_index=True), truth_out)
+    if changes_out is not None and payer_changes:
+        synthetic_changes.write_changes_truth(injection.changes, changes_out)
     return out
+
+
+class _ChangeInjection:
+    """Payer changes chosen on the first chunk (every chunk samples the same world), then
+    injected into each chunk; the extra denials are numbered after the ``rows`` asked for."""
+
+    def __init__(self, world: SyntheticWorld, seed: int, count: int, rows: int) -> None:
+        self.world = world
+        self.count = count
+        self.rows = rows
+        self.rng = np.random.default_rng([seed, 17])  # a stream of its own: history unchanged
+        self.changes: list[synthetic_changes.PayerChange] = []
+        self.added = 0
+
+    def apply(self, chunk: pd.DataFrame, truth: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        if self.count == 0:
+            return chunk, truth
+        if not self.changes:
+            self.changes = synthetic_changes.choose_changes(
+                chunk,
+                self.count,
+                self.rng,
+                start=self.world.start,
+                end=self.world.end,
+                scale=self.rows / len(chunk),
+            )
+        copies, sources = synthetic_changes.inject_changes(
+            chunk, self.changes, self.rng, first_id=self.rows + self.added, end=self.world.end
+        )
+        copied_truth = truth.iloc[sources].reset_index(drop=True)
+        copied_truth["denial_id"] = copies["denial_id"].to_numpy()
+        self.added += len(copies)
+        return (
+            pd.concat([chunk, copies], ignore_index=True),
+            pd.concat([truth, copied_truth], ignore_index=True),
+        )
 
 
 def write_truth(truth: pd.DataFrame, path: Path) -> Path:

@@ -24,6 +24,7 @@ from features.mapping import load_mapping
 from ingest.writer import write_remittances
 from training.profile import profile_history
 from training.synthetic import default_truth_path, generate_history
+from training.synthetic_changes import default_changes_truth_path
 
 console = Console(stderr=True)
 DEFAULT_ROWS = 200_000  # the main job's history: enough for every model and its test months
@@ -69,26 +70,57 @@ def generate(
             "probabilities per denial_id to OUT's stem + .truth.parquet (benchmarks only).",
         ),
     ] = False,
+    payer_changes: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Inject this many payer behaviour changes: a payer x CARC x procedure family "
+            "whose denials multiply from an onset date (extra denials on top of --rows); with "
+            "--with-truth, recorded in OUT's stem + .payer_changes.csv.",
+        ),
+    ] = 0,
 ) -> None:
     """Generate a realistic synthetic denial history that meets the data contract."""
-    target = write_history(rows, seed, out or default_history_path(), with_truth=with_truth)
+    target = write_history(
+        rows,
+        seed,
+        out or default_history_path(),
+        with_truth=with_truth,
+        payer_changes=payer_changes,
+    )
     if as_835 is not None:
         _write_835(target, as_835, defect_share, seed)
 
 
-def write_history(rows: int, seed: int, target: Path, *, with_truth: bool = False) -> Path:
+def write_history(
+    rows: int, seed: int, target: Path, *, with_truth: bool = False, payer_changes: int = 0
+) -> Path:
     """Generate ``rows`` denials into ``target``, showing progress and the time taken."""
     started = time.perf_counter()
     truth = default_truth_path(target) if with_truth else None
+    changes = default_changes_truth_path(target) if with_truth and payer_changes else None
     with _progress() as progress:
         task = progress.add_task("generating", total=rows)
-        generate_history(
-            rows, seed, target, on_chunk=lambda n: progress.advance(task, n), truth_out=truth
-        )
+        try:
+            generate_history(
+                rows,
+                seed,
+                target,
+                on_chunk=lambda n: progress.advance(task, n),
+                truth_out=truth,
+                payer_changes=payer_changes,
+                changes_out=changes,
+            )
+        except ValueError as exc:  # too few busy cells or too short a period for the changes
+            fail(f"cannot generate {target}: {exc}", exc)
     seconds = time.perf_counter() - started
     typer.echo(f"wrote {rows:,} denials to {target} in {seconds:.1f} s (seed {seed})")
+    if payer_changes:
+        typer.echo(f"injected {payer_changes} payer behaviour changes (their denials on top)")
     if truth is not None:
         typer.echo(f"wrote the generator's truth of each denial to {truth} (benchmarks only)")
+    if changes is not None:
+        typer.echo(f"wrote the injected payer changes to {changes} (benchmarks only)")
     return target
 
 

@@ -241,6 +241,7 @@ def test_every_page_fits_a_phone(browser, live_site) -> None:
         ("worklist", "/ui/worklist"),
         ("denial", f"/ui/denials/{denial_id}"),
         ("dashboard", "/ui/dashboard"),
+        ("payers", "/ui/payers"),
         ("model", "/ui/model"),
     ):
         page.goto(f"{live_site.url}{path}")

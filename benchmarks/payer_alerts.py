@@ -1,0 +1,218 @@
+"""Payer behaviour alerts against the changes the generator injected, beside a plain rule.
+
+For each seed a history is generated with ``--payer-changes`` and its truth (the same call as
+``denial-triage generate --rows R --seed S --payer-changes N --with-truth``), the detector
+(:mod:`training.payer_alerts`) runs over every day that has a full baseline, and its alerts are
+matched to the injected changes:
+
+- an injected change is **found within 14 days** when an alert on its payer x CARC x procedure
+  family is raised on one of the 14 days from its onset on (recall, with a Wilson 95% interval
+  over the changes of all seeds; the delay is alarm date minus onset);
+- an alert is **false** when no injected change in its cell began on or before its alarm date;
+  false alerts are counted per month monitored and per 40 payers.
+
+The **plain rule** runs on the same counts: a cell alerts when its last 7 days hold at least
+twice its mean week over the 12 weeks before them and at least 16 denials (the smallest
+minimum that keeps it under one false alert a month on seeds 1-5; at 3 it raised 60 a month),
+then waits 12 weeks, until its trailing weeks hold the change.
+
+Tune on seeds 1-5, report on seeds never tuned on (101-105):
+
+    python benchmarks/payer_alerts.py --seeds 101 102 103 104 105 --out /tmp/payer-alerts
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from training.payer_alerts import (
+    Alarm,
+    AlertSettings,
+    DailyCounts,
+    cusum_alarms,
+    daily_counts,
+    denial_cells,
+    first_test_day,
+)
+from training.synthetic import generate_history
+from training.synthetic_changes import (
+    PayerChange,
+    default_changes_truth_path,
+    read_changes_truth,
+)
+
+WITHIN_DAYS = 14
+PAYERS_PER_UNIT = 40
+# The rule's minimum is the smallest that keeps it under one false alert a month on seeds 1-5.
+RULE_RATIO, RULE_WEEKS, RULE_MIN_DENIALS = 2.0, 12, 16
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    """One seed's matches for one method."""
+
+    changes: int
+    found_in_time: int
+    delays: list[int]
+    false_alerts: int
+    months: float
+    payers: int
+
+
+def history_for(seed: int, rows: int, changes: int, folder: Path) -> tuple[Path, Path]:
+    """The seed's history and its changes' truth, generated once into ``folder``."""
+    history = folder / f"seed{seed}-{rows}-{changes}.parquet"
+    truth = default_changes_truth_path(history)
+    if not (history.exists() and truth.exists()):
+        generate_history(rows, seed, history, payer_changes=changes, changes_out=truth)
+    return history, truth
+
+
+def plain_rule_alarms(counts: DailyCounts, settings: AlertSettings) -> list[Alarm]:
+    """x2 over the trailing mean week, at least 16 denials; onset taken as the week's start."""
+    cumulative = np.concatenate(
+        [np.zeros((len(counts.counts), 1)), np.cumsum(counts.counts, axis=1)], axis=1
+    )
+    alarms: list[Alarm] = []
+    quiet_until = np.zeros(len(counts.counts), dtype=int)
+    first = first_test_day(settings)
+    for day in range(first, counts.counts.shape[1]):
+        week = cumulative[:, day + 1] - cumulative[:, day - 6]
+        trailing = (cumulative[:, day - 6] - cumulative[:, day - 6 - 7 * RULE_WEEKS]) / RULE_WEEKS
+        firing = (week >= RULE_RATIO * trailing) & (week >= RULE_MIN_DENIALS) & (quiet_until <= day)
+        for cell in np.flatnonzero(firing):
+            alarms.append(Alarm(cell=int(cell), alarm_day=day, start_day=day - 6))
+            quiet_until[cell] = day + 7 * RULE_WEEKS  # until its trailing weeks hold the change
+    return alarms
+
+
+def match(
+    alarms: list[Alarm], counts: DailyCounts, changes: list[PayerChange], settings: AlertSettings
+) -> SeedResult:
+    """Recall within 14 days, delays and false alerts of one method on one seed."""
+    onsets: dict[tuple[str, str, str], dt.date] = {
+        (c.payer_id, c.carc, c.procedure_family): c.onset_date for c in changes
+    }
+    first_alarm: dict[tuple[str, str, str], int] = {}
+    false_alerts = 0
+    for alarm in alarms:
+        cell = counts.cells.iloc[alarm.cell]
+        key = (cell.payer_id, cell.carc, cell.procedure_family)
+        onset = onsets.get(key)
+        alarm_date = counts.date_of(alarm.alarm_day)
+        if onset is None or alarm_date < onset:
+            false_alerts += 1
+        elif key not in first_alarm:
+            first_alarm[key] = (alarm_date - onset).days
+    delays = [first_alarm[k] for k in onsets if k in first_alarm]
+    monitored = counts.counts.shape[1] - first_test_day(settings)
+    return SeedResult(
+        changes=len(changes),
+        found_in_time=sum(d < WITHIN_DAYS for d in delays),
+        delays=[d for d in delays if d < WITHIN_DAYS],
+        false_alerts=false_alerts,
+        months=monitored / 30.0,
+        payers=counts.cells["payer_id"].nunique(),
+    )
+
+
+def wilson(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score 95% interval of a proportion (sound at small counts and near 0 or 1)."""
+    if trials == 0:
+        return (math.nan, math.nan)
+    share = successes / trials
+    centre = (share + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = (
+        z * math.sqrt(share * (1 - share) / trials + z * z / (4 * trials**2)) / (1 + z * z / trials)
+    )
+    return (centre - half, centre + half)
+
+
+def summary(results: list[SeedResult]) -> dict[str, float]:
+    changes = sum(r.changes for r in results)
+    found = sum(r.found_in_time for r in results)
+    low, high = wilson(found, changes)
+    delays = [d for r in results for d in r.delays]
+    payer_months = sum(r.months * r.payers / PAYERS_PER_UNIT for r in results)
+    return {
+        "changes": changes,
+        "found": found,
+        "recall": found / changes if changes else math.nan,
+        "low": low,
+        "high": high,
+        "median_delay": float(np.median(delays)) if delays else math.nan,
+        "false_alerts": sum(r.false_alerts for r in results),
+        "false_per_month": sum(r.false_alerts for r in results) / payer_months,
+    }
+
+
+METHODS: dict[str, Callable[[DailyCounts, AlertSettings], list[Alarm]]] = {
+    "binomial CUSUM (training/payer_alerts.py)": cusum_alarms,
+    "plain rule: x2 over the trailing mean week": plain_rule_alarms,
+}
+
+
+def run(seeds: list[int], rows: int, changes: int, folder: Path, settings: AlertSettings) -> str:
+    per_method: dict[str, list[SeedResult]] = {name: [] for name in METHODS}
+    for seed in seeds:
+        history, truth = history_for(seed, rows, changes, folder)
+        denials = pd.read_parquet(
+            history, columns=["payer_id", "carc_codes", "procedure_code", "denial_date"]
+        )
+        counts = daily_counts(denial_cells(denials), min_denials=2)
+        injected = read_changes_truth(truth)
+        for name, method in METHODS.items():
+            per_method[name].append(match(method(counts, settings), counts, injected, settings))
+    return table(per_method, seeds, rows, changes)
+
+
+def table(
+    per_method: dict[str, list[SeedResult]], seeds: list[int], rows: int, changes: int
+) -> str:
+    lines = [
+        f"Seeds {', '.join(map(str, seeds))}: {rows:,} denials and {changes} injected changes "
+        f"each (multipliers 2-4, cells with 20+ denials a month).",
+        "",
+        "| method | found within 14 days | 95% interval | median delay (days) | false alerts | "
+        "false alerts per month per 40 payers |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, results in per_method.items():
+        s = summary(results)
+        lines.append(
+            f"| {name} | {s['found']}/{s['changes']} = {s['recall']:.1%} | "
+            f"[{s['low']:.1%}, {s['high']:.1%}] | {s['median_delay']:.0f} | "
+            f"{s['false_alerts']} | {s['false_per_month']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[101, 102, 103, 104, 105])
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--changes", type=int, default=8)
+    parser.add_argument("--out", type=Path, default=Path("/tmp/payer-alerts"))
+    parser.add_argument("--threshold", type=float, default=AlertSettings().threshold)
+    parser.add_argument("--design-ratio", type=float, default=AlertSettings().design_ratio)
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    settings = replace(AlertSettings(), threshold=args.threshold, design_ratio=args.design_ratio)
+    started = time.perf_counter()
+    print(run(args.seeds, args.rows, args.changes, args.out, settings))
+    print(f"\n({time.perf_counter() - started:.0f} s)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

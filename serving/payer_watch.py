@@ -1,0 +1,110 @@
+"""Payer behaviour alerts over the service's records: what the reviewers' page, the
+``monitor payers`` command and the Prometheus gauges read.
+
+The scored denials' facts (payer, codes, procedure, denial date: no patient data is kept) and
+their recorded outcomes go to :func:`training.payer_alerts.detect_payer_alerts`. Only the
+denials a test needs are read: those from a baseline window before ``since`` on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from serving import metrics
+from serving.records import DenialStatus, LatestScore, ScoreRecord
+from training.payer_alerts import AlertSettings, PayerAlert, detect_payer_alerts
+
+logger = logging.getLogger(__name__)
+OPEN_ALERT_DAYS = 30  # an alert raised within the data's last 30 days is open
+GAUGE_REFRESH_SECONDS = 300.0  # a scrape every 15 s must not rerun every payer's test
+FACT_NAMES = ("payer_id", "carc_codes", "rarc_codes", "procedure_code", "denial_date")
+
+
+def scored_denials(session: Session, since: dt.date, settings: AlertSettings) -> pd.DataFrame:
+    """Each scored denial dated from a baseline window before ``since`` on: its facts, the
+    remittance's payer name where one was given, and its latest recorded outcome."""
+    earliest = since - dt.timedelta(days=settings.baseline_days + settings.guard_days)
+    query = (
+        select(ScoreRecord.facts, LatestScore.payer_name, DenialStatus.resolution)
+        .join(LatestScore, LatestScore.score_id == ScoreRecord.id)
+        .outerjoin(DenialStatus, DenialStatus.denial_id == LatestScore.denial_id)
+        .where(LatestScore.denial_date >= earliest.isoformat())
+    )
+    rows = [_row(facts, name, outcome) for facts, name, outcome in session.execute(query)]
+    frame = pd.DataFrame(rows, columns=[*FACT_NAMES, "payer_name", "resolution"])
+    return frame.dropna(subset=["payer_id", "carc_codes", "denial_date"])
+
+
+def _row(facts: dict[str, Any] | None, payer_name: str | None, outcome: str | None) -> tuple:
+    facts = facts or {}
+    values = [facts.get(name) for name in FACT_NAMES]
+    return (*values, payer_name, outcome)
+
+
+def payer_names(denials: pd.DataFrame) -> dict[str, str]:
+    """Each payer's name as its remittances gave it, where any did."""
+    if "payer_name" not in denials:
+        return {}
+    named = denials.dropna(subset=["payer_name"])
+    return dict(zip(named["payer_id"].astype(str), named["payer_name"].astype(str), strict=True))
+
+
+def alerts_from_records(
+    session: Session, since: dt.date, settings: AlertSettings | None = None
+) -> list[PayerAlert]:
+    """The payer behaviour alerts raised on or after ``since`` over the scored denials."""
+    settings = settings or AlertSettings()
+    denials = scored_denials(session, since, settings)
+    return detect_payer_alerts(denials, since, settings, payer_names(denials))
+
+
+def open_alerts(session: Session, settings: AlertSettings | None = None) -> list[PayerAlert]:
+    """Alerts raised within the last :data:`OPEN_ALERT_DAYS` of the records' denial dates
+    (the data's days, not the clock's: a site that scores last month's remittances today
+    still sees last month's changes)."""
+    latest = session.scalar(
+        select(LatestScore.denial_date).order_by(LatestScore.denial_date.desc()).limit(1)
+    )
+    if not latest:
+        return []
+    since = dt.date.fromisoformat(latest) - dt.timedelta(days=OPEN_ALERT_DAYS - 1)
+    return alerts_from_records(session, since, settings)
+
+
+def set_gauges(alerts: list[PayerAlert]) -> None:
+    """The open alerts' count and the denials they affect, for Prometheus."""
+    metrics.PAYER_ALERTS_OPEN.set(len(alerts))
+    metrics.PAYER_ALERT_DENIALS.set(sum(alert.denials_affected for alert in alerts))
+
+
+class GaugeRefresh:
+    """Recounts the payer alert gauges when a scrape finds them older than
+    :data:`GAUGE_REFRESH_SECONDS` (the page recounts them too, whenever it is read)."""
+
+    def __init__(self, every_seconds: float = GAUGE_REFRESH_SECONDS) -> None:
+        self.every_seconds = every_seconds
+        self.counted_at: float | None = None
+
+    def refresh(self, session: Callable[[], AbstractContextManager[Session]]) -> None:
+        now = time.monotonic()
+        if self.counted_at is not None and now - self.counted_at < self.every_seconds:
+            return
+        try:
+            with session() as open_session:
+                alerts = open_alerts(open_session)
+        except SQLAlchemyError:
+            # The database being away must not take /metrics down: the last counts stand.
+            logger.warning("payer alert gauges not recounted: the database is unavailable")
+            return
+        set_gauges(alerts)
+        self.counted_at = now

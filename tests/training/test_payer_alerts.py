@@ -1,0 +1,178 @@
+"""The payer behaviour detector on small synthetic series: a step is found near its onset with
+its size, a steady history raises no more chance alerts than the design allows."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from training.payer_alerts import (
+    Alarm,
+    AlertSettings,
+    cusum_alarms,
+    daily_counts,
+    denial_cells,
+    detect_payer_alerts,
+    first_test_day,
+)
+from training.synthetic_changes import PayerChange
+
+FIRST_DAY = dt.date(2025, 1, 1)
+# Cells of one payer: (primary CARC, a procedure code of the family), usual denials a day.
+CELLS = (("CO-16", "99213", 6.0), ("CO-197", "27447", 0.7), ("CO-50", "72148", 0.4))
+
+
+def denial_series(
+    seed: int,
+    *,
+    days: int,
+    payers: int = 1,
+    step: tuple[int, float] | None = None,
+    recovered_share: tuple[float, float] = (0.5, 0.5),
+) -> pd.DataFrame:
+    """Poisson denials per day in each payer's cells; with ``step`` (day, multiplier) the
+    first payer's CO-197 surgery cell steps up, and its recovered share moves from the
+    first to the second of ``recovered_share`` on that day."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for payer in range(payers):
+        for carc, procedure, per_day in CELLS:
+            rate = np.full(days, per_day)
+            stepped = step is not None and payer == 0 and carc == "CO-197"
+            if stepped:
+                rate[step[0] :] *= step[1]
+            day = np.repeat(np.arange(days), rng.poisson(rate))
+            after = day >= step[0] if stepped else np.zeros(len(day), bool)
+            share = np.where(after, recovered_share[1], recovered_share[0])
+            recovered = rng.random(len(day)) < share
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "payer_id": f"P{payer:02d}",
+                        "carc_codes": [[carc]] * len(day),
+                        "rarc_codes": [["N54"]] * len(day),
+                        "procedure_code": procedure,
+                        "denial_date": pd.Timestamp(FIRST_DAY) + pd.to_timedelta(day, unit="D"),
+                        "resolution": np.where(recovered, "overturned_on_appeal", "written_off"),
+                    }
+                )
+            )
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_cells_are_payer_primary_code_and_procedure_family() -> None:
+    denials = denial_series(1, days=3)
+    cells = denial_cells(denials)
+    assert set(zip(cells["carc"], cells["procedure_family"], strict=True)) == {
+        ("CO-16", "evaluation_management"),
+        ("CO-197", "surgery"),
+        ("CO-50", "radiology"),
+    }
+
+
+def test_daily_counts_hold_each_cell_beside_its_payers_flow() -> None:
+    denials = denial_series(2, days=40, payers=2)
+    counts = daily_counts(denial_cells(denials))
+    assert counts.counts.sum() == len(denials)
+    first_payer = (counts.cells["payer_id"] == "P00").to_numpy()
+    first_dates = denials.loc[denials["payer_id"] == "P00", "denial_date"]
+    expected_flow = np.bincount((first_dates - pd.Timestamp(FIRST_DAY)).dt.days, minlength=40)
+    assert (counts.payer_flow[first_payer] == expected_flow).all()
+    assert (counts.counts[first_payer].sum(axis=0) == expected_flow).all()
+
+
+def test_a_step_is_found_within_two_weeks_with_its_onset_and_size() -> None:
+    onset = 440
+    denials = denial_series(3, days=500, step=(onset, 3.0), recovered_share=(0.6, 0.1))
+    alerts = detect_payer_alerts(denials, since=FIRST_DAY)
+    assert [(a.payer_id, a.carc, a.procedure_family) for a in alerts] == [
+        ("P00", "CO-197", "surgery")
+    ]
+    alert = alerts[0]
+    onset_date = FIRST_DAY + dt.timedelta(days=onset)
+    assert abs((alert.start_date - onset_date).days) <= 7
+    assert 0 <= (alert.alarm_date - onset_date).days <= 14
+    assert 1.8 <= alert.ratio <= 5.0  # a threefold step, measured over the few days to alarm
+    assert alert.monthly_before == pytest.approx(0.7 * 30, rel=0.25)
+    since_start = denial_cells(denials)["denial_date"] >= pd.Timestamp(alert.start_date)
+    in_cell = denials["carc_codes"].str[0] == "CO-197"
+    assert alert.denials_affected == int((since_start & in_cell).sum())
+    assert alert.recovered_before == pytest.approx(0.6, abs=0.1)
+    assert alert.recovered_after == pytest.approx(0.1, abs=0.1)
+    assert alert.remark_codes == ("N54",)
+    assert alert.worklist_link == "/ui/worklist?payer_id=P00&carc=CO-197&status=any"
+
+
+def test_alerts_raised_before_since_are_left_out() -> None:
+    denials = denial_series(3, days=500, step=(440, 3.0))
+    assert detect_payer_alerts(denials, since=FIRST_DAY + dt.timedelta(days=470)) == []
+
+
+def test_one_change_raises_one_alert_while_its_baseline_catches_up() -> None:
+    denials = denial_series(4, days=900, step=(420, 4.0))
+    alerts = detect_payer_alerts(denials, since=FIRST_DAY)
+    stepped = [a for a in alerts if a.carc == "CO-197" and a.payer_id == "P00"]
+    assert len(stepped) == 1
+
+
+def test_a_steady_quarter_raises_no_more_chance_alerts_than_the_design_allows() -> None:
+    """40 steady payers, alerts over the last 3 months: the target allows one false alert a
+    month per 40 payers; more than 3 here would break it."""
+    days = AlertSettings().baseline_days + AlertSettings().guard_days + 90
+    denials = denial_series(5, days=days, payers=40)
+    since = FIRST_DAY + dt.timedelta(days=days - 90)
+    alerts = detect_payer_alerts(denials, since=since)
+    assert len(alerts) <= 3
+
+
+def test_no_test_runs_before_the_shortest_baseline() -> None:
+    settings = AlertSettings()
+    days = first_test_day(settings)
+    short = denial_series(6, days=days, step=(days - 20, 6.0))
+    assert cusum_alarms(daily_counts(denial_cells(short)), settings) == []
+    longer = denial_series(6, days=days + 20, step=(days - 20, 6.0))
+    assert [a.cell for a in cusum_alarms(daily_counts(denial_cells(longer)), settings)] == [1]
+
+
+def test_an_empty_history_has_no_alerts() -> None:
+    assert detect_payer_alerts(denial_series(7, days=0), since=FIRST_DAY) == []
+
+
+# ---------------------------------------------------------------------------- the benchmark
+
+
+@pytest.fixture(scope="module")
+def benchmark():
+    from conftest import load_module
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "payer_alerts.py"
+    return load_module(path, "payer_alerts_benchmark")
+
+
+def test_the_benchmark_interval_is_wilsons(benchmark) -> None:
+    low, high = benchmark.wilson(33, 40)
+    assert (round(low, 3), round(high, 3)) == (0.680, 0.913)
+
+
+def test_the_benchmark_matches_alerts_to_injected_changes(benchmark) -> None:
+    denials = denial_series(8, days=200, payers=2)
+    counts = daily_counts(denial_cells(denials))
+    change = PayerChange("P00", "CO-197", "surgery", FIRST_DAY + dt.timedelta(days=150), 3.0)
+    cell = int(
+        counts.cells.index[
+            (counts.cells["payer_id"] == "P00") & (counts.cells["carc"] == "CO-197")
+        ][0]
+    )
+    alarms = [
+        Alarm(cell=cell, alarm_day=140, start_day=135),  # before the onset: false
+        Alarm(cell=cell, alarm_day=160, start_day=150),  # 10 days after: found in time
+        Alarm(cell=0, alarm_day=170, start_day=165),  # another cell: false
+    ]
+    result = benchmark.match(alarms, counts, [change], AlertSettings())
+    assert (result.changes, result.found_in_time, result.delays) == (1, 1, [10])
+    assert result.false_alerts == 2 and result.payers == 2
+    assert result.months == pytest.approx((200 - first_test_day(AlertSettings())) / 30)
