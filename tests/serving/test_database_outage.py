@@ -397,6 +397,9 @@ class FlakyService:
     def refresh_model(self) -> None:
         pass
 
+    def refresh_challenger(self) -> None:
+        pass
+
 
 def test_the_poll_loop_outlives_a_failed_drain() -> None:
     service = FlakyService()
