@@ -145,6 +145,12 @@ class FeatureDrift:
     recent_shares: list[float]
 
 
+# PSI of a sample of n denials from the training population is about (bins - 1) / n by chance
+# alone: 0.09 over ten bins at 100 denials, clear of the 0.25 that means a shifted population;
+# a handful of denials (the quickstart's one sample) would read as drift of 8 or more.
+MIN_DRIFT_ROWS = 100
+
+
 @dataclass(frozen=True)
 class DriftReport:
     """Drift of the recent denials from the champion's training rows."""
@@ -528,13 +534,18 @@ def drift_report(
     facts: pd.DataFrame,
     scores: pd.DataFrame,
     window: tuple[str, str] | None,
+    min_rows: int = 1,
 ) -> DriftReport:
     """PSI of each watched feature and score between the training rows and the recent ones,
-    largest first. A model trained before references were kept shows "no reference"."""
+    largest first. A model trained before references were kept shows "no reference"; fewer
+    than ``min_rows`` recent denials show why nothing was compared."""
     if not reference:
         return DriftReport(note="no reference: the champion was trained before drift references")
     if window is None or facts.empty:
         return DriftReport(note="no recent denials to compare")
+    if len(facts) < min_rows:
+        note = f"only {len(facts)} recent denials; drift is measured from {min_rows}"
+        return DriftReport(note, window[0], window[1], len(facts))
     values = drift.feature_values(facts)
     items = [
         _drift_item(name, "feature", bins, values[name])
@@ -619,7 +630,7 @@ def monitor_models(
         if window and reference
         else (pd.DataFrame(), pd.DataFrame())
     )
-    drift_found = drift_report(reference, facts, scores, window)
+    drift_found = drift_report(reference, facts, scores, window, MIN_DRIFT_ROWS)
     return ModelMonitoring(
         segments=found,
         training=None if report is None else training_figures(report, version),

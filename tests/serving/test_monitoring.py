@@ -71,6 +71,17 @@ def test_drift_finds_the_feature_that_moved_and_leaves_the_steady_one() -> None:
     assert steady["log_denied_amount"] < 0.02 and steady["recovery_probability"] < 0.02
 
 
+def test_too_few_recent_denials_measure_no_drift() -> None:
+    rng = np.random.default_rng(3)
+    reference = drift.build_reference(_denials(rng, 4000, medicare_share=0.2), _scores(rng, 4000))
+    recent = _denials(rng, 5, medicare_share=0.2)
+    report = monitoring.drift_report(reference, recent, _scores(rng, 5), ("a", "b"), 100)
+    assert report.items == []
+    assert report.note == "only 5 recent denials; drift is measured from 100"
+    thresholds = Thresholds()
+    assert monitoring.retrain_reasons([], report, thresholds) == []
+
+
 def test_a_model_without_a_reference_shows_no_reference() -> None:
     report = monitoring.drift_report(None, pd.DataFrame(), pd.DataFrame(), None)
     assert report.note is not None and report.note.startswith("no reference")

@@ -112,11 +112,17 @@ def test_monitor_models_json_has_the_outcomes_training_figures_and_drift(
     # Recent: the 90 days (the default) up to the newest denial date, not up to today.
     days = sorted(dt.date.fromisoformat(d["denial_date"][:10]) for d in page_denials)
     recent = [day for day in days if day > days[-1] - dt.timedelta(days=90)]
-    assert drift["note"] is None and drift["recent_rows"] == len(recent)
+    assert drift["recent_rows"] == len(recent) < 100
     assert (drift["recent_from"], drift["recent_to"]) == (
         str(days[-1] - dt.timedelta(days=89)),
         str(days[-1]),
     )
+    # Too few for PSI to mean anything: no drift is measured, so none is reported.
+    assert drift["note"] == f"only {len(recent)} recent denials; drift is measured from 100"
+    assert drift["items"] == []
+    every = runner.invoke(app, ["monitor", "models", "--json", "--since", "2000-01-01"])
+    drift = json.loads(every.stdout)["drift"]
+    assert drift["note"] is None and drift["recent_rows"] == len(days)
     names = {item["name"] for item in drift["items"]}
     assert {"payer_type", "log_denied_amount", "recovery_probability"} <= names
     # Under the 200 outcomes a segment needs, no calibration or AUC reason can be raised.
