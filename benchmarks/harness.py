@@ -14,7 +14,7 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -79,3 +79,40 @@ def create_keys(database_url: str, roles: Iterable[str], label: str) -> dict[str
             }
     finally:
         engine.dispose()
+
+
+# Audit records written as the service writes them, in batches of one scoring request each.
+SCORE_BATCH = 2_000
+
+
+def synthetic_score_batches(
+    count: int, seed: int, record: Callable[[Any, int], dict[str, Any]]
+) -> Iterator[list[dict[str, Any]]]:
+    """``count`` audit records in batches, ``record(random, number)`` making each one from a
+    generator seeded with ``seed``."""
+    import numpy as np
+
+    random = np.random.default_rng(seed)
+    for start in range(0, count, SCORE_BATCH):
+        yield [record(random, number) for number in range(start, min(count, start + SCORE_BATCH))]
+
+
+def synthetic_audit_record(
+    number: int, denial: dict[str, Any], outputs: dict[str, Any]
+) -> dict[str, Any]:
+    """The audit record of the ``number``-th synthetic score: a request per batch, model 1,
+    scored a second apart from 2026-12-01."""
+    import datetime as dt
+
+    from serving.repository import audit_record
+
+    return audit_record(
+        request_id=f"r-{number // SCORE_BATCH}",
+        denial=denial,
+        caller="benchmark",
+        model_version="1",
+        mapping_version="m",
+        outputs=outputs,
+        explanation={"root_cause": {"reasons": []}},
+        scored_at=dt.datetime(2026, 12, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=number),
+    )

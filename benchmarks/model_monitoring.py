@@ -28,17 +28,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from harness import synthetic_audit_record, synthetic_score_batches
 from sqlalchemy import insert
 
 from features.contract import ROOT_CAUSES
 from serving import monitoring, pages, views
 from serving.database import make_engine, session_factory, upgrade_database
 from serving.records import DenialStatus, Feedback, utc_now
-from serving.repository import audit_record, record_scores, use_input_hash_key
+from serving.repository import record_scores, use_input_hash_key
 from training import drift
 
 NEWEST_DENIAL = dt.date(2026, 11, 30)
-BATCH = 2_000
 PAYER_TYPES = ("commercial", "medicare", "medicaid", "medicare_advantage", "workers_comp")
 RESOLVED_SHARE = 0.6
 REVIEWED_SHARE = 0.05
@@ -74,22 +74,12 @@ def _record(random: np.random.Generator, number: int) -> dict[str, Any]:
         "routing": {"owner_queue": "billing", "action_path": "appeal"},
         "requires_human_review": False,
     }
-    return audit_record(
-        request_id=f"r-{number // BATCH}",
-        denial=denial,
-        caller="benchmark",
-        model_version="1",
-        mapping_version="m",
-        outputs=outputs,
-        explanation={"root_cause": {"reasons": []}},
-        scored_at=dt.datetime(2026, 12, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=number),
-    )
+    return synthetic_audit_record(number, denial, outputs)
 
 
 def score_records(count: int, seed: int) -> Iterator[list[dict[str, Any]]]:
-    random = np.random.default_rng(seed)
-    for start in range(0, count, BATCH):
-        yield [_record(random, number) for number in range(start, min(count, start + BATCH))]
+    """``count`` audit records in batches, as the service writes them."""
+    return synthetic_score_batches(count, seed, _record)
 
 
 def feedback_rows(records: list[dict[str, Any]], random: np.random.Generator) -> list[dict]:

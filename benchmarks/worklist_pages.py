@@ -24,25 +24,23 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from harness import synthetic_audit_record, synthetic_score_batches
 
 from features.contract import ROOT_CAUSES
 from features.mapping import WRITE_OFF_REVIEW
 from serving import pages, views
 from serving.database import make_engine, session_factory, upgrade_database
-from serving.repository import audit_record, record_scores, save_feedback, use_input_hash_key
+from serving.repository import record_scores, save_feedback, use_input_hash_key
 from training.priority import REFILE_PATHS, WORK_COST
 
 TODAY = dt.date(2026, 12, 5)
-BATCH = 2_000
 QUEUES = ("billing", "coding", "authorization", "eligibility", "triage")
 ACTION_PATHS = tuple(path for path in WORK_COST if path != WRITE_OFF_REVIEW)
 
 
 def score_records(count: int, seed: int) -> Iterator[list[dict[str, Any]]]:
     """``count`` audit records in batches, as the service writes them."""
-    random = np.random.default_rng(seed)
-    for start in range(0, count, BATCH):
-        yield [_record(random, number) for number in range(start, min(count, start + BATCH))]
+    return synthetic_score_batches(count, seed, _record)
 
 
 def _record(random: np.random.Generator, number: int) -> dict[str, Any]:
@@ -67,16 +65,7 @@ def _record(random: np.random.Generator, number: int) -> dict[str, Any]:
         "requires_human_review": bool(random.uniform() < 0.25),
         "review_reasons": [],
     }
-    return audit_record(
-        request_id=f"r-{number // BATCH}",
-        denial=denial,
-        caller="benchmark",
-        model_version="1",
-        mapping_version="m",
-        outputs=outputs,
-        explanation={"root_cause": {"reasons": []}},
-        scored_at=dt.datetime(2026, 12, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=number),
-    )
+    return synthetic_audit_record(number, denial, outputs)
 
 
 def _priority(
