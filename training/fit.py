@@ -393,13 +393,25 @@ class ModelFitter:
         target = label(frame)
         folds = time_folds(frame, spec.calibration_share, spec.calibration_folds)
         spec = self.early_stopped(spec, matrix, target, folds[-1])
-        margins, targets = [], []
+        margins, rows = self.out_of_fold(spec, matrix, target, folds)
+        calibration = platt_calibration(margins, target[rows])
+        return self.binary(spec, matrix, target), calibration
+
+    def out_of_fold(
+        self,
+        spec: ModelSpec,
+        matrix: np.ndarray,
+        target: np.ndarray,
+        folds: list[tuple[np.ndarray, np.ndarray]],
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each fold's model's raw margins on its own slice, oldest slice first, and the row
+        positions they belong to: margins no model learned from, for fitting a calibration."""
+        margins, rows = [], []
         for learn, holdout in folds:
             model = self.binary(spec, matrix[learn], target[learn])
             margins.append(model.predict(matrix[holdout], raw_score=True))
-            targets.append(target[holdout])
-        calibration = platt_calibration(np.concatenate(margins), np.concatenate(targets))
-        return self.binary(spec, matrix, target), calibration
+            rows.append(np.flatnonzero(holdout))
+        return np.concatenate(margins), np.concatenate(rows)
 
     def early_stopped(
         self,

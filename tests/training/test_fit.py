@@ -58,6 +58,24 @@ def test_the_kept_model_is_refitted_on_every_row_and_calibrated_out_of_fold() ->
     assert 0.5 < calibration.slope < 1.5
 
 
+def test_out_of_fold_margins_come_from_models_that_never_saw_their_slice() -> None:
+    frame, matrix, target = dated_rows()
+    spec = load_specs()["recovery"]
+    fitter = ModelFitter(seed=7, n_jobs=1, categorical=[])
+    folds = time_folds(frame, 0.15, 2)
+    margins, rows = fitter.out_of_fold(spec, matrix, target, folds)
+    expected_rows = np.concatenate([np.flatnonzero(holdout) for _, holdout in folds])
+    assert np.array_equal(rows, expected_rows)
+    older, newest = folds[-1]
+    on_older = fitter.binary(spec, matrix[older], target[older])
+    newest_margins = margins[-int(newest.sum()) :]
+    assert np.allclose(newest_margins, on_older.predict(matrix[newest], raw_score=True))
+    # A model fitted on every row scores the same slice more confidently than out of fold.
+    in_sample = fitter.binary(spec, matrix, target).predict(matrix[newest], raw_score=True)
+    outcome = target[newest]
+    assert np.mean(in_sample * (2 * outcome - 1)) > np.mean(newest_margins * (2 * outcome - 1))
+
+
 def test_early_stopping_keeps_few_rounds_on_noise_and_more_on_signal() -> None:
     frame, matrix, target = dated_rows()
     noise = np.random.default_rng(9).random(ROWS) < 0.5
