@@ -31,7 +31,9 @@ from training.priority import URGENCY_WEIGHT, WORK_COST, priority_on
 
 
 def today() -> dt.date:
-    """The date a live read counts from: today by the wall clock."""
+    """The date every live read counts from (the API, the reviewer pages, ``plan`` and
+    ``monitor``): today by the machine's local clock, so a reviewer's page and a worklist
+    system's answer never differ by a day around midnight."""
     return live_scoring_date()
 
 

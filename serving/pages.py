@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 from denial_triage.settings import Settings
 from features.codes import CodeReference
 from features.labels import deadline_rule_label, in_plain_words, plain_label
-from serving import model_card, monitoring, payer_watch, repository, views, worklist_records
+from serving import live, model_card, monitoring, payer_watch, repository, views, worklist_records
 from serving.auth import Caller
 from serving.errors import ServiceError
 from serving.live_comparison import live_comparison
@@ -216,11 +216,6 @@ def safe_next(wanted: str | None) -> str:
     return HOME
 
 
-def today() -> dt.date:
-    """The day pages count deadlines and ages from (UTC, like the records)."""
-    return dt.datetime.now(dt.UTC).date()
-
-
 # ---------------------------------------------------------------------------- forms
 
 
@@ -347,7 +342,7 @@ def worklist(request: Request, viewer: SignedIn) -> HTMLResponse:
     """Denials ranked by priority, filtered and paged."""
     query = views.worklist_query(request.query_params)
     with _state(request).session() as session:
-        context = views.worklist(session, query, today())
+        context = views.worklist(session, query, live.today())
     context |= {"active": "worklist", "notice": _change_notice(request.query_params)}
     return _render(request, "worklist.html", context, viewer)
 
@@ -357,7 +352,7 @@ def worklist_export(request: Request, viewer: SignedIn) -> StreamingResponse:
     """The filtered worklist as CSV, in the page's order, every matching denial (no patient
     names, member ids or claim ids: the records hold none)."""
     query = views.worklist_query(request.query_params)
-    as_of = today()
+    as_of = live.today()
     sessions = _state(request).sessions
     assert sessions is not None, "the service has not started"
     session = sessions()  # closed by the response's last line, not when this returns
@@ -438,7 +433,7 @@ def _worklist_page(
     """The worklist at ``address`` (its query string), with why the last change was refused."""
     query = views.worklist_query(dict(parse_qsl(urlsplit(address).query)))
     with _state(request).session() as session:
-        context = views.worklist(session, query, today())
+        context = views.worklist(session, query, live.today())
     context |= {"active": "worklist", "notice": None, "change_problems": problems}
     return _render(request, "worklist.html", context, viewer, status_code=status_code)
 
@@ -477,7 +472,7 @@ def _review(
     form: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    state, as_of = _state(request), today()  # one date for the whole page
+    state, as_of = _state(request), live.today()  # one date for the whole page
     with state.session() as session:
         record = repository.latest_score(session, denial_id)
         feedback = repository.feedback_for_denial(session, denial_id) if record else []
@@ -576,7 +571,7 @@ def _status(exc: Exception) -> int:
 def dashboard(request: Request, viewer: SignedIn) -> HTMLResponse:
     """Where denials come from and where revenue leaks, from the audit log and feedback."""
     with _state(request).session() as session:
-        context = views.dashboard(session, today())
+        context = views.dashboard(session, live.today())
     return _render(request, "dashboard.html", {**context, "active": "dashboard"}, viewer)
 
 
