@@ -22,7 +22,7 @@ import pandas as pd
 
 from serving.scoring import score_denials
 from training import run as training_run
-from training.tracking import CHAMPION, MODEL_NAME, configure_tracking, load_triage_model
+from training.tracking import CHAMPION, MODEL_NAME, configure_tracking, load_measured_model
 
 SURE = 0.8  # the root-cause probability above which the model is called sure here
 # Review reasons as the model writes them (free text, no codes), by the words that tell them.
@@ -107,7 +107,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     configure_tracking(args.data_dir)
-    model = load_triage_model(f"models:/{MODEL_NAME}@{CHAMPION}")
+    # The evaluation fit, not the refit: the refit learned the test months measured here.
+    model = load_measured_model(f"models:/{MODEL_NAME}@{CHAMPION}")
     history = training_run.load_history(args.data_dir / "history" / "history.parquet")
     held = history[history["denial_date"] >= pd.Timestamp(args.start)]
     sample = held.sample(n=min(args.sample, len(held)), random_state=args.seed)

@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -30,6 +31,7 @@ from training.fit import (
 )
 from training.specs import ModelSpec, load_specs
 from training.tracking import (
+    EVALUATION_FIT,
     TrainingRecord,
     configure_tracking,
     file_digest,
@@ -58,6 +60,10 @@ class TrainingOptions:
     test_months: int = DEFAULT_TEST_MONTHS
     maturity_days: int = DEFAULT_MATURITY_DAYS
     dask: str | None = None  # scheduler address, or "local" for a LocalCluster
+    # After the test months have measured the fitted models, fit them again on every matured
+    # row (training and test months) and register that: the newest matured months are the
+    # ones most like the denials it will score. Not with --dask (see ``_refit``).
+    refit: bool = True
     # The service's feedback labels (training.feedback.LABELS by denial_id), laid over the
     # history's; the command reads them from the service's records.
     feedback: pd.DataFrame | None = field(default=None, compare=False, repr=False)
@@ -135,26 +141,62 @@ def train(options: TrainingOptions, progress: Progress = lambda _: None) -> Trai
         if options.dask
         else _fit_here(options, specs, progress)
     )
-    model = fitted.model
-    model.metadata.update(_metadata(options, fitted))
-    progress("keeping the training rows' distributions for drift monitoring")
-    model.drift_reference = training_reference(model, fitted, options.seed)
+    evaluated = fitted.model
+    evaluated.metadata.update(_metadata(options, fitted))
     progress(f"evaluating on {len(fitted.test_rows):,} denials from {fitted.cutoff.date()}")
-    evaluation = evaluate_model(model, fitted.baseline_rows, fitted.test_rows, seed=options.seed)
+    evaluation = evaluate_model(
+        evaluated, fitted.baseline_rows, fitted.test_rows, seed=options.seed
+    )
     evaluation.report["rows"]["train"] = fitted.train_rows
     evaluation.report["labels"] = label_report(fitted.labels)
+    registered, rows, window = evaluated, fitted.baseline_rows, fitted.window
+    if options.refit and not options.dask:
+        registered, rows, window = _refit(options, specs, fitted, progress)
+    progress("keeping the training rows' distributions for drift monitoring")
+    registered.drift_reference = training_reference(registered, rows, window, options.seed)
     progress("logging to MLflow and registering the model")
-    record = _log(model, evaluation, fitted.test_rows, options, specs)
+    evaluation_fit = evaluated if registered is not evaluated else None
+    record = _log(registered, evaluation, fitted.test_rows, options, specs, evaluation_fit)
     return TrainingResult(record, evaluation, fitted.cutoff, fitted.labels)
 
 
-def training_reference(model: TriageModel, fitted: _Fitted, seed: int) -> dict[str, object]:
+def _refit(
+    options: TrainingOptions, specs: dict[str, ModelSpec], fitted: _Fitted, progress: Progress
+) -> tuple[TriageModel, pd.DataFrame, TrainingWindow]:
+    """The models fitted again, with the same specs and seed, on every matured row: the
+    training and the test months. ``evaluate`` and ``promote`` measure the evaluation fit in
+    its stead (``training.tracking.load_measured_model``): the same procedure on fewer months,
+    so its figures are fair and, if anything, modest for the refit. Training on a Dask
+    cluster keeps only a sample of the training rows here, so it registers the evaluation fit.
+    """
+    rows = pd.concat([fitted.baseline_rows, fitted.test_rows], ignore_index=True)
+    progress(f"refitting on all {len(rows):,} matured denials (training and test months)")
+    model = fit_triage_model(rows, specs, seed=options.seed)
+    window = TrainingWindow.of(rows, fitted.window.matured_by, str(fitted.window.data_digest))
+    fitted.model.metadata["fit"] = EVALUATION_FIT  # kept beside the registered model
+    model.metadata.update(
+        {
+            **fitted.model.metadata,
+            "fit": "every matured row",
+            **window.metadata(),
+            **{
+                f"evaluation_fit.{k[len('window.') :]}": v
+                for k, v in fitted.window.metadata().items()
+            },
+            "train_rows": len(rows),
+        }
+    )
+    return model, rows, window
+
+
+def training_reference(
+    model: TriageModel, rows: pd.DataFrame, window: TrainingWindow, seed: int
+) -> dict[str, object]:
     """The drift reference of (a sample of) the training rows, scored by the fitted model as
     the service will score recent denials."""
-    rows = fitted.baseline_rows
     if len(rows) > REFERENCE_ROWS:
         rows = rows.sample(REFERENCE_ROWS, random_state=seed)
-    return build_reference(rows, model.score(rows), fitted.window.metadata())
+    return build_reference(rows, model.score(rows), window.metadata())
 
 
 def label_report(labels: dict[str, LabelCount]) -> dict[str, dict[str, int]]:
@@ -259,6 +301,7 @@ def _log(
     test_rows: pd.DataFrame,
     options: TrainingOptions,
     specs: dict[str, ModelSpec],
+    evaluation_fit: TriageModel | None,
 ) -> TrainingRecord:
     configure_tracking(options.data_dir)
     with tempfile.TemporaryDirectory() as folder:
@@ -268,10 +311,11 @@ def _log(
             evaluation,
             experiment=options.experiment,
             artifact_root=options.data_dir / "mlartifacts",
-            params=_params(options, specs, model, evaluation.report["labels"]),
+            params=_params(options, specs, model, evaluation.report),
             tags=_tags(model),
             figures=figures,
             input_example=test_rows.head(3),
+            evaluation_fit=evaluation_fit,
         )
 
 
@@ -279,17 +323,19 @@ def _params(
     options: TrainingOptions,
     specs: dict[str, ModelSpec],
     model: TriageModel,
-    labels: dict[str, dict[str, int]],
+    report: dict[str, Any],
 ) -> dict[str, object]:
     params: dict[str, object] = {
         "seed": options.seed,
         "test_months": options.test_months,
         "maturity_days": options.maturity_days,
-        "train_rows": model.metadata["train_rows"],
+        "train_rows": report["rows"]["train"],  # what the evaluated models learned from
         "test_rows": model.metadata["test_rows"],
+        "registered_rows": model.metadata["train_rows"],  # what the registered one learned from
+        "refit": options.refit and not options.dask,
         "features": len(model.features.feature_names_),
     }
-    for task, counts in labels.items():
+    for task, counts in report["labels"].items():
         params.update({f"labels.{task}.{k}": v for k, v in counts.items()})
     for task, spec in specs.items():
         params.update({f"{task}.{k}": v for k, v in spec.hyperparameters.items()})
@@ -304,7 +350,11 @@ def _tags(model: TriageModel) -> dict[str, str]:
         "data_digest": str(model.metadata["data_digest"]),
         "data_path": str(model.metadata["data_path"]),
         "test_from": str(model.metadata["test_from"]),
-        **{k: str(v) for k, v in model.metadata.items() if k.startswith("window.")},
+        **{
+            k: str(v)
+            for k, v in model.metadata.items()
+            if k.startswith(("window.", "evaluation_fit."))
+        },
     }
 
 

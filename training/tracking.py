@@ -41,6 +41,9 @@ _NOT_FOUND = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}  # no model 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 DEFAULT_EXPERIMENT = "denial-triage"
+# The run's copy of the models as fitted before their test months (see load_measured_model).
+EVALUATION_FIT = "evaluation_fit"
+EVALUATION_FIT_FILE = "triage_model.joblib"
 RUNTIME_PACKAGES = ("lightgbm", "scikit-learn", "pandas", "numpy", "pyarrow", "joblib", "pyyaml")
 
 
@@ -117,8 +120,11 @@ def log_training_run(
     tags: dict[str, str],
     figures: list[Path],
     input_example: pd.DataFrame,
+    evaluation_fit: TriageModel | None = None,
 ) -> TrainingRecord:
-    """Log one training run and register its model as a new version of ``denial-triage``."""
+    """Log one training run and register its model as a new version of ``denial-triage``;
+    ``evaluation_fit``, when the registered model was refitted after evaluation, is kept beside
+    it for :func:`load_measured_model`."""
     with mlflow.start_run(experiment_id=experiment_id(experiment, artifact_root)) as run:
         mlflow.log_params(params)
         mlflow.log_metrics(evaluation.flat_metrics())
@@ -126,12 +132,21 @@ def log_training_run(
         mlflow.log_dict(evaluation.report, "evaluation.json")
         for figure in figures:
             mlflow.log_artifact(str(figure), artifact_path="figures")
+        if evaluation_fit is not None:
+            _log_evaluation_fit(evaluation_fit)
         info = _log_pyfunc(model, input_example)
     version = str(info.registered_model_version)
     client = MlflowClient()
     for name, value in tags.items():  # the version carries its window and provenance too
         client.set_model_version_tag(MODEL_NAME, version, name, value)
     return TrainingRecord(run.info.run_id, version, f"models:/{MODEL_NAME}/{version}")
+
+
+def _log_evaluation_fit(model: TriageModel) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        bundle = Path(folder) / EVALUATION_FIT_FILE
+        joblib.dump(model, bundle)
+        mlflow.log_artifact(str(bundle), artifact_path=EVALUATION_FIT)
 
 
 def _log_pyfunc(model: TriageModel, input_example: pd.DataFrame) -> Any:
@@ -195,6 +210,25 @@ def model_signature(output: pd.DataFrame) -> ModelSignature:
 def load_triage_model(uri: str) -> TriageModel:
     """The :class:`TriageModel` inside a registered pyfunc (``models:/denial-triage@champion``)."""
     return mlflow.pyfunc.load_model(uri).unwrap_python_model().triage
+
+
+def load_measured_model(uri: str) -> TriageModel:
+    """The model ``evaluate`` and ``promote`` measure for a registered one: its evaluation fit
+    when the version was refitted on every matured row after evaluation, else the registered
+    model itself.
+
+    A refitted model learned from its test months too, so nothing matured lies beyond its
+    window until months pass; the evaluation fit is the same specs and code fitted before those
+    months, so measuring it is fair, and at worst modest for the model that serves.
+    """
+    pyfunc = mlflow.pyfunc.load_model(uri)
+    run_id = pyfunc.metadata.run_id
+    if run_id and MlflowClient().list_artifacts(run_id, EVALUATION_FIT):
+        path = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=f"{EVALUATION_FIT}/{EVALUATION_FIT_FILE}"
+        )
+        return joblib.load(path)
+    return pyfunc.unwrap_python_model().triage
 
 
 def alias_version(alias: str) -> str | None:
@@ -263,10 +297,10 @@ def promote(
 ) -> PromotionDecision:
     """Champion if the gates pass and it beats the champion on the same rows, newer than both
     models' training windows, by more than the noise of those rows; else challenger."""
-    models = {f"version {version}": load_triage_model(f"models:/{MODEL_NAME}/{version}")}
+    models = {f"version {version}": load_measured_model(f"models:/{MODEL_NAME}/{version}")}
     champion = alias_version(CHAMPION)
     if champion is not None and champion != version:
-        models[f"champion version {champion}"] = load_triage_model(
+        models[f"champion version {champion}"] = load_measured_model(
             f"models:/{MODEL_NAME}@{CHAMPION}"
         )
     candidate, *others = evaluate(models)

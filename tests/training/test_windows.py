@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import small_specs
@@ -15,7 +16,14 @@ from denial_triage.settings import get_settings
 from training import run as training_run
 from training.run import TrainingOptions, evaluation_on, train
 from training.synthetic import generate_history
-from training.tracking import CHAMPION, MODEL_NAME, alias_version, load_triage_model, promote
+from training.tracking import (
+    CHAMPION,
+    MODEL_NAME,
+    alias_version,
+    load_measured_model,
+    load_triage_model,
+    promote,
+)
 from training.windows import EvaluationWindowError, TrainingWindow, rows_beyond
 
 runner = CliRunner()
@@ -113,12 +121,17 @@ def test_every_version_records_its_window_as_tags(two_models, cli_settings) -> N
     data, _, _ = two_models
     dates = pd.to_datetime(pd.read_parquet(data, columns=["denial_date"])["denial_date"])
     tags = MlflowClient().get_model_version(MODEL_NAME, "2").tags
-    # Trained with one test month and no maturity: it learned up to the month before the last.
+    # Trained with one test month and no maturity: its evaluation fit learned up to the month
+    # before the last; the registered model was then refitted on every row, that month too.
     last_month = dates.max().to_period("M").start_time
-    assert pd.Timestamp(tags["window.last_denial"]) < last_month
-    assert pd.Timestamp(tags["window.last_denial"]) >= last_month - pd.Timedelta(days=3)
+    evaluated_to = pd.Timestamp(tags["evaluation_fit.last_denial"])
+    assert last_month - pd.Timedelta(days=3) <= evaluated_to < last_month
+    assert tags["window.last_denial"] == str(dates.max().date())
+    assert tags["window.first_denial"] == tags["evaluation_fit.first_denial"]
     assert tags["window.first_denial"] == str(dates.min().date())
-    assert int(tags["window.rows"]) > 15_000 and len(tags["data_digest"]) == 64
+    assert int(tags["window.rows"]) == len(dates)
+    assert 15_000 < int(tags["evaluation_fit.rows"]) < len(dates)
+    assert len(tags["data_digest"]) == 64
 
 
 @pytest.mark.slow
@@ -140,7 +153,7 @@ def test_evaluate_measures_a_model_only_after_its_window(two_models, cli_setting
     refused = runner.invoke(app, ["evaluate", "--data", str(data), "--model", model])
     assert refused.exit_code == 1 and "only 0 matured denials" in refused.output
     # With every outcome taken as known, only the last month lies beyond its window.
-    window = TrainingWindow.of_model(load_triage_model(model).metadata, "version 2")
+    window = TrainingWindow.of_model(load_measured_model(model).metadata, "version 2")
     measured = runner.invoke(
         app, ["evaluate", "--data", str(data), "--model", model, "--maturity-days", "0"]
     )
@@ -150,3 +163,28 @@ def test_evaluate_measures_a_model_only_after_its_window(two_models, cli_setting
     assert f"measured on {newer:,} matured denials after {window.last_denial.date()}" in (
         measured.output
     )
+    assert "its evaluation fit (the same specs, fitted before them) is what is measured" in (
+        measured.output
+    )
+
+
+@pytest.mark.slow
+def test_a_refitted_version_serves_the_refit_and_is_measured_by_its_evaluation_fit(
+    two_models, cli_settings
+) -> None:
+    data, _, _ = two_models
+    served = load_triage_model(f"models:/{MODEL_NAME}/2")
+    measured = load_measured_model(f"models:/{MODEL_NAME}/2")
+    assert measured.metadata["fit"] == "evaluation_fit"
+    assert served.metadata["fit"] == "every matured row"
+    served_window = TrainingWindow.of_model(served.metadata, "served")
+    measured_window = TrainingWindow.of_model(measured.metadata, "measured")
+    assert measured_window.last_denial < served_window.last_denial
+    assert measured_window.rows < served_window.rows
+    # The refit learned the last month: its scores there differ from the evaluation fit's.
+    history = pd.read_parquet(data)
+    newest = history[pd.to_datetime(history["denial_date"]) > measured_window.last_denial]
+    newest = newest.head(300)
+    served_scores = served.score(newest)["recovery_probability"].to_numpy()
+    measured_scores = measured.score(newest)["recovery_probability"].to_numpy()
+    assert np.abs(served_scores - measured_scores).mean() > 1e-3
