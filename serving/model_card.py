@@ -32,6 +32,8 @@ RUN_TAGS = (
     "window.first_denial",
     "window.last_denial",
     "window.matured_by",
+    "evaluation_fit.first_denial",
+    "evaluation_fit.last_denial",
     "mapping_version",
     "payer_rules_version",
     "git_commit",

@@ -373,7 +373,8 @@ def test_model_page_shows_champion_challenger_metrics_and_figures(reviewer) -> N
     assert re.search(r"<code class=\"digest\">[0-9a-f]{64}</code>", champion)
     assert re.search(
         r"<dt>Training window</dt><dd>denials of \d{4}-\d\d-\d\d to \d{4}-\d\d-\d\d, "
-        r"outcomes known by \d{4}-\d\d-\d\d;",
+        r"outcomes known by \d{4}-\d\d-\d\d</dd>\s*<dt>Evaluated fit</dt><dd>the same specs "
+        r"fitted on denials of \d{4}-\d\d-\d\d to \d{4}-\d\d-\d\d, before the test months;",
         champion,
     )
     figure = reviewer.get("/ui/model/1/figures/calibration.png")
