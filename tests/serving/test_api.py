@@ -20,6 +20,7 @@ from denial_triage.settings import Settings
 from features.contract import ROOT_CAUSES
 from features.mapping import ACTION_PATHS, load_mapping
 from serving.app import create_app
+from serving.audit_writer import ProcessStore
 from serving.database import make_engine, session_factory
 from serving.records import ScoreRecord
 from serving.schemas import ScoreResponse
@@ -471,3 +472,53 @@ def test_every_audit_mode_records_each_score(
             )
             assert stored.status_code == 200, stored.text
             assert stored.json()["request_id"] == body["request_id"]
+
+
+# What a record holds apart from what is new per request (its ids and time of scoring).
+STORED_COLUMNS = (
+    "denial_id",
+    "caller",
+    "model_version",
+    "mapping_version",
+    "input_hash",
+    "outputs",
+    "explanation",
+    "facts",
+)
+
+
+def test_the_thread_stores_the_records_the_worker_process_stores(trained, tmp_path: Path) -> None:
+    """The audit writer's two modes (DENIAL_TRIAGE_AUDIT_WORKER_PROCESS) store the same
+    records, value for value, for the same requests: they may be compared on speed alone."""
+    data_dir, denials = trained
+    requests = [payload(denials.iloc[210:240]), payload(denials.iloc[240:241])]
+    stored = {}
+    for worker_process in (True, False):
+        url = f"sqlite:///{(tmp_path / f'records-{worker_process}.db').as_posix()}"
+        settings = Settings(
+            data_dir=data_dir,
+            database_url=url,
+            model_poll_seconds=3600,
+            audit_worker_process=worker_process,
+        )
+        with TestClient(create_app(settings)) as client:
+            service = client.app.state.service
+            assert isinstance(service.audit_writer.store, ProcessStore) == worker_process
+            key = create_keys(url, "same-caller")["scorer"]
+            for denials_sent in requests:
+                score(client, key, denials_sent)
+            service.flush_audit()
+        stored[worker_process] = _stored_records(url)
+    assert len(stored[True]) == 31
+    assert stored[False] == stored[True]
+
+
+def _stored_records(url: str) -> list[tuple]:
+    columns = [getattr(ScoreRecord, name) for name in STORED_COLUMNS]
+    engine = make_engine(url)
+    try:
+        with session_factory(engine)() as session:
+            rows = session.execute(select(*columns).order_by(ScoreRecord.id))
+            return [tuple(row) for row in rows]
+    finally:
+        engine.dispose()
