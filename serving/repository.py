@@ -126,8 +126,9 @@ class FeedbackConflict(ValueError):
 def json_safe(value: Any) -> Any:
     """``value`` as plain JSON types: dates as ISO text, numpy scalars unwrapped, NaN as null.
 
-    PostgreSQL's JSON types reject NaN, and the spool writes JSON lines, so every audit
-    document goes through here once, as :func:`audit_record` builds it.
+    PostgreSQL's JSON types reject NaN, and the spool writes JSON lines. Audit documents do not
+    come through here whole (a Python walk of every value cost about 0.4 ms a denial): orjson
+    encodes them (:func:`json_bytes`) and hands over only the values it does not know.
     """
     if isinstance(value, Mapping):
         return {str(key): json_safe(item) for key, item in value.items()}
@@ -145,15 +146,24 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def json_text(document: Any) -> str:
-    """``document`` as the JSON text the database stores (every engine's JSON serializer).
+def json_bytes(document: Any) -> bytes:
+    """``document`` as JSON, by orjson, with :func:`json_safe`'s values: NaN and infinities as
+    null, dates as ISO text, and what orjson does not know (numpy values, Decimal, pandas' NA)
+    made plain by :func:`json_safe` itself."""
+    return orjson.dumps(document, default=json_safe, option=orjson.OPT_NON_STR_KEYS)
 
-    orjson, about ten times json.dumps, and one pass: a plain document (as :func:`audit_record`
-    builds it) is not walked again, while what orjson does not know (numpy values, Decimal,
-    pandas' NA) goes through :func:`json_safe`, and NaN and infinities become null as there,
-    so a record built elsewhere is stored as it always was.
-    """
-    return orjson.dumps(document, default=json_safe, option=orjson.OPT_NON_STR_KEYS).decode()
+
+def json_text(document: Any) -> str:
+    """The JSON text the database stores: every engine's JSON serializer (orjson, about six
+    times json.dumps on audit documents), so a record built elsewhere with NaN or numpy
+    values is stored as plain JSON without a walk of its own."""
+    return json_bytes(document).decode()
+
+
+def plain_json(document: Any) -> Any:
+    """``document`` in plain JSON types, as :func:`json_safe` gives it, through orjson and back
+    (about a sixth of json_safe's time on audit documents)."""
+    return orjson.loads(json_bytes(document))
 
 
 def canonical_json(document: Any) -> bytes:
@@ -301,8 +311,8 @@ def audit_record(
         "model_version": model_version,
         "mapping_version": mapping_version,
         "input_hash": input_hash(denial),
-        "outputs": json_safe(outputs),
-        "explanation": json_safe(explanation),
+        "outputs": plain_json(outputs),
+        "explanation": plain_json(explanation),
         "facts": denial_facts(denial),
     }
 
@@ -313,7 +323,7 @@ def denial_facts(denial: Mapping[str, Any]) -> dict[str, Any]:
     facts = {name: denial[name] for name in DENIAL_FACTS if denial.get(name) is not None}
     if denial.get("claim_id"):
         facts["claim_key"] = claim_key(str(denial["claim_id"]))
-    return json_safe(facts)
+    return plain_json(facts)
 
 
 def claim_key(claim_id: str) -> str:
