@@ -214,9 +214,10 @@ def worker_modes(
         batches = target.bodies(bench.batches(payloads, BATCH, WORKER_BATCH_REQUESTS))
         for side in sides.values():
             worker_round(side, singles[:50], batches[:1])  # warm up
-        for _ in range(repeats):
-            for mode, side in sides.items():
-                runs[mode].append(worker_round(side, singles, batches))
+        for round_ in range(repeats):
+            # Each mode goes first every other round: neither always follows the other.
+            for mode in sorted(sides, reverse=bool(round_ % 2)):
+                runs[mode].append(worker_round(sides[mode], singles, batches))
         memory = {mode: side.server.rss_mb() for mode, side in sides.items()}
     paired = [
         {name: thread[name] / process[name] for name in thread}
