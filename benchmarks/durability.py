@@ -229,26 +229,37 @@ def worker_modes(
     }
 
 
+WORKER_COLUMNS = (
+    "audit writer",
+    "1 denial p50 / p99 ms (c=1)",
+    "1,000-denial requests, denials/s (audit in the database)",
+    "serving RSS, peak MiB",
+    "with its children, peak MiB",
+)
+
+
 def worker_table(results: dict[str, Any]) -> str:
     m = bench._m
-    rows = [
-        "| audit writer | 1 denial p50 / p99 ms (c=1) | 1,000-denial requests, denials/s "
-        "(audit in the database) | serving RSS, peak MiB | with its children, peak MiB |",
-        "|---|---|---|---|---|",
-    ]
+    rows = []
     for mode in WORKER_MODES:
         run, memory = results[mode], results[mode]["memory"]
-        rows.append(
-            f"| {mode} | {m(run['p50'], 2)} / {m(run['p99'], 2)} | "
-            f"{m(run['denials_per_second'], 0)} | {memory['peak_rss_mb']:,.0f} | "
-            f"{memory['tree_peak_rss_mb']:,.0f} |"
-        )
+        latency = f"{m(run['p50'], 2)} / {m(run['p99'], 2)}"
+        throughput = m(run["denials_per_second"], 0)
+        peaks = (f"{memory['peak_rss_mb']:,.0f}", f"{memory['tree_peak_rss_mb']:,.0f}")
+        rows.append([mode, latency, throughput, *peaks])
     ratio = results["thread_over_process"]
-    rows.append(
-        f"| thread / process (paired by round) | {m(ratio['p50'], 2)} / {m(ratio['p99'], 2)} | "
-        f"{m(ratio['denials_per_second'], 2)} | | |"
-    )
-    return "\n".join(rows)
+    latency = f"{m(ratio['p50'], 2)} / {m(ratio['p99'], 2)}"
+    rows.append(["thread / process (paired by round)", latency, m(ratio["denials_per_second"], 2)])
+    return markdown_table(WORKER_COLUMNS, rows)
+
+
+def markdown_table(columns: tuple[str, ...], rows: list[list[str]]) -> str:
+    """A markdown table; a short row leaves its last cells empty."""
+    lines = [f"| {' | '.join(columns)} |", f"|{'---|' * len(columns)}"]
+    for row in rows:
+        cells = [*row, *[""] * (len(columns) - len(row))]
+        lines.append(f"| {' | '.join(cells)} |")
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------- report

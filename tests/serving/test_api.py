@@ -23,6 +23,7 @@ from serving.app import create_app
 from serving.audit_writer import ProcessStore
 from serving.database import make_engine, session_factory
 from serving.records import ScoreRecord
+from serving.repository import AUDIT_FIELDS
 from serving.schemas import ScoreResponse
 from training.tracking import example_payload
 from training.triage_model import REVIEW_REASONS
@@ -456,10 +457,9 @@ def test_every_audit_mode_records_each_score(
     """The switches off the default path (records written before the answer, or from a thread
     of the service) record every score too; the default is covered by the tests above."""
     data_dir, denials = trained
-    settings = Settings(
-        data_dir=data_dir,
-        database_url=f"sqlite:///{(tmp_path / 'records.db').as_posix()}",
-        model_poll_seconds=3600,
+    settings = _audit_settings(
+        data_dir,
+        f"sqlite:///{(tmp_path / 'records.db').as_posix()}",
         audit_write_behind=write_behind,
         audit_worker_process=worker_process,
     )
@@ -475,16 +475,11 @@ def test_every_audit_mode_records_each_score(
 
 
 # What a record holds apart from what is new per request (its ids and time of scoring).
-STORED_COLUMNS = (
-    "denial_id",
-    "caller",
-    "model_version",
-    "mapping_version",
-    "input_hash",
-    "outputs",
-    "explanation",
-    "facts",
-)
+STORED_COLUMNS = [
+    name
+    for name in (*AUDIT_FIELDS, "facts")
+    if name not in ("record_id", "request_id", "scored_at")
+]
 
 
 def test_the_thread_stores_the_records_the_worker_process_stores(trained, tmp_path: Path) -> None:
@@ -495,12 +490,7 @@ def test_the_thread_stores_the_records_the_worker_process_stores(trained, tmp_pa
     stored = {}
     for worker_process in (True, False):
         url = f"sqlite:///{(tmp_path / f'records-{worker_process}.db').as_posix()}"
-        settings = Settings(
-            data_dir=data_dir,
-            database_url=url,
-            model_poll_seconds=3600,
-            audit_worker_process=worker_process,
-        )
+        settings = _audit_settings(data_dir, url, audit_worker_process=worker_process)
         with TestClient(create_app(settings)) as client:
             service = client.app.state.service
             assert isinstance(service.audit_writer.store, ProcessStore) == worker_process
@@ -511,6 +501,11 @@ def test_the_thread_stores_the_records_the_worker_process_stores(trained, tmp_pa
         stored[worker_process] = _stored_records(url)
     assert len(stored[True]) == 31
     assert stored[False] == stored[True]
+
+
+def _audit_settings(data_dir: Path, database_url: str, **audit: bool) -> Settings:
+    """The service on its own records database, with the audit writer's switches given."""
+    return Settings(data_dir=data_dir, database_url=database_url, model_poll_seconds=3600, **audit)
 
 
 def _stored_records(url: str) -> list[tuple]:
