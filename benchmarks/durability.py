@@ -8,18 +8,25 @@ the median of repeated runs with their spread:
    record can be read back);
 2. reviewers under scorer load (journal on): two clients send 1,000-denial requests in a loop
    while a reviewer reads ``GET /v1/denials/{id}`` of denials scored before the load began;
-   the reviewer's p50/p99/max, and the same reads with the service idle.
+   the reviewer's p50/p99/max, and the same reads with the service idle;
+3. with ``--audit-worker`` instead: the audit writer's worker process against its thread
+   (``DENIAL_TRIAGE_AUDIT_WORKER_PROCESS``), two services side by side, each with its own
+   database, measured in turn round after round: one-denial p50/p99, 1,000-denial requests
+   per second with the clock stopped once the last audit record is in the database, and the
+   serving process's memory.
 
 ``--source DIR`` runs the service from another checkout (for example the main branch before
 a change), so a before and after come from the same machine and the same model.
 
     .venv/bin/python benchmarks/durability.py                 # trains a small champion first
     .venv/bin/python benchmarks/durability.py --data-dir DIR  # reuse a trained data directory
+    .venv/bin/python benchmarks/durability.py --audit-worker --repeats 5  # process vs thread
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -28,26 +35,32 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import serving_latency as bench
-from harness import clean_env
+from harness import clean_env, create_keys, wait_for_audit_rows
 
 HERE = Path(__file__).resolve().parent
 REVIEWER_SECONDS = 30.0  # how long the reviewer reads while the scorers keep the service busy
 SCORERS = 2
 BATCH = 1_000
+# The audit writer's modes (DENIAL_TRIAGE_AUDIT_WORKER_PROCESS), and each round's load.
+WORKER_MODES = {"process": True, "thread": False}
+WORKER_SINGLE_REQUESTS = 400
+WORKER_BATCH_REQUESTS = 4
 
 
-def service(data_dir: Path, log: Path, journal: bool, source: Path | None) -> Any:
-    """The service on a free port, journal on or off, from this checkout or ``source``."""
+def service(data_dir: Path, log: Path, source: Path | None, **settings: str) -> Any:
+    """The service on a free port with ``settings`` (``audit_journal="false"`` is
+    ``DENIAL_TRIAGE_AUDIT_JOURNAL=false``), from this checkout or ``source``."""
     env = clean_env()
     env.update(
         DENIAL_TRIAGE_DATA_DIR=str(data_dir),
         DENIAL_TRIAGE_MODEL_POLL_SECONDS="3600",
-        DENIAL_TRIAGE_AUDIT_JOURNAL=str(journal).lower(),
+        **{f"DENIAL_TRIAGE_{name.upper()}": value for name, value in settings.items()},
     )
     # -P: the working directory is not put first on sys.path, so PYTHONPATH's checkout wins
     # over this environment's editable install.
@@ -138,6 +151,117 @@ def _latency(latencies: list[float]) -> dict[str, float]:
     }
 
 
+# ---------------------------------------------------------------------------- audit worker
+
+
+@dataclass
+class Side:
+    """One service of the comparison, its own database, and how many denials it was sent."""
+
+    server: Any
+    key: str
+    database_url: str
+    sent: int = 0
+
+    def send(self, bodies: list[bytes], denials: int) -> list[float]:
+        target = bench.service_target(self.server, self.key)
+        latencies, _ = bench.send(target, bodies, 1)
+        self.sent += denials
+        return latencies
+
+    def stored(self) -> None:
+        """Wait until every denial sent so far has its audit record in the database."""
+        wait_for_audit_rows(self.database_url, self.sent)
+
+
+def worker_side(
+    stack: contextlib.ExitStack, data_dir: Path, work: Path, mode: str, source: Path | None
+) -> Side:
+    """The service in one audit writer mode, with a database and spool of its own."""
+    url = f"sqlite:///{(work / f'audit-{mode}.db').as_posix()}"
+    key = create_keys(url, ["admin"], f"audit-{mode}")["admin"]
+    settings = {
+        "database_url": url,
+        "audit_spool_dir": str(work / f"spool-{mode}"),
+        "audit_worker_process": str(WORKER_MODES[mode]).lower(),
+    }
+    log = work / f"service-{mode}.log"
+    return Side(stack.enter_context(service(data_dir, log, source, **settings)), key, url)
+
+
+def worker_round(side: Side, singles: list[bytes], batches: list[bytes]) -> dict[str, float]:
+    """One-denial latencies, then 1,000-denial requests until their records are stored."""
+    side.stored()  # what earlier rounds sent is in: this round's clock counts its own work
+    latencies = side.send(singles, len(singles))
+    side.stored()
+    began = time.perf_counter()
+    side.send(batches, BATCH * len(batches))
+    side.stored()
+    wall = time.perf_counter() - began
+    return {**bench.percentiles(latencies), "denials_per_second": BATCH * len(batches) / wall}
+
+
+def worker_modes(
+    data_dir: Path, work: Path, payloads: list[dict], repeats: int, source: Path | None
+) -> dict[str, Any]:
+    """Both modes side by side, measured in turn round after round, so the drift of a shared
+    machine falls on both alike; ratios are thread over process, paired by round."""
+    runs: dict[str, list[dict[str, float]]] = {mode: [] for mode in WORKER_MODES}
+    with contextlib.ExitStack() as stack:
+        sides = {mode: worker_side(stack, data_dir, work, mode, source) for mode in WORKER_MODES}
+        target = bench.service_target(sides["process"].server, "")  # bodies alike for both
+        singles = target.bodies(bench.batches(payloads, 1, WORKER_SINGLE_REQUESTS))
+        batches = target.bodies(bench.batches(payloads, BATCH, WORKER_BATCH_REQUESTS))
+        for side in sides.values():
+            worker_round(side, singles[:50], batches[:1])  # warm up
+        for round_ in range(repeats):
+            # Each mode goes first every other round: neither always follows the other.
+            for mode in sorted(sides, reverse=bool(round_ % 2)):
+                runs[mode].append(worker_round(sides[mode], singles, batches))
+        memory = {mode: side.server.rss_mb() for mode, side in sides.items()}
+    paired = [
+        {name: thread[name] / process[name] for name in thread}
+        for thread, process in zip(runs["thread"], runs["process"], strict=True)
+    ]
+    return {
+        **{mode: {**bench.repeated(runs[mode]), "memory": memory[mode]} for mode in runs},
+        "thread_over_process": bench.repeated(paired),
+    }
+
+
+WORKER_COLUMNS = (
+    "audit writer",
+    "1 denial p50 / p99 ms (c=1)",
+    "1,000-denial requests, denials/s (audit in the database)",
+    "serving RSS, peak MiB",
+    "with its children, peak MiB",
+)
+
+
+def worker_table(results: dict[str, Any]) -> str:
+    m = bench._m
+    rows = []
+    for mode in WORKER_MODES:
+        run, memory = results[mode], results[mode]["memory"]
+        latency = f"{m(run['p50'], 2)} / {m(run['p99'], 2)}"
+        throughput = m(run["denials_per_second"], 0)
+        peaks = (f"{memory['peak_rss_mb']:,.0f}", f"{memory['tree_peak_rss_mb']:,.0f}")
+        rows.append([mode, latency, throughput, *peaks])
+    ratio = results["thread_over_process"]
+    latency = f"{m(ratio['p50'], 2)} / {m(ratio['p99'], 2)}"
+    rows.append(["thread / process (paired by round)", latency, m(ratio["denials_per_second"], 2)])
+    return markdown_table(WORKER_COLUMNS, rows)
+
+
+def markdown_table(columns: tuple[str, ...], rows: list[list[str]]) -> str:
+    """A markdown table; a short row leaves its last cells empty."""
+    lines = [f"| {' | '.join(columns)} |", f"|{'---|' * len(columns)}"]
+    for row in rows:
+        cells = [*row, *[""] * (len(columns) - len(row))]
+        lines.append(f"| {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------------------- report
 
 
@@ -175,15 +299,18 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """Every measurement, on a champion trained in ``work`` or the one in ``--data-dir``."""
     data_dir, history = bench.prepare(args, bench.QUICK, work)
     payloads = bench.denial_payloads(history, 2_000)
+    if args.audit_worker:
+        return {"audit_worker": worker_modes(data_dir, work, payloads, args.repeats, args.source)}
     key = bench.benchmark_key(data_dir)
     results: dict[str, Any] = {}
     if not args.skip_journal:
         for journal in (True, False):
-            with service(data_dir, work / "service.log", journal, args.source) as server:
+            log = work / "service.log"
+            with service(data_dir, log, args.source, audit_journal=str(journal).lower()) as server:
                 results["on" if journal else "off"] = journal_cost(
                     server, key, payloads, args.repeats
                 )
-    with service(data_dir, work / "service.log", True, args.source) as server:
+    with service(data_dir, work / "service.log", args.source) as server:
         results["reviewers"] = reviewers(server, key, payloads)
     return results
 
@@ -195,6 +322,9 @@ def main() -> None:
     parser.add_argument("--source", type=Path, help="run the service from this checkout")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-journal", action="store_true", help="reviewers only")
+    parser.add_argument(
+        "--audit-worker", action="store_true", help="only the worker process against the thread"
+    )
     parser.add_argument("--json", type=Path, default=Path("data/benchmarks/durability.json"))
     parser.add_argument("--keep", action="store_true", help="keep the trained data directory")
     args = parser.parse_args()
@@ -208,6 +338,9 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2))
+    if args.audit_worker:
+        print(worker_table(results["audit_worker"]))
+        return
     if not args.skip_journal:
         print(journal_table(results), end="\n\n")
     print(reviewer_table(results["reviewers"]))

@@ -116,3 +116,23 @@ def synthetic_audit_record(
         explanation={"root_cause": {"reasons": []}},
         scored_at=dt.datetime(2026, 12, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=number),
     )
+
+
+def wait_for_audit_rows(database_url: str, count: int, seconds: float = 300.0) -> None:
+    """Return once the audit log at ``database_url`` holds ``count`` records: the clock of a
+    throughput stops when the records are in the database, not when a read finds them (a read
+    answers from the audit writer's queue while a record is still on its way)."""
+    from serving.database import make_engine, session_factory
+    from serving.repository import count_scores
+
+    engine = make_engine(database_url)
+    deadline = time.monotonic() + seconds
+    try:
+        with session_factory(engine)() as session:
+            while (stored := count_scores(session)) < count:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{stored} of {count} audit records after {seconds:.0f} s")
+                session.rollback()  # a fresh snapshot for the next count
+                time.sleep(0.02)
+    finally:
+        engine.dispose()

@@ -23,6 +23,8 @@ from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session, sessionmaker
 
+from serving.repository import json_text
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 5.0
 DATA_FILE_MODE = 0o600  # the SQLite file and, following it, its -wal, -shm and -journal
@@ -65,7 +67,11 @@ def make_engine(url: str | URL, sqlite_busy_timeout_s: float = SQLITE_BUSY_TIMEO
     # pre_ping replaces connections a database restart killed instead of failing a request.
     connect_args = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
     return create_engine(
-        parsed, pool_pre_ping=True, connect_args=connect_args, hide_parameters=True
+        parsed,
+        pool_pre_ping=True,
+        connect_args=connect_args,
+        hide_parameters=True,
+        json_serializer=json_text,
     )
 
 
@@ -78,7 +84,12 @@ def _sqlite_engine(url: URL, busy_timeout_s: float) -> Engine:
     on_disk = bool(url.database) and url.database != ":memory:"
     if on_disk:
         _create_private_file(Path(str(url.database)))
-    engine = create_engine(url, connect_args={"timeout": busy_timeout_s}, hide_parameters=True)
+    engine = create_engine(
+        url,
+        connect_args={"timeout": busy_timeout_s},
+        hide_parameters=True,
+        json_serializer=json_text,  # orjson, one pass (serving.repository.json_text)
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

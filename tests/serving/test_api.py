@@ -20,8 +20,10 @@ from denial_triage.settings import Settings
 from features.contract import ROOT_CAUSES
 from features.mapping import ACTION_PATHS, load_mapping
 from serving.app import create_app
+from serving.audit_writer import ProcessStore
 from serving.database import make_engine, session_factory
 from serving.records import ScoreRecord
+from serving.repository import AUDIT_FIELDS
 from serving.schemas import ScoreResponse
 from training.tracking import example_payload
 from training.triage_model import REVIEW_REASONS
@@ -455,10 +457,9 @@ def test_every_audit_mode_records_each_score(
     """The switches off the default path (records written before the answer, or from a thread
     of the service) record every score too; the default is covered by the tests above."""
     data_dir, denials = trained
-    settings = Settings(
-        data_dir=data_dir,
-        database_url=f"sqlite:///{(tmp_path / 'records.db').as_posix()}",
-        model_poll_seconds=3600,
+    settings = _audit_settings(
+        data_dir,
+        f"sqlite:///{(tmp_path / 'records.db').as_posix()}",
         audit_write_behind=write_behind,
         audit_worker_process=worker_process,
     )
@@ -471,3 +472,48 @@ def test_every_audit_mode_records_each_score(
             )
             assert stored.status_code == 200, stored.text
             assert stored.json()["request_id"] == body["request_id"]
+
+
+# What a record holds apart from what is new per request (its ids and time of scoring).
+STORED_COLUMNS = [
+    name
+    for name in (*AUDIT_FIELDS, "facts")
+    if name not in ("record_id", "request_id", "scored_at")
+]
+
+
+def test_the_thread_stores_the_records_the_worker_process_stores(trained, tmp_path: Path) -> None:
+    """The audit writer's two modes (DENIAL_TRIAGE_AUDIT_WORKER_PROCESS) store the same
+    records, value for value, for the same requests: they may be compared on speed alone."""
+    data_dir, denials = trained
+    requests = [payload(denials.iloc[210:240]), payload(denials.iloc[240:241])]
+    stored = {}
+    for worker_process in (True, False):
+        url = f"sqlite:///{(tmp_path / f'records-{worker_process}.db').as_posix()}"
+        settings = _audit_settings(data_dir, url, audit_worker_process=worker_process)
+        with TestClient(create_app(settings)) as client:
+            service = client.app.state.service
+            assert isinstance(service.audit_writer.store, ProcessStore) == worker_process
+            key = create_keys(url, "same-caller")["scorer"]
+            for denials_sent in requests:
+                score(client, key, denials_sent)
+            service.flush_audit()
+        stored[worker_process] = _stored_records(url)
+    assert len(stored[True]) == 31
+    assert stored[False] == stored[True]
+
+
+def _audit_settings(data_dir: Path, database_url: str, **audit: bool) -> Settings:
+    """The service on its own records database, with the audit writer's switches given."""
+    return Settings(data_dir=data_dir, database_url=database_url, model_poll_seconds=3600, **audit)
+
+
+def _stored_records(url: str) -> list[tuple]:
+    columns = [getattr(ScoreRecord, name) for name in STORED_COLUMNS]
+    engine = make_engine(url)
+    try:
+        with session_factory(engine)() as session:
+            rows = session.execute(select(*columns).order_by(ScoreRecord.id))
+            return [tuple(row) for row in rows]
+    finally:
+        engine.dispose()
