@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -81,7 +81,7 @@ def open_alerts(session: Session, settings: AlertSettings | None = None) -> list
     return alerts_from_records(session, since, settings)
 
 
-def set_gauges(alerts: list[PayerAlert]) -> None:
+def set_gauges(alerts: Sequence[PayerAlert]) -> None:
     """The open alerts' count and the denials they affect, for Prometheus."""
     metrics.PAYER_ALERTS_OPEN.set(len(alerts))
     metrics.PAYER_ALERT_DENIALS.set(sum(alert.denials_affected for alert in alerts))
