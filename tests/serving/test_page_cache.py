@@ -5,20 +5,25 @@ views that arrive together."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
 from collections.abc import Callable
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy.orm import Session
-from test_payer_watch import FIRST_DAY, ONSET, record_denials, stepped_denials
+from test_payer_watch import FIRST_DAY, ONSET, record_denials, site, stepped_denials
 
-from serving import page_cache, payer_watch
+from serving import metrics, page_cache, payer_watch
+from serving.database import make_engine
 from serving.page_cache import ResultCache
 from serving.repository import record_shadow_scores, save_feedback
 
 pytest_plugins = ["database_fixtures"]
+__all__ = ["site"]  # the payers page's service, a fixture of test_payer_watch
 
 
 def counting(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> list[int]:
@@ -123,6 +128,41 @@ def test_a_repeat_payers_view_is_kept_until_a_score_or_an_outcome_arrives(
     resolved = page_cache.open_payer_alerts(cache, session)
     assert len(calls) == 3 and resolved[0].recovered_after == pytest.approx(1.0)
     assert page_cache.open_payer_alerts(cache, session) == resolved and len(calls) == 3
+
+
+def test_the_payers_page_and_the_gauges_share_the_kept_alerts(
+    site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, keys = site
+    engine = make_engine(f"sqlite:///{tmp_path / 'records.db'}")
+    with Session(engine) as session:
+        record_denials(session, stepped_denials())
+    calls = counting(monkeypatch, payer_watch, "open_alerts")
+    login = client.get("/ui/login").text
+    csrf = login.split('name="csrf" value="')[1].split('"')[0]
+    client.post("/ui/login", data={"api_key": keys["reviewer"], "next": "", "csrf": csrf})
+    first = client.get("/ui/payers").text
+    assert client.get("/ui/payers").text == first and len(calls) == 1
+    assert "1 open payer alerts." in first
+    client.get("/metrics", headers={"Authorization": f"Bearer {keys['admin']}"})
+    assert len(calls) == 1  # the gauges' recount read the page's alerts
+    with Session(engine) as session:
+        record_denials(session, surgery_denials(5, FIRST_DAY + dt.timedelta(days=ONSET + 20)))
+    engine.dispose()
+    assert client.get("/ui/payers").text != first and len(calls) == 2
+
+
+def test_the_gauges_recount_from_the_kept_alerts(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record_denials(session, stepped_denials())
+    calls = counting(monkeypatch, payer_watch, "open_alerts")
+    cache = ResultCache(entries=4)
+    page_cache.open_payer_alerts(cache, session)  # a view of the page
+    kept = partial(page_cache.open_payer_alerts, cache)
+    refresh = payer_watch.GaugeRefresh(every_seconds=0, alerts=kept)
+    refresh.refresh(lambda: contextlib.nullcontext(session))
+    assert len(calls) == 1 and metrics.PAYER_ALERTS_OPEN._value.get() == 1
 
 
 # ---------------------------------------------------------------------------- live comparison
