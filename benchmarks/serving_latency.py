@@ -30,6 +30,8 @@ and the resident memory of the serving process with the champion loaded. Load st
     .venv/bin/python benchmarks/serving_latency.py --quick --shadow-only  # 9. alone
     .venv/bin/python benchmarks/serving_latency.py --shadow-only --data-dir DIR \
         --shadow-rounds 8 --shadow-requests 2000  # 9. alone, longer
+    .venv/bin/python benchmarks/serving_latency.py --shadow-only --data-dir DIR \
+        --shadow-cpu 1  # 9. with each service and its workers on one core
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ class Plan:
     )
     shadow_requests: int = 2_000  # a p99 is the 20th slowest request of each round
     shadow_rounds: int = 6  # each case measured once a round, the cases in turn
+    shadow_cpu: int | None = None  # the core the shadow cases' services are kept on, if any
 
 
 QUICK = Plan(
@@ -212,10 +215,11 @@ def started(command: list[str], env: dict[str, str], ready: str, log: Path) -> I
 
 
 def service_process(
-    data_dir: Path, log: Path, shadow_share: float = 0.0
+    data_dir: Path, log: Path, shadow_share: float = 0.0, cpu: int | None = None
 ) -> contextlib.AbstractContextManager[Server]:
     """``denial-triage serve`` on a free port, with room for 10,000-denial requests; a
-    challenger, if registered, scores ``shadow_share`` of the denials in shadow."""
+    challenger, if registered, scores ``shadow_share`` of the denials in shadow. With ``cpu``
+    the service and its worker processes are kept on that one core (``taskset``)."""
     env = clean_env()
     env.update(
         DENIAL_TRIAGE_DATA_DIR=str(data_dir),
@@ -225,7 +229,8 @@ def service_process(
         DENIAL_TRIAGE_SHADOW_SHARE=str(shadow_share),
     )
     command = [sys.executable, "-m", "denial_triage", "serve", "--port", "{port}"]
-    return started(command, env, "/readyz", log)
+    pinned = ["taskset", "--cpu-list", str(cpu)] if cpu is not None else []
+    return started([*pinned, *command], env, "/readyz", log)
 
 
 def peer_process(data_dir: Path, log: Path) -> contextlib.AbstractContextManager[Server]:
@@ -596,7 +601,7 @@ def measure_shadow(data_dir: Path, payloads: list[dict], plan: Plan, work: Path)
             if case == "with":
                 set_challenger(data_dir, present=True)
             log = work / f"service-shadow-{case}.log"
-            server = stack.enter_context(service_process(data_dir, log, share))
+            server = stack.enter_context(service_process(data_dir, log, share, plan.shadow_cpu))
             targets[case] = (server, service_target(server, key))
         for _, target in targets.values():
             bodies = target.bodies(batches(payloads, 1, plan.shadow_requests))
@@ -919,9 +924,11 @@ def quoted_tables(results: dict[str, Any]) -> str:
 
 def shadow_plan(plan: Plan, args: argparse.Namespace) -> Plan:
     """The plan with the shadow comparison's rounds and requests as given on the command line."""
-    rounds = args.shadow_rounds or plan.shadow_rounds
     return replace(
-        plan, shadow_rounds=rounds, shadow_requests=args.shadow_requests or plan.shadow_requests
+        plan,
+        shadow_rounds=args.shadow_rounds or plan.shadow_rounds,
+        shadow_requests=args.shadow_requests or plan.shadow_requests,
+        shadow_cpu=args.shadow_cpu,
     )
 
 
@@ -939,6 +946,12 @@ def main() -> None:
     )
     parser.add_argument("--shadow-rounds", type=int, help="rounds of the shadow comparison")
     parser.add_argument("--shadow-requests", type=int, help="requests a case sends a round")
+    parser.add_argument(
+        "--shadow-cpu",
+        type=int,
+        help="keep the shadow cases' services on this core: the challenger's worker then "
+        "competes with the request thread for it, the worst case of a busy machine",
+    )
     args = parser.parse_args()
     plan = shadow_plan(QUICK if args.quick else Plan(), args)
     work = Path(tempfile.mkdtemp(prefix="denial-triage-bench-"))
