@@ -844,26 +844,33 @@ def shadow_table(shadow: dict[str, Any]) -> str:
         f"| no challenger | {_m(without['single']['p50'], 2)} | {_m(without['single']['p99'], 2)} "
         f"| {without['pooled']['p99']:.2f} | {_m(without['single']['cpu_ms'], 2)} | |",
     ]
-    for case, label in SHADOW_LABELS.items():
-        single, counts = shadow[case]["single"], shadow[case]["shadow"]
-        lines.append(
-            f"| challenger in shadow, {label} | {_m(single['p50'], 2)} | {_m(single['p99'], 2)} "
-            f"| {shadow[case]['pooled']['p99']:.2f} | {_m(single['cpu_ms'], 2)} "
-            f"| {counts.get('scored', 0):,.0f} / {counts.get('dropped', 0):,.0f} |"
-        )
-    for case, label in SHADOW_LABELS.items():
-        added, pooled = shadow[case]["added"], shadow[case]["pooled"]
-        lines.append(
-            f"| added at {label}, round by round (target p99 < 1 ms) | {_d(added['p50'])} "
-            f"| {_d(added['p99'])} | {pooled['p99'] - without['pooled']['p99']:+.2f} "
-            f"| {_d(added['cpu_ms'])} | |"
-        )
+    measured = [_measured_row(shadow[case], label) for case, label in SHADOW_LABELS.items()]
+    added = [_added_row(shadow[case], without, label) for case, label in SHADOW_LABELS.items()]
+    lines += measured + added
     handover = shadow["handover_us"]
     lines.append(
         f"| the hand-over on the request path alone (in-process) | {handover['p50'] / 1000:.3f} "
         f"| {handover['p99'] / 1000:.3f} | | | |"
     )
     return "\n".join(lines)
+
+
+def _measured_row(case: dict[str, Any], label: str) -> str:
+    single, counts = case["single"], case["shadow"]
+    return (
+        f"| challenger in shadow, {label} | {_m(single['p50'], 2)} | {_m(single['p99'], 2)} "
+        f"| {case['pooled']['p99']:.2f} | {_m(single['cpu_ms'], 2)} "
+        f"| {counts.get('scored', 0):,.0f} / {counts.get('dropped', 0):,.0f} |"
+    )
+
+
+def _added_row(case: dict[str, Any], without: dict[str, Any], label: str) -> str:
+    """What the case added to the case without a challenger: round by round, and pooled."""
+    added, pooled_p99 = case["added"], case["pooled"]["p99"] - without["pooled"]["p99"]
+    return (
+        f"| added at {label}, round by round (target p99 < 1 ms) | {_d(added['p50'])} "
+        f"| {_d(added['p99'])} | {pooled_p99:+.2f} | {_d(added['cpu_ms'])} | |"
+    )
 
 
 def _d(stat: dict[str, float]) -> str:

@@ -21,6 +21,7 @@ from serving import metrics, page_cache, payer_watch
 from serving.database import make_engine
 from serving.page_cache import ResultCache
 from serving.repository import record_shadow_scores, save_feedback
+from training.payer_alerts import PayerAlert
 
 pytest_plugins = ["database_fixtures"]
 __all__ = ["site"]  # the payers page's service, a fixture of test_payer_watch
@@ -103,13 +104,22 @@ def surgery_denials(count: int, day: dt.date) -> list[dict]:
     return [{**template, "denial_id": f"NEW-{n}", "denial_date": day} for n in range(count)]
 
 
-def test_a_repeat_payers_view_is_kept_until_a_score_or_an_outcome_arrives(
+@pytest.fixture
+def viewed(
     session: Session, monkeypatch: pytest.MonkeyPatch
-) -> None:
+) -> tuple[ResultCache, list[int], tuple[PayerAlert, ...]]:
+    """The stepped payer's denials recorded and the payers page viewed once: the cache, the
+    detection's calls counted from then on, and the alerts of that view."""
     record_denials(session, stepped_denials())
     calls = counting(monkeypatch, payer_watch, "open_alerts")
     cache = ResultCache(entries=4)
-    first = page_cache.open_payer_alerts(cache, session)
+    return cache, calls, page_cache.open_payer_alerts(cache, session)
+
+
+def test_a_repeat_payers_view_is_kept_until_a_score_or_an_outcome_arrives(
+    session: Session, viewed: tuple[ResultCache, list[int], tuple[PayerAlert, ...]]
+) -> None:
+    cache, calls, first = viewed
     second = page_cache.open_payer_alerts(cache, session)
     assert len(calls) == 1 and second == first
     assert [(a.payer_id, a.carc, a.procedure_family) for a in first] == [
@@ -153,12 +163,9 @@ def test_the_payers_page_and_the_gauges_share_the_kept_alerts(
 
 
 def test_the_gauges_recount_from_the_kept_alerts(
-    session: Session, monkeypatch: pytest.MonkeyPatch
+    session: Session, viewed: tuple[ResultCache, list[int], tuple[PayerAlert, ...]]
 ) -> None:
-    record_denials(session, stepped_denials())
-    calls = counting(monkeypatch, payer_watch, "open_alerts")
-    cache = ResultCache(entries=4)
-    page_cache.open_payer_alerts(cache, session)  # a view of the page
+    cache, calls, _ = viewed
     kept = partial(page_cache.open_payer_alerts, cache)
     refresh = payer_watch.GaugeRefresh(every_seconds=0, alerts=kept)
     refresh.refresh(lambda: contextlib.nullcontext(session))
