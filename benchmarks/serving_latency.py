@@ -621,6 +621,7 @@ def measure_shadow(data_dir: Path, payloads: list[dict], plan: Plan, work: Path)
     set_challenger(data_dir, present=False)
     return {
         "handover_us": handover_cost(plan.shadow_requests * 5),
+        "challenger_cpu_ms": challenger_cost(data_dir, payloads),
         **{
             case: {
                 "single": repeated(runs[case]),
@@ -646,6 +647,30 @@ def added_by_shadow(
 
 def _round_line(run: dict[str, float]) -> str:
     return f"p50 {run['p50']:.2f} ms, p99 {run['p99']:.2f} ms, CPU {run['cpu_ms']:.2f} ms a request"
+
+
+CHALLENGER_BATCHES = (1, 8, 32)  # denials a batch: a request's, and what pacing gathers
+
+
+def challenger_cost(data_dir: Path, payloads: list[dict]) -> dict[str, float]:
+    """The challenger's worker CPU per denial (ms), in-process, by batch size: what gathering
+    the requests of a quarter second into one batch saves (the database write left out)."""
+    from serving.repository import use_input_hash_key
+    from serving.shadow import ChallengerWorker, ShadowJob
+
+    use_input_hash_key(b"benchmark key")  # the shadow records keep a keyed input hash
+    worker = ChallengerWorker(load_champion(data_dir), "2", len)
+    cost = {}
+    for size in CHALLENGER_BATCHES:
+        denials = batches(payloads, 1, size)
+        jobs = [ShadowJob(f"r{n}", "1", batch, [{}]) for n, batch in enumerate(denials)]
+        worker.score(jobs)  # warm up
+        calls = max(5, 200 // size)
+        began = time.process_time()
+        for _ in range(calls):
+            worker.score(jobs)
+        cost[str(size)] = (time.process_time() - began) * 1000 / (calls * size)
+    return cost
 
 
 def handover_cost(requests: int) -> dict[str, float]:
@@ -852,7 +877,9 @@ def shadow_table(shadow: dict[str, Any]) -> str:
         f"| the hand-over on the request path alone (in-process) | {handover['p50'] / 1000:.3f} "
         f"| {handover['p99'] / 1000:.3f} | | | |"
     )
-    return "\n".join(lines)
+    cost = shadow.get("challenger_cpu_ms", {})
+    per_batch = "; ".join(f"{cost[size]:.2f} in batches of {size}" for size in cost)
+    return "\n".join([*lines, "", f"Challenger's CPU ms a denial, in-process: {per_batch}."])
 
 
 def _measured_row(case: dict[str, Any], label: str) -> str:
