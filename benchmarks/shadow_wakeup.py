@@ -8,8 +8,8 @@ on one core; beside it on the same core a worker process spins (a batch being sc
 normal, 10 nice steps below the requests (what the worker had), at the lowest nice value, or
 in the idle class (what it has now, :func:`serving.shadow.run_when_idle`). Each case's
 request time (wake-up delay plus the work's wall time) is given as p50 / p99 / p99.9 over the
-rounds pooled, the cases in turn, round after round, so a shared machine's drift falls on
-each alike.
+rounds pooled, and each round's p99 (median, min-max); the cases run in turn, round after
+round, so a shared machine's drift falls on each alike.
 
     nice .venv/bin/python benchmarks/shadow_wakeup.py --cpu 1 --requests 2000 --rounds 4
 """
@@ -84,12 +84,16 @@ def main() -> None:
         for case, policy in CASES.items():
             took[case].append(measure(args.cpu, policy, args.requests))
     print(f"load average at the end: {os.getloadavg()[0]:.1f}\n")
-    print("| a request beside a spinning worker, one core | p50 ms | p99 ms | p99.9 ms |")
-    print("|---|---:|---:|---:|")
+    print(
+        "| a request beside a spinning worker, one core | p50 ms | p99 ms "
+        "| p99 ms of each round, median (min-max) | p99.9 ms |"
+    )
+    print("|---|---:|---:|---|---:|")
     for case, rounds in took.items():
-        ms = np.concatenate(rounds)
-        p50, p99, p999 = np.percentile(ms, [50, 99, 99.9])
-        print(f"| {case} | {p50:.2f} | {p99:.2f} | {p999:.2f} |")
+        p50, p99, p999 = np.percentile(np.concatenate(rounds), [50, 99, 99.9])
+        each = [float(np.percentile(ms, 99)) for ms in rounds]
+        spread = f"{np.median(each):.2f} ({min(each):.2f}-{max(each):.2f})"
+        print(f"| {case} | {p50:.2f} | {p99:.2f} | {spread} | {p999:.2f} |")
 
 
 if __name__ == "__main__":
