@@ -13,10 +13,9 @@ The challenger runs in a worker process of its own (:class:`ChallengerWorker`), 
 records are built: scoring in a thread of the service would hold the interpreter lock the
 requests need, and a request waiting for it waits up to the interpreter's switch interval
 (5 ms), several times the 1 ms the shadow may add. The worker runs in the idle scheduling
-class (:func:`run_when_idle`), so a request thread woken on its core takes the core at once.
-Shadow scores are a measurement, not a
-record anyone is owed: unlike audit records, a batch the database cannot take is counted as
-failed, not spooled.
+class (:func:`run_when_idle`), so a request thread woken on its core preempts it. Shadow
+scores are a measurement, not a record anyone is owed: unlike audit records, a batch the
+database cannot take is counted as failed, not spooled.
 """
 
 from __future__ import annotations
