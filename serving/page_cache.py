@@ -45,7 +45,9 @@ class TableVersion:
 
 
 def table_versions(session: Session, *tables: Any) -> tuple[TableVersion, ...]:
-    """Each table's newest id and row count, both read from its primary key's index."""
+    """Each table's newest id (from its primary key) and row count (a scan of an index, a few
+    milliseconds at 100,000 rows on SQLite: the count catches a row that PostgreSQL committed
+    after a newer one, under a lower id)."""
     versions = []
     for table in tables:
         newest, rows = session.execute(select(func.max(table.id), func.count(table.id))).one()
