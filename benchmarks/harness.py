@@ -1,6 +1,6 @@
 """What the benchmarks share: the payloads a worklist system sends, free loopback ports,
-waiting for a started server to answer, an environment without the caller's settings, and
-API keys in the service's database.
+waiting for a started server to answer, an environment without the caller's settings, API
+keys in the service's database, synthetic audit records, and timing a piece of work repeated.
 
 Imported by the benchmark scripts by name (their folder leads ``sys.path`` when one runs).
 """
@@ -12,6 +12,7 @@ import http.client
 import json
 import os
 import socket
+import statistics
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -136,3 +137,14 @@ def wait_for_audit_rows(database_url: str, count: int, seconds: float = 300.0) -
                 time.sleep(0.02)
     finally:
         engine.dispose()
+
+
+def timed(work: Callable[[], object], repeats: int) -> tuple[float, float, float]:
+    """Median, min and max milliseconds of ``work`` after one warm-up run."""
+    work()
+    runs = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        work()
+        runs.append((time.perf_counter() - started) * 1000)
+    return statistics.median(runs), min(runs), max(runs)

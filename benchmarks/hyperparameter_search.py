@@ -5,9 +5,9 @@ never on the months that are reported, "with a kept library where it pays". For 
 history is split as ``train`` splits it; the newest 15% of the training months are the
 validation slice. Every point of a grid (``sklearn.model_selection.ParameterGrid``) and the
 spec's own point are fitted on the rest of the training months and scored on that slice (root
-cause by multiclass log loss, recovery by binary log loss); the best point and the spec's own hyperparameters are then
-fitted on every training month and measured on the test months (root-cause macro-F1, recovery
-ROC AUC), with the paired bootstrap 95% interval of searched minus spec on the same rows.
+cause by multiclass log loss, recovery by binary log loss); the best point and the spec's own
+hyperparameters are then fitted on every training month and measured on the test months
+(root-cause macro-F1, recovery ROC AUC), with the paired bootstrap 95% interval of searched minus spec on the same rows.
 
     python benchmarks/hyperparameter_search.py --seeds 9401 9402 --rows 40000 --out /tmp/search
 """

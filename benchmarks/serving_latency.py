@@ -15,9 +15,11 @@ their spread (min-max), and every ratio from the same run:
 6. training scale and 7. ingestion speed, quoted from ``train_scale.py`` / ``ingest_835.py``
    JSON when given (``--train-scale-json``, ``--ingest-json``), else from the README;
 8. cost growth: latency and throughput for requests of 1 to 10,000 denials;
-9. the challenger in shadow: one denial at concurrency 1 with no challenger, then with a
-   challenger scoring every denial in shadow (``shadow_share`` 1.0), in the same run: the p50
-   and p99 it adds (target: under 1 ms at p99), and how many it scored and dropped;
+9. the challenger in shadow: one denial at concurrency 1 with no challenger, with a
+   challenger scoring every denial in shadow (``shadow_share`` 1.0) and with one at the
+   default share (0.1), in interleaved rounds of the same run: the p50 and p99 each adds,
+   round by round and pooled (target: under 1 ms at p99), the service's CPU per request, and
+   how many it scored and dropped;
 
 and the resident memory of the serving process with the champion loaded. Load stays on
 127.0.0.1, bounded in requests and time. Prints a markdown table and writes JSON.
@@ -26,6 +28,10 @@ and the resident memory of the serving process with the champion loaded. Load st
     .venv/bin/python benchmarks/serving_latency.py --quick         # smaller run, about 5 minutes
     .venv/bin/python benchmarks/serving_latency.py --data-dir DIR  # reuse a trained data directory
     .venv/bin/python benchmarks/serving_latency.py --quick --shadow-only  # 9. alone
+    .venv/bin/python benchmarks/serving_latency.py --shadow-only --data-dir DIR \
+        --shadow-rounds 8 --shadow-requests 2000  # 9. alone, longer
+    .venv/bin/python benchmarks/serving_latency.py --shadow-only --data-dir DIR \
+        --shadow-cpu 1  # 9. with each service and its workers on one core
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +80,9 @@ class Plan:
     growth: dict[int, int] = field(
         default_factory=lambda: {1: 400, 10: 200, 100: 40, 1_000: 6, 10_000: 2}
     )
-    shadow_requests: int = 2_000  # a p99 is the 20th slowest request of each repeat
+    shadow_requests: int = 2_000  # a p99 is the 20th slowest request of each round
+    shadow_rounds: int = 6  # each case measured once a round, the cases in turn
+    shadow_cpu: int | None = None  # the core the shadow cases' services are kept on, if any
 
 
 QUICK = Plan(
@@ -89,6 +97,7 @@ QUICK = Plan(
     naive_batch_requests=1,
     growth={1: 100, 10: 50, 100: 10, 1_000: 3, 10_000: 1},
     shadow_requests=1_000,
+    shadow_rounds=4,
 )
 
 
@@ -160,6 +169,12 @@ class Server:
     def host(self) -> tuple[str, int]:
         return "127.0.0.1", self.port
 
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by the server process and its children (worker processes)."""
+        main = psutil.Process(self.process.pid)
+        times = [p.cpu_times() for p in (main, *main.children(recursive=True))]
+        return sum(t.user + t.system for t in times)
+
     def rss_mb(self) -> dict[str, float]:
         """Resident and peak resident memory (MiB) of the server process, and of it with its
         children (the service's audit worker; ``mlflow models serve``'s uvicorn)."""
@@ -200,10 +215,11 @@ def started(command: list[str], env: dict[str, str], ready: str, log: Path) -> I
 
 
 def service_process(
-    data_dir: Path, log: Path, shadow_share: float = 0.0
+    data_dir: Path, log: Path, shadow_share: float = 0.0, cpu: int | None = None
 ) -> contextlib.AbstractContextManager[Server]:
     """``denial-triage serve`` on a free port, with room for 10,000-denial requests; a
-    challenger, if registered, scores ``shadow_share`` of the denials in shadow."""
+    challenger, if registered, scores ``shadow_share`` of the denials in shadow. With ``cpu``
+    the service and its worker processes are kept on that one core (``taskset``)."""
     env = clean_env()
     env.update(
         DENIAL_TRIAGE_DATA_DIR=str(data_dir),
@@ -213,7 +229,8 @@ def service_process(
         DENIAL_TRIAGE_SHADOW_SHARE=str(shadow_share),
     )
     command = [sys.executable, "-m", "denial_triage", "serve", "--port", "{port}"]
-    return started(command, env, "/readyz", log)
+    pinned = ["taskset", "--cpu-list", str(cpu)] if cpu is not None else []
+    return started([*pinned, *command], env, "/readyz", log)
 
 
 def peer_process(data_dir: Path, log: Path) -> contextlib.AbstractContextManager[Server]:
@@ -566,11 +583,17 @@ def measure_shadow(data_dir: Path, payloads: list[dict], plan: Plan, work: Path)
     shadow, and with one at the default share: three services side by side, measured in
     turn, round after round, so the drift of a shared machine falls on every case alike. The
     challenger is the champion's model registered again (the same work); the service without
-    one started before its alias was set, and the alias is removed afterwards."""
+    one started before its alias was set, and the alias is removed afterwards.
+
+    Besides each round's percentiles: the percentiles of every round's requests pooled (a
+    p99 of 100+ slow requests), what the shadow added in each round against the case without
+    it (its median and spread), and the service's CPU per request, its worker processes
+    included (what the challenger costs the machine)."""
     key = benchmark_key(data_dir)
     set_challenger(data_dir, present=False)
     bodies: list[bytes] = []
     runs: dict[str, list[dict[str, float]]] = {case: [] for case, _ in SHADOW_CASES}
+    pooled: dict[str, list[float]] = {case: [] for case, _ in SHADOW_CASES}
     counts = {}
     with contextlib.ExitStack() as stack:
         targets = {}
@@ -578,22 +601,76 @@ def measure_shadow(data_dir: Path, payloads: list[dict], plan: Plan, work: Path)
             if case == "with":
                 set_challenger(data_dir, present=True)
             log = work / f"service-shadow-{case}.log"
-            server = stack.enter_context(service_process(data_dir, log, share))
+            server = stack.enter_context(service_process(data_dir, log, share, plan.shadow_cpu))
             targets[case] = (server, service_target(server, key))
         for _, target in targets.values():
             bodies = target.bodies(batches(payloads, 1, plan.shadow_requests))
             send(target, bodies[:50], 1)  # warm up
-        for _ in range(plan.repeats * 2):
-            for case, (_, target) in targets.items():
+        for round_number in range(plan.shadow_rounds):
+            for case, (server, target) in targets.items():
+                cpu_before = server.cpu_seconds()
                 latencies, wall = send(target, bodies, 1)
-                runs[case].append({**percentiles(latencies), "per_second": len(bodies) / wall})
                 time.sleep(2)  # the challenger's last batch, before the next case is measured
+                cpu_ms = (server.cpu_seconds() - cpu_before) * 1000 / len(bodies)
+                runs[case].append(
+                    {**percentiles(latencies), "per_second": len(bodies) / wall, "cpu_ms": cpu_ms}
+                )
+                pooled[case] += latencies
+                print(f"  round {round_number + 1} {case}: {_round_line(runs[case][-1])}")
         counts = {case: shadow_counts(server, key) for case, (server, _) in targets.items()}
     set_challenger(data_dir, present=False)
     return {
         "handover_us": handover_cost(plan.shadow_requests * 5),
-        **{case: {"single": repeated(runs[case]), "shadow": counts[case]} for case in runs},
+        "challenger_cpu_ms": challenger_cost(data_dir, payloads),
+        **{
+            case: {
+                "single": repeated(runs[case]),
+                "pooled": percentiles(pooled[case]),
+                "added": added_by_shadow(runs[case], runs["without"]),
+                "shadow": counts[case],
+            }
+            for case in runs
+        },
     }
+
+
+def added_by_shadow(
+    runs: list[dict[str, float]], without: list[dict[str, float]]
+) -> dict[str, dict[str, float]]:
+    """What a case added to the case without a challenger, round by round (same round,
+    back to back), summarised over the rounds."""
+    return {
+        name: summary([run[name] - base[name] for run, base in zip(runs, without, strict=True)])
+        for name in ("p50", "p99", "cpu_ms")
+    }
+
+
+def _round_line(run: dict[str, float]) -> str:
+    return f"p50 {run['p50']:.2f} ms, p99 {run['p99']:.2f} ms, CPU {run['cpu_ms']:.2f} ms a request"
+
+
+CHALLENGER_BATCHES = (1, 8, 32)  # denials a batch: a request's, and what pacing gathers
+
+
+def challenger_cost(data_dir: Path, payloads: list[dict]) -> dict[str, float]:
+    """The challenger's worker CPU per denial (ms), in-process, by batch size: what gathering
+    the requests of a quarter second into one batch saves (the database write left out)."""
+    from serving.repository import use_input_hash_key
+    from serving.shadow import ChallengerWorker, ShadowJob
+
+    use_input_hash_key(b"benchmark key")  # the shadow records keep a keyed input hash
+    worker = ChallengerWorker(load_champion(data_dir), "2", len)
+    cost = {}
+    for size in CHALLENGER_BATCHES:
+        denials = batches(payloads, 1, size)
+        jobs = [ShadowJob(f"r{n}", "1", batch, [{}]) for n, batch in enumerate(denials)]
+        worker.score(jobs)  # warm up
+        calls = max(5, 200 // size)
+        began = time.process_time()
+        for _ in range(calls):
+            worker.score(jobs)
+        cost[str(size)] = (time.process_time() - began) * 1000 / (calls * size)
+    return cost
 
 
 def handover_cost(requests: int) -> dict[str, float]:
@@ -778,34 +855,54 @@ def table(results: dict[str, Any]) -> str:
     )
 
 
+SHADOW_LABELS = {"default": "share 0.1 (the default)", "with": "share 1.0"}
+
+
 def shadow_table(shadow: dict[str, Any]) -> str:
-    """Single-denial latency without and with the challenger in shadow, and the difference."""
-    without, with_shadow = shadow["without"]["single"], shadow["with"]["single"]
-    counts = shadow["with"]["shadow"]
+    """Single-denial latency without and with the challenger in shadow, and what it added:
+    round by round against the case without it (median of rounds, min-max), and pooled."""
+    without = shadow["without"]
     lines = [
-        "| one denial, concurrency 1 | p50 ms | p99 ms | shadow scored / dropped |",
-        "|---|---|---|---|",
-        f"| no challenger | {_m(without['p50'], 2)} | {_m(without['p99'], 2)} | |",
-        f"| challenger in shadow, share 1.0 | {_m(with_shadow['p50'], 2)} "
-        f"| {_m(with_shadow['p99'], 2)} | {counts.get('scored', 0):,.0f} / "
-        f"{counts.get('dropped', 0):,.0f} |",
-        f"| added by the shadow at share 1.0 (medians; target p99 < 1 ms) "
-        f"| {with_shadow['p50']['median'] - without['p50']['median']:+.2f} "
-        f"| {with_shadow['p99']['median'] - without['p99']['median']:+.2f} | |",
+        "| one denial, concurrency 1 | p50 ms | p99 ms | p99 ms, rounds pooled "
+        "| service CPU ms a request | shadow scored / dropped |",
+        "|---|---|---|---|---|---|",
+        f"| no challenger | {_m(without['single']['p50'], 2)} | {_m(without['single']['p99'], 2)} "
+        f"| {without['pooled']['p99']:.2f} | {_m(without['single']['cpu_ms'], 2)} | |",
     ]
-    if "default" in shadow:
-        default, counted = shadow["default"]["single"], shadow["default"]["shadow"]
-        lines.append(
-            f"| challenger in shadow, share 0.1 (the default) | {_m(default['p50'], 2)} "
-            f"| {_m(default['p99'], 2)} | {counted.get('scored', 0):,.0f} / "
-            f"{counted.get('dropped', 0):,.0f} |"
-        )
+    measured = [_measured_row(shadow[case], label) for case, label in SHADOW_LABELS.items()]
+    added = [_added_row(shadow[case], without, label) for case, label in SHADOW_LABELS.items()]
+    lines += measured + added
     handover = shadow["handover_us"]
     lines.append(
         f"| the hand-over on the request path alone (in-process) | {handover['p50'] / 1000:.3f} "
-        f"| {handover['p99'] / 1000:.3f} | |"
+        f"| {handover['p99'] / 1000:.3f} | | | |"
     )
-    return "\n".join(lines)
+    cost = shadow.get("challenger_cpu_ms", {})
+    per_batch = "; ".join(f"{cost[size]:.2f} in batches of {size}" for size in cost)
+    return "\n".join([*lines, "", f"Challenger's CPU ms a denial, in-process: {per_batch}."])
+
+
+def _measured_row(case: dict[str, Any], label: str) -> str:
+    single, counts = case["single"], case["shadow"]
+    return (
+        f"| challenger in shadow, {label} | {_m(single['p50'], 2)} | {_m(single['p99'], 2)} "
+        f"| {case['pooled']['p99']:.2f} | {_m(single['cpu_ms'], 2)} "
+        f"| {counts.get('scored', 0):,.0f} / {counts.get('dropped', 0):,.0f} |"
+    )
+
+
+def _added_row(case: dict[str, Any], without: dict[str, Any], label: str) -> str:
+    """What the case added to the case without a challenger: round by round, and pooled."""
+    added, pooled_p99 = case["added"], case["pooled"]["p99"] - without["pooled"]["p99"]
+    return (
+        f"| added at {label}, round by round (target p99 < 1 ms) | {_d(added['p50'])} "
+        f"| {_d(added['p99'])} | {pooled_p99:+.2f} | {_d(added['cpu_ms'])} | |"
+    )
+
+
+def _d(stat: dict[str, float]) -> str:
+    """A signed difference: median of rounds with its spread."""
+    return f"{stat['median']:+.2f} ({stat['min']:+.2f} to {stat['max']:+.2f})"
 
 
 def run_shadow_only(args: argparse.Namespace, plan: Plan, work: Path) -> dict[str, Any]:
@@ -859,6 +956,16 @@ def quoted_tables(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def shadow_plan(plan: Plan, args: argparse.Namespace) -> Plan:
+    """The plan with the shadow comparison's rounds and requests as given on the command line."""
+    return replace(
+        plan,
+        shadow_rounds=args.shadow_rounds or plan.shadow_rounds,
+        shadow_requests=args.shadow_requests or plan.shadow_requests,
+        shadow_cpu=args.shadow_cpu,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smaller, faster run")
@@ -871,8 +978,16 @@ def main() -> None:
     parser.add_argument(
         "--shadow-only", action="store_true", help="only the challenger-in-shadow comparison"
     )
+    parser.add_argument("--shadow-rounds", type=int, help="rounds of the shadow comparison")
+    parser.add_argument("--shadow-requests", type=int, help="requests a case sends a round")
+    parser.add_argument(
+        "--shadow-cpu",
+        type=int,
+        help="keep the shadow cases' services on this core: the challenger's worker then "
+        "competes with the request thread for it, the worst case of a busy machine",
+    )
     args = parser.parse_args()
-    plan = QUICK if args.quick else Plan()
+    plan = shadow_plan(QUICK if args.quick else Plan(), args)
     work = Path(tempfile.mkdtemp(prefix="denial-triage-bench-"))
     began = time.perf_counter()
     try:

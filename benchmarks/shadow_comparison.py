@@ -3,7 +3,10 @@
 Writes N shadow scores (a challenger in shadow at the default share 0.1 of a million scored
 denials is 100,000) and outcomes for a fifth of their denials through the service's own
 functions into a fresh SQLite file, then times :func:`serving.live_comparison.live_comparison`,
-what the model page and ``promote --live`` run: the median of repeated runs.
+what the model page and ``promote --live`` run, as the model page asks for it
+(:func:`serving.page_cache.live_comparison`): a first view, which computes it, and a repeat
+view with nothing new recorded, which reads the kept result; the median of repeated runs with
+the spread (min-max).
 
     nice .venv/bin/python benchmarks/shadow_comparison.py --rows 100000
 """
@@ -12,15 +15,16 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from harness import timed
+from sqlalchemy.orm import Session, sessionmaker
 
 from serving.database import make_engine, session_factory, upgrade_database
-from serving.live_comparison import live_comparison
+from serving.live_comparison import LiveComparison
+from serving.page_cache import ResultCache, live_comparison
 from serving.records import Feedback
 from serving.repository import record_shadow_scores
 
@@ -90,18 +94,21 @@ def main() -> None:
             record_shadow_scores(session, rows[start : start + CHUNK])
         session.add_all(outcomes(args.rows, 3))
         session.commit()
-    timings = []
-    for _ in range(args.repeats):
-        with sessions() as session:
-            began = time.perf_counter()
-            live = live_comparison(session)
-            timings.append(time.perf_counter() - began)
+    live = compare(sessions, None)
     assert live is not None
     print("\n".join(live.lines()))
-    print(
-        f"{args.rows:,} shadow scores, {args.rows // 5:,} outcomes: live comparison in "
-        f"{statistics.median(timings):.2f} s (median of {args.repeats}, SQLite)"
-    )
+    print(f"\n{args.rows:,} shadow scores, {args.rows // 5:,} outcomes, SQLite\n")
+    print("| the model page's live comparison | median ms | min-max ms |")
+    print("|---|---:|---:|")
+    for name, cache in (("first view", None), ("repeat view, nothing new", ResultCache(4))):
+        median, low, high = timed(lambda cache=cache: compare(sessions, cache), args.repeats)
+        print(f"| {name} | {median:,.0f} | {low:,.0f}-{high:,.0f} |")
+
+
+def compare(sessions: sessionmaker[Session], cache: ResultCache | None) -> LiveComparison | None:
+    """The model page's comparison: a first view (a cache of its own each time) or a repeat."""
+    with sessions() as session:
+        return live_comparison(cache or ResultCache(1), session, None)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Benchmark the reviewers' pages at scale: the dashboard and the worklist over N scored denials.
+"""Benchmark the reviewers' pages at scale: dashboard, worklist and payers over N scored denials.
 
 Fills a fresh SQLite database through the service's own write path (``record_scores``, which
 keeps the latest-score table on write) with N score records shaped as the service writes them:
@@ -6,17 +6,19 @@ keeps the latest-score table on write) with N score records shaped as the servic
 scored twice and a share with recorded outcomes. The model is not run: what a page costs depends
 on the records' number and shape, not on how their probabilities were made. Then times, as the
 median of repeated runs with the spread (min-max), the server's work for each page: the queries
-and the template, without HTTP.
+and the template, without HTTP. The payers page twice: a first view, which detects the alerts,
+and a repeat view with nothing new recorded, which reads the kept ones
+(:mod:`serving.page_cache`).
 
     nice .venv/bin/python benchmarks/worklist_pages.py                  # 100,000 denials
     nice .venv/bin/python benchmarks/worklist_pages.py --denials 20000 --repeats 5
+    nice .venv/bin/python benchmarks/worklist_pages.py --denials 200000 --only payers
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -24,12 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from harness import synthetic_audit_record, synthetic_score_batches
+from harness import synthetic_audit_record, synthetic_score_batches, timed
 
 from features.contract import ROOT_CAUSES
 from features.mapping import WRITE_OFF_REVIEW
-from serving import pages, views
+from serving import page_cache, pages, payer_watch, views
 from serving.database import make_engine, session_factory, upgrade_database
+from serving.page_cache import ResultCache
 from serving.repository import record_scores, save_feedback, use_input_hash_key
 from training.priority import REFILE_PATHS, WORK_COST
 
@@ -110,17 +113,6 @@ def fill(url: str, denials: int, seed: int) -> float:
     return time.perf_counter() - started
 
 
-def timed(work: Callable[[], object], repeats: int) -> tuple[float, float, float]:
-    """Median, min and max milliseconds of ``work`` after one warm-up run."""
-    work()
-    runs = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        work()
-        runs.append((time.perf_counter() - started) * 1000)
-    return statistics.median(runs), min(runs), max(runs)
-
-
 VIEWER = pages.Viewer("benchmark", "reviewer", "csrf-token")
 
 
@@ -148,8 +140,21 @@ def measurements(url: str) -> dict[str, Callable[[], object]]:
         with sessions() as session:
             return sum(len(lines) for lines in views.export_lines(session, query, TODAY))
 
+    def payers(cache: ResultCache | None) -> Callable[[], str]:
+        """The payers page; a first view (a cache of its own each time) or a repeat view."""
+
+        def page() -> str:
+            with sessions() as session:
+                alerts = page_cache.open_payer_alerts(cache or ResultCache(1), session)
+            context = {"alerts": alerts, "open_days": payer_watch.OPEN_ALERT_DAYS}
+            return rendered("payers.html", context)
+
+        return page
+
     query = views.worklist_query({"owner_queue": "billing"})
     return {
+        "payers, first view (alerts detected)": payers(None),
+        "payers, repeat view (nothing new: the kept alerts)": payers(ResultCache(4)),
         "dashboard (every chart drawn)": dashboard,
         "worklist, default (priority counted today)": worklist(),
         "worklist, workable only": worklist(workable="true"),
@@ -169,6 +174,7 @@ def main() -> None:
     parser.add_argument("--denials", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--only", help="time only the pages whose name holds this text")
     args = parser.parse_args()
     use_input_hash_key(b"benchmark key")
     with tempfile.TemporaryDirectory() as folder:
@@ -182,6 +188,8 @@ def main() -> None:
         print("| page (server work: queries and template) | median ms | min-max ms |")
         print("|---|---:|---:|")
         for name, work in measurements(url).items():
+            if args.only and args.only not in name:
+                continue
             median, low, high = timed(work, args.repeats)
             print(f"| {name} | {median:.0f} | {low:.0f}-{high:.0f} |")
 

@@ -95,6 +95,13 @@ class Settings(BaseSettings):
         "also scores in shadow, off the request path, chosen by a hash of the denial id so "
         "the same denials are compared over time; 0 turns shadow scoring off.",
     )
+    page_cache_entries: int = Field(
+        16,
+        ge=1,
+        description="Results of the heavy pages (payer alerts, the live comparison of champion "
+        "and challenger) kept in memory between views, keyed on the records they were computed "
+        "from; the least recently used goes first.",
+    )
     shutdown_grace_seconds: int = Field(
         30, ge=1, description="How long in-flight requests may take to finish on SIGTERM."
     )

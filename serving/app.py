@@ -14,6 +14,7 @@ import contextlib
 import datetime as dt
 import re
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 from pathlib import PurePath
 from typing import Annotated, Any
 
@@ -27,7 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from denial_triage.settings import Settings, get_settings
-from serving import errors, live, metrics, pages, payer_watch, worklist_api
+from serving import errors, live, metrics, page_cache, pages, payer_watch, worklist_api
 from serving.auth import ROLES, Caller, KeyGate, require_roles
 from serving.errors import ServiceError
 from serving.limits import read_score_body
@@ -87,7 +88,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         configure_logging(settings.log_level)
         state = ServiceState(settings)
         app.state.service = state
-        app.state.payer_gauges = payer_watch.GaugeRefresh()
+        kept_alerts = partial(page_cache.open_payer_alerts, state.page_cache)
+        app.state.payer_gauges = payer_watch.GaugeRefresh(alerts=kept_alerts)
         await run_in_threadpool(state.start)
         poller = asyncio.create_task(_poll_champion(state, settings.model_poll_seconds))
         try:

@@ -36,10 +36,18 @@ from sqlalchemy.orm import Session
 from denial_triage.settings import Settings
 from features.codes import CodeReference
 from features.labels import deadline_rule_label, in_plain_words, plain_label
-from serving import live, model_card, monitoring, payer_watch, repository, views, worklist_records
+from serving import (
+    live,
+    model_card,
+    monitoring,
+    page_cache,
+    payer_watch,
+    repository,
+    views,
+    worklist_records,
+)
 from serving.auth import Caller
 from serving.errors import ServiceError
-from serving.live_comparison import live_comparison
 from serving.records import REVIEWER_ROLES, ApiKey
 from serving.schemas import FeedbackIn
 from serving.site_secrets import site_secret
@@ -578,8 +586,9 @@ def dashboard(request: Request, viewer: SignedIn) -> HTMLResponse:
 @router.get("/payers", response_class=HTMLResponse)
 def payers(request: Request, viewer: SignedIn) -> HTMLResponse:
     """Payer behaviour alerts raised in the last 30 days of the scored denials' dates."""
-    with _state(request).session() as session:
-        alerts = payer_watch.open_alerts(session)
+    state = _state(request)
+    with state.session() as session:
+        alerts = page_cache.open_payer_alerts(state.page_cache, session)
     payer_watch.set_gauges(alerts)
     context = {"alerts": alerts, "open_days": payer_watch.OPEN_ALERT_DAYS, "active": "payers"}
     return _render(request, "payers.html", context, viewer)
@@ -598,7 +607,8 @@ def model(request: Request, viewer: SignedIn) -> HTMLResponse:
     shadow = state.shadow
     try:
         with state.session() as session:
-            live = live_comparison(session, shadow.version if shadow is not None else None)
+            version = shadow.version if shadow is not None else None
+            live = page_cache.live_comparison(state.page_cache, session, version)
     except SQLAlchemyError:  # the registry's half of the page is still worth showing
         live, problem = None, problem or "the shadow scores cannot be read: database unreachable"
     context = {

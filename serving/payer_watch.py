@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -81,7 +81,7 @@ def open_alerts(session: Session, settings: AlertSettings | None = None) -> list
     return alerts_from_records(session, since, settings)
 
 
-def set_gauges(alerts: list[PayerAlert]) -> None:
+def set_gauges(alerts: Sequence[PayerAlert]) -> None:
     """The open alerts' count and the denials they affect, for Prometheus."""
     metrics.PAYER_ALERTS_OPEN.set(len(alerts))
     metrics.PAYER_ALERT_DENIALS.set(sum(alert.denials_affected for alert in alerts))
@@ -91,9 +91,15 @@ class GaugeRefresh:
     """Recounts the payer alert gauges when a scrape finds them older than
     :data:`GAUGE_REFRESH_SECONDS` (the page recounts them too, whenever it is read)."""
 
-    def __init__(self, every_seconds: float = GAUGE_REFRESH_SECONDS) -> None:
+    def __init__(
+        self,
+        every_seconds: float = GAUGE_REFRESH_SECONDS,
+        alerts: Callable[[Session], Sequence[PayerAlert]] | None = None,
+    ) -> None:
         self.every_seconds = every_seconds
         self.counted_at: float | None = None
+        # The service passes the page's kept alerts (serving.page_cache): nothing new, no rerun.
+        self.alerts = alerts or open_alerts
 
     def refresh(self, session: Callable[[], AbstractContextManager[Session]]) -> None:
         now = time.monotonic()
@@ -101,7 +107,7 @@ class GaugeRefresh:
             return
         try:
             with session() as open_session:
-                alerts = open_alerts(open_session)
+                alerts = self.alerts(open_session)
         except SQLAlchemyError:
             # The database being away must not take /metrics down: the last counts stand.
             logger.warning("payer alert gauges not recounted: the database is unavailable")

@@ -4,17 +4,18 @@ request path, and its scores are stored apart (``shadow_scores``) beside the cha
 A denial is sampled by a hash of its id (:func:`sampled`), so the same denials are compared
 every time they are scored. The request hands the sampled rows over to
 :class:`ShadowScorer` and answers at once: the hand-over never waits. One batch is with the
-challenger at a time; the requests answered meanwhile wait for the next, together (one
-scoring call, one transaction), at most :data:`SHADOW_CAPACITY` denials of them: past that a
-request's denials are dropped and counted
-(``denial_triage_shadow_denials_total{outcome="dropped"}``), never queued behind.
+challenger at a time, and the worker gives each at least :data:`SHADOW_BATCH_SECONDS`; the
+requests answered meanwhile wait for the next, together (one scoring call, one transaction),
+at most :data:`SHADOW_CAPACITY` denials of them: past that a request's denials are dropped and
+counted (``denial_triage_shadow_denials_total{outcome="dropped"}``), never queued behind.
 
 The challenger runs in a worker process of its own (:class:`ChallengerWorker`), as the audit
 records are built: scoring in a thread of the service would hold the interpreter lock the
 requests need, and a request waiting for it waits up to the interpreter's switch interval
-(5 ms), several times the 1 ms the shadow may add. Shadow scores are a measurement, not a
-record anyone is owed: unlike audit records, a batch the database cannot take is counted as
-failed, not spooled.
+(5 ms), several times the 1 ms the shadow may add. The worker runs in the idle scheduling
+class (:func:`run_when_idle`), so a request thread woken on its core preempts it. Shadow
+scores are a measurement, not a record anyone is owed: unlike audit records, a batch the
+database cannot take is counted as failed, not spooled.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import hashlib
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import BrokenExecutor, Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -41,7 +43,11 @@ from serving.scoring import ScoredBatch, score_denials
 from training.triage_model import TriageModel
 
 SHADOW_CAPACITY = 1_000  # denials waiting for the challenger; past it a request's are dropped
-SHADOW_NICENESS = 10
+SHADOW_NICENESS = 19  # where the idle scheduling class is not available
+# The least time the worker gives a batch: under steady traffic the requests of a quarter
+# second go to the challenger as one batch (one scoring call, one transaction) instead of one
+# small batch after another keeping a core and the disk busy.
+SHADOW_BATCH_SECONDS = 0.25
 HASH_RANGE = 2**64
 
 
@@ -136,8 +142,18 @@ class ChallengerWorker:
     triage: TriageModel
     version: str
     write: Callable[[list[dict[str, Any]]], int]
+    batch_seconds: float = 0.0  # the least time a batch takes, the rest spent asleep
 
     def score(self, jobs: Sequence[ShadowJob]) -> int:
+        """Score the jobs' denials together and store them; then wait out the rest of
+        ``batch_seconds``, so the service sends the next batch no sooner: the jobs answered
+        meanwhile wait there and go together."""
+        began = time.monotonic()
+        stored = self._score(jobs)
+        time.sleep(max(0.0, self.batch_seconds - (time.monotonic() - began)))
+        return stored
+
+    def _score(self, jobs: Sequence[ShadowJob]) -> int:
         """Score the jobs' denials together, without explanations (the comparison reads none),
         and store them in one transaction; returns how many shadow scores were stored."""
         payload = [denial for job in jobs for denial in job.denials]
@@ -163,12 +179,29 @@ def _open_worker(model_file: str, version: str, database_url: str, input_hash_ke
 
     global _WORKER
     _exit_with_parent()
-    # Below the service in the CPU's queue: on a busy machine the requests go first, and the
-    # challenger falls behind (its denials dropped, counted) rather than slowing them.
-    os.nice(SHADOW_NICENESS)
+    run_when_idle()
     repository.use_input_hash_key(input_hash_key)
     sessions = session_factory(make_engine(database_url))
-    _WORKER = ChallengerWorker(joblib.load(model_file), version, repository.shadow_writer(sessions))
+    write = repository.shadow_writer(sessions)
+    _WORKER = ChallengerWorker(joblib.load(model_file), version, write, SHADOW_BATCH_SECONDS)
+
+
+def run_when_idle() -> None:
+    """Put this process behind the service in the CPU's queue: on a busy machine the requests
+    go first, and the challenger falls behind (its denials dropped, counted) rather than
+    slowing them.
+
+    The idle class, not only a high nice value: Linux's scheduler (EEVDF, 6.6 on) lets a
+    running task of any nice value finish its slice, about 3 ms, before a request thread woken
+    on the same core runs, which is a request's whole margin; a task of the idle class gives
+    way at once. Called before the model is loaded, so LightGBM's threads inherit it."""
+    if hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_IDLE"):
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+            return
+        except OSError:  # a container's policy may refuse it: a nice value then
+            pass
+    os.nice(SHADOW_NICENESS)
 
 
 def _score_in_worker(jobs: list[ShadowJob]) -> int:

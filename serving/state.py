@@ -46,6 +46,7 @@ from serving.errors import ServiceError
 from serving.journal import AuditJournal
 from serving.limits import parse_score_request, rejected_denial
 from serving.logs import logger
+from serving.page_cache import ResultCache
 from serving.plan import daily_plan
 from serving.remittance import remittance_denials
 from serving.schemas import (
@@ -89,6 +90,7 @@ class ServiceState:
         self.model: LoadedModel | None = None
         self.model_problem: str | None = None
         self.shadow: ShadowScorer | None = None  # the challenger, when one scores in shadow
+        self.page_cache = ResultCache(settings.page_cache_entries)  # the heavy pages' results
         self._reload_lock = threading.Lock()
         self._auth_cache: dict[str, tuple[float, Caller]] = {}
         self.engine = None

@@ -4,7 +4,10 @@ answer returned while the challenger's scores of the sampled denials land in the
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import BrokenExecutor, ThreadPoolExecutor
@@ -24,7 +27,7 @@ from serving.database import make_engine, session_factory
 from serving.live_comparison import compare
 from serving.records import ShadowScore
 from serving.scoring import ScoredBatch
-from serving.shadow import ShadowScorer, sampled
+from serving.shadow import ChallengerWorker, ShadowScorer, sampled, shadow_job
 
 if TYPE_CHECKING:
     from page_fixtures import PagesRegistry
@@ -132,6 +135,28 @@ def test_a_dead_worker_marks_the_scorer_for_a_new_one() -> None:
     assert scorer.flush(10)
     assert scorer.broken
     scorer.close()
+
+
+class CountingWorker(ChallengerWorker):
+    """The worker with the scoring left out: what is left is its pacing."""
+
+    def _score(self, jobs) -> int:
+        return len(jobs)
+
+
+def test_the_worker_gives_a_batch_its_least_time_so_the_next_waits_and_grows() -> None:
+    worker = CountingWorker(triage=None, version="2", write=len, batch_seconds=0.2)
+    began = time.monotonic()
+    assert worker.score([shadow_job(*answered("P-1"), 1.0)]) == 1
+    assert time.monotonic() - began >= 0.2
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux's idle scheduling class")
+def test_the_worker_runs_in_the_idle_class_so_a_request_takes_its_core_at_once() -> None:
+    code = "import os; from serving.shadow import run_when_idle; run_when_idle(); "
+    code += "print(os.sched_getscheduler(0) == os.SCHED_IDLE)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"
 
 
 # ---------------------------------------------------------------------------- comparison
