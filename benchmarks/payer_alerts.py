@@ -126,6 +126,68 @@ def match(
     )
 
 
+def first_alarm_delays(
+    alarms: list[Alarm], counts: DailyCounts, changes: list[PayerChange]
+) -> dict[tuple[str, str, str], int]:
+    """Days from each found change's onset to its cell's first alarm on or after it."""
+    onsets = {(c.payer_id, c.carc, c.procedure_family): c.onset_date for c in changes}
+    delays: dict[tuple[str, str, str], int] = {}
+    for alarm in sorted(alarms, key=lambda a: a.alarm_day):
+        cell = counts.cells.iloc[alarm.cell]
+        key = (cell.payer_id, cell.carc, cell.procedure_family)
+        onset = onsets.get(key)
+        if onset is not None and key not in delays and counts.date_of(alarm.alarm_day) >= onset:
+            delays[key] = (counts.date_of(alarm.alarm_day) - onset).days
+    return delays
+
+
+def change_lines(
+    seed: int, counts: DailyCounts, changes: list[PayerChange], alarms: dict[str, list[Alarm]]
+) -> list[str]:
+    """Per injected change (development seeds only): the cell's size and share of its payer's
+    denials over the year before onset, its multiplier, and each method's delay."""
+    delays = {name: first_alarm_delays(found, counts, changes) for name, found in alarms.items()}
+    lines = []
+    for change in changes:
+        key = (change.payer_id, change.carc, change.procedure_family)
+        row = np.flatnonzero(
+            (counts.cells["payer_id"] == key[0])
+            & (counts.cells["carc"] == key[1])
+            & (counts.cells["procedure_family"] == key[2])
+        )[0]
+        onset = counts.day_of(change.onset_date)
+        year = slice(max(onset - 365, 0), onset)
+        monthly = counts.counts[row, year].sum() * 30.0 / (year.stop - year.start)
+        share = counts.counts[row, year].sum() / max(counts.payer_flow[row, year].sum(), 1)
+        found = "  ".join(
+            f"{name.split(':')[0][:14]}={delays[name].get(key, '-')}" for name in alarms
+        )
+        lines.append(
+            f"seed {seed} {'/'.join(key)} onset {change.onset_date} x{change.multiplier:.1f} "
+            f"{monthly:.0f}/month share {share:.1%}  {found}"
+        )
+    return lines
+
+
+def false_alarm_lines(
+    seed: int, counts: DailyCounts, changes: list[PayerChange], alarms: list[Alarm]
+) -> list[str]:
+    """The alarms no injected change explains, with the cell's size (development seeds)."""
+    onsets = {(c.payer_id, c.carc, c.procedure_family): c.onset_date for c in changes}
+    lines = []
+    for alarm in alarms:
+        cell = counts.cells.iloc[alarm.cell]
+        key = (cell.payer_id, cell.carc, cell.procedure_family)
+        onset = onsets.get(key)
+        if onset is None or counts.date_of(alarm.alarm_day) < onset:
+            monthly = counts.counts[alarm.cell].sum() * 30.0 / counts.counts.shape[1]
+            lines.append(
+                f"seed {seed} false {'/'.join(key)} alarm {counts.date_of(alarm.alarm_day)} "
+                f"start {counts.date_of(alarm.start_day)} {monthly:.1f}/month"
+            )
+    return lines
+
+
 def wilson(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
     """Wilson score 95% interval of a proportion (sound at small counts and near 0 or 1)."""
     if trials == 0:
@@ -162,7 +224,15 @@ METHODS: dict[str, Callable[[DailyCounts, AlertSettings], list[Alarm]]] = {
 }
 
 
-def run(seeds: list[int], rows: int, changes: int, folder: Path, settings: AlertSettings) -> str:
+def run(
+    seeds: list[int],
+    rows: int,
+    changes: int,
+    folder: Path,
+    settings: AlertSettings,
+    *,
+    per_change: bool = False,
+) -> str:
     per_method: dict[str, list[SeedResult]] = {name: [] for name in METHODS}
     for seed in seeds:
         history, truth = history_for(seed, rows, changes, folder)
@@ -171,8 +241,15 @@ def run(seeds: list[int], rows: int, changes: int, folder: Path, settings: Alert
         )
         counts = daily_counts(denial_cells(denials), min_denials=2)
         injected = read_changes_truth(truth)
-        for name, method in METHODS.items():
-            per_method[name].append(match(method(counts, settings), counts, injected, settings))
+        alarms = {name: method(counts, settings) for name, method in METHODS.items()}
+        for name, found in alarms.items():
+            per_method[name].append(match(found, counts, injected, settings))
+        if per_change:
+            first = next(iter(alarms))
+            for line in change_lines(seed, counts, injected, alarms) + false_alarm_lines(
+                seed, counts, injected, alarms[first]
+            ):
+                print(line, file=sys.stderr)
     return table(per_method, seeds, rows, changes)
 
 
@@ -205,11 +282,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("/tmp/payer-alerts"))
     parser.add_argument("--threshold", type=float, default=AlertSettings().threshold)
     parser.add_argument("--design-ratio", type=float, default=AlertSettings().design_ratio)
+    parser.add_argument(
+        "--per-change",
+        action="store_true",
+        help="also print each change's cell, size and delays, and each false alert (stderr); "
+        "for development seeds only",
+    )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     settings = replace(AlertSettings(), threshold=args.threshold, design_ratio=args.design_ratio)
     started = time.perf_counter()
-    print(run(args.seeds, args.rows, args.changes, args.out, settings))
+    print(run(args.seeds, args.rows, args.changes, args.out, settings, per_change=args.per_change))
     print(f"\n({time.perf_counter() - started:.0f} s)", file=sys.stderr)
     return 0
 
