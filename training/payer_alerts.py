@@ -70,6 +70,7 @@ class AlertSettings:
     guard_days: int = 28
     min_baseline_denials: float = 1.0  # floor on the baseline count: a quiet cell is not zero
     min_baseline_trials: int = 20  # a share measured on fewer is a guess: no test then
+    min_monthly_denials: float = 0.0
     relearn_days: int = 56  # after an alarm, days of the new level that make the baseline
     # The overturn test: the odds that an ended denial is lost (not recovered) doubling, i.e.
     # the recovery odds halving, read from the outcomes recorded so far.
@@ -83,6 +84,7 @@ class AlertSettings:
 
 VOLUME = "denials_up"  # the cell's share of its payer's denials stepped up
 OVERTURN = "recovery_down"  # the cell's recovered share of ended denials stepped down
+CHANGE_LABELS = {VOLUME: "denials up", OVERTURN: "recovered share down"}
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,11 @@ class PayerAlert:
     recovered_before: float | None  # recovered share of ended denials, when any ended
     recovered_after: float | None
     kind: str = VOLUME  # which test raised it: VOLUME or OVERTURN
+
+    @property
+    def change(self) -> str:
+        """What changed, in plain words."""
+        return CHANGE_LABELS[self.kind]
 
     @property
     def worklist_link(self) -> str:
@@ -227,6 +234,7 @@ class Design:
     threshold: float
     window_days: int  # the longest run of days one alarm may sum
     kind: str
+    min_monthly_events: float = 0.0  # a cell with fewer events a month in its baseline idles
 
 
 @dataclass
@@ -269,7 +277,11 @@ class _Walk:
         share_after = odds_after / (1 + odds_after)
         up = np.log(share_after / share_before)
         down = np.log((1 - share_after) / (1 - share_before))
-        return up, down, trials >= settings.min_baseline_trials
+        monthly = events * DAYS_PER_MONTH / np.maximum(end - start, 1)
+        tested = (trials >= settings.min_baseline_trials) & (
+            monthly >= self.design.min_monthly_events
+        )
+        return up, down, tested
 
     def step(self, day: int) -> list[Alarm]:
         up, down, tested = self.log_ratios(day)
@@ -324,7 +336,13 @@ def binomial_alarms(
 
 def cusum_alarms(counts: DailyCounts, settings: AlertSettings) -> list[Alarm]:
     """The volume test: each cell's denials as a share of its payer's denials."""
-    design = Design(settings.design_ratio, settings.threshold, settings.window_days, VOLUME)
+    design = Design(
+        settings.design_ratio,
+        settings.threshold,
+        settings.window_days,
+        VOLUME,
+        settings.min_monthly_denials,
+    )
     return binomial_alarms(counts.counts, counts.payer_flow, design, settings)
 
 

@@ -145,6 +145,7 @@ def test_the_payers_page_lists_an_alert_with_its_worklist_link(site, tmp_path: P
     assert page.status_code == 200
     assert "1 open payer alerts." in page.text
     assert "Acme Health" in page.text and "CO-197" in page.text and "Surgery" in page.text
+    assert '<td data-label="Change">Denials up</td>' in page.text
     assert 'href="/ui/worklist?payer_id=87726&amp;carc=CO-197&amp;status=any"' in page.text
     assert 'href="/ui/payers" aria-current="page"' in page.text
     assert "C-SECRET" not in page.text
@@ -167,10 +168,11 @@ def test_monitor_payers_prints_the_alerts_from_the_records(
         get_settings.cache_clear()
     assert result.exit_code == 0, result.output
     assert "1 payer behaviour alerts raised since 2026-02-01" in result.output
-    assert "Acme Health (87726): CO-197 with N54 on Surgery" in result.output
+    assert "Acme Health (87726): CO-197 with N54 on Surgery: denials up, from" in result.output
     assert "worklist: /ui/worklist?payer_id=87726&carc=CO-197&status=any" in result.output
     assert as_json.exit_code == 0, as_json.output
     assert '"procedure_family": "surgery"' in as_json.output
+    assert '"kind": "denials_up"' in as_json.output
 
 
 def test_monitor_payers_reads_a_history_file(tmp_path: Path) -> None:
