@@ -63,14 +63,13 @@ class AlertSettings:
     """The detector's choices (tuned on generator seeds 11-20, see benchmarks/payer_alerts.py)."""
 
     design_ratio: float = 2.0  # the smallest multiplier the generator injects
-    threshold: float = 6.0  # decision interval h of the volume test, in nats
+    threshold: float = 5.5  # decision interval h of the volume test, in nats
     window_days: int = 14  # the longest run of days one alarm may sum (the target's 14 days)
     baseline_days: int = 365  # a year, so a season's mix is in every baseline
     min_baseline_days: int = 90  # the test starts once the data hold this much baseline
     guard_days: int = 28
     min_baseline_denials: float = 1.0  # floor on the baseline count: a quiet cell is not zero
     min_baseline_trials: int = 20  # a share measured on fewer is a guess: no test then
-    min_monthly_denials: float = 0.0
     relearn_days: int = 56  # after an alarm, days of the new level that make the baseline
     # The overturn test: the odds that an ended denial is lost (not recovered) doubling, i.e.
     # the recovery odds halving, read from the outcomes recorded so far.
@@ -234,7 +233,6 @@ class Design:
     threshold: float
     window_days: int  # the longest run of days one alarm may sum
     kind: str
-    min_monthly_events: float = 0.0  # a cell with fewer events a month in its baseline idles
 
 
 @dataclass
@@ -277,11 +275,7 @@ class _Walk:
         share_after = odds_after / (1 + odds_after)
         up = np.log(share_after / share_before)
         down = np.log((1 - share_after) / (1 - share_before))
-        monthly = events * DAYS_PER_MONTH / np.maximum(end - start, 1)
-        tested = (trials >= settings.min_baseline_trials) & (
-            monthly >= self.design.min_monthly_events
-        )
-        return up, down, tested
+        return up, down, trials >= settings.min_baseline_trials
 
     def step(self, day: int) -> list[Alarm]:
         up, down, tested = self.log_ratios(day)
@@ -336,13 +330,7 @@ def binomial_alarms(
 
 def cusum_alarms(counts: DailyCounts, settings: AlertSettings) -> list[Alarm]:
     """The volume test: each cell's denials as a share of its payer's denials."""
-    design = Design(
-        settings.design_ratio,
-        settings.threshold,
-        settings.window_days,
-        VOLUME,
-        settings.min_monthly_denials,
-    )
+    design = Design(settings.design_ratio, settings.threshold, settings.window_days, VOLUME)
     return binomial_alarms(counts.counts, counts.payer_flow, design, settings)
 
 
