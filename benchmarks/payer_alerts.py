@@ -16,9 +16,11 @@ twice its mean week over the 12 weeks before them and at least 16 denials (the s
 minimum that keeps it under one false alert a month on seeds 1-5; at 3 it raised 60 a month),
 then waits 12 weeks, until its trailing weeks hold the change.
 
-Tune on seeds 1-5, report on seeds never tuned on (101-105):
+Develop and tune on seeds 11-20 (``--per-change`` prints each change's cell, size and delays
+and each false alert), report once on seeds never used (701-705; 101-105 reported an earlier
+version, tuned on 1-5):
 
-    python benchmarks/payer_alerts.py --seeds 101 102 103 104 105 --out /tmp/payer-alerts
+    python benchmarks/payer_alerts.py --seeds 701 702 703 704 705 --out /tmp/payer-alerts
 """
 
 from __future__ import annotations
@@ -219,7 +221,7 @@ def summary(results: list[SeedResult]) -> dict[str, float]:
 
 
 METHODS: dict[str, Callable[[DailyCounts, AlertSettings], list[Alarm]]] = {
-    "binomial CUSUM (training/payer_alerts.py)": cusum_alarms,
+    "window-limited binomial CUSUM (training/payer_alerts.py)": cusum_alarms,
     "plain rule: x2 over the trailing mean week": plain_rule_alarms,
 }
 
@@ -276,7 +278,7 @@ def table(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[101, 102, 103, 104, 105])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[701, 702, 703, 704, 705])
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--changes", type=int, default=8)
     parser.add_argument("--out", type=Path, default=Path("/tmp/payer-alerts"))
