@@ -23,8 +23,9 @@ of 0, 1 or 2 where a normal approximation (z-scores, control charts) fails. The 
 evidence day by day: a cell with a denial a day alarms within two weeks on a tripling, a busy
 one within days on a doubling, at one threshold in nats; by Wald's bound a run in an unchanged
 cell reaches ``h`` with probability at most e^-h, so the threshold sets the in-control run
-length. The change's start is the onset ``j`` that maximizes the sum (the maximum-likelihood
-change point). The window ``w`` (``window_days``, 14: the target's two weeks) caps the evidence
+length. The change's start is the onset within the window that maximizes the likelihood ratio
+with the share the days since it show (the binomial GLR change point): the design's ``p1``
+decides when to alarm, but would place the start of a weak change weeks early. The window ``w`` (``window_days``, 14: the target's two weeks) caps the evidence
 one alarm may use: a step climbs within days, while a slow drift of a share (seasons, a growing
 service line) would otherwise creep to the threshold over months and be reported as a change
 it is not; it replaces an earlier cap that reset the whole run after 21 days (the best onset
