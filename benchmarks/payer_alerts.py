@@ -98,18 +98,27 @@ def plain_rule_alarms(counts: DailyCounts, settings: AlertSettings) -> list[Alar
     return alarms
 
 
+Cell = tuple[str, str, str]  # payer, primary CARC, procedure family
+
+
+def onsets_by_cell(changes: list[PayerChange]) -> dict[Cell, dt.date]:
+    return {(c.payer_id, c.carc, c.procedure_family): c.onset_date for c in changes}
+
+
+def cell_key(counts: DailyCounts, cell: int) -> Cell:
+    row = counts.cells.iloc[cell]
+    return (row.payer_id, row.carc, row.procedure_family)
+
+
 def match(
     alarms: list[Alarm], counts: DailyCounts, changes: list[PayerChange], settings: AlertSettings
 ) -> SeedResult:
     """Recall within 14 days, delays and false alerts of one method on one seed."""
-    onsets: dict[tuple[str, str, str], dt.date] = {
-        (c.payer_id, c.carc, c.procedure_family): c.onset_date for c in changes
-    }
-    first_alarm: dict[tuple[str, str, str], int] = {}
+    onsets = onsets_by_cell(changes)
+    first_alarm: dict[Cell, int] = {}
     false_alerts = 0
     for alarm in alarms:
-        cell = counts.cells.iloc[alarm.cell]
-        key = (cell.payer_id, cell.carc, cell.procedure_family)
+        key = cell_key(counts, alarm.cell)
         onset = onsets.get(key)
         alarm_date = counts.date_of(alarm.alarm_day)
         if onset is None or alarm_date < onset:
@@ -130,13 +139,12 @@ def match(
 
 def first_alarm_delays(
     alarms: list[Alarm], counts: DailyCounts, changes: list[PayerChange]
-) -> dict[tuple[str, str, str], int]:
+) -> dict[Cell, int]:
     """Days from each found change's onset to its cell's first alarm on or after it."""
-    onsets = {(c.payer_id, c.carc, c.procedure_family): c.onset_date for c in changes}
-    delays: dict[tuple[str, str, str], int] = {}
+    onsets = onsets_by_cell(changes)
+    delays: dict[Cell, int] = {}
     for alarm in sorted(alarms, key=lambda a: a.alarm_day):
-        cell = counts.cells.iloc[alarm.cell]
-        key = (cell.payer_id, cell.carc, cell.procedure_family)
+        key = cell_key(counts, alarm.cell)
         onset = onsets.get(key)
         if onset is not None and key not in delays and counts.date_of(alarm.alarm_day) >= onset:
             delays[key] = (counts.date_of(alarm.alarm_day) - onset).days
@@ -175,11 +183,10 @@ def false_alarm_lines(
     seed: int, counts: DailyCounts, changes: list[PayerChange], alarms: list[Alarm]
 ) -> list[str]:
     """The alarms no injected change explains, with the cell's size (development seeds)."""
-    onsets = {(c.payer_id, c.carc, c.procedure_family): c.onset_date for c in changes}
+    onsets = onsets_by_cell(changes)
     lines = []
     for alarm in alarms:
-        cell = counts.cells.iloc[alarm.cell]
-        key = (cell.payer_id, cell.carc, cell.procedure_family)
+        key = cell_key(counts, alarm.cell)
         onset = onsets.get(key)
         if onset is None or counts.date_of(alarm.alarm_day) < onset:
             monthly = counts.counts[alarm.cell].sum() * 30.0 / counts.counts.shape[1]

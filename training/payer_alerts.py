@@ -25,14 +25,15 @@ one within days on a doubling, at one threshold in nats; by Wald's bound a run i
 cell reaches ``h`` with probability at most e^-h, so the threshold sets the in-control run
 length. The change's start is the onset within the window that maximizes the likelihood ratio
 with the share the days since it show (the binomial GLR change point): the design's ``p1``
-decides when to alarm, but would place the start of a weak change weeks early. The window ``w`` (``window_days``, 14: the target's two weeks) caps the evidence
-one alarm may use: a step climbs within days, while a slow drift of a share (seasons, a growing
-service line) would otherwise creep to the threshold over months and be reported as a change
-it is not; it replaces an earlier cap that reset the whole run after 21 days (the best onset
-in the window keeps the evidence of the last days when older days are dropped).
-After an alarm the cell's baseline starts at the change's start: the cell is quiet for the
-guard and ``relearn_days`` of the new level, then measured against it, so one change raises one
-alert and a second change (or a false alarm's cell) is watched again within three months.
+decides when to alarm, but would place the start of a weak change weeks early. The window
+``w`` (``window_days``, 14: the target's two weeks) caps the evidence one alarm may use: a step
+climbs within days, while a slow drift of a share (seasons, a growing service line) would
+otherwise creep to the threshold over months and be reported as a change it is not; it replaces
+an earlier cap that reset the whole run after 21 days (the best onset in the window keeps the
+evidence of the last days when older days are dropped). After an alarm the cell's baseline
+starts at the change's start: the cell is quiet for the guard and ``relearn_days`` of the new
+level, then measured against it, so one change raises one alert and a second change (or a false
+alarm's cell) is watched again within three months.
 
 The overturn test is the same test on outcomes: per cell and denial day, the ended denials
 (overturned, paid after correction, written off, billed to the patient: open ones say nothing
