@@ -7,7 +7,8 @@ validation slice. Every point of a grid (``sklearn.model_selection.ParameterGrid
 spec's own point are fitted on the rest of the training months and scored on that slice (root
 cause by multiclass log loss, recovery by binary log loss); the best point and the spec's own
 hyperparameters are then fitted on every training month and measured on the test months
-(root-cause macro-F1, recovery ROC AUC), with the paired bootstrap 95% interval of searched minus spec on the same rows.
+(root-cause macro-F1, recovery ROC AUC), with the paired bootstrap 95% interval of searched
+minus spec on the same rows.
 
     python benchmarks/hyperparameter_search.py --seeds 9401 9402 --rows 40000 --out /tmp/search
 """

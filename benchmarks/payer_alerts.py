@@ -16,9 +16,11 @@ twice its mean week over the 12 weeks before them and at least 16 denials (the s
 minimum that keeps it under one false alert a month on seeds 1-5; at 3 it raised 60 a month),
 then waits 12 weeks, until its trailing weeks hold the change.
 
-Tune on seeds 1-5, report on seeds never tuned on (101-105):
+Develop and tune on seeds 11-20 (``--per-change`` prints each change's cell, size and delays
+and each false alert), report once on seeds never used (701-705; 101-105 reported an earlier
+version, tuned on 1-5):
 
-    python benchmarks/payer_alerts.py --seeds 101 102 103 104 105 --out /tmp/payer-alerts
+    python benchmarks/payer_alerts.py --seeds 701 702 703 704 705 --out /tmp/payer-alerts
 """
 
 from __future__ import annotations
@@ -96,18 +98,27 @@ def plain_rule_alarms(counts: DailyCounts, settings: AlertSettings) -> list[Alar
     return alarms
 
 
+Cell = tuple[str, str, str]  # payer, primary CARC, procedure family
+
+
+def onsets_by_cell(changes: list[PayerChange]) -> dict[Cell, dt.date]:
+    return {(c.payer_id, c.carc, c.procedure_family): c.onset_date for c in changes}
+
+
+def cell_key(counts: DailyCounts, cell: int) -> Cell:
+    row = counts.cells.iloc[cell]
+    return (row.payer_id, row.carc, row.procedure_family)
+
+
 def match(
     alarms: list[Alarm], counts: DailyCounts, changes: list[PayerChange], settings: AlertSettings
 ) -> SeedResult:
     """Recall within 14 days, delays and false alerts of one method on one seed."""
-    onsets: dict[tuple[str, str, str], dt.date] = {
-        (c.payer_id, c.carc, c.procedure_family): c.onset_date for c in changes
-    }
-    first_alarm: dict[tuple[str, str, str], int] = {}
+    onsets = onsets_by_cell(changes)
+    first_alarm: dict[Cell, int] = {}
     false_alerts = 0
     for alarm in alarms:
-        cell = counts.cells.iloc[alarm.cell]
-        key = (cell.payer_id, cell.carc, cell.procedure_family)
+        key = cell_key(counts, alarm.cell)
         onset = onsets.get(key)
         alarm_date = counts.date_of(alarm.alarm_day)
         if onset is None or alarm_date < onset:
@@ -124,6 +135,66 @@ def match(
         months=monitored / 30.0,
         payers=counts.cells["payer_id"].nunique(),
     )
+
+
+def first_alarm_delays(
+    alarms: list[Alarm], counts: DailyCounts, changes: list[PayerChange]
+) -> dict[Cell, int]:
+    """Days from each found change's onset to its cell's first alarm on or after it."""
+    onsets = onsets_by_cell(changes)
+    delays: dict[Cell, int] = {}
+    for alarm in sorted(alarms, key=lambda a: a.alarm_day):
+        key = cell_key(counts, alarm.cell)
+        onset = onsets.get(key)
+        if onset is not None and key not in delays and counts.date_of(alarm.alarm_day) >= onset:
+            delays[key] = (counts.date_of(alarm.alarm_day) - onset).days
+    return delays
+
+
+def change_lines(
+    seed: int, counts: DailyCounts, changes: list[PayerChange], alarms: dict[str, list[Alarm]]
+) -> list[str]:
+    """Per injected change (development seeds only): the cell's size and share of its payer's
+    denials over the year before onset, its multiplier, and each method's delay."""
+    delays = {name: first_alarm_delays(found, counts, changes) for name, found in alarms.items()}
+    lines = []
+    for change in changes:
+        key = (change.payer_id, change.carc, change.procedure_family)
+        row = np.flatnonzero(
+            (counts.cells["payer_id"] == key[0])
+            & (counts.cells["carc"] == key[1])
+            & (counts.cells["procedure_family"] == key[2])
+        )[0]
+        onset = counts.day_of(change.onset_date)
+        year = slice(max(onset - 365, 0), onset)
+        monthly = counts.counts[row, year].sum() * 30.0 / (year.stop - year.start)
+        share = counts.counts[row, year].sum() / max(counts.payer_flow[row, year].sum(), 1)
+        found = "  ".join(
+            f"{name.split(':')[0][:14]}={delays[name].get(key, '-')}" for name in alarms
+        )
+        lines.append(
+            f"seed {seed} {'/'.join(key)} onset {change.onset_date} x{change.multiplier:.1f} "
+            f"{monthly:.0f}/month share {share:.1%}  {found}"
+        )
+    return lines
+
+
+def false_alarm_lines(
+    seed: int, counts: DailyCounts, changes: list[PayerChange], alarms: list[Alarm]
+) -> list[str]:
+    """The alarms no injected change explains, with the cell's size (development seeds)."""
+    onsets = onsets_by_cell(changes)
+    lines = []
+    for alarm in alarms:
+        key = cell_key(counts, alarm.cell)
+        onset = onsets.get(key)
+        if onset is None or counts.date_of(alarm.alarm_day) < onset:
+            monthly = counts.counts[alarm.cell].sum() * 30.0 / counts.counts.shape[1]
+            lines.append(
+                f"seed {seed} false {'/'.join(key)} alarm {counts.date_of(alarm.alarm_day)} "
+                f"start {counts.date_of(alarm.start_day)} {monthly:.1f}/month"
+            )
+    return lines
 
 
 def wilson(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
@@ -157,12 +228,20 @@ def summary(results: list[SeedResult]) -> dict[str, float]:
 
 
 METHODS: dict[str, Callable[[DailyCounts, AlertSettings], list[Alarm]]] = {
-    "binomial CUSUM (training/payer_alerts.py)": cusum_alarms,
+    "window-limited binomial CUSUM (training/payer_alerts.py)": cusum_alarms,
     "plain rule: x2 over the trailing mean week": plain_rule_alarms,
 }
 
 
-def run(seeds: list[int], rows: int, changes: int, folder: Path, settings: AlertSettings) -> str:
+def run(
+    seeds: list[int],
+    rows: int,
+    changes: int,
+    folder: Path,
+    settings: AlertSettings,
+    *,
+    per_change: bool = False,
+) -> str:
     per_method: dict[str, list[SeedResult]] = {name: [] for name in METHODS}
     for seed in seeds:
         history, truth = history_for(seed, rows, changes, folder)
@@ -171,8 +250,15 @@ def run(seeds: list[int], rows: int, changes: int, folder: Path, settings: Alert
         )
         counts = daily_counts(denial_cells(denials), min_denials=2)
         injected = read_changes_truth(truth)
-        for name, method in METHODS.items():
-            per_method[name].append(match(method(counts, settings), counts, injected, settings))
+        alarms = {name: method(counts, settings) for name, method in METHODS.items()}
+        for name, found in alarms.items():
+            per_method[name].append(match(found, counts, injected, settings))
+        if per_change:
+            first = next(iter(alarms))
+            for line in change_lines(seed, counts, injected, alarms) + false_alarm_lines(
+                seed, counts, injected, alarms[first]
+            ):
+                print(line, file=sys.stderr)
     return table(per_method, seeds, rows, changes)
 
 
@@ -199,17 +285,23 @@ def table(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[101, 102, 103, 104, 105])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[701, 702, 703, 704, 705])
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--changes", type=int, default=8)
     parser.add_argument("--out", type=Path, default=Path("/tmp/payer-alerts"))
     parser.add_argument("--threshold", type=float, default=AlertSettings().threshold)
     parser.add_argument("--design-ratio", type=float, default=AlertSettings().design_ratio)
+    parser.add_argument(
+        "--per-change",
+        action="store_true",
+        help="also print each change's cell, size and delays, and each false alert (stderr); "
+        "for development seeds only",
+    )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     settings = replace(AlertSettings(), threshold=args.threshold, design_ratio=args.design_ratio)
     started = time.perf_counter()
-    print(run(args.seeds, args.rows, args.changes, args.out, settings))
+    print(run(args.seeds, args.rows, args.changes, args.out, settings, per_change=args.per_change))
     print(f"\n({time.perf_counter() - started:.0f} s)", file=sys.stderr)
     return 0
 

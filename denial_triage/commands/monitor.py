@@ -149,7 +149,7 @@ def alert_lines(alert: PayerAlert) -> list[str]:
     if alert.recovered_before is not None and alert.recovered_after is not None:
         recovered = f"; recovered {alert.recovered_before:.0%} -> {alert.recovered_after:.0%}"
     return [
-        f"{payer}: {alert.carc}{remarks} on {family}"
+        f"{payer}: {alert.carc}{remarks} on {family}: {alert.change}"
         f", from {alert.start_date} (alert {alert.alarm_date})",
         f"  {alert.monthly_before:.1f} -> {alert.monthly_after:.1f} denials a month, "
         f"{alert.share_before:.1%} -> {alert.share_after:.1%} of the payer's denials "

@@ -20,7 +20,8 @@ from denial_triage.settings import Settings, get_settings
 from serving import metrics, payer_watch
 from serving.app import create_app
 from serving.repository import audit_record, record_scores
-from serving.worklist_records import WorklistFilters, worklist_page
+from serving.worklist_records import WorklistFilters, note_outcome, worklist_page
+from training.payer_alerts import OVERTURN
 
 pytest_plugins = ["database_fixtures"]
 
@@ -117,6 +118,38 @@ def test_a_steady_history_has_no_open_alerts(session: Session) -> None:
     assert payer_watch.open_alerts(session) == []
 
 
+def test_outcomes_recorded_through_feedback_feed_the_overturn_test(session: Session) -> None:
+    """Surgery denied with CO-197 at 2 a day throughout; reviewers won 60% of them back until
+    day 430 and 15% after. The volume is steady, so only the overturn test speaks."""
+    rng = np.random.default_rng(3)
+    denials = [d for d in stepped_denials() if d["carc_codes"] == ["CO-16"]]
+    surgery = np.repeat(np.arange(DAYS), rng.poisson(2.0, DAYS))
+    for day in surgery:
+        denials.append(
+            {
+                **denials[0],
+                "denial_id": f"S-{len(denials):05d}",
+                "carc_codes": ["CO-197"],
+                "procedure_code": "27447",
+                "denial_date": FIRST_DAY + dt.timedelta(days=int(day)),
+            }
+        )
+    record_denials(session, denials)
+    won = np.where(surgery >= ONSET, 0.15, 0.6)
+    for denial, share in zip(denials[-len(surgery) :], won, strict=True):
+        outcome = "overturned_on_appeal" if rng.random() < share else "written_off"
+        note_outcome(session, denial["denial_id"], outcome, "reviewer")
+    session.commit()
+    alerts = payer_watch.open_alerts(session)
+    assert [(a.carc, a.procedure_family, a.kind) for a in alerts] == [
+        ("CO-197", "surgery", OVERTURN)
+    ]
+    onset = FIRST_DAY + dt.timedelta(days=ONSET)
+    assert abs((alerts[0].start_date - onset).days) <= 7, alerts[0].start_date
+    assert alerts[0].recovered_before == pytest.approx(0.6, abs=0.05)
+    assert alerts[0].recovered_after == pytest.approx(0.15, abs=0.1)
+
+
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str]]]:
     settings = Settings(
@@ -145,6 +178,7 @@ def test_the_payers_page_lists_an_alert_with_its_worklist_link(site, tmp_path: P
     assert page.status_code == 200
     assert "1 open payer alerts." in page.text
     assert "Acme Health" in page.text and "CO-197" in page.text and "Surgery" in page.text
+    assert '<td data-label="Change">Denials up</td>' in page.text
     assert 'href="/ui/worklist?payer_id=87726&amp;carc=CO-197&amp;status=any"' in page.text
     assert 'href="/ui/payers" aria-current="page"' in page.text
     assert "C-SECRET" not in page.text
@@ -167,10 +201,11 @@ def test_monitor_payers_prints_the_alerts_from_the_records(
         get_settings.cache_clear()
     assert result.exit_code == 0, result.output
     assert "1 payer behaviour alerts raised since 2026-02-01" in result.output
-    assert "Acme Health (87726): CO-197 with N54 on Surgery" in result.output
+    assert "Acme Health (87726): CO-197 with N54 on Surgery: denials up, from" in result.output
     assert "worklist: /ui/worklist?payer_id=87726&carc=CO-197&status=any" in result.output
     assert as_json.exit_code == 0, as_json.output
     assert '"procedure_family": "surgery"' in as_json.output
+    assert '"kind": "denials_up"' in as_json.output
 
 
 def test_monitor_payers_reads_a_history_file(tmp_path: Path) -> None:

@@ -11,10 +11,13 @@ import pandas as pd
 import pytest
 
 from training.payer_alerts import (
+    OVERTURN,
+    VOLUME,
     Alarm,
     AlertSettings,
     cusum_alarms,
     daily_counts,
+    daily_outcomes,
     denial_cells,
     detect_payer_alerts,
     first_test_day,
@@ -89,10 +92,12 @@ def test_a_step_is_found_within_two_weeks_with_its_onset_and_size() -> None:
     onset = 440
     denials = denial_series(3, days=500, step=(onset, 3.0), recovered_share=(0.6, 0.1))
     alerts = detect_payer_alerts(denials, since=FIRST_DAY)
-    assert [(a.payer_id, a.carc, a.procedure_family) for a in alerts] == [
-        ("P00", "CO-197", "surgery")
+    # The recovered share falls on the same day: the overturn test raises its own alert.
+    assert sorted((a.payer_id, a.carc, a.procedure_family, a.kind) for a in alerts) == [
+        ("P00", "CO-197", "surgery", VOLUME),
+        ("P00", "CO-197", "surgery", OVERTURN),
     ]
-    alert = alerts[0]
+    alert = next(a for a in alerts if a.kind == VOLUME)
     onset_date = FIRST_DAY + dt.timedelta(days=onset)
     assert abs((alert.start_date - onset_date).days) <= 7
     assert 0 <= (alert.alarm_date - onset_date).days <= 14
@@ -136,6 +141,45 @@ def test_no_test_runs_before_the_shortest_baseline() -> None:
     assert cusum_alarms(daily_counts(denial_cells(short)), settings) == []
     longer = denial_series(6, days=days + 20, step=(days - 20, 6.0))
     assert [a.cell for a in cusum_alarms(daily_counts(denial_cells(longer)), settings)] == [1]
+
+
+def test_a_drop_in_the_recovered_share_raises_an_overturn_alert_near_its_onset() -> None:
+    """The surgery cell's volume stays as it was; only its recovered share falls, 60% to 20%."""
+    onset = 440
+    denials = denial_series(9, days=500, step=(onset, 1.0), recovered_share=(0.6, 0.2))
+    alerts = detect_payer_alerts(denials, since=FIRST_DAY)
+    assert [(a.payer_id, a.carc, a.procedure_family, a.kind) for a in alerts] == [
+        ("P00", "CO-197", "surgery", OVERTURN)
+    ]
+    onset_date = FIRST_DAY + dt.timedelta(days=onset)
+    # A denial a day of which 60% were won gives about 0.15 nats a day when the share falls:
+    # some six weeks to the threshold.
+    assert abs((alerts[0].start_date - onset_date).days) <= 14
+    assert 0 <= (alerts[0].alarm_date - onset_date).days <= 60
+    assert alerts[0].recovered_before == pytest.approx(0.6, abs=0.05)
+    assert alerts[0].recovered_after == pytest.approx(0.2, abs=0.1)
+
+
+@pytest.mark.parametrize("seed", [10, 11, 12])
+def test_a_steady_recovered_share_raises_no_overturn_alert(seed: int) -> None:
+    denials = denial_series(seed, days=500, recovered_share=(0.6, 0.6))
+    assert detect_payer_alerts(denials, since=FIRST_DAY) == []
+
+
+def test_only_ended_outcomes_count_in_the_overturn_test() -> None:
+    denials = denial_series(13, days=3)
+    denials["resolution"] = ["open", "written_off", "paid_after_correction", None] * (
+        len(denials) // 4
+    ) + ["billed_to_patient"] * (len(denials) % 4)
+    counts = daily_counts(denial_cells(denials))
+    lost, ended = daily_outcomes(counts, denials["resolution"])
+    resolution = denials["resolution"]
+    assert (
+        ended.sum()
+        == resolution.isin(["written_off", "paid_after_correction", "billed_to_patient"]).sum()
+    )
+    assert lost.sum() == resolution.isin(["written_off", "billed_to_patient"]).sum()
+    assert (lost <= ended).all()
 
 
 def test_an_empty_history_has_no_alerts() -> None:
