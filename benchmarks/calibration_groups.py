@@ -23,7 +23,6 @@ others:
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from harness import generated_history_options, records_table
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import OneHotEncoder
 
@@ -165,28 +165,13 @@ def measure(seed: int, found: Margins) -> list[dict[str, object]]:
     return rows
 
 
-def markdown(rows: list[dict[str, object]]) -> str:
-    frame = pd.DataFrame(rows)
-    columns = list(frame.columns)
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for _, row in frame.iterrows():
-        cells = [f"{v:.4f}" if isinstance(v, float) else str(v) for v in row]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, nargs="+", required=True)
-    parser.add_argument("--rows", type=int, default=40_000)
-    parser.add_argument("--out", type=Path, required=True, help="folder for generated histories")
-    options = parser.parse_args(argv)
-    options.out.mkdir(parents=True, exist_ok=True)
+    options = generated_history_options(__doc__.split("\n")[0], argv)
     rows = []
     for seed in options.seeds:
         rows += measure(seed, margins(seed, options.rows, options.out))
         print(f"seed {seed} measured", file=sys.stderr, flush=True)
-    print(markdown(rows))
+    print(records_table(rows))
     return 0
 
 

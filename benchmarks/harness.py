@@ -7,6 +7,7 @@ Imported by the benchmark scripts by name (their folder leads ``sys.path`` when 
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import http.client
 import json
@@ -148,3 +149,25 @@ def timed(work: Callable[[], object], repeats: int) -> tuple[float, float, float
         work()
         runs.append((time.perf_counter() - started) * 1000)
     return statistics.median(runs), min(runs), max(runs)
+
+
+def records_table(rows: list[dict[str, object]]) -> str:
+    """A markdown table of rows that share their keys (the header), floats to 4 decimals."""
+    columns = list(rows[0])
+    lines = [f"| {' | '.join(columns)} |", f"|{'---|' * len(columns)}"]
+    for row in rows:
+        cells = [f"{v:.4f}" if isinstance(v, float) else str(v) for v in row.values()]
+        lines.append(f"| {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
+def generated_history_options(description: str, argv: list[str] | None) -> argparse.Namespace:
+    """``--seeds``, ``--rows`` and ``--out`` (a folder for the generated histories, created)
+    of a benchmark that measures on generated histories."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--seeds", type=int, nargs="+", required=True)
+    parser.add_argument("--rows", type=int, default=40_000)
+    parser.add_argument("--out", type=Path, required=True, help="folder for generated histories")
+    options = parser.parse_args(argv)
+    options.out.mkdir(parents=True, exist_ok=True)
+    return options

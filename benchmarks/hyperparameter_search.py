@@ -15,13 +15,12 @@ minus spec on the same rows.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
+from harness import generated_history_options, records_table
 from model_quality import Split, load_split
 from sklearn.metrics import log_loss
 from sklearn.model_selection import ParameterGrid
@@ -147,29 +146,15 @@ def measure(task: Task, split: Split, seed: int) -> dict[str, object]:
     }
 
 
-def markdown(rows: list[dict[str, object]]) -> str:
-    columns = list(rows[0])
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for row in rows:
-        cells = [f"{v:.4f}" if isinstance(v, float) else str(v) for v in row.values()]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, nargs="+", required=True)
-    parser.add_argument("--rows", type=int, default=40_000)
-    parser.add_argument("--out", type=Path, required=True, help="folder for generated histories")
-    options = parser.parse_args(argv)
-    options.out.mkdir(parents=True, exist_ok=True)
+    options = generated_history_options(__doc__.split("\n")[0], argv)
     rows = []
     for seed in options.seeds:
         split = load_split(options.rows, seed, options.out)
         for task in TASKS:
             rows.append(measure(task, split, seed))
             print(f"seed {seed} {task.name} measured", file=sys.stderr, flush=True)
-    print(markdown(rows))
+    print(records_table(rows))
     return 0
 
 
