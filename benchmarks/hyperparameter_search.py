@@ -3,9 +3,9 @@
 Issue 14: hyperparameters are to be chosen on a validation slice inside the training window,
 never on the months that are reported, "with a kept library where it pays". For each seed, a
 history is split as ``train`` splits it; the newest 15% of the training months are the
-validation slice. Every point of a grid (``sklearn.model_selection.ParameterGrid``) and the
-spec's own point are fitted on the rest of the training months and scored on that slice (root
-cause by multiclass log loss, recovery by binary log loss); the best point and the spec's own
+validation slice. Every point of ``training.search``'s grid and the spec's own point are
+fitted on the rest of the training months and scored on that slice (root cause by multiclass
+log loss, recovery by binary log loss); the best point and the spec's own
 hyperparameters are then fitted on every training month and measured on the test months
 (root-cause macro-F1, recovery ROC AUC), with the paired bootstrap 95% interval of searched
 minus spec on the same rows.
@@ -23,7 +23,6 @@ import numpy as np
 from harness import generated_history_options, records_table
 from model_quality import Split, load_split
 from sklearn.metrics import log_loss
-from sklearn.model_selection import ParameterGrid
 
 from features.contract import ROOT_CAUSES
 from features.pipeline import DenialFeatures
@@ -36,15 +35,8 @@ from training.fit import (
     resolved_rows,
     root_cause_codes,
 )
+from training.search import VALIDATION_SHARE, choose, root_cause_loss
 from training.specs import ModelSpec, load_specs
-
-VALIDATION_SHARE = 0.15  # as the binary models' calibration and early stopping slice
-GRID = {
-    "num_leaves": [7, 15, 31],
-    "min_child_samples": [20, 80],
-    "n_estimators": [100, 250],
-}
-CLASSES = np.arange(len(ROOT_CAUSES))
 
 
 @dataclass(frozen=True)
@@ -74,12 +66,9 @@ class Task:
         return fitter.binary(spec, matrix, target)
 
     def loss(self, model, matrix: np.ndarray, target: np.ndarray) -> float:
-        probabilities = model.predict_proba(matrix)
         if self.name == "root_cause":
-            full = np.zeros((len(matrix), len(CLASSES)))
-            full[:, model.classes_] = probabilities
-            return float(log_loss(target, np.clip(full, 1e-9, 1.0), labels=CLASSES))
-        return float(log_loss(target, probabilities[:, 1]))
+            return root_cause_loss(model, matrix, target)
+        return float(log_loss(target, model.predict_proba(matrix)[:, 1]))
 
     def predictions(self, model, matrix: np.ndarray) -> np.ndarray:
         if self.name == "root_cause":
@@ -88,30 +77,21 @@ class Task:
 
 
 TASKS = (
-    Task("root_cause", "macro-F1", intervals.macro_f1(len(CLASSES))),
+    Task("root_cause", "macro-F1", intervals.macro_f1(len(ROOT_CAUSES))),
     Task("recovery", "recovery ROC AUC", intervals.roc_auc),
 )
 
 
-def with_parameters(spec: ModelSpec, point: dict[str, int]) -> ModelSpec:
-    return spec.model_copy(update={"hyperparameters": {**spec.hyperparameters, **point}})
-
-
 def search(task: Task, split: Split, matrix: np.ndarray, fitter: ModelFitter, spec: ModelSpec):
-    """The grid point with the lowest validation log loss, and every point's loss."""
+    """``training.search.choose`` on the newest slice of the task's training rows."""
     rows, target = task.rows(split, True), task.target(split, True)
     validation = newest_share(split.train[rows], VALIDATION_SHARE)
-    learn_matrix, learn_target = matrix[rows][~validation], target[~validation]
-    losses = {}
-    spec_point = {k: spec.hyperparameters[k] for k in GRID}
-    points = [*ParameterGrid(GRID), spec_point]  # the spec competes too
-    for point in points:
-        model = task.fit(fitter, with_parameters(spec, point), learn_matrix, learn_target)
-        losses[tuple(sorted(point.items()))] = task.loss(
-            model, matrix[rows][validation], target[validation]
-        )
-    best = min(losses, key=losses.get)
-    return dict(best), losses
+    learn, held = matrix[rows][~validation], matrix[rows][validation]
+    return choose(
+        spec,
+        lambda candidate: task.fit(fitter, candidate, learn, target[~validation]),
+        lambda model: task.loss(model, held, target[validation]),
+    )
 
 
 def measure(task: Task, split: Split, seed: int) -> dict[str, object]:
@@ -120,18 +100,17 @@ def measure(task: Task, split: Split, seed: int) -> dict[str, object]:
     fitter = ModelFitter(seed, 2, features.categorical_indices)
     spec = load_specs()[task.name]
     started = time.perf_counter()
-    best, losses = search(task, split, matrix, fitter, spec)
+    result = search(task, split, matrix, fitter, spec)
     searched_seconds = time.perf_counter() - started
     rows, target = task.rows(split, True), task.target(split, True)
     test_rows, truth = task.rows(split, False), task.target(split, False)
     chosen = {}
-    for name, chosen_spec in (("spec", spec), ("searched", with_parameters(spec, best))):
+    for name, chosen_spec in (("spec", spec), ("searched", result.spec)):
         model = task.fit(fitter, chosen_spec, matrix[rows], target)
         chosen[name] = task.predictions(model, test_matrix[test_rows])
     difference = intervals.paired_difference(
         task.statistic, [truth], [chosen["searched"]], [chosen["spec"]], seed=seed
     )
-    spec_point = tuple(sorted((k, spec.hyperparameters[k]) for k in GRID))
     return {
         "seed": split.seed,
         "metric": task.metric,
@@ -139,9 +118,7 @@ def measure(task: Task, split: Split, seed: int) -> dict[str, object]:
         "spec": float(task.statistic(truth, chosen["spec"])),
         "searched": float(task.statistic(truth, chosen["searched"])),
         "searched - spec [95% CI]": difference.describe(),
-        "chosen": ", ".join(f"{k} {v}" for k, v in best.items()),
-        "spec's validation rank": f"{1 + sorted(losses.values()).index(losses[spec_point])} "
-        f"of {len(losses)}",
+        "chosen": result.describe(),
         "search seconds": round(searched_seconds),
     }
 

@@ -8,6 +8,7 @@ kept is then refitted on every training row: the newest months teach it too.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -18,6 +19,14 @@ from sklearn.linear_model import LogisticRegression
 
 from features.contract import ROOT_CAUSES
 from features.pipeline import DenialFeatures
+from training.search import (
+    SEARCH_KEY,
+    SEARCH_POINT_KEY,
+    VALIDATION_SHARE,
+    SearchResult,
+    search_root_cause,
+    with_point,
+)
 from training.specs import ModelSpec
 from training.triage_model import PlattCalibration, TriageModel
 
@@ -265,18 +274,29 @@ def pseudo_labels(
 
 
 def fit_triage_model(
-    frame: pd.DataFrame, specs: dict[str, ModelSpec], *, seed: int = 7, n_jobs: int = 2
+    frame: pd.DataFrame,
+    specs: dict[str, ModelSpec],
+    *,
+    seed: int = 7,
+    n_jobs: int = 2,
+    search: bool = False,
 ) -> TriageModel:
     """Fit the feature pipeline and each model on the training rows that carry its label.
 
     Root cause and preventable are left out (None) when their labels are fewer than their
-    spec's ``min_labels``; recovery, which the priority score rests on, is required.
+    spec's ``min_labels``; recovery, which the priority score rests on, is required. With
+    ``search``, the root cause's hyperparameters are chosen on the newest slice of its labelled
+    rows first (:mod:`training.search`), and the choice is kept in the model's metadata.
     """
     counts = require_recovery_labels(label_counts(frame, specs))
     features = DenialFeatures().fit(frame)
     matrix = features.transform(frame)
     fit = ModelFitter(seed, n_jobs, features.categorical_indices)
     rows = {task: labelled_rows(frame, task) for task in specs}
+    searched = None
+    if search and counts["root_cause"].enough:
+        searched = searched_root_cause(fit, specs["root_cause"], matrix, frame)
+        specs = {**specs, "root_cause": searched.spec}
     recovery, recovery_calibration = fit.calibrated_binary(
         specs["recovery"], matrix[rows["recovery"]], frame[rows["recovery"]], recovered_target
     )
@@ -310,7 +330,37 @@ def fit_triage_model(
     )
     if set_aside:
         model.metadata["set_aside.preventable"] = set_aside
+    if searched is not None:
+        model.metadata[SEARCH_KEY] = searched.describe()
+        model.metadata[SEARCH_POINT_KEY] = json.dumps(searched.chosen, sort_keys=True)
     return model
+
+
+def searched_root_cause(
+    fit: ModelFitter, spec: ModelSpec, matrix: np.ndarray, frame: pd.DataFrame
+) -> SearchResult:
+    """The root-cause spec chosen on the newest slice of the labelled rows (as many labels as
+    the fit will see, so the leaves scale the same way)."""
+    labelled = labelled_rows(frame, "root_cause")
+    spec = small_sample_spec(spec, int(labelled.sum()))
+    return search_root_cause(
+        fit.weighted_root_cause,
+        spec,
+        matrix[labelled],
+        root_cause_codes(frame.loc[labelled, "root_cause"]),
+        newest_share(frame[labelled], VALIDATION_SHARE),
+    )
+
+
+def with_searched_root_cause(
+    specs: dict[str, ModelSpec], metadata: dict[str, object]
+) -> dict[str, ModelSpec]:
+    """The specs with the root-cause point an earlier search chose (none: as they are), so a
+    refit uses the selected settings without searching again."""
+    point = metadata.get(SEARCH_POINT_KEY)
+    if point is None:
+        return specs
+    return {**specs, "root_cause": with_point(specs["root_cause"], json.loads(str(point)))}
 
 
 def ranked_backwards(task: str, calibration: PlattCalibration | None) -> str | None:

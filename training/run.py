@@ -27,6 +27,7 @@ from training.fit import (
     label_counts,
     require_recovery_labels,
     time_split,
+    with_searched_root_cause,
     with_set_aside,
 )
 from training.specs import ModelSpec, load_specs
@@ -64,6 +65,9 @@ class TrainingOptions:
     # row (training and test months) and register that: the newest matured months are the
     # ones most like the denials it will score. Not with --dask (see ``_refit``).
     refit: bool = True
+    # Choose the root cause's hyperparameters on a validation slice of the training months
+    # first (training.search); the refit reuses the choice.
+    search: bool = False
     # The service's feedback labels (training.feedback.LABELS by denial_id), laid over the
     # history's; the command reads them from the service's records.
     feedback: pd.DataFrame | None = field(default=None, compare=False, repr=False)
@@ -171,7 +175,8 @@ def _refit(
     """
     rows = pd.concat([fitted.baseline_rows, fitted.test_rows], ignore_index=True)
     progress(f"refitting on all {len(rows):,} matured denials (training and test months)")
-    model = fit_triage_model(rows, specs, seed=options.seed)
+    selected = with_searched_root_cause(specs, fitted.model.metadata)
+    model = fit_triage_model(rows, selected, seed=options.seed)
     window = TrainingWindow.of(rows, fitted.window.matured_by, str(fitted.window.data_digest))
     fitted.model.metadata["fit"] = EVALUATION_FIT  # kept beside the registered model
     model.metadata.update(
@@ -217,7 +222,7 @@ def _fit_here(options: TrainingOptions, specs: dict[str, ModelSpec], progress: P
     train_rows, test_rows, split = split_history(frame, options)
     labels = label_counts(train_rows, specs)
     progress(f"fitting on {len(train_rows):,} denials before {split.cutoff.date()}")
-    model = fit_triage_model(train_rows, specs, seed=options.seed)
+    model = fit_triage_model(train_rows, specs, seed=options.seed, search=options.search)
     labels = with_set_aside(labels, model)
     window = TrainingWindow.of(train_rows, split.matured_by, file_digest(options.data))
     return _Fitted(model, train_rows, test_rows, len(train_rows), split.cutoff, window, labels)
@@ -333,6 +338,7 @@ def _params(
         "test_rows": model.metadata["test_rows"],
         "registered_rows": model.metadata["train_rows"],  # what the registered one learned from
         "refit": options.refit and not options.dask,
+        "search": options.search,
         "features": len(model.features.feature_names_),
     }
     for task, counts in report["labels"].items():

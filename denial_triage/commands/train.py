@@ -110,10 +110,19 @@ def train(
             "and register that; --no-refit registers the evaluated fit (quicker)."
         ),
     ] = True,
+    search: Annotated[
+        bool,
+        typer.Option(
+            help="Choose the root cause's hyperparameters on the newest slice of the training "
+            "months first (13 fits; the test months never see it)."
+        ),
+    ] = False,
 ) -> None:
     """Fit the three models, evaluate them against baselines, log to MLflow and register."""
     options = _options(data, experiment, seed, test_months, maturity_days, dask)
-    options = replace(options, refit=refit)
+    options = replace(options, refit=refit, search=search)
+    if dask and search:
+        fail("--search is not supported with --dask yet")
     if include_feedback:
         if dask:
             fail("--include-feedback is not supported with --dask yet")
