@@ -105,3 +105,15 @@ def test_without_search_the_specs_are_fitted_as_written(split_history) -> None:
     assert SEARCH_KEY not in model.metadata and SEARCH_POINT_KEY not in model.metadata
     spec = load_specs()["root_cause"].hyperparameters
     assert model.root_cause_model.get_params()["num_leaves"] == spec["num_leaves"]
+
+
+def test_train_refuses_search_on_dask_before_any_work(history_path) -> None:
+    from typer.testing import CliRunner
+
+    from denial_triage.cli import app
+
+    result = CliRunner().invoke(
+        app, ["train", "--data", str(history_path), "--dask", "local", "--search"]
+    )
+    assert result.exit_code == 1
+    assert "--search is not supported with --dask" in result.output
