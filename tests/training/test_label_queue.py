@@ -80,6 +80,7 @@ def test_picks_respect_the_budget_and_take_only_unlabelled_denials(
     assert kinds["first"] + kinds["few labels in payer"] > 0
 
 
+@pytest.mark.slow  # fits the interim models twice
 def test_the_same_seed_gives_the_same_queue(history: pd.DataFrame, matrix: np.ndarray) -> None:
     frame = with_labels_on(history, random_rows(history, 0.03, seed=2))
     first = label_queue(frame, 60, seed=5, matrix=matrix)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from training.fit import fit_triage_model, newest_share, with_searched_root_cause
 from training.search import (
@@ -81,8 +82,9 @@ class _Constant:
         return np.tile(self.share, (len(matrix), 1))
 
 
+@pytest.mark.slow  # thirteen root-cause fits and a triage model
 def test_a_searched_model_records_its_choice_and_a_refit_reuses_it(split_history) -> None:
-    train = split_history[0].sample(6_000, random_state=5)
+    train = split_history[0].sample(4_000, random_state=5)
     specs = {
         task: with_point(spec, {"n_estimators": 30}) if task != "root_cause" else spec
         for task, spec in load_specs().items()
