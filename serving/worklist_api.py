@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from features.contract import TEXT_MAXIMUM
-from serving import repository, worklist_records
+from serving import live, repository, worklist_records
 from serving.auth import Caller, require_roles
 from serving.errors import ServiceError
 from serving.schemas import ErrorResponse
@@ -171,7 +171,7 @@ async def worklist(
         search_claim_key=repository.claim_key(q) if q else None,
         workable=workable,
     )
-    as_of = dt.datetime.now(dt.UTC).date()
+    as_of = live.today()  # the day the score API and the reviewer pages count from
 
     def read() -> WorklistPage:
         with _state(request).session() as session:
@@ -222,7 +222,7 @@ def _change(state: ServiceState, apply: Callable[[Session], list[str]]) -> Workl
         except NotAnAssignee as exc:
             problem = {"loc": ["body", "assignee"], "msg": NOT_AN_ASSIGNEE}
             raise ServiceError(422, [problem]) from exc
-        today = dt.datetime.now(dt.UTC).date()
+        today = live.today()
         entries = [worklist_records.worklist_entry(session, denial, today) for denial in changed]
     return WorklistChanges(
         changes=[

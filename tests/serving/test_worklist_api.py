@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from denial_triage.settings import Settings
+from serving import live
 from serving.app import create_app
 from serving.database import make_engine, session_factory
 from serving.records import WorklistEvent
@@ -26,7 +27,7 @@ from serving.repository import audit_record, record_scores
 
 pytest_plugins = ["database_fixtures"]
 
-TODAY = dt.datetime.now(dt.UTC).date()
+TODAY = live.today()  # the service's day
 
 
 @dataclass(frozen=True)
