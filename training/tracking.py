@@ -23,7 +23,7 @@ import joblib
 import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
-from mlflow.models import ModelSignature, infer_signature
+from mlflow.models import ModelSignature, get_model_info, infer_signature
 from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
 from mlflow.types.schema import Array
@@ -221,14 +221,14 @@ def load_measured_model(uri: str) -> TriageModel:
     window until months pass; the evaluation fit is the same specs and code fitted before those
     months, so measuring it is fair, and at worst modest for the model that serves.
     """
-    pyfunc = mlflow.pyfunc.load_model(uri)
-    run_id = pyfunc.metadata.run_id
+    # The model's MLmodel file names its run; only the model measured is then loaded.
+    run_id = get_model_info(uri).run_id
     if run_id and MlflowClient().list_artifacts(run_id, EVALUATION_FIT):
         path = mlflow.artifacts.download_artifacts(
             run_id=run_id, artifact_path=f"{EVALUATION_FIT}/{EVALUATION_FIT_FILE}"
         )
         return joblib.load(path)
-    return pyfunc.unwrap_python_model().triage
+    return load_triage_model(uri)
 
 
 def alias_version(alias: str) -> str | None:
