@@ -68,6 +68,12 @@ class TrainingOptions:
     # Choose the root cause's hyperparameters on a validation slice of the training months
     # first (training.search); the refit reuses the choice.
     search: bool = False
+
+    @property
+    def refits(self) -> bool:
+        """Whether the registered model is the refit (never on Dask, see ``_refit``)."""
+        return self.refit and not self.dask
+
     # The service's feedback labels (training.feedback.LABELS by denial_id), laid over the
     # history's; the command reads them from the service's records.
     feedback: pd.DataFrame | None = field(default=None, compare=False, repr=False)
@@ -154,7 +160,7 @@ def train(options: TrainingOptions, progress: Progress = lambda _: None) -> Trai
     evaluation.report["rows"]["train"] = fitted.train_rows
     evaluation.report["labels"] = label_report(fitted.labels)
     registered, rows, window = evaluated, fitted.baseline_rows, fitted.window
-    if options.refit and not options.dask:
+    if options.refits:
         registered, rows, window = _refit(options, specs, fitted, progress)
     progress("keeping the training rows' distributions for drift monitoring")
     registered.drift_reference = training_reference(registered, rows, window, options.seed)
@@ -337,7 +343,7 @@ def _params(
         "train_rows": report["rows"]["train"],  # what the evaluated models learned from
         "test_rows": model.metadata["test_rows"],
         "registered_rows": model.metadata["train_rows"],  # what the registered one learned from
-        "refit": options.refit and not options.dask,
+        "refit": options.refits,
         "search": options.search,
         "features": len(model.features.feature_names_),
     }
