@@ -608,13 +608,14 @@ def model(request: Request, viewer: SignedIn) -> HTMLResponse:
     try:
         with state.session() as session:
             version = shadow.version if shadow is not None else None
-            live = page_cache.live_comparison(state.page_cache, session, version)
+            comparison = page_cache.live_comparison(state.page_cache, session, version)
     except SQLAlchemyError:  # the registry's half of the page is still worth showing
-        live, problem = None, problem or "the shadow scores cannot be read: database unreachable"
+        comparison = None
+        problem = problem or "the shadow scores cannot be read: database unreachable"
     context = {
         "cards": cards,
         "problem": problem,
-        "live": live,
+        "live": comparison,
         "shadow_share": shadow.share if shadow is not None else None,
         "serving": _state(request).readiness(),
         "figures": model_card.FIGURES,
