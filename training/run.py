@@ -68,15 +68,14 @@ class TrainingOptions:
     # Choose the root cause's hyperparameters on a validation slice of the training months
     # first (training.search); the refit reuses the choice.
     search: bool = False
+    # The service's feedback labels (training.feedback.LABELS by denial_id), laid over the
+    # history's; the command reads them from the service's records.
+    feedback: pd.DataFrame | None = field(default=None, compare=False, repr=False)
 
     @property
     def refits(self) -> bool:
         """Whether the registered model is the refit (never on Dask, see ``_refit``)."""
         return self.refit and not self.dask
-
-    # The service's feedback labels (training.feedback.LABELS by denial_id), laid over the
-    # history's; the command reads them from the service's records.
-    feedback: pd.DataFrame | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -185,9 +184,12 @@ def _refit(
     model = fit_triage_model(rows, selected, seed=options.seed)
     window = TrainingWindow.of(rows, fitted.window.matured_by, str(fitted.window.data_digest))
     fitted.model.metadata["fit"] = EVALUATION_FIT  # kept beside the registered model
+    # The evaluated fit's provenance and search choice carry over; whether a model was set
+    # aside is the refit's own (it learned other rows and may keep what the other did not).
+    carried = {k: v for k, v in fitted.model.metadata.items() if not k.startswith("set_aside.")}
     model.metadata.update(
         {
-            **fitted.model.metadata,
+            **carried,
             "fit": "every matured row",
             **window.metadata(),
             **{

@@ -188,3 +188,27 @@ def test_a_refitted_version_serves_the_refit_and_is_measured_by_its_evaluation_f
     served_scores = served.score(newest)["recovery_probability"].to_numpy()
     measured_scores = measured.score(newest)["recovery_probability"].to_numpy()
     assert np.abs(served_scores - measured_scores).mean() > 1e-3
+
+
+def test_the_refit_keeps_its_own_set_aside_and_carries_the_evaluated_provenance(
+    split_history, tmp_path: Path
+) -> None:
+    from training.fit import fit_triage_model
+
+    train_rows, test_rows = (part.head(3_000) for part in split_history)
+    specs = small_specs(20)
+    evaluated = fit_triage_model(train_rows, specs, seed=2)
+    # As if the evaluated fit had set its preventable model aside; the refit kept its own.
+    evaluated.metadata.update({"data_path": "history.parquet", "set_aside.preventable": "slope"})
+    window = TrainingWindow.of(train_rows, None, "d" * 64)
+    fitted = training_run._Fitted(
+        evaluated, train_rows, test_rows, len(train_rows), pd.Timestamp("2025-01-01"), window, {}
+    )
+    options = TrainingOptions(data=tmp_path / "history.parquet", data_dir=tmp_path, seed=2)
+    refit, rows, refit_window = training_run._refit(options, specs, fitted, lambda _: None)
+    assert refit.preventable_model is not None
+    assert "set_aside.preventable" not in refit.metadata
+    assert refit.metadata["data_path"] == "history.parquet"
+    assert refit.metadata["train_rows"] == len(rows) == 6_000
+    assert refit.metadata["evaluation_fit.rows"] == 3_000
+    assert refit_window.rows == 6_000
