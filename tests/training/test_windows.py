@@ -190,6 +190,7 @@ def test_a_refitted_version_serves_the_refit_and_is_measured_by_its_evaluation_f
     assert np.abs(served_scores - measured_scores).mean() > 1e-3
 
 
+@pytest.mark.slow  # fits a triage model twice
 def test_the_refit_keeps_its_own_set_aside_and_carries_the_evaluated_provenance(
     split_history, tmp_path: Path
 ) -> None:
