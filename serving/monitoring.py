@@ -19,7 +19,7 @@ import datetime as dt
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,7 @@ import pandas as pd
 from sqlalchemy import Integer, Select, and_, case, cast, func, or_, select
 from sqlalchemy.orm import Session
 
+from denial_triage.settings import Settings
 from features.labels import plain_label
 from serving.records import DenialStatus, Feedback, LatestScore, ScoreRecord
 from training import drift
@@ -40,25 +41,28 @@ TOP_DRIFTING = 5
 PRIORITY_RANKING = "priority_score"
 
 
+SETTINGS_PREFIX = "monitoring_"
+
+
+def _setting_default(name: str) -> Any:
+    """The ``monitoring_<name>`` setting's default: the settings are the one source of it."""
+    return Settings.model_fields[f"{SETTINGS_PREFIX}{name}"].default
+
+
 @dataclass(frozen=True)
 class Thresholds:
-    """When a figure on recent outcomes asks for retraining (see the ``monitoring_*`` settings)."""
+    """When a figure on recent outcomes asks for retraining (the ``monitoring_*`` settings of
+    the same names, whose defaults these are)."""
 
-    max_ece: float = 0.08
-    min_auc: float = 0.65
-    min_root_cause_accuracy: float = 0.6
-    max_psi: float = 0.25
-    min_outcomes: int = 200
+    max_ece: float = _setting_default("max_ece")
+    min_auc: float = _setting_default("min_auc")
+    min_root_cause_accuracy: float = _setting_default("min_root_cause_accuracy")
+    max_psi: float = _setting_default("max_psi")
+    min_outcomes: int = _setting_default("min_outcomes")
 
     @classmethod
-    def from_settings(cls, settings: Any) -> Thresholds:
-        return cls(
-            max_ece=settings.monitoring_max_ece,
-            min_auc=settings.monitoring_min_auc,
-            min_root_cause_accuracy=settings.monitoring_min_root_cause_accuracy,
-            max_psi=settings.monitoring_max_psi,
-            min_outcomes=settings.monitoring_min_outcomes,
-        )
+    def from_settings(cls, settings: Settings) -> Thresholds:
+        return cls(**{f.name: getattr(settings, SETTINGS_PREFIX + f.name) for f in fields(cls)})
 
 
 @dataclass(frozen=True)
