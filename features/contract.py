@@ -179,9 +179,16 @@ SCORING_COLUMNS = tuple(c.name for c in COLUMNS if c.role is not Role.LABEL)
 LABEL_COLUMNS = tuple(c.name for c in COLUMNS if c.role is Role.LABEL)
 LIST_COLUMNS = tuple(c.name for c in COLUMNS if c.kind is Kind.STRING_LIST)
 # What the synthetic generator knows of each denial (``generate --with-truth``): the cause
-# before label noise and the probabilities the labels were drawn with. Outside the contract,
-# for benchmarks only: they would leak the labels, so a contract file holding them is refused.
-TRUTH_COLUMNS = ("true_root_cause", "true_recovery_probability", "true_preventable_probability")
+# before label noise, the probabilities the labels were drawn with, and whether the denial
+# recovers money in the end, also when the history ends before its outcome arrives (an open
+# denial's outcome, which a real history cannot know). Outside the contract, for benchmarks
+# only: they would leak the labels, so a contract file holding them is refused.
+TRUTH_COLUMNS = (
+    "true_root_cause",
+    "true_recovery_probability",
+    "true_preventable_probability",
+    "true_recovered",
+)
 _TRUE = {"true", "t", "yes", "y", "1"}
 _FALSE = {"false", "f", "no", "n", "0"}
 

@@ -427,6 +427,7 @@ def _sample_outcomes(draw: _Draw, frame: pd.DataFrame) -> None:
     frame["root_cause"] = _noisy_labels(rng, cause)
     frame["preventable"] = _preventable(rng, frame)
     frame["true_recovery_probability"] = probability
+    frame["true_recovered"] = recovered
     frame["resolution"] = np.where(still_open, "open", resolution)
     amount = np.round(frame["denied_amount"].to_numpy() * share * recovered, 2)
     frame["recovered_amount"] = pd.Series(np.where(still_open, np.nan, amount), dtype="float64")

@@ -174,6 +174,10 @@ def test_truth_explains_the_labels_and_leaves_the_history_unchanged(tmp_path: Pa
     recovered = history.loc[resolved, "recovered_amount"] > 0
     true_recovery = truth.loc[resolved, "true_recovery_probability"]
     assert expected_calibration_error(recovered, true_recovery) < 0.03
+    # The eventual outcome is the label where the history knows it, and known where it does not.
+    assert truth.loc[resolved, "true_recovered"].equals(recovered)
+    open_ones = truth.loc[~resolved, "true_recovered"]
+    assert len(open_ones) > 100 and 0.2 < open_ones.mean() < 0.8
     preventable = history["preventable"].astype(bool)
     assert expected_calibration_error(preventable, truth["true_preventable_probability"]) < 0.03
     # The noisy root-cause label is the true cause but for its noise.
