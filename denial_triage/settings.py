@@ -12,6 +12,12 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Days after its denial date by which a denial's outcome is taken as known: the newest denials
+# have only their quick outcomes (mostly corrections that paid), so training tests on, and
+# monitoring judges, only denials at least this old; ``quickstart --remits`` writes off what is
+# still unpaid after as many days (``link-outcomes --unpaid-after``).
+OUTCOME_MATURITY_DAYS = 180
+
 
 class Settings(BaseSettings):
     """Typed settings; every path defaults under one local data directory that git ignores."""
@@ -151,6 +157,14 @@ class Settings(BaseSettings):
         ge=1,
         description="Resolved (or reviewed) denials a month and payer type needs before its "
         "calibration, AUC (or root-cause accuracy) is judged.",
+    )
+    monitoring_maturity_days: int = Field(
+        OUTCOME_MATURITY_DAYS,
+        ge=0,
+        description="A month's recovery calibration and AUC are judged once its last day is this "
+        "many days before the newest denial date in the records: a younger month's resolved "
+        "denials are its quick outcomes, mostly recoveries, so even a calibrated model looks "
+        "low there (training's maturity span).",
     )
     monitoring_recent_days: int = Field(
         90,

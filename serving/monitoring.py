@@ -59,6 +59,7 @@ class Thresholds:
     min_root_cause_accuracy: float = _setting_default("min_root_cause_accuracy")
     max_psi: float = _setting_default("max_psi")
     min_outcomes: int = _setting_default("min_outcomes")
+    maturity_days: int = _setting_default("maturity_days")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Thresholds:
@@ -84,6 +85,9 @@ class Segment:
     payer_type: str
     resolved: int = 0
     recovered: int = 0
+    # Its denials are not all past the maturity span yet: its resolved ones lean towards the
+    # quick outcomes, so its calibration and AUC are shown but not judged.
+    maturing: bool = False
     ece: float | None = None
     roc_auc: float | None = None
     reliability: list[ReliabilityBin] = field(default_factory=list)
@@ -179,6 +183,7 @@ class ModelMonitoring:
     drift: DriftReport
     reasons: list[Reason]
     thresholds: Thresholds
+    matured_by: str | None = None  # months ending by this day are judged on their outcomes
 
     @property
     def retrain(self) -> bool:
@@ -467,17 +472,42 @@ def _number(value: Any) -> float | None:
 # ---------------------------------------------------------------------------- drift
 
 
+def newest_denial_date(session: Session) -> dt.date | None:
+    """The newest denial date in the records: the data's own today."""
+    newest = session.scalar(select(func.max(LatestScore.denial_date)))
+    return None if newest is None else dt.date.fromisoformat(newest[:10])
+
+
+def maturity_date(session: Session, maturity_days: int) -> dt.date | None:
+    """The last denial date whose outcome has had ``maturity_days`` to arrive, counted back
+    from the newest denial date in the records (never the clock)."""
+    newest = newest_denial_date(session)
+    return None if newest is None else newest - dt.timedelta(days=maturity_days)
+
+
+def mark_maturing(found: Iterable[Segment], matured_by: dt.date | None) -> None:
+    """Mark the segments of months that end after ``matured_by``. Outcomes come back in
+    order of speed, write-offs last: on a generated history (seed 11, 100,000 denials) the
+    resolved denials of its newest six months recovered 0.03-0.12 more often than the true
+    probabilities they were drawn with said, the gap growing as the month's open share rose
+    from 20% to 95%; judged, those months would ask a calibrated model to be retrained."""
+    for segment in found:
+        if segment.month and matured_by is not None:
+            month_end = pd.Period(segment.month, freq="M").end_time.date()
+            segment.maturing = month_end > matured_by
+
+
 def recent_window(
     session: Session, since: dt.date | None, recent_days: int
 ) -> tuple[str, str] | None:
     """The first and last denial dates of the recent window: from ``since``, else the
     ``recent_days`` ending with the newest denial date in the records (the data's time, so a
     replayed or backfilled history is judged in its own months)."""
-    newest = session.scalar(select(func.max(LatestScore.denial_date)))
+    newest = newest_denial_date(session)
     if newest is None:
         return None
-    start = since or dt.date.fromisoformat(newest[:10]) - dt.timedelta(days=recent_days - 1)
-    return start.isoformat(), newest[:10]
+    start = since or newest - dt.timedelta(days=recent_days - 1)
+    return start.isoformat(), newest.isoformat()
 
 
 # The denial facts drift reads, each extracted in SQL: decoding every whole JSON document in
@@ -583,12 +613,12 @@ def _drift_item(name: str, kind: str, reference: Mapping[str, Any], values: Any)
 def retrain_reasons(
     found: Sequence[Segment], drift_found: DriftReport, thresholds: Thresholds
 ) -> list[Reason]:
-    """Every figure past its threshold: calibration and AUC where a segment has at least
-    ``min_outcomes`` resolved denials, root-cause accuracy where it has as many reviews, and
-    PSI of each watched feature and score over the recent window."""
+    """Every figure past its threshold: calibration and AUC where a segment's month has matured
+    and it has at least ``min_outcomes`` resolved denials, root-cause accuracy where it has as
+    many reviews, and PSI of each watched feature and score over the recent window."""
     reasons = []
     for segment in found:
-        judged = segment.resolved >= thresholds.min_outcomes
+        judged = segment.resolved >= thresholds.min_outcomes and not segment.maturing
         if judged and segment.ece is not None and segment.ece > thresholds.max_ece:
             reasons.append(_reason("ece", segment, segment.ece, thresholds.max_ece))
         if judged and segment.roc_auc is not None and segment.roc_auc < thresholds.min_auc:
@@ -628,6 +658,8 @@ def monitor_models(
         root_cause_reviews(session, since),
         top_decile_dollars(session, since),
     )
+    matured_by = maturity_date(session, thresholds.maturity_days)
+    mark_maturing(found, matured_by)
     window = recent_window(session, since, recent_days)
     facts, scores = (
         recent_denials(session, window, drift_rows)
@@ -641,6 +673,7 @@ def monitor_models(
         drift=drift_found,
         reasons=retrain_reasons(found, drift_found, thresholds),
         thresholds=thresholds,
+        matured_by=None if matured_by is None else matured_by.isoformat(),
     )
 
 
@@ -730,9 +763,18 @@ def _segment_table(found: Sequence[Segment]) -> list[str]:
         f"{s.month:<8} {plain_label('payer_type', s.payer_type)[:20]:<20} {s.resolved:>9,} "
         f"{_fixed(s.ece):>6} {_fixed(s.roc_auc):>8} {s.reviewed:>9,} "
         f"{_fixed(s.root_cause_accuracy):>10} {_percent(s.top_decile_share):>13}"
+        f"{'  maturing' if s.maturing else ''}"
         for s in found
     ]
-    return [header, *rows]
+    notes = (
+        [
+            "maturing: denials not all past the maturity span yet; their ECE and ROC AUC lean "
+            "on the quick outcomes and are not judged"
+        ]
+        if any(s.maturing for s in found)
+        else []
+    )
+    return [header, *rows, *notes]
 
 
 def _drift_lines(report: DriftReport) -> list[str]:

@@ -682,7 +682,7 @@ def _bars(
 
 # ---------------------------------------------------------------------------- monitoring
 
-MONTHS_CHARTED = 3  # the newest months' reliability curves drawn beside training's
+MONTHS_CHARTED = 3  # the newest matured months' reliability curves drawn beside training's
 
 
 def monitoring_since(params: Mapping[str, str]) -> tuple[dt.date | None, list[str]]:
@@ -718,11 +718,16 @@ def monitoring(
 
 
 def reliability_chart(result: monitoring_records.ModelMonitoring) -> str:
-    """Training's reliability curve and the newest months' over every payer type."""
+    """Training's reliability curve and the newest matured months' over every payer type (a
+    maturing month's curve shows its quick outcomes, not the model)."""
     curves: dict[str, list[dict[str, Any]]] = {}
     if result.training is not None and result.training.reliability:
         curves["training (test months)"] = [asdict(b) for b in result.training.reliability]
-    months = [s for s in result.segments if s.payer_type == monitoring_records.ALL_PAYER_TYPES]
+    months = [
+        s
+        for s in result.segments
+        if s.payer_type == monitoring_records.ALL_PAYER_TYPES and not s.maturing
+    ]
     for segment in months[:MONTHS_CHARTED]:
         curves[segment.month] = [asdict(b) for b in segment.reliability]
     return charts.reliability_svg(curves, "reliability", "Recovery calibration: reliability")

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
+from denial_triage.settings import OUTCOME_MATURITY_DAYS
 from features.contract import ROOT_CAUSES
 from features.pipeline import DenialFeatures
 from training.search import (
@@ -33,7 +34,7 @@ from training.triage_model import PlattCalibration, TriageModel
 DEFAULT_TEST_MONTHS = 4
 
 
-DEFAULT_MATURITY_DAYS = 180
+DEFAULT_MATURITY_DAYS = OUTCOME_MATURITY_DAYS
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,9 @@ pytest_plugins = ["database_fixtures"]
 PROBABILITIES = (0.15, 0.35, 0.55, 0.75, 0.95)
 PER_PROBABILITY = 100
 MONTH = "2026-03"
+# A later denial (no outcome yet) whose date puts March's last day 180 days back: March has
+# matured, so its figures are judged (Thresholds().maturity_days is 180).
+MARCH_MATURED = dt.date(2026, 9, 27)
 
 
 # ---------------------------------------------------------------------------- metrics
@@ -110,10 +113,15 @@ def _scores(rng: np.random.Generator, rows: int) -> pd.DataFrame:
 
 
 def _score_and_resolve(
-    session: Session, *, recovered_share_of_predicted: float, payer_type: str = "commercial"
+    session: Session,
+    *,
+    recovered_share_of_predicted: float,
+    payer_type: str = "commercial",
+    newest_denial: dt.date | None = MARCH_MATURED,
 ) -> pd.DataFrame:
     """500 resolved denials of March 2026: at each probability, exactly that share of them
-    times ``recovered_share_of_predicted`` recovered $100; the rest written off."""
+    times ``recovered_share_of_predicted`` recovered $100; the rest written off. And, unless
+    None, one denial of ``newest_denial``, scored and still open: the newest in the records."""
     rows = []
     for step, probability in enumerate(PROBABILITIES):
         recovered = round(probability * PER_PROBABILITY * recovered_share_of_predicted)
@@ -123,6 +131,9 @@ def _score_and_resolve(
             rows.append((denial_id, probability, priority, 100.0 if i < recovered else 0.0))
     frame = pd.DataFrame(rows, columns=["denial_id", "probability", "priority", "recovered"])
     record_scores(session, [_record(row, payer_type) for row in frame.itertuples()])
+    if newest_denial is not None:
+        newest = pd.Series({"denial_id": "newest", "probability": 0.5, "priority": 1.0})
+        record_scores(session, [_record(newest, payer_type, newest_denial)])
     for row in frame.itertuples():
         outcome = {
             "denial_id": row.denial_id,
@@ -134,14 +145,16 @@ def _score_and_resolve(
     return frame
 
 
-def _record(row: Any, payer_type: str) -> dict[str, Any]:
+def _record(
+    row: Any, payer_type: str, denial_date: dt.date = dt.date(2026, 3, 10)
+) -> dict[str, Any]:
     denial = {
         "denial_id": row.denial_id,
         "payer_id": "P1",
         "payer_type": payer_type,
         "denied_amount": 100.0,
         "carc_codes": ["CO-197"],
-        "denial_date": dt.date(2026, 3, 10),
+        "denial_date": denial_date,
     }
     outputs = {
         "root_cause": {"category": "coding", "probability": 0.7},
@@ -207,6 +220,27 @@ def test_a_calibration_shift_in_outcomes_recommends_retraining(session: Session)
     assert reason.text.startswith("ece 0.33") and "(2026-03, commercial)" in reason.text
 
 
+@pytest.mark.parametrize(
+    ("newest_denial", "maturing"),
+    [(MARCH_MATURED, False), (MARCH_MATURED - dt.timedelta(days=1), True)],
+)
+def test_a_month_is_judged_once_its_denials_have_had_the_maturity_span(
+    session: Session, newest_denial: dt.date, maturing: bool
+) -> None:
+    # Outcomes come back quickest for the recoveries: a young month's resolved denials
+    # recovered more often than its probabilities say, without the model being off.
+    _score_and_resolve(session, recovered_share_of_predicted=0.4, newest_denial=newest_denial)
+    result = _monitor(session)
+    commercial = _segment(result, "commercial")
+    assert commercial.maturing is maturing
+    assert commercial.ece == pytest.approx(0.6 * np.mean(PROBABILITIES), abs=0.005)  # shown
+    judged = {r.metric for r in result.reasons if r.month == MONTH}
+    assert judged == (set() if maturing else {"ece"})
+    assert result.matured_by == (newest_denial - dt.timedelta(days=180)).isoformat()
+    table = "\n".join(monitoring.summary_lines(result))
+    assert ("maturing" in table) is maturing
+
+
 def test_a_segment_with_too_few_outcomes_is_not_judged(session: Session) -> None:
     _score_and_resolve(session, recovered_share_of_predicted=0.4)
     result = monitoring.monitor_models(
@@ -270,7 +304,7 @@ def test_training_figures_come_from_the_evaluation_report() -> None:
 
 
 def test_drift_reads_the_recent_denials_facts_and_scores(session: Session) -> None:
-    _score_and_resolve(session, recovered_share_of_predicted=1.0)
+    _score_and_resolve(session, recovered_share_of_predicted=1.0, newest_denial=None)
     window = monitoring.recent_window(session, None, recent_days=30)
     assert window == ("2026-02-09", "2026-03-10")  # 30 days ending with the newest denial
     facts, scores = monitoring.recent_denials(session, window, limit=120)
