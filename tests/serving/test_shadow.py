@@ -260,6 +260,7 @@ def sign_in(client: TestClient, key: str) -> None:
     client.post("/ui/login", data={"api_key": key, "next": "", "csrf": token})
 
 
+@pytest.mark.slow  # 5-6 s a database; the fast tier keeps the sampling and the idle-class tests
 def test_the_challenger_scores_the_sampled_denials_apart_and_the_page_compares(
     pages_registry: PagesRegistry,
     page_denials: list[dict],
