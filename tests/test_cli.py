@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from denial_triage.cli import app
 from denial_triage.commands import mapping as mapping_command
+from denial_triage.commands import train as train_commands
 from denial_triage.settings import get_settings
 from features.contract import REQUIRED_COLUMNS
 from features.mapping import check_mapping
@@ -304,3 +305,15 @@ def test_help_imports_none_of_the_models_libraries() -> None:
     command = [sys.executable, "-c", probe]
     shown = subprocess.run(command, capture_output=True, text=True, check=True)
     assert shown.stdout.strip() == "[]"
+
+
+def test_the_recovery_line_says_how_many_test_denials_it_leaves_open() -> None:
+    recovery = {"roc_auc": 0.745, "brier": 0.204, "expected_calibration_error": 0.02, "rows": 18825}
+    report = {"rows": {"test": 21_179, "test_resolved": 18_825}, "recovery": recovery}
+    line = train_commands._binary_line("recovery", recovery) + train_commands._still_open(report)
+    assert line == (
+        "recovery     ROC AUC 0.745  Brier 0.204  ECE 0.020  on 18,825 rows (resolved; 2,354 "
+        "still open left out: the slowest to resolve, where write-offs gather)"
+    )
+    every_one_resolved = {**report, "rows": {"test": 18_825, "test_resolved": 18_825}}
+    assert train_commands._still_open(every_one_resolved) == ""

@@ -288,7 +288,7 @@ def _summary(report: dict) -> str:
     ranking = report["prioritization"]["rankings"]
     lines = [
         _root_cause_line(report.get("root_cause")),
-        _binary_line("recovery", report["recovery"]),
+        _binary_line("recovery", report["recovery"]) + _still_open(report),
         _binary_line("preventable", report.get("preventable")),
         "share of the oracle's recovered dollars when working the top 10% / 20% / 30%:",
     ]
@@ -318,6 +318,22 @@ def _root_cause_line(root: dict | None) -> str:
         f"{baselines['best_code_lookup']['accuracy']:.3f}, governed mapping "
         f"{baselines['governed_mapping']['accuracy']:.3f}, "
         f"logistic regression {baselines['logistic_regression']['accuracy']:.3f})"
+    )
+
+
+def _still_open(report: dict) -> str:
+    """What the recovery figures leave out: test denials without an outcome yet. They are the
+    slowest to resolve, where write-offs gather, so the resolved ones lean towards recovery and
+    the ECE reads high even for a calibrated model (README, "Model quality")."""
+    rows = report.get("rows", {})
+    if report.get("recovery") is None or "test_resolved" not in rows:
+        return ""
+    still_open = int(rows["test"]) - int(rows["test_resolved"])
+    if still_open <= 0:
+        return ""
+    return (
+        f" (resolved; {still_open:,} still open left out: the slowest to resolve, where "
+        "write-offs gather)"
     )
 
 
