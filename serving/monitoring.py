@@ -478,13 +478,6 @@ def newest_denial_date(session: Session) -> dt.date | None:
     return None if newest is None else dt.date.fromisoformat(newest[:10])
 
 
-def maturity_date(session: Session, maturity_days: int) -> dt.date | None:
-    """The last denial date whose outcome has had ``maturity_days`` to arrive, counted back
-    from the newest denial date in the records (never the clock)."""
-    newest = newest_denial_date(session)
-    return None if newest is None else newest - dt.timedelta(days=maturity_days)
-
-
 def mark_maturing(found: Iterable[Segment], matured_by: dt.date | None) -> None:
     """Mark the segments of months that end after ``matured_by``. Outcomes come back in
     order of speed, write-offs last: on a generated history (seed 11, 100,000 denials) the
@@ -503,7 +496,13 @@ def recent_window(
     """The first and last denial dates of the recent window: from ``since``, else the
     ``recent_days`` ending with the newest denial date in the records (the data's time, so a
     replayed or backfilled history is judged in its own months)."""
-    newest = newest_denial_date(session)
+    return window_ending(newest_denial_date(session), since, recent_days)
+
+
+def window_ending(
+    newest: dt.date | None, since: dt.date | None, recent_days: int
+) -> tuple[str, str] | None:
+    """:func:`recent_window` once the newest denial date is known."""
     if newest is None:
         return None
     start = since or newest - dt.timedelta(days=recent_days - 1)
@@ -658,9 +657,11 @@ def monitor_models(
         root_cause_reviews(session, since),
         top_decile_dollars(session, since),
     )
-    matured_by = maturity_date(session, thresholds.maturity_days)
+    # One read of the data's today serves both: the months judged and the drift window.
+    newest = newest_denial_date(session)
+    matured_by = None if newest is None else newest - dt.timedelta(days=thresholds.maturity_days)
     mark_maturing(found, matured_by)
-    window = recent_window(session, since, recent_days)
+    window = window_ending(newest, since, recent_days)
     facts, scores = (
         recent_denials(session, window, drift_rows)
         if window and reference
