@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import re
 from collections.abc import AsyncIterator, Callable
 from functools import partial
@@ -43,6 +42,7 @@ from serving.schemas import (
     FeedbackOut,
     OwnerQueue,
     PlanOut,
+    QueryDate,
     ScoreRequest,
     ScoreResponse,
     StoredScore,
@@ -254,7 +254,7 @@ def _routes(app: FastAPI) -> None:
             Query(max_length=50, description="Owner queues to plan; none: every one."),
         ] = [],  # noqa: B006 (FastAPI copies query defaults)
         date: Annotated[
-            dt.date | None, Query(description="Plan as of this day instead of today.")
+            QueryDate | None, Query(description="Plan as of this day instead of today.")
         ] = None,
     ) -> PlanOut:
         """Today's plan per owner queue: the open, workable denials in priority order (counted

@@ -296,6 +296,9 @@ class LatestScore(Base):
     resolved: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Added by revision 0006: model monitoring reads calibration and accuracy per payer type.
     payer_type: Mapped[str | None] = mapped_column(String(TEXT_MAXIMUM))
+    # Added by revision 0008: payer alerts link the worklist narrowed to their procedure
+    # family, which the worklist reads from the distinct codes (serving.worklist_records).
+    procedure_code: Mapped[str | None] = mapped_column(String(TEXT_MAXIMUM), index=True)
 
 
 class DenialStatus(Base):

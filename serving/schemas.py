@@ -8,6 +8,7 @@ same :func:`features.contract.validate` every file goes through.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -60,6 +61,18 @@ def _iso_date_only(value: object) -> object:
     raise ValueError("a date is written as text, YYYY-MM-DD")
 
 
+# A date as JSON Schema's format "date" writes it (RFC 3339 full-date).
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_date_text(value: object) -> object:
+    """A date in a query string: only YYYY-MM-DD, which the schema's format "date" admits.
+    Lax pydantic would read "0" as Unix time and "20260101" as a date."""
+    if isinstance(value, dt.date) or (isinstance(value, str) and ISO_DATE.fullmatch(value)):
+        return value
+    raise ValueError("a date is written as YYYY-MM-DD")
+
+
 def _whole_number_only(value: object) -> object:
     """JSON Schema's integer is any number without a fraction (2.0 is one); text and booleans
     are not numbers."""
@@ -79,6 +92,7 @@ _VALIDATORS: dict[Kind, tuple[Any, ...]] = {
     Kind.INTEGER: (BeforeValidator(_whole_number_only),),
 }
 IsoDate = Annotated[dt.date, *_VALIDATORS[Kind.DATE]]
+QueryDate = Annotated[dt.date, BeforeValidator(_iso_date_text)]
 _PYTHON_TYPES: dict[Kind, Any] = {
     Kind.STRING: str,
     Kind.DATE: dt.date,

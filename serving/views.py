@@ -22,10 +22,12 @@ from features.adjustments import split_adjustment
 from features.codes import CodeKind, CodeReference, load_labels
 from features.contract import RESOLUTIONS, ROOT_CAUSES
 from features.labels import plain_label
+from features.procedures import FAMILIES
 from serving import charts, live, repository, worklist_records
 from serving import monitoring as monitoring_records
 from serving.reasons import stored_in_points
 from serving.records import Feedback, ScoreRecord
+from serving.schemas import ISO_DATE
 from serving.svg import explanation_waterfall_svg
 from serving.worklist_records import (
     AGE_ORDER,
@@ -95,6 +97,8 @@ class WorklistQuery:
             "owner_queue": filters.owner_queue,
             "payer_id": filters.payer_id,
             "carc": filters.primary_code,
+            "procedure_family": filters.procedure_family,
+            "denied_from": filters.denied_from.isoformat() if filters.denied_from else None,
             "root_cause": filters.root_cause,
             "action_path": filters.action_path,
             "due_within": filters.due_within_days,
@@ -139,6 +143,8 @@ def worklist_query(params: Mapping[str, str]) -> WorklistQuery:
             _choice(params, "workable", tuple(WORKABLE_FILTERS), "", problems)
         ],
         primary_code=_text(params, "carc", problems),
+        procedure_family=_choice(params, "procedure_family", FAMILIES, None, problems),
+        denied_from=_date_param(params, "denied_from", problems),
     )
     sort = _choice(params, "sort", SORT_NAMES, "priority", problems)
     default_order = "asc" if sort in ASCENDING_FIRST else "desc"
@@ -172,6 +178,20 @@ def _text(params: Mapping[str, str], name: str, problems: list[str]) -> str | No
         problems.append(f"{name} holds a NUL character; ignored")
         return None
     return value or None
+
+
+def _date_param(params: Mapping[str, str], name: str, problems: list[str]) -> dt.date | None:
+    text = params.get(name, "").strip()
+    if not text:
+        return None
+    # Only YYYY-MM-DD, as a date input sends it (fromisoformat also reads "20260101").
+    if ISO_DATE.fullmatch(text):
+        try:
+            return dt.date.fromisoformat(text)
+        except ValueError:  # a day the calendar lacks, e.g. 2026-02-30
+            pass
+    problems.append(f"{name} must be a date as YYYY-MM-DD; ignored")
+    return None
 
 
 def _number(
@@ -259,7 +279,11 @@ def worklist(session: Session, query: WorklistQuery, today: dt.date) -> dict[str
         "previous_url": query.url(page=query.page - 1) if query.page > 1 else None,
         "next_url": query.url(page=query.page + 1) if query.page < pages else None,
         "export_url": query.url("/ui/worklist.csv", page=None, size=None),
-        "choices": {**worklist_records.worklist_choices(session), "root_cause": list(ROOT_CAUSES)},
+        "choices": {
+            **worklist_records.worklist_choices(session),
+            "root_cause": list(ROOT_CAUSES),
+            "procedure_family": list(FAMILIES),
+        },
         "statuses": STATUS_FILTERS,
         "sorts": SORT_NAMES,
         "unassigned": UNASSIGNED,

@@ -16,11 +16,12 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from features.contract import TEXT_MAXIMUM
+from features.contract import CODE_MAXIMUM, TEXT_MAXIMUM
+from features.procedures import FAMILIES
 from serving import live, repository, worklist_records
 from serving.auth import Caller, require_roles
 from serving.errors import ServiceError
-from serving.schemas import ErrorResponse
+from serving.schemas import ErrorResponse, QueryDate
 from serving.state import ServiceState
 from serving.worklist_records import (
     NOT_AN_ASSIGNEE,
@@ -148,6 +149,15 @@ async def worklist(
     q: Annotated[
         str | None, Query(max_length=200, pattern=NO_NUL, description="denial or claim id")
     ] = None,
+    carc: Annotated[
+        str | None,
+        Query(max_length=CODE_MAXIMUM, pattern=NO_NUL, description="primary code, e.g. CO-197"),
+    ] = None,
+    procedure_family: Annotated[
+        Literal[FAMILIES] | None,  # type: ignore[valid-type]
+        Query(description="as payer alerts name it, e.g. surgery"),
+    ] = None,
+    denied_from: Annotated[QueryDate | None, Query(description="denial date on or after")] = None,
     workable: Annotated[
         bool | None,
         Query(
@@ -170,6 +180,9 @@ async def worklist(
         search=q,
         search_claim_key=repository.claim_key(q) if q else None,
         workable=workable,
+        primary_code=carc,
+        procedure_family=procedure_family,
+        denied_from=denied_from,
     )
     as_of = live.today()  # the day the score API and the reviewer pages count from
 

@@ -33,6 +33,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
 from features.mapping import DEFAULT_BACKLOG_HORIZON_DAYS
+from features.procedures import procedure_family
 from serving import live
 from serving.records import (
     WORKED_STATUSES,
@@ -119,6 +120,7 @@ def latest_values() -> dict[str, ColumnElement[Any]]:
         "requires_review": _output("requires_human_review").as_boolean(),
         **priority_parts(),
         "payer_type": _fact("payer_type").as_string(),
+        "procedure_code": _fact("procedure_code").as_string(),
     }
 
 
@@ -333,6 +335,11 @@ class WorklistFilters:
     # deadline, for write-off review; None: both, the workable first.
     workable: bool | None = None
     primary_code: str | None = None  # the primary adjustment, e.g. CO-197 (payer alerts link it)
+    procedure_family: str | None = None  # as features.procedures names it, e.g. "surgery"
+    denied_from: dt.date | None = None  # denials dated on or after this day
+    # The recorded procedure codes of ``procedure_family``, read by :func:`with_family_codes`:
+    # the family is a Python rule over the code, so the database is asked for its codes.
+    family_codes: tuple[str, ...] | None = None
 
 
 # Resolved: the latest recorded outcome ends the denial (anything but "open").
@@ -422,6 +429,10 @@ def _conditions(
         LatestScore.primary_code: filters.primary_code,
     }
     conditions = [column == value for column, value in equal_to.items() if value]
+    if filters.procedure_family:
+        conditions.append(_in_family(filters))
+    if filters.denied_from is not None:
+        conditions.append(LatestScore.denial_date >= filters.denied_from.isoformat())
     if filters.due_within_days is not None:
         last_day = today + dt.timedelta(days=filters.due_within_days)
         conditions.append(LatestScore.deadline.between(today.isoformat(), last_day.isoformat()))
@@ -443,6 +454,28 @@ def _conditions(
         workable = live.workable_sql(today)
         conditions.append(workable if filters.workable else ~workable)
     return conditions
+
+
+def with_family_codes(session: Session, filters: WorklistFilters) -> WorklistFilters:
+    """``filters`` with the recorded procedure codes of its family (a few hundred at most
+    sites), read from the index on the codes; unchanged when no family is chosen."""
+    if not filters.procedure_family:
+        return filters
+    recorded = select(LatestScore.procedure_code).where(LatestScore.procedure_code.is_not(None))
+    codes = session.scalars(recorded.distinct())
+    chosen = tuple(code for code in codes if procedure_family(code) == filters.procedure_family)
+    return replace(filters, family_codes=chosen)
+
+
+def _in_family(filters: WorklistFilters) -> ColumnElement[bool]:
+    """The denials whose procedure falls in the chosen family; a denial without a procedure
+    code is in the family "unknown", as features.procedures reads it."""
+    if filters.family_codes is None:
+        raise ValueError("the family's codes were not read: call with_family_codes first")
+    in_family = LatestScore.procedure_code.in_(filters.family_codes)
+    if filters.procedure_family == procedure_family(None):
+        return or_(in_family, LatestScore.procedure_code.is_(None))
+    return in_family
 
 
 def _search(filters: WorklistFilters) -> ColumnElement[bool]:
@@ -538,6 +571,7 @@ def worklist_page(
     limit: int = 50,
 ) -> tuple[list[WorklistEntry], int]:
     """One page of the worklist, sorted in the database, and how many denials match in all."""
+    filters = with_family_codes(session, filters)
     counting = _only_by_resolution(filters)
     total = session.scalar(_chosen([func.count()], filters, "priority", today, counting=counting))
     ranked, labels = _ranked(filters, sort, descending, today)
@@ -555,6 +589,7 @@ def worklist_export(
     descending: bool = True,
 ) -> Iterator[WorklistEntry]:
     """Every denial of the filtered worklist in its order, streamed from one query."""
+    filters = with_family_codes(session, filters)
     ranked, labels = _ranked(filters, sort, descending, today)
     query = _rows_in_order(ranked.subquery("chosen"), labels, descending, today)
     for rows in session.execute(query.execution_options(yield_per=CHUNK)).partitions():

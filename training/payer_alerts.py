@@ -138,9 +138,12 @@ class PayerAlert:
 
     @property
     def worklist_link(self) -> str:
-        """The worklist narrowed to the payer and code (the worklist has no family filter)."""
-        query = urlencode({"payer_id": self.payer_id, "carc": self.carc, "status": "any"})
-        return f"/ui/worklist?{query}"
+        """The worklist narrowed to the alert's cell from its start: the denials it counts as
+        affected, resolved or not."""
+        cell = {"payer_id": self.payer_id, "carc": self.carc}
+        cell |= {"procedure_family": self.procedure_family}
+        since = {"denied_from": self.start_date.isoformat(), "status": "any"}
+        return f"/ui/worklist?{urlencode(cell | since)}"
 
 
 @dataclass(frozen=True)

@@ -464,3 +464,25 @@ def test_upgrading_to_0006_fills_payer_types_and_recovered_dollars(
     # The latest feedback *with a resolution* gives the dollars; a later note does not erase it.
     (kept,) = stored_rows(empty_database_url, "denial_status")
     assert kept["recovered_amount"] == pytest.approx(120.5)
+
+
+def test_upgrading_to_0008_fills_the_procedure_codes(empty_database_url: str) -> None:
+    upgrade_database(empty_database_url, "0007")
+    scored = {
+        **ROWS_AT_REVISION["0002"]["score_records"][0],
+        "id": 30,
+        "record_id": "6f1c3a52-9d1e-4c59-8a57-3f0c2d6b1e30",
+        "facts": {"procedure_code": "27447", "denial_date": "2026-03-01"},
+    }
+    without = {**scored, "id": 31, "record_id": "6f1c3a52-9d1e-4c59-8a57-3f0c2d6b1e31"}
+    without |= {"denial_id": "D-3", "facts": {"denial_date": "2026-03-02"}}
+    insert_rows(empty_database_url, {"score_records": [scored, without]})
+    latest = [
+        {"denial_id": "D-2", "score_id": 30, "scored_at": SCORED_AT},
+        {"denial_id": "D-3", "score_id": 31, "scored_at": SCORED_AT},
+    ]
+    insert_rows(empty_database_url, {"latest_scores": latest})
+    upgrade_database(empty_database_url)
+    stored = {row["denial_id"]: row for row in stored_rows(empty_database_url, "latest_scores")}
+    assert stored["D-2"]["procedure_code"] == "27447"
+    assert stored["D-3"]["procedure_code"] is None

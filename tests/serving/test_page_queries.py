@@ -257,3 +257,20 @@ def test_database_errors_never_quote_the_parameters(session: Session) -> None:
     with pytest.raises(SQLAlchemyError) as raised:
         session.execute(text("SELECT * FROM no_such_table WHERE x = :x"), {"x": "JANE-DOE-77"})
     assert "JANE-DOE-77" not in str(raised.value)
+
+
+def test_the_procedure_and_date_filters_read_from_the_query_string() -> None:
+    from serving.views import worklist_query
+
+    query = worklist_query({"procedure_family": "surgery", "denied_from": "2026-10-02"})
+    assert query.filters.procedure_family == "surgery"
+    assert query.filters.denied_from == dt.date(2026, 10, 2)
+    assert query.problems == ()
+    assert query.url() == "/ui/worklist?procedure_family=surgery&denied_from=2026-10-02"
+    for day in ("2026-02-30", "20261002", "0", "2026-10-02T00:00"):
+        bad = worklist_query({"procedure_family": "knees", "denied_from": day})
+        assert bad.filters.procedure_family is None and bad.filters.denied_from is None
+        assert bad.problems == (
+            "unknown procedure family 'knees' ignored",
+            "denied_from must be a date as YYYY-MM-DD; ignored",
+        )

@@ -1,11 +1,12 @@
 """Payer behaviour alerts from the service's records: the page lists them, the gauges count
-them, ``monitor payers`` prints them, and the worklist link narrows to the payer and code."""
+them, ``monitor payers`` prints them, and the worklist link lists the denials an alert counts."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,7 @@ from typer.testing import CliRunner
 
 from denial_triage.cli import app
 from denial_triage.settings import Settings, get_settings
-from serving import metrics, payer_watch
+from serving import metrics, payer_watch, views
 from serving.app import create_app
 from serving.repository import audit_record, record_scores
 from serving.worklist_records import WorklistFilters, note_outcome, worklist_page
@@ -100,16 +101,30 @@ def test_open_alerts_name_the_payer_code_family_and_start(recorded: Session) -> 
     assert metrics.PAYER_ALERT_DENIALS._value.get() == alerts[0].denials_affected
 
 
-def test_the_alerts_link_narrows_the_worklist_to_the_payer_and_code(recorded: Session) -> None:
-    rows, total = worklist_page(
-        recorded,
-        WorklistFilters(payer_id="87726", primary_code="CO-197", status="any"),
-        today=dt.date(2026, 4, 10),
-        offset=0,
-        limit=5,
-    )
-    expected = sum(d["carc_codes"] == ["CO-197"] for d in stepped_denials())
-    assert total == expected and len(rows) == 5
+def test_the_alerts_link_lists_the_denials_it_counts_as_affected(session: Session) -> None:
+    """Beside the stepped surgery cell, the payer denies X-rays with the same code, steadily:
+    the link lists the cell's denials from the alert's start on, not the payer's whole code."""
+    rng = np.random.default_rng(5)
+    stepped = stepped_denials()
+    xrays = [
+        {**stepped[0], "denial_id": f"X-{i:04d}", "carc_codes": ["CO-197"]}
+        | {"procedure_code": "71046", "denial_date": FIRST_DAY + dt.timedelta(days=int(day))}
+        for i, day in enumerate(np.repeat(np.arange(DAYS), rng.poisson(np.full(DAYS, 1.0))))
+    ]
+    record_denials(session, stepped + xrays)
+    (alert,) = payer_watch.open_alerts(session)
+    query = views.worklist_query(dict(parse_qsl(urlsplit(alert.worklist_link).query)))
+    assert query.problems == ()
+    rows, total = worklist_page(session, query.filters, today=dt.date(2026, 4, 10), limit=500)
+    assert total == alert.denials_affected
+    assert {row.denial_id for row in rows} == {
+        d["denial_id"]
+        for d in stepped
+        if d["carc_codes"] == ["CO-197"] and d["denial_date"] >= alert.start_date
+    }
+    payer_and_code = WorklistFilters(payer_id="87726", primary_code="CO-197", status="any")
+    everything = worklist_page(session, payer_and_code, today=dt.date(2026, 4, 10))[1]
+    assert everything == sum(d["carc_codes"] == ["CO-197"] for d in stepped) + len(xrays)
 
 
 def test_a_steady_history_has_no_open_alerts(session: Session) -> None:
@@ -179,7 +194,8 @@ def test_the_payers_page_lists_an_alert_with_its_worklist_link(site, tmp_path: P
     assert "1 open payer alerts." in page.text
     assert "Acme Health" in page.text and "CO-197" in page.text and "Surgery" in page.text
     assert '<td data-label="Change">Denials up</td>' in page.text
-    assert 'href="/ui/worklist?payer_id=87726&amp;carc=CO-197&amp;status=any"' in page.text
+    link = "/ui/worklist?payer_id=87726&amp;carc=CO-197&amp;procedure_family=surgery&amp;"
+    assert f'href="{link}denied_from=2026-' in page.text
     assert 'href="/ui/payers" aria-current="page"' in page.text
     assert "C-SECRET" not in page.text
     scrape = client.get("/metrics", headers={"Authorization": f"Bearer {keys['admin']}"})
@@ -202,7 +218,8 @@ def test_monitor_payers_prints_the_alerts_from_the_records(
     assert result.exit_code == 0, result.output
     assert "1 payer behaviour alerts raised since 2026-02-01" in result.output
     assert "Acme Health (87726): CO-197 with N54 on Surgery: denials up, from" in result.output
-    assert "worklist: /ui/worklist?payer_id=87726&carc=CO-197&status=any" in result.output
+    link = "/ui/worklist?payer_id=87726&carc=CO-197&procedure_family=surgery&denied_from=2026-"
+    assert f"worklist: {link}" in result.output
     assert as_json.exit_code == 0, as_json.output
     assert '"procedure_family": "surgery"' in as_json.output
     assert '"kind": "denials_up"' in as_json.output

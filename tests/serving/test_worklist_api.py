@@ -43,7 +43,9 @@ class Desk:
         return self.client.post(path, json=body, headers=auth(self.keys[role]))
 
 
-def scored(denial_id: str, priority: float, claim_id: str, deadline_days: int) -> dict[str, Any]:
+def scored(
+    denial_id: str, priority: float, claim_id: str, deadline_days: int, **facts: Any
+) -> dict[str, Any]:
     deadline = TODAY + dt.timedelta(days=deadline_days)
     return audit_record(
         request_id="r",
@@ -53,6 +55,7 @@ def scored(denial_id: str, priority: float, claim_id: str, deadline_days: int) -
             "payer_id": "87726",
             "denied_amount": 300.0,
             "denial_date": TODAY - dt.timedelta(days=20),
+            **facts,
         },
         caller="worklist",
         model_version="3",
@@ -90,9 +93,13 @@ def desk(database_url: str, data_dir: Path) -> Iterator[Desk]:
         with session_factory(engine)() as session:
             record_scores(
                 session,
-                [scored("D-1", 30.0, "C-1", 40), scored("D-2", 20.0, "C-2", -5)],
+                [
+                    scored("D-1", 30.0, "C-1", 40, carc_codes=["CO-197"], procedure_code="27447"),
+                    scored("D-2", 20.0, "C-2", -5, carc_codes=["CO-197"], procedure_code="71046"),
+                ],
             )
-            record_scores(session, [scored("D-3", 10.0, "C-2", 3)])
+            recent = {"denial_date": TODAY - dt.timedelta(days=5), "procedure_code": "27130"}
+            record_scores(session, [scored("D-3", 10.0, "C-2", 3, carc_codes=["CO-16"], **recent)])
         engine.dispose()
         yield Desk(client, create_keys(database_url, "desk"), database_url)
 
@@ -116,6 +123,12 @@ def test_the_worklist_is_read_sorted_and_searched_with_live_days(desk: Desk) -> 
     assert listed(desk.get("/v1/worklist", sort="deadline", order="asc")) == ["D-2", "D-3", "D-1"]
     assert listed(desk.get("/v1/worklist", q="C-2")) == ["D-3", "D-2"]  # a claim's denials
     assert listed(desk.get("/v1/worklist", q="D-3")) == ["D-3"]
+    # What a payer alert narrows to: its code, its procedure family, from its start.
+    assert listed(desk.get("/v1/worklist", carc="CO-197")) == ["D-1", "D-2"]
+    assert listed(desk.get("/v1/worklist", procedure_family="surgery")) == ["D-1", "D-3"]
+    recent = (TODAY - dt.timedelta(days=10)).isoformat()
+    assert listed(desk.get("/v1/worklist", denied_from=recent)) == ["D-3"]
+    assert desk.get("/v1/worklist", procedure_family="knees").status_code == 422
     assert desk.get("/v1/worklist", role="scorer").status_code == 403
     assert desk.get("/v1/worklist", sort="claim_id").status_code == 422
 

@@ -32,6 +32,7 @@ from serving.worklist_records import (
     latest_totals,
     set_status,
     worklist_entry,
+    worklist_export,
     worklist_page,
 )
 
@@ -49,6 +50,7 @@ def scored(
     hour: int = 9,
     claim_id: str = "C-1",
     payer_name: str | None = None,
+    **facts: Any,
 ) -> dict[str, Any]:
     denial = {
         "denial_id": denial_id,
@@ -58,6 +60,7 @@ def scored(
         "carc_codes": ["CO-197"],
         "denial_date": TODAY - dt.timedelta(days=10),
         **({"payer_name": payer_name} if payer_name else {}),
+        **facts,
     }
     outputs = {
         "root_cause": {"category": "authorization_referral", "probability": 0.8},
@@ -148,6 +151,36 @@ def test_search_finds_a_denial_id_or_a_claim_id_never_stored(session: Session) -
     assert ids(session, by_claim) == ["D-11"]
     stored = session.scalars(select(LatestScore.claim_key)).all()
     assert all(key and "CLM" not in key for key in stored)
+
+
+def test_the_worklist_narrows_to_a_code_a_procedure_family_and_a_first_denial_date(
+    session: Session,
+) -> None:
+    day = TODAY - dt.timedelta(days=30)
+    record_scores(
+        session,
+        [
+            scored("knee", procedure_code="27447", denial_date=day),  # surgery
+            scored("hip", procedure_code="27130", denial_date=day + dt.timedelta(days=5)),
+            scored("older", procedure_code="27447", denial_date=day - dt.timedelta(days=1)),
+            scored("xray", procedure_code="71046", denial_date=day),  # radiology
+            scored("other code", procedure_code="27447", carc_codes=["CO-16"], denial_date=day),
+            scored("no code", denial_date=day),
+        ],
+    )
+    surgery = WorklistFilters(primary_code="CO-197", procedure_family="surgery")
+    assert sorted(ids(session, surgery)) == ["hip", "knee", "older"]
+    since = WorklistFilters(
+        primary_code="CO-197", procedure_family="surgery", denied_from=day, status="any"
+    )
+    assert sorted(ids(session, since)) == ["hip", "knee"]
+    assert worklist_page(session, since, today=TODAY)[1] == 2
+    assert ids(session, WorklistFilters(procedure_family="radiology")) == ["xray"]
+    # A denial without a procedure code is in the family "unknown", as features.procedures says.
+    assert ids(session, WorklistFilters(procedure_family="unknown")) == ["no code"]
+    assert ids(session, WorklistFilters(procedure_family="hcpcs_drugs")) == []
+    exported = worklist_export(session, since, today=TODAY)
+    assert sorted(entry.denial_id for entry in exported) == ["hip", "knee"]
 
 
 def test_assignment_and_status_are_audited_under_the_actors_key(

@@ -109,7 +109,10 @@ def test_a_step_is_found_within_two_weeks_with_its_onset_and_size() -> None:
     assert alert.recovered_before == pytest.approx(0.6, abs=0.1)
     assert alert.recovered_after == pytest.approx(0.1, abs=0.1)
     assert alert.remark_codes == ("N54",)
-    assert alert.worklist_link == "/ui/worklist?payer_id=P00&carc=CO-197&status=any"
+    assert alert.worklist_link == (
+        "/ui/worklist?payer_id=P00&carc=CO-197&procedure_family=surgery"
+        f"&denied_from={alert.start_date.isoformat()}&status=any"
+    )
 
 
 def test_alerts_raised_before_since_are_left_out() -> None:
