@@ -38,6 +38,7 @@ from training.priority import REFILE_PATHS, WORK_COST
 
 TODAY = dt.date(2026, 12, 5)
 QUEUES = ("billing", "coding", "authorization", "eligibility", "triage")
+PROCEDURES = ("27447", "29881", "71046", "80053", "97110", "99213", "99214", "J1885")
 ACTION_PATHS = tuple(path for path in WORK_COST if path != WRITE_OFF_REVIEW)
 
 
@@ -56,6 +57,9 @@ def _record(random: np.random.Generator, number: int) -> dict[str, Any]:
         "payer_id": f"P{random.integers(0, 40):03d}",
         "denied_amount": amount,
         "carc_codes": [f"CO-{random.choice((16, 18, 50, 97, 197, 29, 4, 22))}"],
+        "rarc_codes": [str(random.choice(("N54", "M127", "N290")))],
+        # Surgery, radiology, laboratory, therapy, office visits, a drug: six families.
+        "procedure_code": str(random.choice(PROCEDURES)),
         "denial_date": denial_date,
     }
     action_path = str(random.choice(ACTION_PATHS))

@@ -58,13 +58,14 @@ Time comes from the data: days are denial dates, never the clock.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
 import numpy as np
 import pandas as pd
 
-from features.procedures import procedure_family
+from features.procedures import procedure_families
 
 RECOVERED = ("overturned_on_appeal", "paid_after_correction")
 ENDED = (*RECOVERED, "written_off", "billed_to_patient")
@@ -173,7 +174,7 @@ def denial_cells(denials: pd.DataFrame) -> pd.DataFrame:
         {
             "payer_id": denials["payer_id"].astype(str).to_numpy(),
             "carc": [_primary(codes) for codes in denials["carc_codes"]],
-            "procedure_family": denials["procedure_code"].map(procedure_family).to_numpy(),
+            "procedure_family": procedure_families(denials["procedure_code"]),
             "denial_date": pd.to_datetime(denials["denial_date"]).dt.normalize().to_numpy(),
         },
         index=denials.index,
@@ -468,12 +469,14 @@ def _per_month(denials: float, days: int) -> float:
     return float(denials) * DAYS_PER_MONTH / max(days, 1)
 
 
-def _top_remarks(denials: pd.DataFrame, keep: int = 3) -> tuple[str, ...]:
-    if "rarc_codes" not in denials:
-        return ()
+def _top_remarks(denials: pd.DataFrame) -> tuple[str, ...]:
+    return top_remarks(denials["rarc_codes"]) if "rarc_codes" in denials else ()
+
+
+def top_remarks(rarc_codes: Iterable[Sequence[str] | None], keep: int = 3) -> tuple[str, ...]:
+    """The ``keep`` remark codes most frequent among these denials' code lists."""
     seen = pd.Series(
-        [code for codes in denials["rarc_codes"] if codes is not None for code in codes],
-        dtype=object,
+        [code for codes in rarc_codes if codes is not None for code in codes], dtype=object
     )
     return tuple(seen.value_counts().index[:keep]) if len(seen) else ()
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.procedures import procedure_family
+from features.procedures import procedure_families
 
 MIN_MONTHLY_DENIALS = 20.0  # the cell's mean denials per 30 days over the history
 MULTIPLIER_RANGE = (2.0, 4.0)  # "at twice to four times its usual rate"
@@ -58,7 +58,7 @@ def denial_cells(history: pd.DataFrame) -> pd.DataFrame:
         {
             "payer_id": history["payer_id"].astype(str).to_numpy(),
             "carc": [codes[0] if len(codes) else "" for codes in history["carc_codes"]],
-            "procedure_family": history["procedure_code"].map(procedure_family).to_numpy(),
+            "procedure_family": procedure_families(history["procedure_code"]),
         },
         index=history.index,
     )

@@ -17,7 +17,7 @@ from features.pipeline import (
     DenialFeatures,
     reference_dates,
 )
-from features.procedures import procedure_family
+from features.procedures import procedure_families, procedure_family
 from training.tracking import example_payload
 
 PAYER_STATISTICS = [
@@ -62,6 +62,20 @@ def columns(features: DenialFeatures, matrix: np.ndarray, names: list[str]) -> n
 )
 def test_procedure_families_follow_the_published_code_ranges(code: str, family: str) -> None:
     assert procedure_family(code) == family
+
+
+def test_a_columns_families_are_each_codes_family_missing_codes_unknown() -> None:
+    codes = pd.Series(["27447", None, "J9299", "27447", "", np.nan, "0450", "99213"])
+    assert procedure_families(codes).tolist() == [
+        "surgery",
+        "unknown",
+        "hcpcs_drugs",
+        "surgery",
+        "unknown",
+        "unknown",
+        "revenue_emergency_clinic",
+        "evaluation_management",
+    ]
 
 
 def test_matrix_has_one_named_column_per_feature(
