@@ -16,6 +16,14 @@ twice its mean week over the 12 weeks before them and at least 16 denials (the s
 minimum that keeps it under one false alert a month on seeds 1-5; at 3 it raised 60 a month),
 then waits 12 weeks, until its trailing weeks hold the change.
 
+With ``--overturn-changes K`` (default 4) each history also carries K changes in outcomes
+(a cell's recovered share falls to a half to a quarter of its level for the outcomes decided
+from the onset on, ``generate --overturn-changes``), matched the same way to the overturn
+test's alerts, counted on the days outcomes were recorded: found within 14 days (the target's)
+and within 91 days (the test's window: outcomes are fewer than denials), beside a plain rule on
+the same outcomes (the last 28 days' recovered share at most half that of the 12 weeks before,
+with 16+ outcomes). Volume changes and the volume figures are the same with or without them.
+
 Develop and tune on seeds 11-20 (``--per-change`` prints each change's cell, size and delays
 and each false alert), report once on seeds never used (701-705; 101-105 reported an earlier
 version, tuned on 1-5):
@@ -38,13 +46,18 @@ import numpy as np
 import pandas as pd
 
 from training.payer_alerts import (
+    OVERTURN,
+    VOLUME,
     Alarm,
     AlertSettings,
     DailyCounts,
+    binomial_alarms,
     cusum_alarms,
     daily_counts,
+    daily_outcomes,
     denial_cells,
     first_test_day,
+    overturn_design,
 )
 from training.synthetic import generate_history
 from training.synthetic_changes import (
@@ -54,9 +67,13 @@ from training.synthetic_changes import (
 )
 
 WITHIN_DAYS = 14
+OVERTURN_WITHIN_DAYS = 91  # the overturn test's window
 PAYERS_PER_UNIT = 40
 # The rule's minimum is the smallest that keeps it under one false alert a month on seeds 1-5.
 RULE_RATIO, RULE_WEEKS, RULE_MIN_DENIALS = 2.0, 12, 16
+# The plain rule on outcomes: the last 28 days' recovered share at most half the 12 weeks'
+# before, with as many outcomes as the volume rule's denials.
+OUTCOME_RULE_DAYS = 28
 
 
 @dataclass(frozen=True)
@@ -71,12 +88,21 @@ class SeedResult:
     payers: int
 
 
-def history_for(seed: int, rows: int, changes: int, folder: Path) -> tuple[Path, Path]:
+def history_for(
+    seed: int, rows: int, changes: int, folder: Path, overturns: int = 0
+) -> tuple[Path, Path]:
     """The seed's history and its changes' truth, generated once into ``folder``."""
-    history = folder / f"seed{seed}-{rows}-{changes}.parquet"
+    history = folder / f"seed{seed}-{rows}-{changes}-{overturns}.parquet"
     truth = default_changes_truth_path(history)
     if not (history.exists() and truth.exists()):
-        generate_history(rows, seed, history, payer_changes=changes, changes_out=truth)
+        generate_history(
+            rows,
+            seed,
+            history,
+            payer_changes=changes,
+            changes_out=truth,
+            overturn_changes=overturns,
+        )
     return history, truth
 
 
@@ -98,6 +124,37 @@ def plain_rule_alarms(counts: DailyCounts, settings: AlertSettings) -> list[Alar
     return alarms
 
 
+def plain_outcome_rule_alarms(
+    lost: np.ndarray, ended: np.ndarray, settings: AlertSettings
+) -> list[Alarm]:
+    """The last 28 days' recovered share at most half the 12 weeks' before, 16+ outcomes."""
+    zero = np.zeros((len(lost), 1))
+    lost_sum = np.concatenate([zero, np.cumsum(lost, axis=1)], axis=1)
+    ended_sum = np.concatenate([zero, np.cumsum(ended, axis=1)], axis=1)
+    alarms: list[Alarm] = []
+    quiet_until = np.zeros(len(lost), dtype=int)
+    span, before = OUTCOME_RULE_DAYS, 7 * RULE_WEEKS
+    for day in range(max(first_test_day(settings), span + before), lost.shape[1]):
+        recent = slice(day + 1 - span, day + 1)
+        trials = ended_sum[:, recent.stop] - ended_sum[:, recent.start]
+        won = trials - (lost_sum[:, recent.stop] - lost_sum[:, recent.start])
+        old_trials = ended_sum[:, recent.start] - ended_sum[:, recent.start - before]
+        old_won = old_trials - (lost_sum[:, recent.start] - lost_sum[:, recent.start - before])
+        share = won / np.maximum(trials, 1)
+        old_share = old_won / np.maximum(old_trials, 1)
+        firing = (
+            (trials >= RULE_MIN_DENIALS)
+            & (old_trials >= RULE_MIN_DENIALS)
+            & (share * RULE_RATIO <= old_share)
+            & (old_share > 0)
+            & (quiet_until <= day)
+        )
+        for cell in np.flatnonzero(firing):
+            alarms.append(Alarm(cell=int(cell), alarm_day=day, start_day=recent.start))
+            quiet_until[cell] = day + before
+    return alarms
+
+
 Cell = tuple[str, str, str]  # payer, primary CARC, procedure family
 
 
@@ -111,9 +168,13 @@ def cell_key(counts: DailyCounts, cell: int) -> Cell:
 
 
 def match(
-    alarms: list[Alarm], counts: DailyCounts, changes: list[PayerChange], settings: AlertSettings
+    alarms: list[Alarm],
+    counts: DailyCounts,
+    changes: list[PayerChange],
+    settings: AlertSettings,
+    within: int = WITHIN_DAYS,
 ) -> SeedResult:
-    """Recall within 14 days, delays and false alerts of one method on one seed."""
+    """Recall within ``within`` days, delays and false alerts of one method on one seed."""
     onsets = onsets_by_cell(changes)
     first_alarm: dict[Cell, int] = {}
     false_alerts = 0
@@ -129,8 +190,8 @@ def match(
     monitored = counts.counts.shape[1] - first_test_day(settings)
     return SeedResult(
         changes=len(changes),
-        found_in_time=sum(d < WITHIN_DAYS for d in delays),
-        delays=[d for d in delays if d < WITHIN_DAYS],
+        found_in_time=sum(d < within for d in delays),
+        delays=[d for d in delays if d < within],
         false_alerts=false_alerts,
         months=monitored / 30.0,
         payers=counts.cells["payer_id"].nunique(),
@@ -233,6 +294,18 @@ METHODS: dict[str, Callable[[DailyCounts, AlertSettings], list[Alarm]]] = {
 }
 
 
+OUTCOME_METHODS: dict[str, Callable[[np.ndarray, np.ndarray, AlertSettings], list[Alarm]]] = {
+    "window-limited binomial CUSUM on outcomes (training/payer_alerts.py)": (
+        lambda lost, ended, settings: binomial_alarms(
+            lost, ended, overturn_design(settings), settings
+        )
+    ),
+    "plain rule: 28 days' recovered share at most half the 12 weeks' before": (
+        plain_outcome_rule_alarms
+    ),
+}
+
+
 def run(
     seeds: list[int],
     rows: int,
@@ -240,26 +313,60 @@ def run(
     folder: Path,
     settings: AlertSettings,
     *,
+    overturns: int = 0,
     per_change: bool = False,
 ) -> str:
     per_method: dict[str, list[SeedResult]] = {name: [] for name in METHODS}
+    per_outcome_method: dict[str, list[SeedResult]] = {
+        f"{name}, {days} days": [] for name in OUTCOME_METHODS for days in OUTCOME_WINDOWS
+    }
     for seed in seeds:
-        history, truth = history_for(seed, rows, changes, folder)
+        history, truth = history_for(seed, rows, changes, folder, overturns)
         denials = pd.read_parquet(
-            history, columns=["payer_id", "carc_codes", "procedure_code", "denial_date"]
+            history,
+            columns=[
+                "payer_id",
+                "carc_codes",
+                "procedure_code",
+                "denial_date",
+                "resolution",
+                "resolved_date",
+            ],
         )
         counts = daily_counts(denial_cells(denials), min_denials=2)
         injected = read_changes_truth(truth)
+        volume = [change for change in injected if change.kind == VOLUME]
         alarms = {name: method(counts, settings) for name, method in METHODS.items()}
         for name, found in alarms.items():
-            per_method[name].append(match(found, counts, injected, settings))
+            per_method[name].append(match(found, counts, volume, settings))
+        if overturns:
+            outcomes = daily_outcomes(counts, denials["resolution"], denials["resolved_date"])
+            overturned = [change for change in injected if change.kind == OVERTURN]
+            for name, method in OUTCOME_METHODS.items():
+                found = method(*outcomes, settings)
+                for days in OUTCOME_WINDOWS:
+                    result = match(found, counts, overturned, settings, within=days)
+                    per_outcome_method[f"{name}, {days} days"].append(result)
+            if per_change:
+                first = next(iter(OUTCOME_METHODS))
+                found = {first: OUTCOME_METHODS[first](*outcomes, settings)}
+                for line in change_lines(seed, counts, overturned, found) + false_alarm_lines(
+                    seed, counts, overturned, found[first]
+                ):
+                    print("outcomes:", line, file=sys.stderr)
         if per_change:
             first = next(iter(alarms))
-            for line in change_lines(seed, counts, injected, alarms) + false_alarm_lines(
-                seed, counts, injected, alarms[first]
+            for line in change_lines(seed, counts, volume, alarms) + false_alarm_lines(
+                seed, counts, volume, alarms[first]
             ):
                 print(line, file=sys.stderr)
-    return table(per_method, seeds, rows, changes)
+    tables = [table(per_method, seeds, rows, changes)]
+    if overturns:
+        tables.append(outcome_table(per_outcome_method, overturns))
+    return "\n\n".join(tables)
+
+
+OUTCOME_WINDOWS = (WITHIN_DAYS, OVERTURN_WITHIN_DAYS)
 
 
 def table(
@@ -269,7 +376,24 @@ def table(
         f"Seeds {', '.join(map(str, seeds))}: {rows:,} denials and {changes} injected changes "
         f"each (multipliers 2-4, cells with 20+ denials a month).",
         "",
-        "| method | found within 14 days | 95% interval | median delay (days) | false alerts | "
+        *method_rows(per_method, "found within 14 days"),
+    ]
+    return "\n".join(lines)
+
+
+def outcome_table(per_method: dict[str, list[SeedResult]], overturns: int) -> str:
+    lines = [
+        f"Changes in outcomes: {overturns} a seed (recovered share divided by 2-4 for the "
+        "outcomes decided from the onset on), tested on the days outcomes were recorded.",
+        "",
+        *method_rows(per_method, "found within"),
+    ]
+    return "\n".join(lines)
+
+
+def method_rows(per_method: dict[str, list[SeedResult]], found_heading: str) -> list[str]:
+    lines = [
+        f"| method | {found_heading} | 95% interval | median delay (days) | false alerts | "
         "false alerts per month per 40 payers |",
         "|---|---|---|---|---|---|",
     ]
@@ -280,7 +404,7 @@ def table(
             f"[{s['low']:.1%}, {s['high']:.1%}] | {s['median_delay']:.0f} | "
             f"{s['false_alerts']} | {s['false_per_month']:.2f} |"
         )
-    return "\n".join(lines)
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -288,9 +412,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[701, 702, 703, 704, 705])
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--changes", type=int, default=8)
+    parser.add_argument("--overturn-changes", type=int, default=4)
     parser.add_argument("--out", type=Path, default=Path("/tmp/payer-alerts"))
     parser.add_argument("--threshold", type=float, default=AlertSettings().threshold)
     parser.add_argument("--design-ratio", type=float, default=AlertSettings().design_ratio)
+    parser.add_argument(
+        "--overturn-threshold", type=float, default=AlertSettings().overturn_threshold
+    )
     parser.add_argument(
         "--per-change",
         action="store_true",
@@ -299,9 +427,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    settings = replace(AlertSettings(), threshold=args.threshold, design_ratio=args.design_ratio)
+    settings = replace(
+        AlertSettings(),
+        threshold=args.threshold,
+        design_ratio=args.design_ratio,
+        overturn_threshold=args.overturn_threshold,
+    )
     started = time.perf_counter()
-    print(run(args.seeds, args.rows, args.changes, args.out, settings, per_change=args.per_change))
+    print(
+        run(
+            args.seeds,
+            args.rows,
+            args.changes,
+            args.out,
+            settings,
+            overturns=args.overturn_changes,
+            per_change=args.per_change,
+        )
+    )
     print(f"\n({time.perf_counter() - started:.0f} s)", file=sys.stderr)
     return 0
 

@@ -53,6 +53,7 @@ def scored_denials(session: Session, since: dt.date, settings: AlertSettings) ->
             LatestScore.procedure_code,
             LatestScore.denial_date,
             DenialStatus.resolution,
+            DenialStatus.resolved_date,
         )
         .outerjoin(DenialStatus, DenialStatus.denial_id == LatestScore.denial_id)
         .where(LatestScore.denial_date >= earliest.isoformat())
@@ -75,6 +76,7 @@ COLUMNS = (
     "procedure_code",
     "denial_date",
     "resolution",
+    "resolved_date",
 )
 
 

@@ -316,6 +316,9 @@ class DenialStatus(Base):
     # The same outcome's recovered dollars (revision 0006): model monitoring joins the two
     # tables by their keys instead of ranking every denial's feedback on each read.
     recovered_amount: Mapped[float | None] = mapped_column(Numeric(14, 2, asdecimal=False))
+    # The day that outcome became known (revision 0009): its resolved date, else the day the
+    # service recorded it. Payer alerts count outcomes on it (training.payer_alerts).
+    resolved_date: Mapped[dt.date | None] = mapped_column(Date)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utc_now)
     updated_by: Mapped[str] = mapped_column(String(100))
 

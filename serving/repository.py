@@ -471,6 +471,7 @@ def save_feedback(
                 fields["resolution"],
                 caller,
                 fields["recovered_amount"],
+                fields["resolved_date"],
             )
         try:
             session.commit()

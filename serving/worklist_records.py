@@ -189,11 +189,13 @@ def note_outcome(
     resolution: str,
     caller: str,
     recovered_amount: float | None = None,
+    resolved_date: dt.date | None = None,
 ) -> None:
     """Keep a denial's latest recorded resolution beside its status, so the worklist reads
     whether it is resolved without ranking its feedback, and mark its latest score resolved
     or not for the dashboard's open totals. Called as the feedback is stored, in the same
-    commit; does not commit.
+    commit; does not commit. An ended outcome without a resolved date is dated the day it is
+    recorded: the day the site learned it, which is when a payer alert can know it.
 
     An upsert, so two outcomes of one denial stored at once cannot collide on its row; and
     without flushing the pending feedback, whose duplicate key the caller handles at commit.
@@ -201,7 +203,15 @@ def note_outcome(
     table = DenialStatus.__table__
     insert = _insert(session)(table)
     now = utc_now()
-    outcome = {"resolution": resolution, "recovered_amount": recovered_amount}
+    if resolution == "open":
+        resolved_date = None
+    elif resolved_date is None:
+        resolved_date = now.date()
+    outcome = {
+        "resolution": resolution,
+        "recovered_amount": recovered_amount,
+        "resolved_date": resolved_date,
+    }
     statement = insert.values(
         denial_id=denial_id, status="open", **outcome, updated_at=now, updated_by=caller
     ).on_conflict_do_update(

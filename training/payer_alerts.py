@@ -35,14 +35,21 @@ starts at the change's start: the cell is quiet for the guard and ``relearn_days
 level, then measured against it, so one change raises one alert and a second change (or a false
 alarm's cell) is watched again within three months.
 
-The overturn test is the same test on outcomes: per cell and denial day, the ended denials
-(overturned, paid after correction, written off, billed to the patient: open ones say nothing
-yet) are the trials and the lost ones (not recovered) the events, the alternative doubling the
-odds of a loss (halving the recovery odds). Outcomes are fewer than denials and arrive weeks
-later, so its window is a quarter (``overturn_window_days``): a cell of a denial a day whose
-recovered share falls from 60% to 20% gives about 0.15 nats a day. Its alerts have kind
-:data:`OVERTURN`; the volume test's :data:`VOLUME`. Each alert of either kind gives the recovered
-share of the cell's ended denials before and after the start.
+The overturn test is the same test on outcomes: per cell and day an outcome was recorded
+(its ``resolved_date``), the ended denials (overturned, paid after correction, written off,
+billed to the patient: open ones say nothing yet) are the trials and the lost ones (not
+recovered) the events, the alternative doubling the odds of a loss (halving the recovery odds).
+Outcomes are counted on the day they became known, not on their denial's date: outcomes arrive
+weeks to months after the denial, so a test by denial date found its changes on days long
+past, never among the alerts of the last 30 days, and moved them as later outcomes arrived
+(replayed month by month on generator seed 11 with only the outcomes resolved by each day:
+none of 2-6 overturn alarms was ever open). An outcome without a resolved date counts on its
+denial's date. Outcomes are fewer than denials, so its window is a quarter
+(``overturn_window_days``): a cell of a denial a day whose recovered share falls from 60% to
+20% gives about 0.15 nats a day. Its alerts have kind :data:`OVERTURN`, their start the day the
+payer's outcomes changed; the volume test's :data:`VOLUME`. Each alert gives the recovered share
+of the cell's outcomes before and after the start (by the day recorded for an overturn alert,
+by denial date for a volume one).
 
 Settings (:class:`AlertSettings`) were chosen on generator seeds 11-20 only: a threshold of 5.5
 nats, a doubling of the odds (the smallest multiplier the generator injects), a 14-day window, a
@@ -52,7 +59,7 @@ within 14 days: the misses are multipliers near 2 on cells of 20 to 40 denials a
 two weeks hold about 10 to 20 extra denials over a baseline of as many, which chance gives too
 often among the thousands of cells tested. The held-out figures are in the README.
 
-Time comes from the data: days are denial dates, never the clock.
+Time comes from the data: days are denial dates and resolved dates, never the clock.
 """
 
 from __future__ import annotations
@@ -217,19 +224,34 @@ def daily_counts(cells: pd.DataFrame, *, min_denials: int = 1) -> DailyCounts:
     )
 
 
-def daily_outcomes(counts: DailyCounts, resolution: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Per cell and denial day, the denials lost (ended unrecovered) and the denials ended, from
-    the outcomes recorded so far (``resolution`` in the cells' row order; open ones count in
-    neither: an outcome not yet known says nothing about the payer)."""
+def daily_outcomes(
+    counts: DailyCounts, resolution: pd.Series, resolved_date: pd.Series | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell and day recorded, the denials lost (ended unrecovered) and the denials ended,
+    from the outcomes recorded so far (``resolution`` and ``resolved_date`` in the cells' row
+    order; open ones count in neither: an outcome not yet known says nothing about the payer)."""
     values = resolution.to_numpy()
     ended = pd.Series(values).isin(ENDED).to_numpy() & (counts.denial_cell >= 0)
     lost = ended & ~pd.Series(values).isin(RECOVERED).to_numpy()
-    return _per_cell_day(counts, lost), _per_cell_day(counts, ended)
+    day = outcome_days(counts, resolved_date)
+    return _per_cell_day(counts, lost, day), _per_cell_day(counts, ended, day)
 
 
-def _per_cell_day(counts: DailyCounts, chosen: np.ndarray) -> np.ndarray:
+def outcome_days(counts: DailyCounts, resolved_date: pd.Series | None) -> np.ndarray:
+    """The day each outcome became known: its resolved date, or its denial's date where none
+    is recorded; one recorded after the newest denial counts on the last day tested."""
+    if resolved_date is None:
+        return counts.denial_day
+    resolved = pd.to_datetime(pd.Series(resolved_date).reset_index(drop=True)).dt.normalize()
+    day = (resolved - pd.Timestamp(counts.first_day)).dt.days  # NaN where none is recorded
+    last = counts.counts.shape[1] - 1
+    recorded = np.clip(day.fillna(0).to_numpy(dtype=np.int64), 0, last)
+    return np.where(day.notna().to_numpy(), recorded, counts.denial_day)
+
+
+def _per_cell_day(counts: DailyCounts, chosen: np.ndarray, day: np.ndarray) -> np.ndarray:
     table = np.zeros(counts.counts.shape, dtype=np.int32)
-    np.add.at(table, (counts.denial_cell[chosen], counts.denial_day[chosen]), 1)
+    np.add.at(table, (counts.denial_cell[chosen], day[chosen]), 1)
     return table
 
 
@@ -373,18 +395,25 @@ def cusum_alarms(counts: DailyCounts, settings: AlertSettings) -> list[Alarm]:
 
 
 def overturn_alarms(
-    counts: DailyCounts, resolution: pd.Series, settings: AlertSettings
+    counts: DailyCounts,
+    resolution: pd.Series,
+    settings: AlertSettings,
+    resolved_date: pd.Series | None = None,
 ) -> list[Alarm]:
-    """The overturn test: each cell's lost denials as a share of its ended ones, by denial
-    date (``resolution`` in the cells' row order)."""
-    lost, ended = daily_outcomes(counts, resolution)
-    design = Design(
+    """The overturn test: each cell's lost denials as a share of its ended ones, by the day
+    each outcome was recorded (``resolution`` and ``resolved_date`` in the cells' row order)."""
+    lost, ended = daily_outcomes(counts, resolution, resolved_date)
+    return binomial_alarms(lost, ended, overturn_design(settings), settings)
+
+
+def overturn_design(settings: AlertSettings) -> Design:
+    """The overturn test: its odds ratio, threshold and window."""
+    return Design(
         settings.overturn_design_ratio,
         settings.overturn_threshold,
         settings.overturn_window_days,
         OVERTURN,
     )
-    return binomial_alarms(lost, ended, design, settings)
 
 
 # ---------------------------------------------------------------------------- alerts
@@ -407,10 +436,13 @@ def detect_payer_alerts(
     counts = daily_counts(cells, min_denials=2)
     found = cusum_alarms(counts, settings)
     if "resolution" in denials:
-        found += overturn_alarms(counts, denials["resolution"], settings)
+        resolved = denials.get("resolved_date")
+        found += overturn_alarms(counts, denials["resolution"], settings, resolved)
     alarms = [alarm for alarm in found if counts.date_of(alarm.alarm_day) >= since]
+    recorded = outcome_days(counts, denials.get("resolved_date"))
+    names = payer_names or {}
     alerts = [
-        _describe(alarm, counts, denials, cells, settings, payer_names or {}) for alarm in alarms
+        _describe(alarm, counts, denials, cells, recorded, settings, names) for alarm in alarms
     ]
     return sorted(alerts, key=lambda alert: (-alert.denials_affected, alert.payer_id, alert.carc))
 
@@ -420,6 +452,7 @@ def _describe(
     counts: DailyCounts,
     denials: pd.DataFrame,
     cells: pd.DataFrame,
+    recorded_day: np.ndarray,
     settings: AlertSettings,
     payer_names: dict[str, str],
 ) -> PayerAlert:
@@ -444,7 +477,11 @@ def _describe(
         & (cells["procedure_family"] == cell.procedure_family)
     )
     since_start = in_cell & (cells["denial_date"] >= pd.Timestamp(start_date))
-    baseline = in_cell & (cells["denial_date"] < pd.Timestamp(start_date))
+    # Outcomes before and after: by the day recorded for a change in outcomes, by denial date
+    # for a change in volume (its new denials' outcomes).
+    outcome_day = recorded_day if alarm.kind == OVERTURN else counts.denial_day
+    outcome_after = in_cell.to_numpy() & (outcome_day >= alarm.start_day)
+    outcome_before = in_cell.to_numpy() & (outcome_day < alarm.start_day)
     return PayerAlert(
         payer_id=str(cell.payer_id),
         payer_name=payer_names.get(str(cell.payer_id)),
@@ -459,8 +496,8 @@ def _describe(
         share_after=float(share_after),
         ratio=float(share_after / share_before) if share_before > 0 else float("inf"),
         denials_affected=int(since_start.sum()),
-        recovered_before=_recovered_share(denials.loc[baseline]),
-        recovered_after=_recovered_share(denials.loc[since_start]),
+        recovered_before=_recovered_share(denials.loc[outcome_before]),
+        recovered_after=_recovered_share(denials.loc[outcome_after]),
         kind=alarm.kind,
     )
 

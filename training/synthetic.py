@@ -549,17 +549,19 @@ def generate_history(
     truth_out: Path | None = None,
     payer_changes: int = 0,
     changes_out: Path | None = None,
+    overturn_changes: int = 0,
 ) -> Path:
     """Write ``rows`` denials to ``out`` (Parquet or CSV), chunk by chunk; with ``truth_out``,
     the generator's truth of each denial to that separate Parquet file (benchmarks only: a
     contract file holding it is refused, see :data:`features.contract.TRUTH_COLUMNS`).
 
     With ``payer_changes``, that many payer behaviour changes are injected
-    (:mod:`training.synthetic_changes`: their extra denials come on top of ``rows``) and, with
-    ``changes_out``, recorded there as CSV."""
+    (:mod:`training.synthetic_changes`: their extra denials come on top of ``rows``); with
+    ``overturn_changes``, that many cells' recovered shares fall from an onset (nothing else
+    changes); with ``changes_out``, both are recorded there as CSV."""
     world = build_world(seed, end, months)
     truth = []
-    injection = _ChangeInjection(world, seed, payer_changes, rows)
+    injection = _ChangeInjection(world, seed, payer_changes, rows, overturn_changes)
     with DenialWriter(out) as writer:
         for chunk_index, start in enumerate(range(0, rows, CHUNK_ROWS)):
             size = min(CHUNK_ROWS, rows - start)
@@ -572,7 +574,7 @@ def generate_history(
                 on_chunk(size)
     if truth_out is not None:
         write_truth(pd.concat(truth, ignore_index=True), truth_out)
-    if changes_out is not None and payer_changes:
+    if changes_out is not None and injection.changes:
         synthetic_changes.write_changes_truth(injection.changes, changes_out)
     return out
 
@@ -581,26 +583,40 @@ class _ChangeInjection:
     """Payer changes chosen on the first chunk (every chunk samples the same world), then
     injected into each chunk; the extra denials are numbered after the ``rows`` asked for."""
 
-    def __init__(self, world: SyntheticWorld, seed: int, count: int, rows: int) -> None:
+    def __init__(
+        self, world: SyntheticWorld, seed: int, count: int, rows: int, overturns: int = 0
+    ) -> None:
         self.world = world
         self.count = count
+        self.overturns = overturns
         self.rows = rows
         self.rng = np.random.default_rng([seed, 17])  # a stream of its own: history unchanged
+        # Another for outcome changes: the volume changes stay as they were without them.
+        self.overturn_rng = np.random.default_rng([seed, 18])
         self.changes: list[synthetic_changes.PayerChange] = []
         self.added = 0
 
+    def _choose(self, chunk: pd.DataFrame) -> list[synthetic_changes.PayerChange]:
+        where = {"start": self.world.start, "end": self.world.end, "scale": self.rows / len(chunk)}
+        volume = synthetic_changes.choose_changes(chunk, self.count, self.rng, **where)
+        overturn = synthetic_changes.choose_changes(
+            chunk,
+            self.overturns,
+            self.overturn_rng,
+            **where,
+            kind=synthetic_changes.OVERTURN,
+            taken=[change.cell for change in volume],
+        )
+        return volume + overturn
+
     def apply(self, chunk: pd.DataFrame, truth: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-        if self.count == 0:
+        if self.count == 0 and self.overturns == 0:
             return chunk, truth
         if not self.changes:
-            self.changes = synthetic_changes.choose_changes(
-                chunk,
-                self.count,
-                self.rng,
-                start=self.world.start,
-                end=self.world.end,
-                scale=self.rows / len(chunk),
-            )
+            self.changes = self._choose(chunk)
+        chunk, truth = synthetic_changes.lower_recovery(
+            chunk, truth, self.changes, self.overturn_rng
+        )
         copies, sources = synthetic_changes.inject_changes(
             chunk, self.changes, self.rng, first_id=self.rows + self.added, end=self.world.end
         )

@@ -9,6 +9,14 @@ from the onset date every denial of the cell gains Poisson(multiplier - 1) copie
 within two weeks of it. The copies are new denials (new ids and claim ids), so the history
 grows by the extra denials.
 
+``generate --overturn-changes N`` injects N changes of another kind, each in a cell of its own:
+from the onset the payer upholds more of the cell's denials, so each outcome decided on or after
+it (resolved then, or still open at the history's end) that would have been recovered is lost
+with probability ``1 - 1 / multiplier``: the recovered share falls to ``1 / multiplier`` of its
+level. Keyed by the day outcomes are decided, not by denial date: a payer changes how it
+decides appeals and corrections from a day on, whatever the denial's age. Nothing else of the
+history changes; the truth's recovery probability and eventual outcome follow.
+
 Only cells busy enough are chosen (:data:`MIN_MONTHLY_DENIALS`, about a denial a working
 day): a payer tripling a code it sends twice a month is not a change a team can act on within
 two weeks, and no test can tell it from chance then. Two weeks of a cell with fewer than one
@@ -22,6 +30,7 @@ found in).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -29,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from features.procedures import procedure_families
+from training.payer_alerts import OVERTURN, RECOVERED, VOLUME
 
 MIN_MONTHLY_DENIALS = 20.0  # the cell's mean denials per 30 days over the history
 MULTIPLIER_RANGE = (2.0, 4.0)  # "at twice to four times its usual rate"
@@ -38,18 +48,24 @@ MIN_DAYS_AFTER = 45  # each change has its 14-day window and more inside the his
 # about as a Poisson flow does, not in clumps of one claim's copies on one day.
 DATE_JITTER_DAYS = 14
 DATE_COLUMNS = ("service_date", "submission_date", "denial_date", "as_of_date", "resolved_date")
-TRUTH_FIELDS = ("payer_id", "carc", "procedure_family", "onset_date", "multiplier")
+TRUTH_FIELDS = ("payer_id", "carc", "procedure_family", "onset_date", "multiplier", "kind")
 
 
 @dataclass(frozen=True)
 class PayerChange:
-    """One injected step: the cell's denial volume times ``multiplier`` from ``onset_date``."""
+    """One injected step from ``onset_date``: of :data:`VOLUME`, the cell's denial volume times
+    ``multiplier``; of :data:`OVERTURN`, its recovered share divided by ``multiplier``."""
 
     payer_id: str
     carc: str  # the primary adjustment, group code included, e.g. CO-197
     procedure_family: str
     onset_date: dt.date
     multiplier: float
+    kind: str = VOLUME
+
+    @property
+    def cell(self) -> tuple[str, str, str]:
+        return (self.payer_id, self.carc, self.procedure_family)
 
 
 def denial_cells(history: pd.DataFrame) -> pd.DataFrame:
@@ -72,9 +88,12 @@ def choose_changes(
     start: dt.date,
     end: dt.date,
     scale: float = 1.0,
+    kind: str = VOLUME,
+    taken: Collection[tuple[str, str, str]] = (),
 ) -> list[PayerChange]:
-    """``count`` changes in distinct cells busy enough in ``sample`` (a share ``1 / scale`` of
-    the history), onsets drawn uniformly where a baseline and a detection window fit."""
+    """``count`` changes of ``kind`` in distinct cells busy enough in ``sample`` (a share
+    ``1 / scale`` of the history) and not ``taken`` by other changes, onsets drawn uniformly
+    where a baseline and a detection window fit."""
     if count <= 0:
         return []
     first_onset = start + dt.timedelta(days=MIN_DAYS_BEFORE)
@@ -85,7 +104,8 @@ def choose_changes(
             f"{MIN_DAYS_BEFORE} days before and {MIN_DAYS_AFTER} days after each onset"
         )
     monthly = _monthly_volume(sample, start, end) * scale
-    eligible = monthly[monthly >= MIN_MONTHLY_DENIALS].index.tolist()
+    busy, taken = monthly[monthly >= MIN_MONTHLY_DENIALS].index, set(taken)
+    eligible = [cell for cell in busy if cell not in taken]
     if len(eligible) < count:
         raise ValueError(
             f"only {len(eligible)} payer x code x procedure family cells see "
@@ -100,6 +120,7 @@ def choose_changes(
             procedure_family=eligible[pick][2],
             onset_date=first_onset + dt.timedelta(days=int(rng.integers(0, span + 1))),
             multiplier=round(float(rng.uniform(*MULTIPLIER_RANGE)), 1),
+            kind=kind,
         )
         for pick in picks
     ]
@@ -124,6 +145,7 @@ def inject_changes(
     """Copies of the chunk's denials in changed cells after their onsets, numbered from
     ``first_id``, and the position in the chunk each copies (the caller appends them and
     their truth; the chunk itself is left as it is)."""
+    changes = [change for change in changes if change.kind == VOLUME]
     if not changes:
         return chunk.iloc[0:0], np.zeros(0, dtype=int)
     cells = denial_cells(chunk)
@@ -141,6 +163,41 @@ def inject_changes(
     copies = chunk.iloc[sources].reset_index(drop=True)
     onsets = _onset_of_each(cells.iloc[sources], changes)
     return _as_new_denials(copies, onsets, rng, first_id=first_id, end=end), sources
+
+
+def lower_recovery(
+    chunk: pd.DataFrame,
+    truth: pd.DataFrame,
+    changes: list[PayerChange],
+    rng: np.random.Generator,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The chunk and its truth (rows in the same order) with each :data:`OVERTURN` change
+    applied: in its cell, each outcome decided on or after the onset that would have been
+    recovered is lost with probability ``1 - 1 / multiplier`` (written off, nothing recovered;
+    still open ones lose it in their eventual outcome), and the true probability of recovery
+    of every such outcome is divided by the multiplier."""
+    changes = [change for change in changes if change.kind == OVERTURN]
+    if not changes:
+        return chunk, truth
+    chunk, truth = chunk.copy(), truth.copy()
+    cells = denial_cells(chunk)
+    resolved = pd.to_datetime(chunk["resolved_date"])
+    for change in changes:
+        in_cell = (
+            (cells["payer_id"] == change.payer_id)
+            & (cells["carc"] == change.carc)
+            & (cells["procedure_family"] == change.procedure_family)
+        ).to_numpy()
+        decided_after = (resolved.isna() | (resolved >= pd.Timestamp(change.onset_date))).to_numpy()
+        chosen = in_cell & decided_after
+        upheld = rng.random(len(chunk)) >= 1.0 / change.multiplier
+        lost = chosen & upheld & truth["true_recovered"].to_numpy(dtype=bool)
+        truth.loc[chosen, "true_recovery_probability"] /= change.multiplier
+        truth.loc[lost, "true_recovered"] = False
+        ended = lost & chunk["resolution"].isin(RECOVERED).to_numpy()
+        chunk.loc[ended, "resolution"] = "written_off"
+        chunk.loc[ended, "recovered_amount"] = 0.0
+    return chunk, truth
 
 
 def _onset_of_each(cells: pd.DataFrame, changes: list[PayerChange]) -> np.ndarray:
@@ -191,6 +248,8 @@ def write_changes_truth(changes: list[PayerChange], path: Path) -> Path:
 def read_changes_truth(path: Path) -> list[PayerChange]:
     """The changes :func:`write_changes_truth` wrote."""
     frame = pd.read_csv(path, dtype={"payer_id": str, "carc": str, "procedure_family": str})
+    if "kind" not in frame:  # written before overturn changes: volume changes only
+        frame["kind"] = VOLUME
     return [
         PayerChange(
             payer_id=row.payer_id,
@@ -198,6 +257,7 @@ def read_changes_truth(path: Path) -> list[PayerChange]:
             procedure_family=row.procedure_family,
             onset_date=dt.date.fromisoformat(str(row.onset_date)),
             multiplier=float(row.multiplier),
+            kind=str(row.kind),
         )
         for row in frame.itertuples()
     ]

@@ -79,6 +79,15 @@ def generate(
             "--with-truth, recorded in OUT's stem + .payer_changes.csv.",
         ),
     ] = 0,
+    overturn_changes: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Inject this many changes in outcomes: a payer x CARC x procedure family whose "
+            "recovered share falls from an onset (the outcomes decided from then on); with "
+            "--with-truth, recorded beside the payer changes.",
+        ),
+    ] = 0,
 ) -> None:
     """Generate a realistic synthetic denial history that meets the data contract."""
     target = write_history(
@@ -87,18 +96,26 @@ def generate(
         out or default_history_path(),
         with_truth=with_truth,
         payer_changes=payer_changes,
+        overturn_changes=overturn_changes,
     )
     if as_835 is not None:
         _write_835(target, as_835, defect_share, seed)
 
 
 def write_history(
-    rows: int, seed: int, target: Path, *, with_truth: bool = False, payer_changes: int = 0
+    rows: int,
+    seed: int,
+    target: Path,
+    *,
+    with_truth: bool = False,
+    payer_changes: int = 0,
+    overturn_changes: int = 0,
 ) -> Path:
     """Generate ``rows`` denials into ``target``, showing progress and the time taken."""
     started = time.perf_counter()
     truth = default_truth_path(target) if with_truth else None
-    changes = default_changes_truth_path(target) if with_truth and payer_changes else None
+    any_changes = payer_changes or overturn_changes
+    changes = default_changes_truth_path(target) if with_truth and any_changes else None
     with _progress() as progress:
         task = progress.add_task("generating", total=rows)
         try:
@@ -110,6 +127,7 @@ def write_history(
                 truth_out=truth,
                 payer_changes=payer_changes,
                 changes_out=changes,
+                overturn_changes=overturn_changes,
             )
         except ValueError as exc:  # too few busy cells or too short a period for the changes
             fail(f"cannot generate {target}: {exc}", exc)
@@ -117,6 +135,8 @@ def write_history(
     typer.echo(f"wrote {rows:,} denials to {target} in {seconds:.1f} s (seed {seed})")
     if payer_changes:
         typer.echo(f"injected {payer_changes} payer behaviour changes (their denials on top)")
+    if overturn_changes:
+        typer.echo(f"injected {overturn_changes} changes in outcomes (recovered shares down)")
     if truth is not None:
         typer.echo(f"wrote the generator's truth of each denial to {truth} (benchmarks only)")
     if changes is not None:

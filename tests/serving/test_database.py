@@ -486,3 +486,23 @@ def test_upgrading_to_0008_fills_the_procedure_codes(empty_database_url: str) ->
     stored = {row["denial_id"]: row for row in stored_rows(empty_database_url, "latest_scores")}
     assert stored["D-2"]["procedure_code"] == "27447"
     assert stored["D-3"]["procedure_code"] is None
+
+
+def test_upgrading_to_0009_dates_each_ended_outcome(empty_database_url: str) -> None:
+    upgrade_database(empty_database_url, "0008")
+    dated = ROWS_AT_REVISION["0001"]["feedback"][0]  # D-1 overturned, resolved 2026-04-01
+    undated = {**dated, "id": 11, "idempotency_key": "fb-11", "denial_id": "D-2"}
+    undated |= {"resolved_date": None, "received_at": SCORED_AT + dt.timedelta(days=5)}
+    insert_rows(empty_database_url, {"feedback": [dated, undated]})
+    statuses = [
+        {"denial_id": denial, "status": "open", "resolution": resolution}
+        | {"updated_at": SCORED_AT, "updated_by": "reviewer-1"}
+        for denial, resolution in (("D-1", "overturned_on_appeal"), ("D-2", "written_off"))
+    ]
+    still_open = {**statuses[0], "denial_id": "D-3", "resolution": None}
+    insert_rows(empty_database_url, {"denial_status": [*statuses, still_open]})
+    upgrade_database(empty_database_url)
+    stored = {row["denial_id"]: row for row in stored_rows(empty_database_url, "denial_status")}
+    assert stored["D-1"]["resolved_date"] == dt.date(2026, 4, 1)
+    assert stored["D-2"]["resolved_date"] == (SCORED_AT + dt.timedelta(days=5)).date()
+    assert stored["D-3"]["resolved_date"] is None

@@ -20,8 +20,8 @@ from denial_triage.cli import app
 from denial_triage.settings import Settings, get_settings
 from serving import metrics, payer_watch, views
 from serving.app import create_app
-from serving.repository import audit_record, record_scores
-from serving.worklist_records import WorklistFilters, note_outcome, worklist_page
+from serving.repository import audit_record, record_scores, save_feedback
+from serving.worklist_records import WorklistFilters, worklist_page
 from training.payer_alerts import OVERTURN
 
 pytest_plugins = ["database_fixtures"]
@@ -134,8 +134,10 @@ def test_a_steady_history_has_no_open_alerts(session: Session) -> None:
 
 
 def test_outcomes_recorded_through_feedback_feed_the_overturn_test(session: Session) -> None:
-    """Surgery denied with CO-197 at 2 a day throughout; reviewers won 60% of them back until
-    day 430 and 15% after. The volume is steady, so only the overturn test speaks."""
+    """Surgery denied with CO-197 at 2 a day throughout, each outcome known 5 to 25 days after
+    its denial; from day 430 the payer upholds: outcomes resolved since are won 15% of the
+    time, 60% before. The volume is steady, so only the overturn test speaks, and the alert is
+    open: raised on the days the outcomes arrived, not on their denials' dates."""
     rng = np.random.default_rng(3)
     denials = [d for d in stepped_denials() if d["carc_codes"] == ["CO-16"]]
     surgery = np.repeat(np.arange(DAYS), rng.poisson(2.0, DAYS))
@@ -150,11 +152,17 @@ def test_outcomes_recorded_through_feedback_feed_the_overturn_test(session: Sess
             }
         )
     record_denials(session, denials)
-    won = np.where(surgery >= ONSET, 0.15, 0.6)
-    for denial, share in zip(denials[-len(surgery) :], won, strict=True):
-        outcome = "overturned_on_appeal" if rng.random() < share else "written_off"
-        note_outcome(session, denial["denial_id"], outcome, "reviewer")
-    session.commit()
+    resolved = surgery + rng.integers(5, 26, len(surgery))
+    for denial, day in zip(denials[-len(surgery) :], resolved, strict=True):
+        if day >= DAYS:
+            continue  # not known yet on the newest denial's day
+        share = 0.15 if day >= ONSET else 0.6
+        body = {
+            "denial_id": denial["denial_id"],
+            "resolution": "overturned_on_appeal" if rng.random() < share else "written_off",
+            "resolved_date": FIRST_DAY + dt.timedelta(days=int(day)),
+        }
+        save_feedback(session, f"outcome-{denial['denial_id']}", body, "reviewer")
     alerts = payer_watch.open_alerts(session)
     assert [(a.carc, a.procedure_family, a.kind) for a in alerts] == [
         ("CO-197", "surgery", OVERTURN)

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from serving import views
-from serving.records import LatestScore, WorklistEvent
+from serving.records import DenialStatus, LatestScore, WorklistEvent, utc_now
 from serving.repository import (
     audit_record,
     claim_key,
@@ -232,6 +232,20 @@ def test_a_recorded_outcome_takes_a_denial_off_the_open_list(
     outcome(session, "D-1", "open", "fb-2")  # reopened: its last word is "open" again
     assert ids(session) == ["D-1", "D-2"]
     assert worklist_entry(session, "D-1", TODAY).status == "in_progress"
+
+
+def test_an_outcome_is_dated_by_its_resolved_date_else_the_day_it_was_recorded(
+    session: Session,
+) -> None:
+    record_scores(session, [scored("D-1"), scored("D-2")])
+    dated = {"denial_id": "D-1", "resolution": "written_off", "resolved_date": "2026-06-03"}
+    save_feedback(session, "fb-1", dated, "desk")
+    outcome(session, "D-2", "overturned_on_appeal", "fb-2")
+    kept = {row.denial_id: row.resolved_date for row in session.scalars(select(DenialStatus))}
+    assert kept == {"D-1": dt.date(2026, 6, 3), "D-2": utc_now().date()}
+    outcome(session, "D-1", "open", "fb-3")  # reopened: no outcome known, so no date
+    session.expire_all()
+    assert session.get(DenialStatus, "D-1").resolved_date is None
 
 
 def test_the_export_holds_every_filtered_denial_and_no_claim_id(session: Session) -> None:

@@ -163,6 +163,40 @@ def test_a_drop_in_the_recovered_share_raises_an_overturn_alert_near_its_onset()
     assert alerts[0].recovered_after == pytest.approx(0.2, abs=0.1)
 
 
+def test_an_overturn_alert_is_raised_as_the_outcomes_arrive_not_on_past_denial_dates() -> None:
+    """Outcomes come 20 to 90 days after their denials; from day 440 the payer upholds its
+    surgery denials: outcomes recorded from then on are won 20% of the time instead of 60%.
+    Replayed week by week with only the outcomes recorded by each day, the alert is among the
+    last 30 days' alerts when first raised, and starts on the day the outcomes changed."""
+    onset = 440
+    rng = np.random.default_rng(21)
+    denials = denial_series(21, days=560, recovered_share=(0.6, 0.6))
+    lag = rng.integers(20, 91, len(denials))
+    denials["resolved_date"] = denials["denial_date"] + pd.to_timedelta(lag, unit="D")
+    decided_after = denials["resolved_date"] >= pd.Timestamp(FIRST_DAY + dt.timedelta(onset))
+    surgery = denials["procedure_code"] == "27447"
+    upheld = decided_after & surgery & (rng.random(len(denials)) < 2 / 3)
+    denials.loc[upheld, "resolution"] = "written_off"
+    raised = []
+    for day in range(onset - 28, 560, 7):
+        today = pd.Timestamp(FIRST_DAY + dt.timedelta(day))
+        known = denials[denials["denial_date"] <= today].copy()
+        known.loc[known["resolved_date"] > today, ["resolution", "resolved_date"]] = ["open", None]
+        since = (today - pd.Timedelta(days=29)).date()
+        raised += [
+            (today.date(), a) for a in detect_payer_alerts(known, since) if a.kind == OVERTURN
+        ]
+    assert raised, "the change was never among the open alerts"
+    first_seen, alert = raised[0]
+    onset_date = FIRST_DAY + dt.timedelta(days=onset)
+    assert (alert.payer_id, alert.carc, alert.procedure_family) == ("P00", "CO-197", "surgery")
+    assert first_seen - dt.timedelta(days=29) <= alert.alarm_date <= first_seen
+    assert 0 <= (first_seen - onset_date).days <= 70
+    assert abs((alert.start_date - onset_date).days) <= 14
+    assert alert.recovered_before == pytest.approx(0.6, abs=0.06)
+    assert alert.recovered_after == pytest.approx(0.2, abs=0.12)
+
+
 @pytest.mark.parametrize("seed", [10, 11, 12])
 def test_a_steady_recovered_share_raises_no_overturn_alert(seed: int) -> None:
     denials = denial_series(seed, days=500, recovered_share=(0.6, 0.6))

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from denial_triage.cli import app
 from features.contract import load_denials
+from training.payer_alerts import OVERTURN, RECOVERED, VOLUME
 from training.synthetic import build_world, generate_history
 from training.synthetic_changes import (
     MULTIPLIER_RANGE,
@@ -47,7 +48,9 @@ def test_the_truth_names_each_change_with_its_onset_and_multiplier(changed) -> N
         "procedure_family",
         "onset_date",
         "multiplier",
+        "kind",
     ]
+    assert (truth["kind"] == VOLUME).all()
     assert len(truth) == CHANGES
     assert truth[["payer_id", "carc", "procedure_family"]].drop_duplicates().shape[0] == CHANGES
     assert truth["multiplier"].between(*MULTIPLIER_RANGE).all()
@@ -82,6 +85,69 @@ def test_the_extra_denials_are_new_valid_denials_and_the_rest_is_unchanged(chang
     assert len(original) == ROWS
 
 
+@pytest.fixture(scope="module")
+def overturned(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, list[PayerChange]]:
+    """The volume-changed history with two overturn changes added, and without them, each
+    with its per-denial truth; and the changes."""
+    folder = tmp_path_factory.mktemp("overturn-changes")
+    frames = []
+    for name, overturns in (("overturned", 2), ("volume-only", 0)):
+        history = folder / f"{name}.parquet"
+        truth = folder / f"{name}.truth.parquet"
+        generate_history(
+            ROWS,
+            SEED,
+            history,
+            months=MONTHS,
+            payer_changes=CHANGES,
+            overturn_changes=overturns,
+            truth_out=truth,
+            changes_out=default_changes_truth_path(history),
+        )
+        frames += [pd.read_parquet(history), pd.read_parquet(truth)]
+    changes = read_changes_truth(default_changes_truth_path(folder / "overturned.parquet"))
+    return (*frames, changes)
+
+
+def test_overturn_changes_lower_the_recovered_share_from_onset_and_nothing_else(
+    overturned,
+) -> None:
+    changed, changed_truth, plain, plain_truth, changes = overturned
+    volume = [c for c in changes if c.kind == VOLUME]
+    overturns = [c for c in changes if c.kind == OVERTURN]
+    assert len(volume) == CHANGES and len(overturns) == 2
+    assert {c.cell for c in overturns}.isdisjoint({c.cell for c in volume})
+    assert changed["denial_id"].equals(plain["denial_id"])  # the volume changes as they were
+    cells = denial_cells(plain)
+    resolved = pd.to_datetime(plain["resolved_date"])
+    touched = np.zeros(len(plain), dtype=bool)
+    for change in overturns:
+        in_cell = (cells[["payer_id", "carc", "procedure_family"]] == change.cell).all(axis=1)
+        decided = in_cell & (resolved.isna() | (resolved >= pd.Timestamp(change.onset_date)))
+        touched |= decided.to_numpy()
+        won = decided & plain_truth["true_recovered"]
+        kept = changed_truth.loc[won, "true_recovered"].mean()
+        assert kept == pytest.approx(1 / change.multiplier, abs=0.2), change
+        ratio = (
+            plain_truth.loc[decided, "true_recovery_probability"]
+            / changed_truth.loc[decided, "true_recovery_probability"]
+        )
+        assert np.allclose(ratio, change.multiplier)
+        was_won = plain.loc[decided, "resolution"].isin(RECOVERED)
+        now_lost = changed.loc[decided, "resolution"] == "written_off"
+        assert (now_lost[was_won] == ~changed_truth.loc[decided, "true_recovered"][was_won]).all()
+    # Outside the changed cells' decisions since onset, every value is as it was.
+    untouched = ~touched
+    pd.testing.assert_frame_equal(changed[untouched], plain[untouched])
+    pd.testing.assert_frame_equal(changed_truth[untouched], plain_truth[untouched])
+    assert (
+        changed.loc[touched, "recovered_amount"].fillna(0)
+        <= plain.loc[touched, "recovered_amount"].fillna(0)
+    ).all()
+
+
 def test_changes_need_busy_cells_and_room_around_the_onsets() -> None:
     world = build_world(SEED, months=MONTHS)
     sample = pd.DataFrame(
@@ -99,7 +165,10 @@ def test_changes_need_busy_cells_and_room_around_the_onsets() -> None:
 
 
 def test_the_truth_reads_back_as_written(tmp_path: Path) -> None:
-    changes = [PayerChange("MA003", "CO-197", "surgery", dt.date(2026, 3, 2), 2.5)]
+    changes = [
+        PayerChange("MA003", "CO-197", "surgery", dt.date(2026, 3, 2), 2.5),
+        PayerChange("MA003", "CO-16", "radiology", dt.date(2026, 4, 2), 3.0, OVERTURN),
+    ]
     assert read_changes_truth(write_changes_truth(changes, tmp_path / "t.csv")) == changes
 
 
