@@ -26,6 +26,7 @@ from serving.worklist_records import batched
 from training.payer_alerts import (
     AlertSettings,
     PayerAlert,
+    affected_by,
     denial_cells,
     detect_payer_alerts,
     top_remarks,
@@ -86,13 +87,7 @@ def with_remark_codes(
     """``alert`` with the most frequent remark codes among the denials it counts as affected
     (``cells``: :func:`training.payer_alerts.denial_cells` of ``denials``), read from their
     audit records."""
-    affected = denials.loc[
-        (cells["payer_id"] == alert.payer_id)
-        & (cells["carc"] == alert.carc)
-        & (cells["procedure_family"] == alert.procedure_family)
-        & (cells["denial_date"] >= pd.Timestamp(alert.start_date)),
-        "denial_id",
-    ].tolist()
+    affected = denials.loc[affected_by(alert, cells), "denial_id"].tolist()
     remarks = ScoreRecord.facts["rarc_codes"]
     read = select(remarks).join(LatestScore, LatestScore.score_id == ScoreRecord.id)
     listed = [

@@ -96,7 +96,9 @@ class AlertSettings:
     # The overturn test: the odds that an ended denial is lost (not recovered) doubling, i.e.
     # the recovery odds halving, read from the outcomes recorded so far.
     overturn_design_ratio: float = 2.0
-    overturn_threshold: float = 6.0
+    # 8 nats: with the volume test's false alerts, under one a month per 40 payers on seeds
+    # 11-20 (0.38 + 0.49); at 6 and 7 nats 0.94 and 0.61 alone, for a week or two less delay.
+    overturn_threshold: float = 8.0
     # Outcomes are few (only ended denials count) and come weeks after the denial: a window of
     # a quarter lets a cell of a denial a day gather the evidence a fall of its recovered
     # share gives (about 0.1-0.2 nats a day), and still drops a drift of years.
@@ -471,11 +473,7 @@ def _describe(
     share_before = row[before].sum() / max(flow[before].sum(), 1)
     share_after = row[after].sum() / max(flow[after].sum(), 1)
     start_date = counts.date_of(alarm.start_day)
-    in_cell = (
-        (cells["payer_id"] == cell.payer_id)
-        & (cells["carc"] == cell.carc)
-        & (cells["procedure_family"] == cell.procedure_family)
-    )
+    in_cell = in_the_cell(cells, cell.payer_id, cell.carc, cell.procedure_family)
     since_start = in_cell & (cells["denial_date"] >= pd.Timestamp(start_date))
     # Outcomes before and after: by the day recorded for a change in outcomes, by denial date
     # for a change in volume (its new denials' outcomes).
@@ -500,6 +498,21 @@ def _describe(
         recovered_after=_recovered_share(denials.loc[outcome_after]),
         kind=alarm.kind,
     )
+
+
+def in_the_cell(cells: pd.DataFrame, payer_id: str, carc: str, family: str) -> pd.Series:
+    """Which denials (:func:`denial_cells` rows) are of this payer, primary code and family."""
+    return (
+        (cells["payer_id"] == payer_id)
+        & (cells["carc"] == carc)
+        & (cells["procedure_family"] == family)
+    )
+
+
+def affected_by(alert: PayerAlert, cells: pd.DataFrame) -> pd.Series:
+    """The denials an alert counts as affected: its cell's, dated from its start on."""
+    in_cell = in_the_cell(cells, alert.payer_id, alert.carc, alert.procedure_family)
+    return in_cell & (cells["denial_date"] >= pd.Timestamp(alert.start_date))
 
 
 def _per_month(denials: float, days: int) -> float:

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from features.procedures import procedure_families
-from training.payer_alerts import OVERTURN, RECOVERED, VOLUME
+from training.payer_alerts import OVERTURN, RECOVERED, VOLUME, in_the_cell
 
 MIN_MONTHLY_DENIALS = 20.0  # the cell's mean denials per 30 days over the history
 MULTIPLIER_RANGE = (2.0, 4.0)  # "at twice to four times its usual rate"
@@ -152,12 +152,7 @@ def inject_changes(
     denial_day = pd.to_datetime(chunk["denial_date"]).dt.date
     extra_copies = np.zeros(len(chunk), dtype=int)
     for change in changes:
-        in_cell = (
-            (cells["payer_id"] == change.payer_id)
-            & (cells["carc"] == change.carc)
-            & (cells["procedure_family"] == change.procedure_family)
-            & (denial_day >= change.onset_date)
-        ).to_numpy()
+        in_cell = (in_the_cell(cells, *change.cell) & (denial_day >= change.onset_date)).to_numpy()
         extra_copies[in_cell] = rng.poisson(change.multiplier - 1.0, in_cell.sum())
     sources = np.repeat(np.arange(len(chunk)), extra_copies)
     copies = chunk.iloc[sources].reset_index(drop=True)
@@ -183,11 +178,7 @@ def lower_recovery(
     cells = denial_cells(chunk)
     resolved = pd.to_datetime(chunk["resolved_date"])
     for change in changes:
-        in_cell = (
-            (cells["payer_id"] == change.payer_id)
-            & (cells["carc"] == change.carc)
-            & (cells["procedure_family"] == change.procedure_family)
-        ).to_numpy()
+        in_cell = in_the_cell(cells, *change.cell).to_numpy()
         decided_after = (resolved.isna() | (resolved >= pd.Timestamp(change.onset_date))).to_numpy()
         chosen = in_cell & decided_after
         upheld = rng.random(len(chunk)) >= 1.0 / change.multiplier
