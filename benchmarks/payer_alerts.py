@@ -57,6 +57,7 @@ from training.payer_alerts import (
     daily_outcomes,
     denial_cells,
     first_test_day,
+    outcome_days,
     overturn_design,
 )
 from training.synthetic import generate_history
@@ -159,7 +160,7 @@ Cell = tuple[str, str, str]  # payer, primary CARC, procedure family
 
 
 def onsets_by_cell(changes: list[PayerChange]) -> dict[Cell, dt.date]:
-    return {(c.payer_id, c.carc, c.procedure_family): c.onset_date for c in changes}
+    return {change.cell: change.onset_date for change in changes}
 
 
 def cell_key(counts: DailyCounts, cell: int) -> Cell:
@@ -220,7 +221,7 @@ def change_lines(
     delays = {name: first_alarm_delays(found, counts, changes) for name, found in alarms.items()}
     lines = []
     for change in changes:
-        key = (change.payer_id, change.carc, change.procedure_family)
+        key = change.cell
         row = np.flatnonzero(
             (counts.cells["payer_id"] == key[0])
             & (counts.cells["carc"] == key[1])
@@ -340,7 +341,8 @@ def run(
         for name, found in alarms.items():
             per_method[name].append(match(found, counts, volume, settings))
         if overturns:
-            outcomes = daily_outcomes(counts, denials["resolution"], denials["resolved_date"])
+            recorded = outcome_days(counts, denials["resolved_date"])
+            outcomes = daily_outcomes(counts, denials["resolution"], recorded)
             overturned = [change for change in injected if change.kind == OVERTURN]
             for name, method in OUTCOME_METHODS.items():
                 found = method(*outcomes, settings)

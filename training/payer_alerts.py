@@ -227,15 +227,16 @@ def daily_counts(cells: pd.DataFrame, *, min_denials: int = 1) -> DailyCounts:
 
 
 def daily_outcomes(
-    counts: DailyCounts, resolution: pd.Series, resolved_date: pd.Series | None = None
+    counts: DailyCounts, resolution: pd.Series, recorded_day: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per cell and day recorded, the denials lost (ended unrecovered) and the denials ended,
-    from the outcomes recorded so far (``resolution`` and ``resolved_date`` in the cells' row
-    order; open ones count in neither: an outcome not yet known says nothing about the payer)."""
+    """Per cell and day recorded (:func:`outcome_days`; the denial's day when not given), the
+    denials lost (ended unrecovered) and the denials ended, from the outcomes recorded so far
+    (``resolution`` in the cells' row order; open ones count in neither: an outcome not yet
+    known says nothing about the payer)."""
     values = resolution.to_numpy()
     ended = pd.Series(values).isin(ENDED).to_numpy() & (counts.denial_cell >= 0)
     lost = ended & ~pd.Series(values).isin(RECOVERED).to_numpy()
-    day = outcome_days(counts, resolved_date)
+    day = counts.denial_day if recorded_day is None else recorded_day
     return _per_cell_day(counts, lost, day), _per_cell_day(counts, ended, day)
 
 
@@ -400,11 +401,12 @@ def overturn_alarms(
     counts: DailyCounts,
     resolution: pd.Series,
     settings: AlertSettings,
-    resolved_date: pd.Series | None = None,
+    recorded_day: np.ndarray | None = None,
 ) -> list[Alarm]:
     """The overturn test: each cell's lost denials as a share of its ended ones, by the day
-    each outcome was recorded (``resolution`` and ``resolved_date`` in the cells' row order)."""
-    lost, ended = daily_outcomes(counts, resolution, resolved_date)
+    each outcome was recorded (``resolution`` in the cells' row order, ``recorded_day`` from
+    :func:`outcome_days`)."""
+    lost, ended = daily_outcomes(counts, resolution, recorded_day)
     return binomial_alarms(lost, ended, overturn_design(settings), settings)
 
 
@@ -437,11 +439,10 @@ def detect_payer_alerts(
     cells = denial_cells(denials)
     counts = daily_counts(cells, min_denials=2)
     found = cusum_alarms(counts, settings)
-    if "resolution" in denials:
-        resolved = denials.get("resolved_date")
-        found += overturn_alarms(counts, denials["resolution"], settings, resolved)
-    alarms = [alarm for alarm in found if counts.date_of(alarm.alarm_day) >= since]
     recorded = outcome_days(counts, denials.get("resolved_date"))
+    if "resolution" in denials:
+        found += overturn_alarms(counts, denials["resolution"], settings, recorded)
+    alarms = [alarm for alarm in found if counts.date_of(alarm.alarm_day) >= since]
     names = payer_names or {}
     alerts = [
         _describe(alarm, counts, denials, cells, recorded, settings, names) for alarm in alarms

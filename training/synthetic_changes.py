@@ -192,7 +192,7 @@ def lower_recovery(
 
 
 def _onset_of_each(cells: pd.DataFrame, changes: list[PayerChange]) -> np.ndarray:
-    by_cell = {(c.payer_id, c.carc, c.procedure_family): c.onset_date for c in changes}
+    by_cell = {change.cell: change.onset_date for change in changes}
     keys = zip(cells["payer_id"], cells["carc"], cells["procedure_family"], strict=True)
     return np.array([by_cell[key] for key in keys], dtype="datetime64[D]")
 
