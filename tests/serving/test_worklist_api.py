@@ -79,8 +79,11 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def desk(database_url: str, data_dir: Path) -> Iterator[Desk]:
-    """The service (no model needed: the worklist reads the records) with three denials."""
+def desk(database_url: str, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Desk]:
+    """The service (no model needed: the worklist reads the records) with three denials. Its
+    day is held at the day the denials were dated from: a run that crosses midnight failed
+    when the service's day moved on and the expected days to deadline did not."""
+    monkeypatch.setattr(live, "today", lambda: TODAY)
     settings = Settings(
         data_dir=data_dir,
         database_url=database_url,
