@@ -15,6 +15,7 @@ from training.payer_alerts import (
     VOLUME,
     Alarm,
     AlertSettings,
+    DailyCounts,
     cusum_alarms,
     daily_counts,
     daily_outcomes,
@@ -257,3 +258,56 @@ def test_the_benchmark_matches_alerts_to_injected_changes(benchmark) -> None:
     assert (result.changes, result.found_in_time, result.delays) == (1, 1, [10])
     assert result.false_alerts == 2 and result.payers == 2
     assert result.months == pytest.approx((200 - first_test_day(AlertSettings())) / 30)
+
+
+def test_the_reference_reads_a_changes_first_two_weeks_against_the_year_before(benchmark) -> None:
+    from scipy.stats import binom
+
+    flow = np.full(500, 10)
+    denials = np.ones(500, dtype=int)  # a tenth of the payer's denials for a year and more
+    denials[400:] = 3  # then three tenths
+    statistic = benchmark.block_statistic(denials, flow, 400)
+    assert statistic == pytest.approx(-binom.logsf(41, 140, 0.1))  # 42 of 140 at 0.1
+    assert statistic > 20
+    assert benchmark.block_statistic(denials, flow, 200) == pytest.approx(
+        -binom.logsf(13, 140, 0.1)
+    )
+
+
+def test_the_references_false_alerts_rest_a_cell_and_set_its_threshold(benchmark) -> None:
+    rest = benchmark.KNOWN_ONSET_REST_BLOCKS
+    blocks = np.zeros(rest + 4)
+    blocks[[0, 1, rest + 3]] = 5.0  # block 1 falls in block 0's rest
+    tests = benchmark.KnownOnsetTests([blocks], np.array([9.0, 3.0]), payer_months=2.0)
+    assert tests.false_alerts(4.0) == 2
+    both = tests + benchmark.KnownOnsetTests([np.array([6.0])], np.zeros(0), payer_months=2.0)
+    assert both.false_alerts(4.0) == 3 and both.payer_months == 4.0
+    # One false alert a month per 40 payers over 4 payer-months: 4 allowed, and 3 at any
+    # threshold; a quarter a month: one allowed, the cell at 6.0 alone.
+    assert both.threshold_for(1.0) == pytest.approx(0.0, abs=0.01)
+    assert both.threshold_for(0.25) == pytest.approx(5.0, abs=0.01)
+
+
+def test_the_reference_tests_busy_cells_before_their_changes_and_each_change_at_its_onset(
+    benchmark,
+) -> None:
+    days, settings = 600, AlertSettings()
+    cells = pd.DataFrame(
+        {"payer_id": ["P00", "P01", "P01"], "carc": ["CO-197"] * 3, "procedure_family": ["x"] * 3}
+    )
+    daily = np.ones((3, days), dtype=np.int32)
+    daily[1, 400:] = 3
+    daily[2] = 0  # a quiet cell: the generator changes none such, so it is not tested
+    daily[2, ::40] = 1
+    counts = DailyCounts(cells, FIRST_DAY, daily, daily * 0 + 10, np.zeros(0), np.zeros(0))
+    change = PayerChange("P01", "CO-197", "x", FIRST_DAY + dt.timedelta(days=400), 3.0)
+    tests = benchmark.known_onset_tests(counts, [change], settings)
+    first = first_test_day(settings)
+    assert [len(blocks) for blocks in tests.null] == [
+        len(range(first, days - 13, 14)),
+        len(range(first, 400 - 13, 14)),  # the changed cell's blocks end before its onset
+    ]
+    assert tests.changes.tolist() == [
+        benchmark.block_statistic(daily[1], counts.payer_flow[1], 400)
+    ]
+    assert tests.payer_months == pytest.approx((days - first) / 30 * 2 / 40)
