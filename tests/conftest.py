@@ -18,6 +18,10 @@ import pytest
 from features.contract import load_denials
 from training.synthetic import generate_history
 
+# The fixture modules of tests/serving are imported by their test modules before pytest loads
+# them as plugins (``pytest_plugins``): registered here, their asserts are rewritten anyway.
+pytest.register_assert_rewrite("database_fixtures", "page_fixtures")
+
 HISTORY_ROWS = 60_000
 HISTORY_SEED = 11
 TEST_INPUT_HASH_KEY = "test-site-key-for-input-hashes-0123456789"  # pragma: allowlist secret

@@ -525,6 +525,7 @@ def shap_summary(model: TriageModel, frame: pd.DataFrame, path: Path, rows: int 
         feature_names=list(model.features.feature_names_),
         show=False,
         max_display=15,
+        rng=np.random.default_rng(0),  # the dots' jitter, seeded without the global RNG
     )
     figure = plt.gcf()
     figure.suptitle("What moves the recovery probability (log-odds)")

@@ -124,7 +124,7 @@ def test_overturn_changes_lower_the_recovered_share_from_onset_and_nothing_else(
     resolved = pd.to_datetime(plain["resolved_date"])
     touched = np.zeros(len(plain), dtype=bool)
     for change in overturns:
-        in_cell = (cells[["payer_id", "carc", "procedure_family"]] == change.cell).all(axis=1)
+        in_cell = (cells[["payer_id", "carc", "procedure_family"]] == list(change.cell)).all(axis=1)
         decided = in_cell & (resolved.isna() | (resolved >= pd.Timestamp(change.onset_date)))
         touched |= decided.to_numpy()
         won = decided & plain_truth["true_recovered"]
