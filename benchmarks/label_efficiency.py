@@ -8,6 +8,12 @@ labelled training months are the comparisons. Every arm's models are fitted the 
 fits them (the specs' hyperparameters, the project's feature pipeline) and measured on the
 later, held-out months: root-cause macro-F1 and preventable ROC AUC.
 
+With ``--told``, two references no queue can follow, since they are told every hidden cause:
+``told-even`` picks so the revealed causes are as even as the months allow, ``told-err`` picks
+(in the queue's rounds) the denials the interim root-cause model gets wrong, evened over their
+causes. They ask whether any choice of denials could lift macro-F1 at a budget: where even they
+do no better than random picks, the label count limits it, not the queue.
+
 Develop on some generator seeds and report on others; the table gives the mean over seeds
 with a 95% interval (Student t across seeds), and the paired differences the issue's target
 speaks of.
@@ -144,7 +150,79 @@ def random_arm(
     return [np.concatenate([start, rest[: target - len(start)]]) for target in targets]
 
 
-def run_seed(seed: int, rows: int, points: tuple[float, ...], folder: Path) -> list[Measured]:
+def told_balanced_arm(
+    split: Split, start: np.ndarray, targets: list[int], rng: np.random.Generator
+) -> list[np.ndarray]:
+    """A reference no queue can follow, told every hidden cause: picks that make the revealed
+    causes as even as the training months allow (random within a cause), so rare causes get
+    as many labels as common ones."""
+    causes = root_cause_codes(split.train["root_cause"])
+    revealed, grown = list(start), []
+    for target in targets:
+        revealed += balanced_picks(causes, np.array(revealed), target - len(revealed), rng)
+        grown.append(np.array(revealed))
+    return grown
+
+
+def told_errors_arm(
+    split: Split, start: np.ndarray, targets: list[int], seed: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """A reference no queue can follow, told every hidden cause: in the queue's rounds, picks
+    among the denials the interim root-cause model (fitted as ``train`` fits it) gets wrong,
+    as even over the true causes as they allow."""
+    causes = root_cause_codes(split.train["root_cause"])
+    specs = load_specs()
+    revealed, grown = list(start), []
+    for target in targets:
+        previous = len(revealed)
+        for round_ in range(ROUNDS_PER_POINT):
+            wanted = previous + (target - previous) * (round_ + 1) // ROUNDS_PER_POINT
+            if wanted <= len(revealed):
+                continue
+            fitter = ModelFitter(seed, 2, DenialFeatures().categorical_indices)
+            labels = hidden(split.train, np.array(revealed))["root_cause"]
+            model = fit_root_cause(fitter, specs["root_cause"], split.train_matrix, labels)
+            predicted = model.classes_[model.predict_proba(split.train_matrix).argmax(axis=1)]
+            wrong = np.flatnonzero(predicted != causes)
+            picks = balanced_picks(
+                causes, np.array(revealed), wanted - len(revealed), rng, among=wrong
+            )
+            revealed += picks
+        grown.append(np.array(revealed))
+    return grown
+
+
+def balanced_picks(
+    causes: np.ndarray,
+    revealed: np.ndarray,
+    count: int,
+    rng: np.random.Generator,
+    among: np.ndarray | None = None,
+) -> list[int]:
+    """``count`` unrevealed rows (of ``among`` when given, topped up from the rest) that
+    bring each cause's revealed count as close to even as the rows allow."""
+    held = np.bincount(causes[revealed], minlength=10)
+    free = np.setdiff1d(np.arange(len(causes)), revealed)
+    preferred = free if among is None else np.intersect1d(free, among)
+    queues = {c: list(rng.permutation(preferred[causes[preferred] == c])) for c in range(10)}
+    rest = {
+        c: list(rng.permutation(np.setdiff1d(free[causes[free] == c], preferred)))
+        for c in range(10)
+    }
+    picks: list[int] = []
+    while len(picks) < count:
+        open_causes = [c for c in range(10) if queues[c] or rest[c]]
+        if not open_causes:
+            break
+        cause = min(open_causes, key=lambda c: held[c])
+        picks.append(int((queues[cause] or rest[cause]).pop()))
+        held[cause] += 1
+    return picks
+
+
+def run_seed(
+    seed: int, rows: int, points: tuple[float, ...], folder: Path, told: bool = False
+) -> list[Measured]:
     started = time.perf_counter()
     split = load_split(rows, seed, folder)
     specs = load_specs()
@@ -157,6 +235,9 @@ def run_seed(seed: int, rows: int, points: tuple[float, ...], folder: Path) -> l
         "queue": queue_arm(split, start, targets, seed),
         "random": random_arm(split, start, targets, rng),
     }
+    if told:
+        arms["told-even"] = told_balanced_arm(split, start, targets, np.random.default_rng(seed))
+        arms["told-err"] = told_errors_arm(split, start, targets, seed, np.random.default_rng(seed))
     for arm, revealed_sets in arms.items():
         for share, revealed in zip(points, revealed_sets, strict=True):
             results.append(
@@ -243,6 +324,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=30_000)
     parser.add_argument("--points", type=float, nargs="+", default=list(POINTS))
     parser.add_argument("--out", type=Path, required=True, help="Folder for the plot and CSV.")
+    parser.add_argument(
+        "--told",
+        action="store_true",
+        help="also run two references told the hidden causes (no queue can follow them): "
+        "causes made even, and the interim model's errors made even",
+    )
     args = parser.parse_args(argv)
     if args.rows < 5_000 or any(not 0 < p < 1 for p in args.points):
         print("error: --rows must be 5000 or more, --points within (0, 1)", file=sys.stderr)
@@ -251,7 +338,9 @@ def main(argv: list[str] | None = None) -> int:
     measured: list[Measured] = []
     with tempfile.TemporaryDirectory() as folder:
         for seed in args.seeds:
-            measured += run_seed(seed, args.rows, tuple(sorted(args.points)), Path(folder))
+            measured += run_seed(
+                seed, args.rows, tuple(sorted(args.points)), Path(folder), told=args.told
+            )
     results = pd.DataFrame([vars(m) for m in measured])
     results.to_csv(args.out / "label_efficiency.csv", index=False)
     print(f"generator seeds {args.seeds}, {args.rows:,} rows each")

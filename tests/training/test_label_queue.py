@@ -167,3 +167,35 @@ def test_queue_picks_teach_the_root_cause_model_more_than_random_picks(
     both = history.iloc[whole].reset_index(drop=True)
     scores = [macro_f1_after(both, matrix[whole], rows, test_rows) for rows in (queued, randomly)]
     assert scores[0] > scores[1], scores
+
+
+# ------------------------------------------------------------------ the benchmark's references
+
+
+@pytest.fixture(scope="module")
+def label_benchmark():
+    from pathlib import Path
+
+    from conftest import load_module
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "label_efficiency.py"
+    return load_module(path, "label_efficiency_benchmark")
+
+
+def test_the_told_reference_evens_the_causes_from_what_is_revealed(label_benchmark) -> None:
+    causes = np.array([0] * 50 + [1] * 30 + [2] * 5 + [3] * 15)
+    revealed = np.array([0, 1, 2, 3, 50, 51])  # four of cause 0, two of cause 1
+    picks = label_benchmark.balanced_picks(causes, revealed, 14, np.random.default_rng(1))
+    assert len(picks) == len(set(picks)) == 14 and not set(picks) & set(revealed.tolist())
+    held = np.bincount(causes[np.concatenate([revealed, picks])], minlength=4)
+    assert held.tolist() == [5, 5, 5, 5]  # causes 2 and 3 first, then each in turn
+
+
+def test_the_told_reference_takes_the_rows_it_prefers_first(label_benchmark) -> None:
+    causes = np.array([0] * 10 + [1] * 10)
+    wrong = np.array([3, 4, 15])  # the rows an interim model got wrong
+    picks = label_benchmark.balanced_picks(
+        causes, np.array([], dtype=int), 4, np.random.default_rng(2), among=wrong
+    )
+    assert set(picks[:3]) == {3, 4, 15}  # those first, evened over the causes
+    assert np.bincount(causes[picks], minlength=2).tolist() == [2, 2]
