@@ -27,6 +27,7 @@ import argparse
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,21 +126,32 @@ def hidden(train: pd.DataFrame, revealed: np.ndarray) -> pd.DataFrame:
     return frame
 
 
-def queue_arm(split: Split, start: np.ndarray, targets: list[int], seed: int) -> list[np.ndarray]:
-    """The revealed rows at each target count, grown by rounds of the label queue."""
+def grown_in_rounds(
+    start: np.ndarray, targets: list[int], pick: Callable[[np.ndarray, int], list[int]]
+) -> list[np.ndarray]:
+    """The revealed rows at each target count, grown from ``start`` in rounds: ``pick`` is
+    given what is revealed and how many more to take (models are refitted each round)."""
     revealed = list(start)
     grown = []
     for target in targets:
         previous = len(revealed)
         for round_ in range(ROUNDS_PER_POINT):
             wanted = previous + (target - previous) * (round_ + 1) // ROUNDS_PER_POINT
-            if wanted <= len(revealed):
-                continue
-            frame = hidden(split.train, np.array(revealed))
-            queue = label_queue(frame, wanted - len(revealed), seed=seed, matrix=split.train_matrix)
-            revealed += queue_positions(frame, queue).tolist()
+            if wanted > len(revealed):
+                revealed += pick(np.array(revealed), wanted - len(revealed))
         grown.append(np.array(revealed))
     return grown
+
+
+def queue_arm(split: Split, start: np.ndarray, targets: list[int], seed: int) -> list[np.ndarray]:
+    """The revealed rows at each target count, grown by rounds of the label queue."""
+
+    def pick(revealed: np.ndarray, count: int) -> list[int]:
+        frame = hidden(split.train, revealed)
+        queue = label_queue(frame, count, seed=seed, matrix=split.train_matrix)
+        return queue_positions(frame, queue).tolist()
+
+    return grown_in_rounds(start, targets, pick)
 
 
 def random_arm(
@@ -172,24 +184,16 @@ def told_errors_arm(
     as even over the true causes as they allow."""
     causes = root_cause_codes(split.train["root_cause"])
     specs = load_specs()
-    revealed, grown = list(start), []
-    for target in targets:
-        previous = len(revealed)
-        for round_ in range(ROUNDS_PER_POINT):
-            wanted = previous + (target - previous) * (round_ + 1) // ROUNDS_PER_POINT
-            if wanted <= len(revealed):
-                continue
-            fitter = ModelFitter(seed, 2, DenialFeatures().categorical_indices)
-            labels = hidden(split.train, np.array(revealed))["root_cause"]
-            model = fit_root_cause(fitter, specs["root_cause"], split.train_matrix, labels)
-            predicted = model.classes_[model.predict_proba(split.train_matrix).argmax(axis=1)]
-            wrong = np.flatnonzero(predicted != causes)
-            picks = balanced_picks(
-                causes, np.array(revealed), wanted - len(revealed), rng, among=wrong
-            )
-            revealed += picks
-        grown.append(np.array(revealed))
-    return grown
+
+    def pick(revealed: np.ndarray, count: int) -> list[int]:
+        fitter = ModelFitter(seed, 2, DenialFeatures().categorical_indices)
+        labels = hidden(split.train, revealed)["root_cause"]
+        model = fit_root_cause(fitter, specs["root_cause"], split.train_matrix, labels)
+        predicted = model.classes_[model.predict_proba(split.train_matrix).argmax(axis=1)]
+        wrong = np.flatnonzero(predicted != causes)
+        return balanced_picks(causes, revealed, count, rng, among=wrong)
+
+    return grown_in_rounds(start, targets, pick)
 
 
 def balanced_picks(
