@@ -25,12 +25,13 @@ and within 91 days (the test's window: outcomes are fewer than denials), beside 
 the same outcomes (the last 28 days' recovered share at most half that of the 12 weeks before,
 with 16+ outcomes). Volume changes and the volume figures are the same with or without them.
 
-Beside the methods, a **reference no detector can reach** (``--reference-budgets``): a test
+Beside the methods, a **reference a detector can hardly beat** (``--reference-budgets``): a test
 told each change's onset and which cells the generator changes, that tests only those cells and
 reads only each change's first 14 days, against the year before (:func:`known_onset_tests`), at
 the false alerts a month per 40 payers given. Its false alerts are counted on the same
 histories, so its null is the data's own (payer drift and seasons included). Where it finds
-fewer than 90% within 14 days, no detector can meet the target on these histories at that rate.
+fewer than 90% within 14 days, a detector, which must also find the onset among the days and
+watch every cell, cannot be expected to meet the target on these histories at that rate.
 
 Develop and tune on seeds 11-20 (``--per-change`` prints each change's cell, size and delays
 and each false alert), report once on seeds never used (701-705; 101-105 reported an earlier
@@ -231,7 +232,7 @@ def block_statistic(events: np.ndarray, trials: np.ndarray, start: int) -> float
 def known_onset_tests(
     counts: DailyCounts, changes: list[PayerChange], settings: AlertSettings
 ) -> KnownOnsetTests:
-    """A reference no detector can reach: a test told each change's onset, so it reads only the
+    """A reference a detector can hardly beat: a test told each change's onset, so it reads the
     14 days from it against the year before, and told which cells the generator changes (those
     with 20+ denials a month), so it tests only those, in 14-day blocks. Its false alerts are
     read on the same histories, in the busy cells' blocks without a change: the null is the
