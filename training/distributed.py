@@ -34,6 +34,11 @@ Learning Guide):
 * Dask converts object columns to Arrow strings by default, which would turn the contract's
   list columns (codes) into text; :func:`read_partitioned` switches that off for its frame.
 
+* No work stealing. ``lightgbm.dask`` opens a socket on each worker and reads its port with a
+  task that must run on that worker; a scheduler that moves tasks between workers can send it
+  elsewhere, where it waits for good (:data:`WORK_STEALING`). ``--dask local`` starts its
+  scheduler without stealing; a remote scheduler that steals is used with a warning.
+
 Workers must run the same version of this package (and see the Parquet path, e.g. on a shared
 file system). The Distributed Learning Guide recommends at least two threads per worker so
 LightGBM's network and training work do not block each other; ``--dask local`` uses one thread
@@ -103,21 +108,44 @@ class DistributedTrainingError(ValueError):
 # ---------------------------------------------------------------------------- cluster
 
 
+# lightgbm.dask (4.x) opens a socket on each worker and reads its port with a second task
+# that must run where the socket is: moved to another worker (work stealing does that when a
+# worker is busy), it waits on a socket that cannot be sent, and training hangs for good (seen
+# in this project's tests; reproduced by pinning that task to the other worker). A scheduler
+# that does not steal keeps each task on the worker holding its input.
+WORK_STEALING = "distributed.scheduler.work-stealing"
+
+
 @contextmanager
 def dask_client(address: str, *, timeout: float = 10.0) -> Iterator[Client]:
     """A client of the scheduler at ``address``; ``"local"`` starts a two-worker cluster on this
-    machine and stops it afterwards."""
+    machine (its scheduler does not steal work, see :data:`WORK_STEALING`) and stops it
+    afterwards. A remote scheduler that steals work is used with a warning."""
     if address == LOCAL:
-        with (
-            LocalCluster(
+        # The scheduler reads the setting when it starts; later clusters keep their own.
+        with dask.config.set({WORK_STEALING: False}):
+            cluster = LocalCluster(
                 n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-            ) as cluster,
-            Client(cluster) as client,
-        ):
+            )
+        with cluster, Client(cluster) as client:
             yield client
         return
     with _connect(address, timeout) as client:
+        if steals_work(client):
+            warnings.warn(
+                f"the Dask scheduler at {address} steals work, which can hang LightGBM's "
+                "network setup; start it with DASK_DISTRIBUTED__SCHEDULER__WORK_STEALING=False",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         yield client
+
+
+def steals_work(client: Client) -> bool:
+    """Whether the client's scheduler moves tasks between workers (its stealing extension)."""
+    return bool(
+        client.run_on_scheduler(lambda dask_scheduler: "stealing" in dask_scheduler.extensions)
+    )
 
 
 def _connect(address: str, timeout: float) -> Client:

@@ -11,7 +11,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
-from distributed import Client
+from distributed import Client, LocalCluster
 from hypothesis import given, settings
 from sklearn.metrics import roc_auc_score
 
@@ -27,6 +27,7 @@ from training.distributed import (
     newest_share_start,
     read_partitioned,
     spread_plan,
+    steals_work,
 )
 from training.fit import (
     TimeSplit,
@@ -234,6 +235,22 @@ def test_lists_turned_into_text_are_refused(history: pd.DataFrame, client: Clien
     converted = dd.from_pandas(history.head(100), npartitions=2)
     with pytest.raises(DistributedTrainingError, match="read_partitioned"):
         fit_triage_model_dask(converted, load_specs(), client)
+
+
+def test_the_local_cluster_keeps_each_task_where_its_input_is(client: Client) -> None:
+    """lightgbm.dask's port lookup hangs when a task is moved off the worker holding its
+    socket (training.distributed.WORK_STEALING): the local scheduler never moves tasks."""
+    assert steals_work(client) is False
+
+
+def test_a_remote_scheduler_that_steals_work_is_used_with_a_warning() -> None:
+    with (
+        LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster,
+        pytest.warns(RuntimeWarning, match="WORK_STEALING=False"),
+        dask_client(cluster.scheduler_address) as remote,
+    ):
+        assert steals_work(remote) is True
+        assert sum(remote.nthreads().values()) >= 1
 
 
 def test_unreachable_scheduler_is_named() -> None:
