@@ -67,6 +67,7 @@ from training.payer_alerts import (
     daily_outcomes,
     denial_cells,
     first_test_day,
+    in_the_cell,
     outcome_days,
     overturn_design,
 )
@@ -204,8 +205,12 @@ class KnownOnsetTests:
 
     def threshold_for(self, budget: float) -> float:
         """The lowest threshold (to 0.01) with at most ``budget`` false alerts a month per 40
-        payers, by bisection (false alerts fall as the threshold rises)."""
-        low, high = 0.0, 200.0
+        payers, by bisection (false alerts fall as the threshold rises), from the highest
+        statistic without a change, where there are none."""
+        low, high = (
+            0.0,
+            max((float(blocks.max()) for blocks in self.null if len(blocks)), default=0.0),
+        )
         while high - low > 0.01:
             middle = (low + high) / 2
             if self.false_alerts(middle) <= budget * self.payer_months:
@@ -260,13 +265,7 @@ def known_onset_tests(
 
 def cell_row(counts: DailyCounts, cell: Cell) -> int:
     """The row of ``counts`` that holds a payer x CARC x procedure family cell."""
-    return int(
-        np.flatnonzero(
-            (counts.cells["payer_id"] == cell[0])
-            & (counts.cells["carc"] == cell[1])
-            & (counts.cells["procedure_family"] == cell[2])
-        )[0]
-    )
+    return int(np.flatnonzero(in_the_cell(counts.cells, *cell))[0])
 
 
 def onsets_by_cell(changes: list[PayerChange]) -> dict[Cell, dt.date]:

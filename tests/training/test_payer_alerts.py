@@ -299,7 +299,7 @@ def test_the_reference_tests_busy_cells_before_their_changes_and_each_change_at_
     daily[1, 400:] = 3
     daily[2] = 0  # a quiet cell: the generator changes none such, so it is not tested
     daily[2, ::40] = 1
-    counts = DailyCounts(cells, FIRST_DAY, daily, daily * 0 + 10, np.zeros(0), np.zeros(0))
+    counts = DailyCounts(cells, FIRST_DAY, daily, np.full_like(daily, 10), np.zeros(0), np.zeros(0))
     change = PayerChange("P01", "CO-197", "x", FIRST_DAY + dt.timedelta(days=400), 3.0)
     tests = benchmark.known_onset_tests(counts, [change], settings)
     first = first_test_day(settings)
