@@ -42,6 +42,7 @@ from training.fit import (
     ModelFitter,
     fit_root_cause,
     labelled_rows,
+    outcome_evidence,
     preventable_target,
     root_cause_codes,
     small_sample_spec,
@@ -65,6 +66,7 @@ class Split:
     test: pd.DataFrame
     train_matrix: np.ndarray
     test_matrix: np.ndarray
+    train_evidence: np.ndarray  # what the training rows' outcomes say (the teacher reads it)
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,9 @@ def load_split(rows: int, seed: int, folder: Path) -> Split:
     path = generate_history(rows, seed, folder / f"history-{seed}.parquet")
     train, test, _ = split_history(load_history(path), TrainingOptions(path, folder))
     features = DenialFeatures().fit(train)
-    return Split(train, test, features.transform(train), features.transform(test))
+    return Split(
+        train, test, features.transform(train), features.transform(test), outcome_evidence(train)
+    )
 
 
 def measure(
@@ -95,7 +99,9 @@ def measure(
     # As ``train`` fits them: root cause on every training row, self-trained on the unrevealed
     # ones (training.fit.fit_root_cause), leaves scaled to the label count.
     hidden_causes = hidden(split.train, revealed)["root_cause"]
-    root = fit_root_cause(fitter, specs["root_cause"], split.train_matrix, hidden_causes)
+    root = fit_root_cause(
+        fitter, specs["root_cause"], split.train_matrix, hidden_causes, split.train_evidence
+    )
     specs = {task: small_sample_spec(spec, len(revealed)) for task, spec in specs.items()}
     predicted = root.classes_[root.predict_proba(split.test_matrix).argmax(axis=1)]
     truth = root_cause_codes(split.test["root_cause"])
@@ -188,7 +194,9 @@ def told_errors_arm(
     def pick(revealed: np.ndarray, count: int) -> list[int]:
         fitter = ModelFitter(seed, 2, DenialFeatures().categorical_indices)
         labels = hidden(split.train, revealed)["root_cause"]
-        model = fit_root_cause(fitter, specs["root_cause"], split.train_matrix, labels)
+        model = fit_root_cause(
+            fitter, specs["root_cause"], split.train_matrix, labels, split.train_evidence
+        )
         predicted = model.classes_[model.predict_proba(split.train_matrix).argmax(axis=1)]
         wrong = np.flatnonzero(predicted != causes)
         return balanced_picks(causes, revealed, count, rng, among=wrong)

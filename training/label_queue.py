@@ -5,7 +5,10 @@ come only from reviewers. Labels teach the models most when they are spent on a 
 
 * denials the current models are unsure of (a small margin between the two likeliest root
   causes, a preventable probability near one half, a model that disagrees with the governed
-  code mapping), spread over the predicted root causes so rare causes get labels too;
+  code mapping), spread over the predicted root causes so rare causes get labels too. While
+  labels are few, the root-cause doubt is the self-training teacher's, which also reads how
+  each resolved denial ended (``training.fit.taught_root_cause``): a label is spent where
+  neither the features nor the outcome settle the cause;
 * strata of payer x primary adjustment code that hold few labels or none, so every payer's use
   of a code is seen at least once;
 * a small random share, which keeps the labelled sample close to the site's real mix.
@@ -31,10 +34,11 @@ from features.mapping import load_mapping
 from features.pipeline import DenialFeatures
 from training.fit import (
     ModelFitter,
-    fit_root_cause,
     labelled_rows,
+    outcome_evidence,
     preventable_target,
     small_sample_spec,
+    taught_root_cause,
 )
 from training.specs import load_specs
 
@@ -340,8 +344,17 @@ def interim_scores(
     root_cause = None
     if _enough(history.loc[root, "root_cause"]):
         # As ``train`` fits it: self-trained on the unlabelled rows while labels are few.
-        model = fit_root_cause(fitter, specs["root_cause"], matrix, history["root_cause"])
-        root_cause = _class_probabilities(model, matrix[candidates])
+        evidence = outcome_evidence(history)
+        model, teacher = taught_root_cause(
+            fitter, specs["root_cause"], matrix, history["root_cause"], evidence
+        )
+        # Where a teacher wrote pseudo-labels, its doubt is what a label can remove: a denial it
+        # is sure of (its outcome and features agree on a cause) is already learned from.
+        root_cause = (
+            _class_probabilities(model, matrix[candidates])
+            if teacher is None
+            else _class_probabilities(teacher, np.hstack([matrix, evidence])[candidates])
+        )
     prevent = labelled_rows(history, "preventable")
     preventable = None
     if _enough(history.loc[prevent, "preventable"]):

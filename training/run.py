@@ -185,8 +185,12 @@ def _refit(
     window = TrainingWindow.of(rows, fitted.window.matured_by, str(fitted.window.data_digest))
     fitted.model.metadata["fit"] = EVALUATION_FIT  # kept beside the registered model
     # The evaluated fit's provenance and search choice carry over; whether a model was set
-    # aside is the refit's own (it learned other rows and may keep what the other did not).
-    carried = {k: v for k, v in fitted.model.metadata.items() if not k.startswith("set_aside.")}
+    # aside, and what its self-training read, are the refit's own (it learned other rows).
+    carried = {
+        k: v
+        for k, v in fitted.model.metadata.items()
+        if not k.startswith(("set_aside.", "self_training."))
+    }
     model.metadata.update(
         {
             **carried,
@@ -367,7 +371,7 @@ def _tags(model: TriageModel) -> dict[str, str]:
         **{
             k: str(v)
             for k, v in model.metadata.items()
-            if k.startswith(("window.", "evaluation_fit."))
+            if k.startswith(("window.", "evaluation_fit.", "self_training."))
         },
     }
 

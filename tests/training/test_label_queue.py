@@ -17,10 +17,12 @@ from training.label_queue import (
     LabelQueueError,
     Pool,
     choose,
+    interim_scores,
     label_queue,
     queue_positions,
     scored_pool,
     strata_of,
+    unlabelled_rows,
 )
 from training.run import load_history
 from training.specs import load_specs
@@ -167,6 +169,25 @@ def test_queue_picks_teach_the_root_cause_model_more_than_random_picks(
     both = history.iloc[whole].reset_index(drop=True)
     scores = [macro_f1_after(both, matrix[whole], rows, test_rows) for rows in (queued, randomly)]
     assert scores[0] > scores[1], scores
+
+
+def test_the_interim_causes_read_the_outcomes_a_history_holds(
+    history: pd.DataFrame, matrix: np.ndarray
+) -> None:
+    """The queue's doubt comes from the self-training teacher, which reads how each resolved
+    denial ended: it names the hidden cause of more unlabelled denials than it does once the
+    same history's outcomes are blanked."""
+    frame = with_labels_on(history, random_rows(history, 0.05, seed=4))
+    candidates = unlabelled_rows(frame)
+    blanked = frame.assign(resolution="open", recovered_amount=np.nan, resolved_date=pd.NaT)
+    truth = root_cause_codes(history.loc[candidates, "root_cause"])
+    right = []
+    for held in (frame, blanked):
+        probabilities = interim_scores(held, matrix, candidates, seed=4).root_cause
+        assert probabilities is not None
+        right.append(float((probabilities.argmax(axis=1) == truth).mean()))
+    # 0.679 against 0.650 on this history.
+    assert right[0] > right[1] + 0.015, right
 
 
 # ------------------------------------------------------------------ the benchmark's references

@@ -29,6 +29,7 @@ from training.fit import (
     fit_triage_model,
     label_counts,
     labelled_rows,
+    outcome_evidence,
     ranked_backwards,
     root_cause_codes,
     small_sample_spec,
@@ -96,6 +97,12 @@ def test_labels_on_five_percent_of_rows_train_all_three_when_min_labels_allows(
     scores = model.score(test)
     assert scores["preventable_probability"].between(0, 1).all()
     assert not scores["review_reasons"].map(lambda r: NO_ROOT_CAUSE_MODEL in r).any()
+    resolved = int((sparse["resolution"] != "open").sum())
+    assert model.metadata[fit_module.SELF_TRAINING_KEY] == (
+        f"{labelled:,} reviewed causes of 4,000 denials; a teacher read the features and the "
+        f"outcomes of {resolved:,} resolved denials and gave the others its causes where it "
+        "was at least 70% sure"
+    )
     # The shipped specs ask for more labels: the same history then fits recovery alone.
     refused = label_counts(sparse, small_specs(20))
     assert not refused["root_cause"].enough
@@ -301,6 +308,7 @@ class WeightedFits:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.fits: list[tuple[int, np.ndarray, np.ndarray | None]] = []
+        self.widths: list[int] = []  # columns each fit read
         original = ModelFitter.weighted_root_cause
 
         def record(
@@ -311,17 +319,23 @@ class WeightedFits:
             weights: np.ndarray | None = None,
         ) -> object:
             self.fits.append((len(matrix), np.asarray(codes), weights))
+            self.widths.append(matrix.shape[1])
             return original(fitter, spec, matrix, codes, weights)
 
         monkeypatch.setattr(ModelFitter, "weighted_root_cause", record)
 
 
-def root_cause_fit(frame: pd.DataFrame) -> tuple[object, DenialFeatures]:
-    """The root-cause model ``train`` fits on ``frame``, and the features it was fitted on."""
+def root_cause_fit(
+    frame: pd.DataFrame, with_outcomes: bool = True
+) -> tuple[object, DenialFeatures]:
+    """The root-cause model ``train`` fits on ``frame`` (its teacher reading the outcomes
+    unless told not to), and the features it was fitted on."""
     features = DenialFeatures().fit(frame)
     fitter = ModelFitter(3, 1, features.categorical_indices)
     spec = small_specs(20)["root_cause"]
-    return fit_root_cause(fitter, spec, features.transform(frame), frame["root_cause"]), features
+    evidence = outcome_evidence(frame) if with_outcomes else None
+    matrix = features.transform(frame)
+    return fit_root_cause(fitter, spec, matrix, frame["root_cause"], evidence), features
 
 
 def test_a_root_cause_with_few_labels_learns_its_confident_causes_on_the_unlabelled_rows(
@@ -331,17 +345,55 @@ def test_a_root_cause_with_few_labels_learns_its_confident_causes_on_the_unlabel
     sparse = without_labels(history, keep_share=0.05, seed=6)
     labelled = int(sparse["root_cause"].notna().sum())
     fits = WeightedFits(monkeypatch)
-    root_cause_fit(sparse)
-    (first_rows, _, first_weights), (rows, codes, weights) = fits.fits
+    model, features = root_cause_fit(sparse)
+    # The teacher on the labelled rows, its refits on its own causes, then the model kept.
+    assert len(fits.fits) == 2 + fit_module.TEACHER_REFITS
+    (first_rows, _, first_weights), *_, (rows, codes, weights) = fits.fits
     assert first_rows == labelled and first_weights is None
     pseudo = rows - labelled
     assert 0 < pseudo <= len(sparse) - labelled
-    # Reviewed labels keep weight 1 and come first; a pseudo-label weighs half its confidence.
+    # Reviewed labels keep weight 1 and come first; a pseudo-label weighs its confidence.
     assert (weights[:labelled] == 1.0).all()
     assert weights[labelled:].min() >= fit_module.PSEUDO_LABEL_WEIGHT * 0.7
     assert weights[labelled:].max() <= fit_module.PSEUDO_LABEL_WEIGHT
     reviewed = root_cause_codes(sparse.loc[sparse["root_cause"].notna(), "root_cause"])
     assert (codes[:labelled] == reviewed).all()
+    # The teacher reads the outcomes beside the features; the model kept reads what a live
+    # denial has, and scores one.
+    width = len(features.feature_names_)
+    outcomes = len(fit_module.OUTCOME_EVIDENCE)
+    assert fits.widths == [width + outcomes] * (1 + fit_module.TEACHER_REFITS) + [width]
+    assert model.n_features_in_ == width
+    assert model.predict_proba(features.transform(sparse.head(3))).shape == (3, len(model.classes_))
+
+
+def test_outcome_evidence_says_how_each_row_ended_and_nothing_of_open_ones() -> None:
+    rows = pd.DataFrame(
+        {
+            "denial_date": pd.to_datetime(["2026-01-10", "2026-01-10", "2026-02-01"]),
+            "denied_amount": [200.0, 80.0, 50.0],
+            "resolution": ["overturned_on_appeal", "written_off", "open"],
+            "recovered_amount": [50.0, 0.0, np.nan],
+            "resolved_date": pd.to_datetime(["2026-01-19", "2026-03-11", None]),
+        }
+    )
+    evidence = outcome_evidence(rows)
+    assert evidence.shape == (3, len(fit_module.OUTCOME_EVIDENCE))
+    assert column_of(evidence, "resolution=overturned_on_appeal").tolist() == [1.0, 0.0, 0.0]
+    assert column_of(evidence, "resolution=written_off").tolist() == [0.0, 1.0, 0.0]
+    assert column_of(evidence, "resolution=open").tolist() == [0.0, 0.0, 1.0]
+    share, days = column_of(evidence, "recovered_share"), column_of(evidence, "log_days")
+    assert share[:2].tolist() == [0.25, 0.0]
+    assert days[:2] == pytest.approx([np.log1p(9), np.log1p(60)])
+    assert np.isnan(share[2]) and np.isnan(days[2])
+    # A history without outcome columns reads as all open: nothing for the teacher to learn.
+    bare = outcome_evidence(rows[["denial_date", "denied_amount"]])
+    assert column_of(bare, "resolution=open").tolist() == [1.0, 1.0, 1.0]
+    assert np.isnan(column_of(bare, "recovered_share")).all()
+
+
+def column_of(evidence: np.ndarray, name: str) -> np.ndarray:
+    return evidence[:, fit_module.OUTCOME_EVIDENCE.index(name)]
 
 
 def test_a_mostly_labelled_root_cause_is_fitted_on_its_labels_alone(
@@ -372,4 +424,21 @@ def test_self_training_raises_macro_f1_of_a_model_of_five_percent_labels(
         f1_score(truth, m.classes_[m.predict_proba(test_matrix).argmax(axis=1)], average="macro")
         for m in (self_trained, labels_only)
     ]
+    assert scores[0] > scores[1] + 0.01, scores
+
+
+@pytest.mark.slow  # fits eight root-cause models on 12,000 denials
+def test_a_teacher_reading_the_outcomes_raises_macro_f1_of_five_percent_labels(
+    split_history: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    train_rows, test = split_history
+    history = train_rows.sample(12_000, random_state=8).reset_index(drop=True)
+    sparse = without_labels(history, keep_share=0.05, seed=8)
+    truth = root_cause_codes(test["root_cause"])
+    scores = []
+    for with_outcomes in (True, False):
+        model, features = root_cause_fit(sparse, with_outcomes)
+        predicted = model.classes_[model.predict_proba(features.transform(test)).argmax(axis=1)]
+        scores.append(f1_score(truth, predicted, average="macro"))
+    # 0.688 against 0.672 on the session's history.
     assert scores[0] > scores[1] + 0.01, scores
