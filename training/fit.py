@@ -244,7 +244,7 @@ def small_sample_spec(spec: ModelSpec, labels: int) -> ModelSpec:
 # that writes the pseudo-labels (the teacher) reads them beside the features, and relabels
 # twice, each time taught by its own previous causes; the model kept (the student) reads only
 # the features a live denial has. On development seeds 611-613 with random 5% labels,
-# macro-F1 0.679 with features alone, 0.695 with the outcome-aware teacher
+# macro-F1 0.678 with the features-only teacher, 0.693 with the outcome-aware one
 # (``benchmarks/label_efficiency.py``; the held-out figures are in the README).
 PARTIAL_LABEL_SHARE = 0.5  # below this share of rows labelled, self-train on the rest
 PSEUDO_LABEL_CONFIDENCE = 0.7  # the teacher's probability a pseudo-label needs
