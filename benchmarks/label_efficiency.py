@@ -36,6 +36,7 @@ import pandas as pd
 from scipy import stats
 from sklearn.metrics import f1_score, roc_auc_score
 
+from features.contract import ROOT_CAUSES
 from features.mapping import load_mapping
 from features.pipeline import DenialFeatures
 from training.fit import (
@@ -213,17 +214,17 @@ def balanced_picks(
 ) -> list[int]:
     """``count`` unrevealed rows (of ``among`` when given, topped up from the rest) that
     bring each cause's revealed count as close to even as the rows allow."""
-    held = np.bincount(causes[revealed], minlength=10)
+    every = range(len(ROOT_CAUSES))
+    held = np.bincount(causes[revealed], minlength=len(ROOT_CAUSES))
     free = np.setdiff1d(np.arange(len(causes)), revealed)
     preferred = free if among is None else np.intersect1d(free, among)
-    queues = {c: list(rng.permutation(preferred[causes[preferred] == c])) for c in range(10)}
+    queues = {c: list(rng.permutation(preferred[causes[preferred] == c])) for c in every}
     rest = {
-        c: list(rng.permutation(np.setdiff1d(free[causes[free] == c], preferred)))
-        for c in range(10)
+        c: list(rng.permutation(np.setdiff1d(free[causes[free] == c], preferred))) for c in every
     }
     picks: list[int] = []
     while len(picks) < count:
-        open_causes = [c for c in range(10) if queues[c] or rest[c]]
+        open_causes = [c for c in every if queues[c] or rest[c]]
         if not open_causes:
             break
         cause = min(open_causes, key=lambda c: held[c])

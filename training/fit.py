@@ -265,19 +265,21 @@ def outcome_evidence(frame: pd.DataFrame) -> np.ndarray:
         if "resolution" in frame
         else np.full(rows, "open")
     )
-    ended = resolution != "open"
     columns = [(resolution == r).astype(float) for r in RESOLUTIONS]
-    share = np.full(rows, np.nan)
-    if "recovered_amount" in frame:
-        recovered = frame["recovered_amount"].to_numpy(dtype=float)
-        share = recovered / frame["denied_amount"].to_numpy(dtype=float)
+    share = recovered_share(frame) if "recovered_amount" in frame else np.full(rows, np.nan)
     days = np.full(rows, np.nan)
     if "resolved_date" in frame:
         elapsed = pd.to_datetime(frame["resolved_date"]) - pd.to_datetime(frame["denial_date"])
         days = np.log1p(elapsed.dt.days.to_numpy(dtype=float).clip(0))
+    ended = resolved_rows(frame)
     return np.column_stack(
         [*columns, np.where(ended, share, np.nan), np.where(ended, days, np.nan)]
     )
+
+
+def self_trains(labels: pd.Series) -> bool:
+    """Whether a root cause with these labels (missing on unlabelled rows) is self-trained."""
+    return bool(labels.notna().mean() < PARTIAL_LABEL_SHARE)
 
 
 def fit_root_cause(
@@ -288,46 +290,45 @@ def fit_root_cause(
     evidence: np.ndarray | None = None,
 ) -> lgb.LGBMClassifier:
     """The root-cause model of a history whose ``labels`` (one per matrix row) may be missing:
-    fitted on the labelled rows, then, when they are a small share, refitted with the confident
-    causes a teacher gives the unlabelled rows (:func:`pseudo_labels`). The teacher also reads
-    ``evidence`` (:func:`outcome_evidence`, one row per matrix row) when given; the model
-    returned reads ``matrix`` alone."""
-    return taught_root_cause(fit, spec, matrix, labels, evidence)[0]
+    fitted on the labelled rows, then, when they are a small share (:func:`self_trains`),
+    refitted with the confident causes a teacher gives the unlabelled rows
+    (:func:`root_cause_teacher`, reading ``evidence`` beside ``matrix`` when given: see
+    :func:`outcome_evidence`). The model returned reads ``matrix`` alone."""
+    labelled = labels.notna().to_numpy()
+    reviewed = root_cause_codes(labels[labelled])
+    if not self_trains(labels):
+        spec = small_sample_spec(spec, len(reviewed))
+        return fit.weighted_root_cause(spec, matrix[labelled], reviewed)
+    wide = matrix if evidence is None else np.hstack([matrix, evidence])
+    teacher = root_cause_teacher(fit, spec, wide, labels)
+    return self_trained(fit, spec, teacher, wide, matrix, labelled, reviewed)
 
 
-def self_training_note(frame: pd.DataFrame, evidence: np.ndarray) -> str:
+def root_cause_teacher(
+    fit: ModelFitter, spec: ModelSpec, matrix: np.ndarray, labels: pd.Series
+) -> lgb.LGBMClassifier:
+    """The model that writes a self-trained root cause's pseudo-labels: fitted on the labelled
+    rows of ``matrix`` (the features, and the outcome evidence where the history has it), then
+    refitted ``TEACHER_REFITS`` times on the labels and its own confident causes."""
+    labelled = labels.notna().to_numpy()
+    reviewed = root_cause_codes(labels[labelled])
+    teacher = fit.weighted_root_cause(
+        small_sample_spec(spec, len(reviewed)), matrix[labelled], reviewed
+    )
+    for _ in range(TEACHER_REFITS):
+        teacher = self_trained(fit, spec, teacher, matrix, matrix, labelled, reviewed)
+    return teacher
+
+
+def self_training_note(frame: pd.DataFrame) -> str:
     """What a self-trained root cause learned from, as its model's metadata says it."""
     labelled = int(frame["root_cause"].notna().sum())
-    ended = int((evidence[:, OUTCOME_EVIDENCE.index("resolution=open")] == 0).sum())
+    ended = int(resolved_rows(frame).sum())
     return (
         f"{labelled:,} reviewed causes of {len(frame):,} denials; a teacher read the features "
         f"and the outcomes of {ended:,} resolved denials and gave the others its causes where "
         f"it was at least {PSEUDO_LABEL_CONFIDENCE:.0%} sure"
     )
-
-
-def taught_root_cause(
-    fit: ModelFitter,
-    spec: ModelSpec,
-    matrix: np.ndarray,
-    labels: pd.Series,
-    evidence: np.ndarray | None = None,
-) -> tuple[lgb.LGBMClassifier, lgb.LGBMClassifier | None]:
-    """:func:`fit_root_cause`'s model and the teacher that wrote its pseudo-labels (None when
-    the labels were enough on their own). The teacher reads ``matrix`` and ``evidence`` side
-    by side."""
-    labelled = labels.notna().to_numpy()
-    reviewed = root_cause_codes(labels[labelled])
-    if labelled.mean() >= PARTIAL_LABEL_SHARE:
-        spec = small_sample_spec(spec, len(reviewed))
-        return fit.weighted_root_cause(spec, matrix[labelled], reviewed), None
-    wide = matrix if evidence is None else np.hstack([matrix, evidence])
-    teacher = fit.weighted_root_cause(
-        small_sample_spec(spec, len(reviewed)), wide[labelled], reviewed
-    )
-    for _ in range(TEACHER_REFITS):
-        teacher = self_trained(fit, spec, teacher, wide, wide, labelled, reviewed)
-    return self_trained(fit, spec, teacher, wide, matrix, labelled, reviewed), teacher
 
 
 def self_trained(
@@ -401,11 +402,12 @@ def fit_triage_model(
         if counts["preventable"].enough
         else (None, None)
     )
-    evidence = outcome_evidence(frame)
-    root_cause, teacher = (
-        taught_root_cause(fit, specs["root_cause"], matrix, frame["root_cause"], evidence)
+    root_cause = (
+        fit_root_cause(
+            fit, specs["root_cause"], matrix, frame["root_cause"], outcome_evidence(frame)
+        )
         if counts["root_cause"].enough
-        else (None, None)
+        else None
     )
     if (backwards := ranked_backwards("recovery", recovery_calibration)) is not None:
         raise NotEnoughLabels(f"recovery: not fitted: {backwards}; add resolved denials")
@@ -422,8 +424,8 @@ def fit_triage_model(
     )
     if set_aside:
         model.metadata["set_aside.preventable"] = set_aside
-    if teacher is not None:
-        model.metadata[SELF_TRAINING_KEY] = self_training_note(frame, evidence)
+    if root_cause is not None and self_trains(frame["root_cause"]):
+        model.metadata[SELF_TRAINING_KEY] = self_training_note(frame)
     if searched is not None:
         model.metadata[SEARCH_KEY] = searched.describe()
         model.metadata[SEARCH_POINT_KEY] = json.dumps(searched.chosen, sort_keys=True)

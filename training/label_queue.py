@@ -7,7 +7,7 @@ come only from reviewers. Labels teach the models most when they are spent on a 
   causes, a preventable probability near one half, a model that disagrees with the governed
   code mapping), spread over the predicted root causes so rare causes get labels too. While
   labels are few, the root-cause doubt is the self-training teacher's, which also reads how
-  each resolved denial ended (``training.fit.taught_root_cause``): a label is spent where
+  each resolved denial ended (``training.fit.root_cause_teacher``): a label is spent where
   neither the features nor the outcome settle the cause;
 * strata of payer x primary adjustment code that hold few labels or none, so every payer's use
   of a code is seen at least once;
@@ -34,11 +34,13 @@ from features.mapping import load_mapping
 from features.pipeline import DenialFeatures
 from training.fit import (
     ModelFitter,
+    fit_root_cause,
     labelled_rows,
     outcome_evidence,
     preventable_target,
+    root_cause_teacher,
+    self_trains,
     small_sample_spec,
-    taught_root_cause,
 )
 from training.specs import load_specs
 
@@ -343,18 +345,16 @@ def interim_scores(
     root = labelled_rows(history, "root_cause")
     root_cause = None
     if _enough(history.loc[root, "root_cause"]):
-        # As ``train`` fits it: self-trained on the unlabelled rows while labels are few.
-        evidence = outcome_evidence(history)
-        model, teacher = taught_root_cause(
-            fitter, specs["root_cause"], matrix, history["root_cause"], evidence
-        )
-        # Where a teacher wrote pseudo-labels, its doubt is what a label can remove: a denial it
-        # is sure of (its outcome and features agree on a cause) is already learned from.
-        root_cause = (
-            _class_probabilities(model, matrix[candidates])
-            if teacher is None
-            else _class_probabilities(teacher, np.hstack([matrix, evidence])[candidates])
-        )
+        labels = history["root_cause"]
+        if self_trains(labels):
+            # As ``train`` fits it, the teacher's doubt is what a label can remove: a denial it
+            # is sure of (its outcome and features agree on a cause) is already learned from.
+            wide = np.hstack([matrix, outcome_evidence(history)])
+            teacher = root_cause_teacher(fitter, specs["root_cause"], wide, labels)
+            root_cause = _class_probabilities(teacher, wide[candidates])
+        else:
+            model = fit_root_cause(fitter, specs["root_cause"], matrix, labels)
+            root_cause = _class_probabilities(model, matrix[candidates])
     prevent = labelled_rows(history, "preventable")
     preventable = None
     if _enough(history.loc[prevent, "preventable"]):
